@@ -1,0 +1,17 @@
+// `dsagent make-model` (cli.md). Not available yet: says so and exits non-zero.
+#include <cstdio>
+
+#include "cli/commands.hpp"
+
+namespace dsa::cli {
+
+void add_make_model_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("make-model", "(not available yet)");
+  cmd->allow_extras();
+  cmd->callback([&exit_code] {
+    std::fprintf(stderr, "dsagent make-model: not available in this build yet\n");
+    exit_code = 2;
+  });
+}
+
+}  // namespace dsa::cli
