@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config git
           libcli11-dev nlohmann-json3-dev libfmt-dev doctest-dev
           libcurl4-openssl-dev libsqlite3-dev libpcre2-dev
-          python3 python3-venv bubblewrap)
+          python3 python3-venv bubblewrap ccache)
 
 missing=()
 for p in "${packages[@]}"; do
