@@ -1,0 +1,230 @@
+// The MCP client against a scripted fake server (bash, written by the test), so the protocol logic
+// is tested without Python: handshake order, pagination, content rendering, server-to-client
+// requests, isError, JSON-RPC errors, a hang (timeout), a crash and the restart after it, and the
+// configuration file format.
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "tools/mcp.hpp"
+#include "tools_test_support.hpp"
+
+using namespace dsa;
+using namespace dsa::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Logs every line it receives to $LOG/received; answers initialize with protocol version $VERSION
+// (default 2025-06-18, an earlier revision the client accepts). Tools: `show` (mixed content; asks the client for
+// a ping first), `bad` (isError), `boom` (a JSON-RPC error), `slow` (never answers, but keeps reading), `die` (exits).
+// tools/list comes in two pages.
+const char* kFakeServer = R"SH(#!/bin/bash
+echo "fake server starting" >&2
+reply() { printf '{"jsonrpc":"2.0","id":%s,%s}\n' "$1" "$2"; }
+while IFS= read -r line; do
+  echo "$line" >> "$LOG/received"
+  id=""; [[ $line =~ \"id\":([0-9]+) ]] && id=${BASH_REMATCH[1]}
+  case "$line" in
+    *'"method":"initialize"'*)
+      reply "$id" '"result":{"protocolVersion":"'"${VERSION:-2025-06-18}"'","capabilities":{"tools":{}},"serverInfo":{"name":"fake","version":"1"}}' ;;
+    *'"method":"tools/list"'*'"cursor":"p2"'*)
+      reply "$id" '"result":{"tools":[{"name":"die","inputSchema":{"type":"object"}},{"name":"look.up","description":"read only","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}}]}' ;;
+    *'"method":"tools/list"'*)
+      reply "$id" '"result":{"tools":[{"name":"show","description":"Shows things.","inputSchema":{"type":"object","properties":{"what":{"type":"string"}},"required":["what"]}},{"name":"bad"},{"name":"boom"},{"name":"slow"}],"nextCursor":"p2"}' ;;
+    *'"name":"show"'*)
+      echo 'this line is not JSON-RPC'
+      echo '{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"hello"}}'
+      echo '{"jsonrpc":"2.0","id":"s1","method":"ping"}'
+      IFS= read -r answer; echo "$answer" > "$LOG/ping_answer"
+      echo '{"jsonrpc":"2.0","id":"s2","method":"sampling/createMessage","params":{}}'
+      IFS= read -r answer; echo "$answer" > "$LOG/sampling_answer"
+      reply "$id" '"result":{"content":[{"type":"text","text":"first"},{"type":"image","data":"AAAA","mimeType":"image/png"},{"type":"resource","resource":{"uri":"file:///r.txt","text":"embedded"}},{"type":"text","text":"last"}]}' ;;
+    *'"name":"look.up"'*)
+      reply "$id" '"result":{"content":[],"structuredContent":{"answer":42}}' ;;
+    *'"name":"bad"'*)
+      reply "$id" '"result":{"content":[{"type":"text","text":"bad input: what is missing"}],"isError":true}' ;;
+    *'"name":"boom"'*)
+      reply "$id" '"error":{"code":-32602,"message":"Unknown tool: boom"}' ;;
+    *'"name":"slow"'*)
+      ;;
+    *'"name":"die"'*)
+      echo "fatal: out of cheese" >&2; exit 7 ;;
+  esac
+done
+)SH";
+
+struct FakeServer {
+  TempDir dir{"dsa-mcp-fake"};
+  McpServerConfig config;
+  FakeServer() {
+    write_text(dir / "server.sh", kFakeServer);
+    fs::permissions(dir / "server.sh", fs::perms::owner_all);
+    config = {"fake", (dir / "server.sh").string(), {}, {{"LOG", dir.path().string()}}};
+  }
+  std::vector<json> received() const {
+    std::vector<json> out;
+    std::istringstream in(read_text(dir / "received"));
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("MCP handshake and paginated tools/list against a fake server") {
+  FakeServer fake;
+  ToolRegistry reg;
+  REQUIRE(add_mcp_tools(reg, {fake.config}).ok());
+  std::vector<std::string> names;
+  for (const auto& s : reg.specs()) names.push_back(s.name);
+  CHECK(names == std::vector<std::string>{"fake__show", "fake__bad", "fake__boom", "fake__slow", "fake__die", "fake__look_up"});
+  ToolSpec show = reg.specs()[0];
+  CHECK(show.description == "Shows things.");
+  CHECK(show.parameters == json::parse(R"({"type":"object","properties":{"what":{"type":"string"}},"required":["what"]})"));
+  CHECK(reg.specs()[1].parameters == json{{"type", "object"}});
+
+  std::vector<json> got = fake.received();
+  REQUIRE(got.size() == 4);
+  CHECK(got[0] == json::parse(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",
+                                  "capabilities":{},"clientInfo":{"name":"dsagent","version":"0.1.0"}}})"));
+  CHECK(got[1] == json::parse(R"({"jsonrpc":"2.0","method":"notifications/initialized"})"));
+  CHECK(got[2] == json::parse(R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}})"));
+  CHECK(got[3] == json::parse(R"({"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"cursor":"p2"}})"));
+}
+
+TEST_CASE("MCP protocol version: earlier revisions are accepted, unknown ones refused at load") {
+  FakeServer fake;
+  auto client = McpClient::start(fake.config, std::chrono::seconds(10));
+  REQUIRE(client.ok());
+  CHECK((*client)->protocol_version() == "2025-06-18");
+  CHECK((*client)->tools().size() == 6);
+
+  fake.config.env.emplace_back("VERSION", "1999-01-01");
+  auto refused = McpClient::start(fake.config, std::chrono::seconds(10));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message ==
+        "MCP server 'fake': initialize answered with protocol version '1999-01-01', which dsagent does not speak "
+        "(it speaks 2025-11-25 and earlier revisions)");
+}
+
+TEST_CASE("MCP tools/call: content rendering, server requests, isError, JSON-RPC errors") {
+  FakeServer fake;
+  ToolRegistry reg;
+  REQUIRE(add_mcp_tools(reg, {fake.config}).ok());
+  TempDir work;
+  ToolContext ctx = context_in(work);
+
+  Observation shown = call_tool(reg, ctx, "fake__show", {{"what", "all"}});
+  CHECK_FALSE(shown.is_error);
+  CHECK(shown.text == "first\n[image: image/png, 4 bytes of base64]\nembedded\nlast");
+  CHECK(fake.received().back() ==
+        json::parse(R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"show","arguments":{"what":"all"}}})"));
+  CHECK(json::parse(read_text(fake.dir / "ping_answer")) == json::parse(R"({"jsonrpc":"2.0","id":"s1","result":{}})"));
+  CHECK(json::parse(read_text(fake.dir / "sampling_answer")) ==
+        json::parse(R"({"jsonrpc":"2.0","id":"s2","error":{"code":-32601,"message":"method not supported by dsagent"}})"));
+
+  CHECK(call_tool(reg, ctx, "fake__look_up", json::object()).text == R"({"answer":42})");
+
+  Observation bad = call_tool(reg, ctx, "fake__bad", json::object());
+  CHECK(bad.is_error);
+  CHECK(bad.text == "bad input: what is missing");
+
+  Observation boom = call_tool(reg, ctx, "fake__boom", json::object());
+  CHECK(boom.is_error);
+  CHECK(boom.text == "MCP fake/boom: tools/call failed: Unknown tool: boom (JSON-RPC error -32602)");
+
+  // The registry checks the server's schema before the call reaches the server.
+  Observation missing = call_tool(reg, ctx, "fake__show", json::object());
+  CHECK(missing.text == "fake__show: missing required argument 'what'");
+}
+
+TEST_CASE("MCP: a hanging call times out and is cancelled; a crash is reported and the server restarted") {
+  FakeServer fake;
+  ToolRegistry reg;
+  REQUIRE(add_mcp_tools(reg, {fake.config}).ok());
+  TempDir work;
+  ToolContext ctx = context_in(work);
+  ctx.timeout = std::chrono::seconds(1);
+
+  Observation slow = call_tool(reg, ctx, "fake__slow", json::object());
+  CHECK(slow.is_error);
+  CHECK(slow.text == "MCP fake/slow: tools/call timed out after 1 s");
+  CHECK(slow.seconds < 5);
+  json cancelled = json::parse(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":4,"reason":"timed out"}})");
+  for (int i = 0; i < 100 && fake.received().back() != cancelled; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(fake.received().back() == cancelled);
+  // The server is still usable.
+  CHECK(call_tool(reg, ctx, "fake__bad", json::object()).text == "bad input: what is missing");
+
+  FakeServer crashing;
+  ToolRegistry reg2;
+  REQUIRE(add_mcp_tools(reg2, {crashing.config}).ok());
+  Observation died = call_tool(reg2, ctx, "fake__die", json::object());
+  CHECK(died.is_error);
+  CHECK(died.text == "MCP fake/die: the server exited (exit code 7) during tools/call; its stderr ends with: "
+                     "fake server starting\nfatal: out of cheese");
+  // The next call starts the server again: a second handshake, then the call.
+  Observation again = call_tool(reg2, ctx, "fake__bad", json::object());
+  CHECK(again.text == "bad input: what is missing");
+  std::vector<std::string> methods;
+  for (const json& m : crashing.received()) methods.push_back(m.value("method", ""));
+  CHECK(methods == std::vector<std::string>{"initialize", "notifications/initialized", "tools/list", "tools/list", "tools/call",
+                                            "initialize", "notifications/initialized", "tools/call"});
+}
+
+TEST_CASE("MCP approval: read-only refuses tools unless the server marks them readOnlyHint") {
+  FakeServer fake;
+  ToolRegistry reg;
+  REQUIRE(add_mcp_tools(reg, {fake.config}).ok());
+  TempDir work;
+  ToolContext ctx = context_in(work);
+  ctx.approval = ApprovalMode::read_only;
+  Observation refused = call_tool(reg, ctx, "fake__bad", json::object());
+  CHECK(refused.text == "refused: read-only mode allows no commands (MCP fake/bad {})");
+  CHECK(call_tool(reg, ctx, "fake__look_up", json::object()).text == R"({"answer":42})");
+}
+
+TEST_CASE("MCP servers that cannot start or clash fail at load with a clear error") {
+  ToolRegistry reg;
+  auto missing = add_mcp_tools(reg, {{"ghost", "/nonexistent/mcp-server", {}, {}}});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message == "MCP server 'ghost': cannot run '/nonexistent/mcp-server': No such file or directory");
+  // The command is looked up on PATH.
+  auto not_on_path = add_mcp_tools(reg, {{"ghost", "no-such-mcp-server-xyz", {}, {}}});
+  CHECK(not_on_path.error().message == "MCP server 'ghost': cannot run 'no-such-mcp-server-xyz': No such file or directory");
+
+  auto exits = add_mcp_tools(reg, {{"quitter", "bash", {"-c", "echo 'no config' >&2; exit 2"}, {}}});
+  REQUIRE_FALSE(exits.ok());
+  CHECK(exits.error().message == "MCP server 'quitter': the server exited (exit code 2) during initialize; its stderr ends with: no config");
+
+  auto silent = add_mcp_tools(reg, {{"mute", "sleep", {"30"}, {}}}, std::chrono::milliseconds(300));
+  REQUIRE_FALSE(silent.ok());
+  CHECK(silent.error().message == "MCP server 'mute': initialize timed out after 0.3 s");
+
+  FakeServer fake;
+  REQUIRE(add_mcp_tools(reg, {fake.config}).ok());
+  auto clash = add_mcp_tools(reg, {fake.config});
+  REQUIRE_FALSE(clash.ok());
+  CHECK(clash.error().message == "MCP server 'fake': tool name 'fake__show' is already taken");
+}
+
+TEST_CASE("MCP configuration: the mcpServers format, with clear errors") {
+  TempDir dir;
+  write_text(dir / "mcp.json", R"({"mcpServers": {
+      "time": {"command": "uvx", "args": ["mcp-server-time", "--local-timezone=UTC"]},
+      "files": {"command": "npx", "env": {"ROOT": "/srv"}}}})");
+  auto servers = load_mcp_config(dir / "mcp.json");
+  REQUIRE(servers.ok());
+  CHECK(*servers == std::vector<McpServerConfig>{{"time", "uvx", {"mcp-server-time", "--local-timezone=UTC"}, {}},
+                                                 {"files", "npx", {}, {{"ROOT", "/srv"}}}});
+  auto error_of = [](const char* text) { return parse_mcp_config(json::parse(text), "cfg.json").error().message; };
+  CHECK(error_of(R"({"servers": {}})") == "cfg.json: expected an object with an \"mcpServers\" object");
+  CHECK(error_of(R"({"mcpServers": {"a": {"args": []}}})") == "cfg.json: mcpServers.a: missing \"command\"");
+  CHECK(error_of(R"({"mcpServers": {"a": {"url": "http://x"}}})") ==
+        "cfg.json: mcpServers.a: only stdio servers (\"command\") are supported, not \"url\"");
+  CHECK(error_of(R"({"mcpServers": {"a": {"command": "x", "args": "y"}}})") == "cfg.json: mcpServers.a.args: expected an array of strings");
+  CHECK(error_of(R"({"mcpServers": {"a": {"command": "x", "env": {"K": 1}}}})") == "cfg.json: mcpServers.a.env.K: expected a string");
+  write_text(dir / "broken.json", "{");
+  CHECK(load_mcp_config(dir / "broken.json").error().message == (dir / "broken.json").string() + ": not valid JSON");
+}

@@ -1,0 +1,91 @@
+// MCP (Model Context Protocol, revision 2025-11-25) servers over stdio as tools. Each server is a
+// child process speaking newline-delimited JSON-RPC 2.0 on stdin/stdout (its stderr is its log):
+// initialize -> notifications/initialized -> tools/list (following nextCursor) -> tools/call.
+// A server's tool `t` of server `s` is exposed to the model as `s__t` (characters outside
+// [A-Za-z0-9_-] become '_'), with the server's inputSchema as its parameters.
+//
+// Failures after start-up are observations, never fatal: an isError result, a JSON-RPC error, a
+// call that outlives its timeout (the request is cancelled with notifications/cancelled and the
+// server kept), a server that exits (reported with its exit status and the tail of its stderr; the
+// next call starts it again). A server that cannot start or answer the handshake fails at load.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/api/result.hpp"
+#include "tools/process.hpp"
+#include "tools/tool.hpp"
+
+namespace dsa {
+
+// One entry of {"mcpServers": {"name": {"command": "...", "args": [...], "env": {...}}}}, the
+// configuration format other agents use.
+struct McpServerConfig {
+  std::string name;
+  std::string command;
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  // added to the inherited environment
+  bool operator==(const McpServerConfig&) const = default;
+};
+
+// source names the file in errors: "mcp.json: mcpServers.time.args: expected an array of strings".
+Result<std::vector<McpServerConfig>> parse_mcp_config(const json& config, const std::string& source);
+Result<std::vector<McpServerConfig>> load_mcp_config(const std::filesystem::path& file);
+
+struct McpToolInfo {
+  std::string name;
+  std::string description;
+  json input_schema;
+  bool read_only = false;  // annotations.readOnlyHint: such a tool needs no approval
+};
+
+// A connection to one server. Thread-safe: calls are serialised.
+class McpClient {
+ public:
+  // Starts the server, does the handshake and lists its tools, each step within startup_timeout.
+  static Result<std::shared_ptr<McpClient>> start(const McpServerConfig& config, std::chrono::milliseconds startup_timeout);
+  ~McpClient();  // closes the server's stdin, gives it a moment to exit, then kills its group
+
+  const std::string& name() const { return config_.name; }
+  const std::vector<McpToolInfo>& tools() const { return tools_; }
+  std::string protocol_version() const { return protocol_version_; }
+  // tools/call; the text of the result's content items (text joined, other kinds summarised).
+  Observation call_tool(const std::string& tool, const json& arguments, std::chrono::milliseconds timeout,
+                        const std::atomic<bool>* cancel);
+
+ private:
+  explicit McpClient(McpServerConfig config) : config_(std::move(config)) {}
+  Result<void> connect(std::chrono::milliseconds timeout);
+  Result<void> list_tools(std::chrono::milliseconds timeout);
+  // Sends a request and waits for its response, answering the server's own requests meanwhile.
+  // Returns the result member; a JSON-RPC error, a timeout or the server's exit is an Error.
+  Result<json> request(const std::string& method, const json& params, std::chrono::milliseconds timeout,
+                       const std::atomic<bool>* cancel);
+  Result<void> send(const json& message);
+  // The next message on stdout, draining stderr meanwhile; lines that are not JSON are skipped.
+  Result<json> read_message(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>* cancel);
+  Error server_gone(const std::string& during);
+
+  McpServerConfig config_;
+  std::unique_ptr<ChildProcess> child_;
+  std::vector<McpToolInfo> tools_;
+  std::string protocol_version_;
+  int64_t next_id_ = 1;
+  std::string stdout_buf_;
+  std::string stderr_tail_;
+  bool stderr_open_ = true;
+  std::mutex mutex_;
+};
+
+// Starts every configured server and adds its tools to the registry. Fails on the first server
+// that cannot start, and on a tool name already in the registry.
+Result<void> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
+                           std::chrono::milliseconds startup_timeout = std::chrono::seconds(30));
+
+}  // namespace dsa

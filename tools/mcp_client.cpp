@@ -1,0 +1,231 @@
+// The MCP stdio client: process, handshake, tool listing and calls (see mcp.hpp).
+#include <poll.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "tools/mcp.hpp"
+
+namespace dsa {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr const char* kProtocolVersion = "2025-11-25";
+// Earlier revisions a server may answer with; tools/list and tools/call are the same in all.
+constexpr std::array<std::string_view, 4> kKnownVersions = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"};
+constexpr size_t kStderrTailBytes = 2000;
+constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
+
+std::string seconds_text(std::chrono::milliseconds ms) { return fmt::format("{:g} s", static_cast<double>(ms.count()) / 1000.0); }
+
+// One content item of a tools/call result as text (MCP 2025-11-25 content types).
+std::string render_item(const json& item) {
+  std::string type = item.value("type", "");
+  if (type == "text") return item.value("text", "");
+  if (type == "image" || type == "audio")
+    return "[" + type + ": " + item.value("mimeType", "?") + ", " + std::to_string(item.value("data", "").size()) +
+           " bytes of base64]";
+  if (type == "resource_link") return "[resource link: " + item.value("uri", "?") + " " + item.value("name", "") + "]";
+  if (type == "resource" && item.contains("resource") && item["resource"].is_object()) {
+    const json& r = item["resource"];
+    if (r.contains("text") && r["text"].is_string()) return r["text"].get<std::string>();
+    return "[resource: " + r.value("uri", "?") + " (" + r.value("mimeType", "binary") + ")]";
+  }
+  return type.empty() ? std::string("[untyped content]") : "[" + type + " content]";
+}
+
+}  // namespace
+
+Result<std::shared_ptr<McpClient>> McpClient::start(const McpServerConfig& config, std::chrono::milliseconds startup_timeout) {
+  std::shared_ptr<McpClient> client(new McpClient(config));
+  Result<void> ok;
+  try {
+    ok = client->connect(startup_timeout);
+    if (ok) ok = client->list_tools(startup_timeout);
+  } catch (const json::exception& e) {  // a member of the wrong JSON type in the server's answers
+    ok = make_error(std::string("malformed answer: ") + e.what());
+  }
+  if (!ok) return make_error("MCP server '" + config.name + "': " + ok.error().message);
+  return client;
+}
+
+McpClient::~McpClient() {
+  if (!child_) return;
+  // The stdio shutdown the spec asks for: close the server's input and let it exit on its own.
+  child_->close_stdin();
+  auto until = clock::now() + kShutdownGrace;
+  while (!child_->poll_exit() && clock::now() < until) usleep(10000);
+}
+
+Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
+  ProcessSpec spec;
+  spec.argv = {config_.command};
+  spec.argv.insert(spec.argv.end(), config_.args.begin(), config_.args.end());
+  spec.env = config_.env;
+  spec.stdin_pipe = true;
+  auto child = ChildProcess::spawn(spec);
+  if (!child) return child.error();
+  child_ = std::move(*child);
+  stdout_buf_.clear();
+  stderr_tail_.clear();
+  stderr_open_ = true;
+  json params = {{"protocolVersion", kProtocolVersion},
+                 {"capabilities", json::object()},
+                 {"clientInfo", {{"name", "dsagent"}, {"version", "0.1.0"}}}};
+  DSA_TRY(result, request("initialize", params, timeout, nullptr));
+  std::string version = result.value("protocolVersion", "");
+  bool known = false;
+  for (auto v : kKnownVersions) known = known || v == version;
+  if (!known)
+    return make_error("initialize answered with protocol version '" + version +
+                      "', which dsagent does not speak (it speaks " + kProtocolVersion + " and earlier revisions)");
+  protocol_version_ = version;
+  return send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+}
+
+Result<void> McpClient::list_tools(std::chrono::milliseconds timeout) {
+  tools_.clear();
+  json params = json::object();
+  for (;;) {
+    DSA_TRY(page, request("tools/list", params, timeout, nullptr));
+    if (!page.contains("tools") || !page["tools"].is_array())
+      return make_error("tools/list result has no tools array");
+    for (const json& t : page["tools"]) {
+      if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
+        return make_error("tools/list has a tool without a name");
+      McpToolInfo info;
+      info.name = t["name"].get<std::string>();
+      info.description = t.value("description", "");
+      info.input_schema = t.contains("inputSchema") && t["inputSchema"].is_object() ? t["inputSchema"] : json{{"type", "object"}};
+      if (t.contains("annotations") && t["annotations"].is_object())
+        info.read_only = t["annotations"].value("readOnlyHint", false);
+      tools_.push_back(std::move(info));
+    }
+    if (!page.contains("nextCursor") || !page["nextCursor"].is_string()) return {};
+    params = {{"cursor", page["nextCursor"]}};
+  }
+}
+
+Observation McpClient::call_tool(const std::string& tool, const json& arguments, std::chrono::milliseconds timeout,
+                                 const std::atomic<bool>* cancel) {
+  std::lock_guard lock(mutex_);
+  std::string what = "MCP " + config_.name + "/" + tool;
+  if (!child_ || child_->poll_exit()) {
+    // The server exited after an earlier call: start it again (tools are assumed unchanged).
+    if (auto ok = connect(timeout); !ok) return {what + ": restarting the server failed: " + ok.error().message, true};
+  }
+  auto result = request("tools/call", {{"name", tool}, {"arguments", arguments}}, timeout, cancel);
+  if (!result) return {what + ": " + result.error().message, true};
+  std::string text;
+  if (result->contains("content") && (*result)["content"].is_array()) {
+    for (const json& item : (*result)["content"]) {
+      if (!text.empty()) text += '\n';
+      text += render_item(item);
+    }
+  }
+  if (text.empty() && result->contains("structuredContent")) text = (*result)["structuredContent"].dump();
+  return {text, result->value("isError", false)};
+}
+
+Result<void> McpClient::send(const json& message) {
+  // dump() escapes control characters, so the message is one line as the stdio transport requires.
+  std::string line = message.dump() + "\n";
+  if (!child_->write_stdin(line)) return server_gone("a write to its stdin");
+  return {};
+}
+
+Result<json> McpClient::request(const std::string& method, const json& params, std::chrono::milliseconds timeout,
+                                const std::atomic<bool>* cancel) {
+  int64_t id = next_id_++;
+  auto ok = send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}});
+  if (!ok) return ok.error();
+  auto deadline = clock::now() + timeout;
+  for (;;) {
+    auto msg = read_message(deadline, cancel);
+    if (!msg) {
+      if (child_->poll_exit()) return server_gone(method);
+      // Timed out or cancelled: tell the server to stop working on it; a late answer is skipped.
+      (void)send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"},
+                  {"params", {{"requestId", id}, {"reason", msg.error().message}}}});
+      bool timed_out = msg.error().message == "timed out";
+      return make_error(method + " " + msg.error().message + (timed_out ? " after " + seconds_text(timeout) : ""));
+    }
+    const json& m = *msg;
+    bool has_method = m.contains("method");
+    if (has_method && m.contains("id")) {
+      // A request from the server. ping must be answered; dsagent offers no other client features.
+      json reply = {{"jsonrpc", "2.0"}, {"id", m["id"]}};
+      if (m["method"] == "ping") reply["result"] = json::object();
+      else reply["error"] = {{"code", -32601}, {"message", "method not supported by dsagent"}};
+      if (auto sent = send(reply); !sent) return sent.error();
+      continue;
+    }
+    if (has_method || !m.contains("id") || m["id"] != id) continue;  // notifications, stale answers
+    if (m.contains("error")) {
+      const json& e = m["error"];
+      std::string message = e.is_object() ? e.value("message", e.dump()) : e.dump();
+      int64_t code = e.is_object() && e.contains("code") && e["code"].is_number_integer() ? e["code"].get<int64_t>() : 0;
+      return make_error(method + " failed: " + message + " (JSON-RPC error " + std::to_string(code) + ")");
+    }
+    if (!m.contains("result") || !m["result"].is_object())
+      return make_error(method + ": the response has no result object");
+    return m["result"];
+  }
+}
+
+Result<json> McpClient::read_message(clock::time_point deadline, const std::atomic<bool>* cancel) {
+  char buf[65536];
+  for (;;) {
+    for (size_t nl; (nl = stdout_buf_.find('\n')) != std::string::npos;) {
+      std::string line = stdout_buf_.substr(0, nl);
+      stdout_buf_.erase(0, nl + 1);
+      json msg = json::parse(line, nullptr, false);
+      if (!msg.is_discarded() && msg.is_object()) return msg;
+    }
+    auto now = clock::now();
+    if (now >= deadline) return make_error("timed out");
+    if (cancel && cancel->load()) return make_error("cancelled");
+    // A server may close its stderr early; a negative fd makes poll skip it.
+    pollfd fds[2] = {{child_->stdout_fd(), POLLIN, 0}, {stderr_open_ ? child_->stderr_fd() : -1, POLLIN, 0}};
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+    int n = poll(fds, 2, static_cast<int>(std::min<int64_t>(wait, 100)));
+    if (n < 0 && errno != EINTR) return make_error(std::string("poll failed"));
+    if (fds[1].revents) {
+      ssize_t r = ::read(fds[1].fd, buf, sizeof buf);
+      if (r == 0) stderr_open_ = false;
+      if (r > 0) {
+        stderr_tail_.append(buf, static_cast<size_t>(r));
+        if (stderr_tail_.size() > kStderrTailBytes) stderr_tail_.erase(0, stderr_tail_.size() - kStderrTailBytes);
+      }
+    }
+    if (fds[0].revents) {
+      ssize_t r = ::read(fds[0].fd, buf, sizeof buf);
+      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+        child_->kill_group();  // stdout closed: whatever is left of the server is of no use
+        child_->wait();
+        return make_error("the server closed its stdout");
+      }
+      if (r > 0) stdout_buf_.append(buf, static_cast<size_t>(r));
+    }
+  }
+}
+
+Error McpClient::server_gone(const std::string& during) {
+  ExitStatus status = child_->poll_exit() ? child_->wait() : (child_->kill_group(), child_->wait());
+  std::string tail = stderr_tail_;
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
+  if (tail.size() > 400) {
+    tail.erase(0, tail.size() - 400);
+    if (auto nl = tail.find('\n'); nl != std::string::npos) tail.erase(0, nl + 1);
+  }
+  return make_error("the server exited (" + status.describe() + ") during " + during +
+                    (tail.empty() ? "" : "; its stderr ends with: " + tail));
+}
+
+}  // namespace dsa
