@@ -1,0 +1,67 @@
+// Retry and error-reading rules of RemoteLlm (see retry_policy.hpp).
+#include "engine/remote/retry_policy.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "engine/api/types.hpp"
+
+namespace dsa {
+
+std::optional<int64_t> parse_retry_after(std::string_view value, std::time_t now) {
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) value.remove_prefix(1);
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  int64_t seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec == std::errc() && end == value.data() + value.size()) return std::max<int64_t>(seconds, 0) * 1000;
+  std::string text(value);
+  std::time_t when = curl_getdate(text.c_str(), nullptr);
+  if (when == -1) return std::nullopt;
+  return std::max<int64_t>(static_cast<int64_t>(when - now), 0) * 1000;
+}
+
+int64_t backoff_delay_ms(int attempt, int base_ms, int max_ms, std::mt19937_64& rng) {
+  int64_t cap = base_ms;
+  for (int i = 0; i < attempt && cap < max_ms; ++i) cap *= 2;
+  cap = std::min<int64_t>(cap, max_ms);
+  if (cap <= 0) return 0;
+  return std::uniform_int_distribution<int64_t>(0, cap)(rng);
+}
+
+bool is_retryable_status(long status) { return status == 408 || status == 429 || status >= 500; }
+
+static std::string one_line(std::string s, size_t max_bytes) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  if (s.size() > max_bytes) s = s.substr(0, max_bytes) + "...";
+  return s;
+}
+
+std::string server_error_message(std::string_view body) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_object()) {
+    for (const char* key : {"error", "message", "detail"}) {
+      if (!j.contains(key)) continue;
+      const json& e = j[key];
+      if (e.is_string()) return one_line(e.get<std::string>(), 300);
+      if (e.is_object() && e.contains("message") && e["message"].is_string())
+        return one_line(e["message"].get<std::string>(), 300);
+    }
+  }
+  return one_line(std::string(body), 300);
+}
+
+bool is_context_length_error(std::string_view message) {
+  std::string m(message);
+  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* needle : {"context length", "context_length", "context window", "maximum context",
+                             "prompt is too long", "too many tokens"})
+    if (m.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace dsa
