@@ -1,0 +1,180 @@
+// Indexer key cache and scores (see indexer.hpp).
+// indexer_scores works one 64-token page at a time: the page's keys are decoded once into a
+// dimension-major fp32 tile kt[d][s], so for each head the logits of a run of keys accumulate in
+// vector lanes (one key per lane) without horizontal sums; the ReLU, the head weight and the sum
+// over heads then stay in registers too. Every query is scored against the tile before moving on.
+#include "kernels/cpu/indexer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/check.hpp"
+#include "kernels/cpu/parallel.hpp"
+#include "kernels/cpu/quant.hpp"
+#include "kernels/cpu/simd.hpp"
+#include "kernels/dtypes.hpp"
+
+namespace dsa::cpu {
+namespace {
+
+using simd::kWidth;
+using simd::vf;
+
+constexpr int64_t kPage = kIndexerPageTokens;
+constexpr int kVecs = 4;                          // vectors of keys per chunk
+constexpr int64_t kChunk = int64_t(kVecs) * kWidth;  // keys per register block
+static_assert(kPage % kChunk == 0);
+
+inline const uint8_t* page_of(const IndexerCacheView& v, int64_t pos) {
+  return v.arena + size_t(v.pages[pos / kPage]) * v.page_bytes;
+}
+
+// Adds to score[] the weighted ReLU logits of HB consecutive heads for keys [c0, c0 + kChunk) of a
+// decoded tile; heads are added in order, as the reference's sum.
+template <int HB>
+inline void add_heads(const float* q, const float* w, int64_t dim, const float* kt, int64_t c0, vf* score) {
+  vf acc[HB][kVecs];
+  for (int hb = 0; hb < HB; ++hb)
+    for (int v = 0; v < kVecs; ++v) acc[hb][v] = simd::zero();
+  for (int64_t d = 0; d < dim; ++d) {
+    const float* row = kt + d * kPage + c0;
+    vf k[kVecs];
+    for (int v = 0; v < kVecs; ++v) k[v] = simd::load(row + v * kWidth);
+    for (int hb = 0; hb < HB; ++hb) {
+      const vf x = simd::set1(q[hb * dim + d]);
+      for (int v = 0; v < kVecs; ++v) acc[hb][v] = simd::fma(x, k[v], acc[hb][v]);
+    }
+  }
+  const vf zero = simd::zero();
+  for (int hb = 0; hb < HB; ++hb) {
+    const vf wv = simd::set1(w[hb]);
+    for (int v = 0; v < kVecs; ++v) score[v] = simd::add(score[v], simd::mul(simd::max(acc[hb][v], zero), wv));
+  }
+}
+
+// Scores of one query against keys [c0, c0 + kChunk) of a decoded tile, times the key scales.
+inline void score_chunk(const float* q, const float* w, int64_t n_heads, int64_t dim, const float* kt,
+                        int64_t c0, const float* kscale, float* out) {
+  constexpr int kHeadBlock = kWidth >= 16 ? 4 : 2;  // accumulators that fit the register file
+  vf score[kVecs];
+  for (int v = 0; v < kVecs; ++v) score[v] = simd::zero();
+  int64_t h = 0;
+  for (; h + kHeadBlock <= n_heads; h += kHeadBlock) add_heads<kHeadBlock>(q + h * dim, w + h, dim, kt, c0, score);
+  for (; h < n_heads; ++h) add_heads<1>(q + h * dim, w + h, dim, kt, c0, score);
+  for (int v = 0; v < kVecs; ++v)
+    simd::store(out + v * kWidth, simd::mul(score[v], simd::load(kscale + c0 + v * kWidth)));
+}
+
+// Decodes a page's key codes into kt[d][s] (fp32; rows s >= keys are zero), scaled by
+// 1 / kTileUnscale. The AVX-512 path gathers four dimensions of 16 keys per load and widens the
+// codes through fp16 (see simd::load_fp8); elsewhere a table lookup per code.
+#if defined(__AVX512F__)
+constexpr float kTileUnscale = simd::kFp8Unscale;
+void decode_tile(const uint8_t* page, int64_t dim, int64_t keys, float* kt) {
+  const __m512i offsets = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(int(dim)));
+  const __m512i low7 = _mm512_set1_epi32(0x7f), sign = _mm512_set1_epi32(0x80);
+  for (int64_t s0 = 0; s0 < kPage; s0 += 16) {
+    const int64_t n = std::clamp<int64_t>(keys - s0, 0, 16);
+    const __mmask16 valid = __mmask16((1u << n) - 1u);
+    for (int64_t d = 0; d < dim; d += 4) {
+      const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets, page + s0 * dim + d, 1);
+      for (int j = 0; j < 4; ++j) {
+        const __m512i b = _mm512_srli_epi32(g, 8 * j);
+        const __m512i h = _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(b, low7), 7),
+                                          _mm512_slli_epi32(_mm512_and_si512(b, sign), 8));
+        _mm512_storeu_ps(kt + (d + j) * kPage + s0, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+      }
+    }
+  }
+}
+#else
+constexpr float kTileUnscale = 1.0f;
+void decode_tile(const uint8_t* page, int64_t dim, int64_t keys, float* kt) {
+  const auto& table = dsa::detail::fp8_e4m3_table();
+  for (int64_t s = 0; s < kPage; ++s)
+    for (int64_t d = 0; d < dim; ++d) kt[d * kPage + s] = s < keys ? table[page[s * dim + d]] : 0.0f;
+}
+#endif
+
+}  // namespace
+
+void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t pos, const float* k) {
+  DSA_KERNEL_REQUIRE(head_dim <= kQuantBlock, "the indexer cache holds one scale per key: head_dim <= 128");
+  uint8_t* page = arena + size_t(pages[pos / kPage]) * indexer_page_bytes(head_dim);
+  const int64_t row = pos % kPage;
+  float scale = 0.0f;
+  act_quant(k, head_dim, head_dim, page + row * head_dim, &scale);
+  std::memcpy(page + kPage * head_dim + row * int64_t(sizeof(float)), &scale, sizeof(float));
+}
+
+void indexer_read(const IndexerCacheView& view, int64_t pos, uint8_t* codes, float* scale) {
+  const uint8_t* page = page_of(view, pos);
+  const int64_t row = pos % kPage;
+  std::memcpy(codes, page + row * view.head_dim, size_t(view.head_dim));
+  std::memcpy(scale, page + kPage * view.head_dim + row * int64_t(sizeof(float)), sizeof(float));
+}
+
+void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_q, int64_t n_heads,
+                    const IndexerCacheView& view, const int64_t* n_keys, float* scores, int64_t ld_scores) {
+  const int64_t dim = view.head_dim;
+  DSA_KERNEL_REQUIRE(dim % 4 == 0, "indexer_scores needs head_dim to be a multiple of 4");
+  int64_t max_keys = 0;
+  for (int64_t i = 0; i < n_q; ++i) max_keys = std::max(max_keys, n_keys[i]);
+  if (max_keys == 0) return;
+  // The queries' e4m3 values as fp32, decoded once.
+  thread_local std::vector<float> qf;
+  qf.resize(static_cast<size_t>(n_q * n_heads * dim));
+  for (size_t i = 0; i < qf.size(); ++i) qf[i] = fp8_e4m3_to_float(q_codes[i]);
+  const float* qp = qf.data();
+  // The head weights absorb the tile's power-of-two unscale: relu(l * 2^-8) * (w * 2^8) is exact.
+  thread_local std::vector<float> wf;
+  wf.resize(static_cast<size_t>(n_q * n_heads));
+  for (size_t i = 0; i < wf.size(); ++i) wf[i] = w[i] * kTileUnscale;
+  const float* wp = wf.data();
+  const int64_t n_pages = (max_keys + kPage - 1) / kPage;
+  parallel_for(n_pages, [&](int64_t p0, int64_t p1) {
+    thread_local std::vector<float> kt;
+    kt.resize(static_cast<size_t>(dim * kPage));
+    float kscale[kPage];
+    float out[kChunk];
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* page = view.arena + size_t(view.pages[p]) * view.page_bytes;
+      const int64_t keys = std::min(kPage, max_keys - p * kPage);
+      decode_tile(page, dim, keys, kt.data());
+      std::memcpy(kscale, page + kPage * dim, sizeof(kscale));
+      for (int64_t s = keys; s < kPage; ++s) kscale[s] = 0.0f;
+      for (int64_t i = 0; i < n_q; ++i) {
+        const int64_t valid = std::min(kPage, n_keys[i] - p * kPage);  // keys of this page for query i
+        for (int64_t c0 = 0; c0 < valid; c0 += kChunk) {
+          score_chunk(qp + i * n_heads * dim, wp + i * n_heads, n_heads, dim, kt.data(), c0, kscale, out);
+          const int64_t n_out = std::min(kChunk, valid - c0);
+          std::memcpy(scores + i * ld_scores + p * kPage + c0, out, size_t(n_out) * sizeof(float));
+        }
+      }
+    }
+  });
+}
+
+void indexer_scores_scalar(const uint8_t* q_codes, const float* w, int64_t n_q, int64_t n_heads,
+                           const IndexerCacheView& view, const int64_t* n_keys, float* scores,
+                           int64_t ld_scores) {
+  const int64_t dim = view.head_dim;
+  std::vector<uint8_t> k(static_cast<size_t>(dim));
+  for (int64_t i = 0; i < n_q; ++i)
+    for (int64_t s = 0; s < n_keys[i]; ++s) {
+      float kscale = 0.0f;
+      indexer_read(view, s, k.data(), &kscale);
+      float acc = 0.0f;
+      for (int64_t h = 0; h < n_heads; ++h) {
+        double logit = 0.0;  // exact
+        for (int64_t d = 0; d < dim; ++d)
+          logit += double(fp8_e4m3_to_float(q_codes[(i * n_heads + h) * dim + d])) * double(fp8_e4m3_to_float(k[d]));
+        acc += std::max(float(logit), 0.0f) * w[i * n_heads + h];
+      }
+      scores[i * ld_scores + s] = kscale * acc;
+    }
+}
+
+}  // namespace dsa::cpu

@@ -1,0 +1,19 @@
+// The MoE router and the SwiGLU activation (model-spec 6).
+#pragma once
+#include <cstdint>
+
+namespace dsa::cpu {
+
+// Routes one token (noaux_tc, sigmoid scoring). logits: [n_experts] f32 gate outputs; bias:
+// [n_experts] e_score_correction_bias (used only to choose). s = sigmoid(logits); sb = s + bias;
+// group score = sum of the top-2 sb of each of n_group groups; keep the topk_group best groups
+// (ties: lower group); choose the topk best sb among their experts (ties: lower id).
+// idx: [topk] chosen experts in rank order (best first); weight: [topk] = s[idx], divided by their
+// sum when norm_topk_prob, times routed_scaling. n_experts % n_group == 0.
+void moe_route(const float* logits, const float* bias, int64_t n_experts, int64_t n_group, int64_t topk_group,
+               int64_t topk, bool norm_topk_prob, float routed_scaling, int32_t* idx, float* weight);
+
+// out[i] = bf16(silu(gate[i]) * up[i]), math in fp64 as the reference mlp. out may alias gate or up.
+void swiglu(const float* gate, const float* up, int64_t n, float* out);
+
+}  // namespace dsa::cpu

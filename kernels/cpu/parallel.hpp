@@ -1,0 +1,32 @@
+// Data-parallel loops for the heavy CPU kernels. OpenMP when the build has it, otherwise a small
+// persistent pool of std::threads. Not a task system: one flat loop at a time; a parallel_for
+// called from inside another runs serially on the calling thread.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+namespace dsa::cpu {
+
+// Number of threads a parallel_for uses (defaults to the hardware concurrency, or DSA_THREADS).
+int num_threads();
+// Sets the thread count for later loops; n <= 0 restores the default.
+void set_num_threads(int n);
+
+namespace detail {
+using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
+void run_parallel(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+}  // namespace detail
+
+// Calls f(begin, end) on disjoint, contiguous ranges that cover [0, n), each at least `grain` long
+// (except a shorter last one), on up to num_threads() threads; returns when all are done.
+// Which thread runs which range is unspecified, so f must not depend on it.
+template <class F>
+void parallel_for(int64_t n, F&& f, int64_t grain = 1) {
+  using Fn = std::remove_reference_t<F>;
+  detail::run_parallel(
+      n, grain,
+      [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); },
+      const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+}  // namespace dsa::cpu

@@ -1,0 +1,116 @@
+// Internal to the CPU kernels: the few vector operations the hot loops need, on the widest set the
+// compiler targets (AVX-512, AVX2+FMA+F16C, else one float per "vector"). Not part of the kernels'
+// API. Conversions from storage formats are exact.
+#pragma once
+#include <cstdint>
+
+#include "kernels/dtypes.hpp"
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
+// GCC 12 flags the headers' own _mm*_undefined_* placeholders as uninitialised under -Werror.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+namespace dsa::cpu::simd {
+
+// load_fp8 returns the e4m3 value times 2^-8 (the codes are widened through fp16, whose exponent
+// bias is 8 larger); callers fold kFp8Unscale into a scale they apply anyway.
+inline constexpr float kFp8Unscale = 256.0f;
+
+#if defined(__AVX512F__)
+inline constexpr int kWidth = 16;
+using vf = __m512;
+inline vf zero() { return _mm512_setzero_ps(); }
+inline vf set1(float a) { return _mm512_set1_ps(a); }
+inline vf load(const float* p) { return _mm512_loadu_ps(p); }
+inline void store(float* p, vf v) { _mm512_storeu_ps(p, v); }
+inline vf add(vf a, vf b) { return _mm512_add_ps(a, b); }
+inline vf mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+inline vf fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+inline vf max(vf a, vf b) { return _mm512_max_ps(a, b); }
+inline float hsum(vf v) {
+  // Folds by shuffles (GCC 12 warns on _mm512_reduce_add_ps under -Werror).
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  __m128 s = _mm512_castps512_ps128(v);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline vf load_bf16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline vf load_fp8(const uint8_t* p) {
+  // Sign-extended byte << 7: sign at bits 15 and 14, exponent+mantissa at 7..13; clear bit 14.
+  const __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_cvtph_ps(_mm256_and_si256(_mm256_slli_epi16(s, 7), _mm256_set1_epi16(int16_t(0xBF80))));
+}
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+inline constexpr int kWidth = 8;
+using vf = __m256;
+inline vf zero() { return _mm256_setzero_ps(); }
+inline vf set1(float a) { return _mm256_set1_ps(a); }
+inline vf load(const float* p) { return _mm256_loadu_ps(p); }
+inline void store(float* p, vf v) { _mm256_storeu_ps(p, v); }
+inline vf add(vf a, vf b) { return _mm256_add_ps(a, b); }
+inline vf mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+inline vf fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+inline vf max(vf a, vf b) { return _mm256_max_ps(a, b); }
+inline float hsum(vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline vf load_bf16(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline vf load_fp8(const uint8_t* p) {
+  const __m128i s = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(s, 7), _mm_set1_epi16(int16_t(0xBF80))));
+}
+#else
+inline constexpr int kWidth = 1;
+using vf = float;
+inline vf zero() { return 0.0f; }
+inline vf set1(float a) { return a; }
+inline vf load(const float* p) { return *p; }
+inline void store(float* p, vf v) { *p = v; }
+inline vf add(vf a, vf b) { return a + b; }
+inline vf mul(vf a, vf b) { return a * b; }
+inline vf fma(vf a, vf b, vf c) { return a * b + c; }
+inline vf max(vf a, vf b) { return a > b ? a : b; }
+inline float hsum(vf v) { return v; }
+inline vf load_bf16(const uint16_t* p) { return bf16_to_float(*p); }
+inline vf load_fp8(const uint8_t* p) { return fp8_e4m3_to_float(*p) / kFp8Unscale; }
+#endif
+
+// Dot product of two fp32 rows of length n (any n; the tail is scalar).
+inline float dot(const float* a, const float* b, int64_t n) {
+  vf acc0 = zero(), acc1 = zero();
+  int64_t i = 0;
+  for (; i + 2 * kWidth <= n; i += 2 * kWidth) {
+    acc0 = fma(load(a + i), load(b + i), acc0);
+    acc1 = fma(load(a + i + kWidth), load(b + i + kWidth), acc1);
+  }
+  for (; i + kWidth <= n; i += kWidth) acc0 = fma(load(a + i), load(b + i), acc0);
+  float s = hsum(add(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// y[0..n) += a * x[0..n)
+inline void axpy(float a, const float* x, float* y, int64_t n) {
+  const vf va = set1(a);
+  int64_t i = 0;
+  for (; i + kWidth <= n; i += kWidth) store(y + i, fma(va, load(x + i), load(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace dsa::cpu::simd
