@@ -73,4 +73,8 @@ struct ParsedHeader {
 Result<ParsedHeader> parse_safetensors_header(std::span<const std::byte> file_prefix, size_t file_size,
                                               const std::string& file_name);
 
+// The values of a F32, F16, BF16, F8_E4M3 or F8_E5M2 tensor as floats (exact conversions); an
+// error for other dtypes. Copies: meant for tests, inspection and small tensors (norms, biases).
+Result<std::vector<float>> read_as_f32(const TensorInfo& t);
+
 }  // namespace dsa

@@ -1,0 +1,100 @@
+// `dsagent make-model` and `dsagent inspect` as a user runs them.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/loader/safetensors.hpp"
+#include "engine/model/config.hpp"
+#include "tests/test_support.hpp"
+
+using namespace dsa;
+
+namespace {
+
+test::CommandResult dsagent(const std::string& args) {
+  return test::run_command("'" + test::dsagent_binary().string() + "' " + args + " 2>&1");
+}
+
+std::string q(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+
+}  // namespace
+
+TEST_CASE("make-model then inspect: the printed parameter counts are the checkpoint's") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto dir = tmp / "tiny";
+  const auto made = dsagent("make-model " + q(dir) + " --preset tiny --shards 2 --seed 3");
+  REQUIRE_MESSAGE(made.exit_code == 0, made.output);
+  CHECK(std::filesystem::exists(dir / "model-00002-of-00002.safetensors"));
+
+  // Counted here from the checkpoint itself: every non-scale tensor; per token one embedding row
+  // and only num_experts_per_tok of the routed experts.
+  const ModelConfig c = *preset_config("tiny");
+  const auto ckpt = Checkpoint::open(dir);
+  REQUIRE(ckpt.ok());
+  int64_t total = 0, unused = 0;
+  for (const TensorInfo& t : ckpt->tensors()) {
+    if (t.name.ends_with("_scale_inv")) continue;
+    total += t.numel();
+    if (t.name == "model.embed_tokens.weight") unused += t.numel() - c.hidden_size;
+    const auto e = t.name.find(".mlp.experts.");
+    if (e != std::string::npos && std::stoll(t.name.substr(e + 13)) >= c.num_experts_per_tok) unused += t.numel();
+  }
+  const int64_t active = total - unused;
+
+  const auto text = dsagent("inspect " + q(dir));
+  REQUIRE_MESSAGE(text.exit_code == 0, text.output);
+  CHECK_MESSAGE(text.output.find("total " + std::to_string(total) + ", active per token " + std::to_string(active)) !=
+                    std::string::npos,
+                text.output);
+  CHECK(text.output.find("1 dense, 2 MoE") != std::string::npos);
+
+  const auto js = dsagent("inspect " + q(dir) + " --json");
+  REQUIRE_MESSAGE(js.exit_code == 0, js.output);
+  const auto j = nlohmann::json::parse(js.output);
+  CHECK(j["params"]["total"] == total);
+  CHECK(j["params"]["active"] == active);
+  CHECK(j["n_shards"] == 2);
+  CHECK(j["fp8_scales"]["not_power_of_two"] == 0);
+  CHECK(j["problem"].is_null());
+  uint64_t bytes = 0;
+  for (const TensorInfo& t : ckpt->tensors()) bytes += t.nbytes;
+  CHECK(j["bytes_total"] == bytes);
+  // Per layer: bf16 latent 2*(128+32) = 320 B, FP8 record 128 + 4 + 64 = 196 B, indexer 64 + 4 = 68 B.
+  CHECK(j["cache_bytes_per_token"]["kv_bf16_latent"] == 3 * 320);
+  CHECK(j["cache_bytes_per_token"]["kv_fp8"] == 3 * 196);
+  CHECK(j["cache_bytes_per_token"]["indexer"] == 3 * 68);
+  CHECK(j["cache_bytes_at_128k"]["indexer"] == 3 * 68 * 131072);
+}
+
+TEST_CASE("make-model refuses a non-empty directory without --force") {
+  test::TempDir tmp("dsa-cli-model");
+  REQUIRE(dsagent("make-model " + q(tmp.path()) + " --preset tiny").exit_code == 0);
+  const auto again = dsagent("make-model " + q(tmp.path()) + " --preset tiny --dtype bf16");
+  CHECK(again.exit_code != 0);
+  CHECK(again.output.find("not empty (use --force") != std::string::npos);
+  const auto forced = dsagent("make-model " + q(tmp.path()) + " --preset tiny --dtype bf16 --force");
+  REQUIRE_MESSAGE(forced.exit_code == 0, forced.output);
+  const auto config = load_config(tmp / "config.json");
+  REQUIRE(config.ok());
+  CHECK_FALSE(config->fp8);
+  CHECK(dsagent("make-model " + q(tmp / "x") + " --preset huge").exit_code != 0);
+}
+
+TEST_CASE("inspect reports an inventory problem as expected-vs-found and exits non-zero") {
+  test::TempDir tmp("dsa-cli-model");
+  REQUIRE(dsagent("make-model " + q(tmp.path()) + " --preset tiny --shards 2").exit_code == 0);
+  auto j = nlohmann::json::parse(test::read_text(tmp / "config.json"));
+  j["intermediate_size"] = 512;
+  test::write_text(tmp / "config.json", j.dump());
+  const auto r = dsagent("inspect " + q(tmp.path()));
+  CHECK(r.exit_code != 0);
+  CHECK_MESSAGE(r.output.find("model-00001-of-00002.safetensors: tensor 'model.layers.0.mlp.gate_proj.weight': "
+                              "expected F8_E4M3 [512, 128], found F8_E4M3 [256, 128]") != std::string::npos,
+                r.output);
+
+  j["kv_lora_rank"] = "big";
+  test::write_text(tmp / "config.json", j.dump());
+  const auto bad = dsagent("inspect " + q(tmp.path()));
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.output.find("field 'kv_lora_rank'") != std::string::npos);
+}

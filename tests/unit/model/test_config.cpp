@@ -1,0 +1,193 @@
+// config.json parsing and validation, the presets, and parameter counts of the full model.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "engine/model/config.hpp"
+#include "engine/model/inventory.hpp"
+#include "tests/test_support.hpp"
+
+using dsa::ModelConfig;
+using nlohmann::json;
+
+namespace {
+
+json fixture_config(const char* name) {
+  return json::parse(dsa::test::read_text(dsa::test::fixtures_dir() / "engine" / name / "config.json"));
+}
+
+// The error message of parsing `j`, or "" when it parses.
+std::string parse_error(const json& j) {
+  const auto r = dsa::parse_config(j.dump(), "config.json");
+  return r.ok() ? "" : r.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("the tiny preset is the fixture's config.json, field by field") {
+  const auto tiny = dsa::preset_config("tiny");
+  REQUIRE(tiny.ok());
+  const json fixture = fixture_config("tiny-fp8");
+  const json ours = json::parse(dsa::config_to_json(*tiny));
+  for (const auto& [key, value] : fixture.items()) {
+    INFO("field " << key);
+    REQUIRE(ours.contains(key));
+    CHECK(ours[key] == value);
+  }
+  CHECK(ours.size() == fixture.size());
+
+  ModelConfig bf16 = *tiny;
+  bf16.fp8 = false;
+  bf16.scale_fmt.clear();
+  CHECK(json::parse(dsa::config_to_json(bf16)) == fixture_config("tiny-bf16"));
+}
+
+TEST_CASE("parsing the fixture gives the preset; a round trip through config_to_json is exact") {
+  const auto parsed = dsa::load_config(dsa::test::fixtures_dir() / "engine/tiny-fp8/config.json");
+  REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.error().message));
+  CHECK(parsed->fp8);
+  CHECK(parsed->scale_fmt == "ue8m0");
+  CHECK(parsed->weight_block_size == 128);
+  CHECK(parsed->rope_scaling.factor == 40.0);
+  CHECK(dsa::config_to_json(*parsed) == dsa::config_to_json(*dsa::preset_config("tiny")));
+  const auto bf16 = dsa::load_config(dsa::test::fixtures_dir() / "engine/tiny-bf16/config.json");
+  REQUIRE(bf16.ok());
+  CHECK_FALSE(bf16->fp8);
+}
+
+TEST_CASE("errors name the file and the field") {
+  const json base = fixture_config("tiny-fp8");
+  CHECK(parse_error(base).empty());
+
+  json j = base;
+  j.erase("kv_lora_rank");
+  CHECK(parse_error(j) == "config.json: field 'kv_lora_rank': missing");
+
+  j = base;
+  j["hidden_size"] = "128";
+  CHECK(parse_error(j) == "config.json: field 'hidden_size': expected an integer, found \"128\"");
+
+  j = base;
+  j["norm_topk_prob"] = 1;
+  CHECK(parse_error(j).starts_with("config.json: field 'norm_topk_prob': expected true or false"));
+
+  j = base;
+  j["model_type"] = "llama";
+  CHECK(parse_error(j).starts_with("config.json: field 'model_type': unsupported value 'llama'"));
+
+  j = base;
+  j["rope_scaling"]["factor"] = "forty";
+  CHECK(parse_error(j).starts_with("config.json: field 'rope_scaling.factor': expected a number"));
+
+  j = base;
+  j["quantization_config"]["weight_block_size"] = {128, 64};
+  CHECK(parse_error(j).starts_with("config.json: field 'quantization_config.weight_block_size':"));
+
+  j = base;
+  j["quantization_config"]["quant_method"] = "awq";
+  CHECK(parse_error(j).starts_with("config.json: field 'quantization_config.quant_method': unsupported value"));
+
+  CHECK(parse_error(json::array()) == "config.json: expected a JSON object");
+  CHECK(dsa::parse_config("{", "config.json").error().message == "config.json: not valid JSON");
+}
+
+TEST_CASE("bad relations between fields name the field") {
+  const json base = fixture_config("tiny-fp8");
+  const auto with = [&](const char* field, json value) {
+    json j = base;
+    j[field] = std::move(value);
+    return parse_error(j);
+  };
+  CHECK(with("n_group", 3).starts_with("config.json: field 'n_group': must divide n_routed_experts"));
+  CHECK(with("topk_group", 5).starts_with("config.json: field 'topk_group': exceeds n_group"));
+  // 2 groups of 2 experts -> at most 4 candidates.
+  CHECK(with("num_experts_per_tok", 5).starts_with("config.json: field 'num_experts_per_tok': exceeds"));
+  CHECK(with("index_topk", 0).starts_with("config.json: field 'index_topk': must be positive"));
+  CHECK(with("hidden_size", -1).starts_with("config.json: field 'hidden_size': must be positive"));
+  CHECK(with("num_key_value_heads", 3).starts_with("config.json: field 'num_key_value_heads': must divide"));
+  CHECK(with("first_k_dense_replace", 4).starts_with("config.json: field 'first_k_dense_replace': exceeds"));
+  CHECK(with("qk_rope_head_dim", 31).starts_with("config.json: field 'qk_rope_head_dim': must be even"));
+  CHECK(with("tie_word_embeddings", true).starts_with("config.json: field 'tie_word_embeddings':"));
+}
+
+TEST_CASE("optional fields: no quantization_config is BF16; no rope_scaling is plain RoPE") {
+  json j = fixture_config("tiny-fp8");
+  j.erase("quantization_config");
+  j.erase("rope_scaling");
+  j.erase("num_nextn_predict_layers");
+  const auto c = dsa::parse_config(j.dump(), "config.json");
+  REQUIRE(c.ok());
+  CHECK_FALSE(c->fp8);
+  CHECK(c->num_nextn_predict_layers == 0);
+  CHECK(c->softmax_scale() == doctest::Approx(1.0 / 8.0));  // qk_head_dim 64, no mscale
+  CHECK_FALSE(json::parse(dsa::config_to_json(*c)).contains("quantization_config"));
+}
+
+TEST_CASE("softmax scale of V3.2 with YaRN mscale (model-spec 4.2)") {
+  CHECK(ModelConfig{}.softmax_scale() == doctest::Approx(0.13523378).epsilon(1e-7));
+}
+
+TEST_CASE("bench presets are performance.md's") {
+  const auto s = dsa::preset_config("bench-s");
+  REQUIRE(s.ok());
+  CHECK(s->hidden_size == 1024);
+  CHECK(s->num_hidden_layers == 8);
+  CHECK(s->first_k_dense_replace == 1);
+  CHECK(s->num_attention_heads == 16);
+  CHECK(s->q_lora_rank == 384);
+  CHECK(s->kv_lora_rank == 256);
+  CHECK(s->qk_nope_head_dim == 64);
+  CHECK(s->qk_rope_head_dim == 32);
+  CHECK(s->v_head_dim == 64);
+  CHECK(s->n_routed_experts == 16);
+  CHECK(s->num_experts_per_tok == 2);
+  CHECK(s->n_group == 4);
+  CHECK(s->topk_group == 2);
+  CHECK(s->n_shared_experts == 1);
+  CHECK(s->moe_intermediate_size == 512);
+  CHECK(s->intermediate_size == 2816);
+  CHECK(s->index_n_heads == 8);
+  CHECK(s->index_head_dim == 64);
+  CHECK(s->index_topk == 256);
+  CHECK(s->vocab_size == 32000);
+  CHECK(s->fp8);
+
+  const auto m = dsa::preset_config("bench-m");
+  REQUIRE(m.ok());
+  CHECK(m->hidden_size == 7168);
+  CHECK(m->num_attention_heads == 128);
+  CHECK(m->q_lora_rank == 1536);
+  CHECK(m->kv_lora_rank == 512);
+  CHECK(m->index_n_heads == 64);
+  CHECK(m->index_head_dim == 128);
+  CHECK(m->index_topk == 2048);
+  CHECK(m->num_hidden_layers == 4);
+  CHECK(m->first_k_dense_replace == 1);
+  CHECK(m->n_routed_experts == 32);
+  CHECK(m->num_experts_per_tok == 8);
+
+  CHECK_FALSE(dsa::preset_config("huge").ok());
+}
+
+TEST_CASE("parameter counts of the full V3.2 config match model-spec 1.3") {
+  const ModelConfig full;
+  const dsa::ParamCounts n = dsa::count_params(full);
+  CHECK(double(n.total) / 1e9 == doctest::Approx(671.88).epsilon(0.00001));
+  CHECK(double(n.active) / 1e9 == doctest::Approx(37.5).epsilon(0.005));
+
+  // Per layer, from the inventory: attention 201.06 M of which the indexer is 13.96 M,
+  // dense MLP 396.36 M, a MoE layer's MLP 11.320 B.
+  int64_t attn = 0, indexer = 0, dense = 0, moe = 0;
+  for (const dsa::TensorSpec& s : dsa::tensor_inventory(full)) {
+    if (s.role == dsa::TensorRole::linear_scale) continue;
+    if (s.layer == 0 && s.name.find(".self_attn.") != std::string::npos) attn += s.numel();
+    if (s.layer == 0 && s.name.find(".indexer.") != std::string::npos) indexer += s.numel();
+    if (s.layer == 0 && s.name.find(".mlp.") != std::string::npos) dense += s.numel();
+    if (s.layer == 3 && s.name.find(".mlp.") != std::string::npos) moe += s.numel();
+  }
+  CHECK(double(attn) / 1e6 == doctest::Approx(201.06).epsilon(0.0001));
+  CHECK(double(indexer) / 1e6 == doctest::Approx(13.96).epsilon(0.001));
+  CHECK(double(dense) / 1e6 == doctest::Approx(396.36).epsilon(0.0001));
+  CHECK(double(moe) / 1e9 == doctest::Approx(11.320).epsilon(0.0001));
+}
