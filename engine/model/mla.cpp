@@ -1,0 +1,222 @@
+// Multi-head latent attention with the lightning indexer (model-spec 4.3, 5): projections, the
+// latent and indexer-key caches, the per-query top-k selection, and attention over the selected
+// keys only: the MHA form for chunks (S > 1), the absorbed MQA form for one decode token.
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "engine/model/model.hpp"
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/gemm.hpp"
+#include "kernels/cpu/hadamard.hpp"
+#include "kernels/cpu/indexer.hpp"
+#include "kernels/cpu/norm.hpp"
+#include "kernels/cpu/parallel.hpp"
+#include "kernels/cpu/quant.hpp"
+#include "kernels/cpu/rope.hpp"
+#include "kernels/cpu/topk.hpp"
+
+namespace dsa {
+
+void Model::attention(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, float* out,
+                      ForwardTrace* trace) {
+  mla_project(layer, cache, seq, S);
+  indexer(layer, cache, seq, S, trace);
+  if (S > 1) {
+    attend_prefill(layer, cache, seq, S);
+  } else {
+    attend_decode(layer, cache, seq);
+  }
+  const int64_t width = n_heads_ * cfg_.v_head_dim;
+  const float* o = ws_.o.data();
+  if (comm_->size() > 1) {
+    gather_columns(o, S, width, ws_.o_full.data());
+    o = ws_.o_full.data();
+  }
+  w_.layers[layer].o_proj.apply(o, S, out);
+}
+
+void Model::mla_project(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S) {
+  const LayerWeights& lw = w_.layers[layer];
+  const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dqk = dn + dr;
+  const int64_t kvr = cfg_.kv_lora_rank;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  const int64_t* pos = ws_.pos.data();
+
+  float* qr = ws_.qr.data();
+  lw.q_a_proj.apply(ws_.xn.data(), S, qr);
+  cpu::rms_norm(qr, S, cfg_.q_lora_rank, lw.q_a_layernorm.data(), eps, qr);
+  float* q = ws_.q.data();  // [S, H, nope | rope]
+  lw.q_b_proj.apply(qr, S, q);
+  cpu::apply_rope(q + dn, S, H, H * dqk, dqk, dr, pos, inv_freq_.data(), cpu::RopeLayout::interleaved);
+
+  float* kv = ws_.kv.data();  // [S, latent | rope]
+  float* c_kv = ws_.c_kv.data();
+  float* k_pe = ws_.k_pe.data();
+  lw.kv_a_proj_with_mqa.apply(ws_.xn.data(), S, kv);
+  for (int64_t i = 0; i < S; ++i) {
+    std::copy(kv + i * (kvr + dr), kv + i * (kvr + dr) + kvr, c_kv + i * kvr);
+    std::copy(kv + i * (kvr + dr) + kvr, kv + (i + 1) * (kvr + dr), k_pe + i * dr);
+  }
+  cpu::rms_norm(c_kv, S, kvr, lw.kv_a_layernorm.data(), eps, c_kv);
+  cpu::apply_rope(k_pe, S, 1, dr, dr, dr, pos, inv_freq_.data(), cpu::RopeLayout::interleaved);
+  for (int64_t i = 0; i < S; ++i) {
+    cpu::latent_write(cache.latent_arena(layer), seq.pages.data(), cache.format(), kvr, dr, pos[i], c_kv + i * kvr,
+                      k_pe + i * dr);
+  }
+}
+
+void Model::indexer(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, ForwardTrace* trace) {
+  const LayerWeights& lw = w_.layers[layer];
+  const int64_t hd = cfg_.index_head_dim, dr = cfg_.qk_rope_head_dim;
+  const int64_t* pos = ws_.pos.data();
+  const float rot_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+
+  // Keys: LayerNorm, rotate-half RoPE on the first dims, Hadamard, FP8 into the cache.
+  float* k = ws_.idx_k.data();  // [S, hd]
+  lw.idx_wk.apply(ws_.xn.data(), S, k);
+  cpu::layer_norm(k, S, hd, lw.idx_k_norm_weight.data(), lw.idx_k_norm_bias.data(),
+                  static_cast<float>(cfg_.rms_norm_eps), k);
+  cpu::apply_rope(k, S, 1, hd, hd, dr, pos, inv_freq_.data(), cpu::RopeLayout::rotate_half);
+  cpu::hadamard(k, S, hd, rot_scale, k);
+  for (int64_t i = 0; i < S; ++i) {
+    cpu::indexer_write(cache.indexer_arena(layer), seq.pages.data(), hd, pos[i], k + i * hd);
+  }
+
+  // Dense attention needs the queries only to record the indexer's choice.
+  if (mode_ == AttentionMode::sparse || trace) score_queries(layer, S);
+  select_keys(layer, cache.indexer(layer, seq), S, trace);
+}
+
+void Model::score_queries(int64_t layer, int64_t S) {
+  const LayerWeights& lw = w_.layers[layer];
+  const int64_t nh = cfg_.index_n_heads, hd = cfg_.index_head_dim, dr = cfg_.qk_rope_head_dim;
+  const int64_t* pos = ws_.pos.data();
+  const float rot_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  // Queries from the MLA q latent, one FP8 scale per (token, head) (block = hd <= 128).
+  float* q = ws_.idx_q.data();  // [S, nh, hd]
+  lw.idx_wq_b.apply(ws_.qr.data(), S, q);
+  cpu::apply_rope(q, S, nh, nh * hd, hd, dr, pos, inv_freq_.data(), cpu::RopeLayout::rotate_half);
+  cpu::hadamard(q, S * nh, hd, rot_scale, q);
+  uint8_t* q_codes = ws_.idx_q_codes.data();
+  float* q_scale = ws_.idx_q_scale.data();
+  for (int64_t r = 0; r < S * nh; ++r) cpu::act_quant(q + r * hd, hd, hd, q_codes + r * hd, q_scale + r);
+
+  // Head weights with every constant folded in, in the reference's order.
+  float* w = ws_.idx_w.data();  // [S, nh]
+  lw.idx_weights_proj.apply(ws_.xn.data(), S, w);
+  const auto head_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(nh)));
+  for (int64_t r = 0; r < S * nh; ++r) w[r] = w[r] * head_scale * q_scale[r] * rot_scale;
+}
+
+void Model::select_keys(int64_t layer, const cpu::IndexerCacheView& keys, int64_t S, ForwardTrace* trace) {
+  const int64_t stride = ws_.sel_stride, end = ws_.pos[S - 1] + 1;
+  int64_t* n_keys = ws_.n_keys.data();
+  int64_t* n_sel = ws_.n_sel.data();
+  int32_t* sel = ws_.sel.data();
+  for (int64_t i = 0; i < S; ++i) n_keys[i] = ws_.pos[i] + 1;
+
+  const bool run_indexer = mode_ == AttentionMode::sparse || trace;
+  if (run_indexer) {
+    float* scores = ws_.scores.data();  // [S, end]
+    cpu::indexer_scores(ws_.idx_q_codes.data(), ws_.idx_w.data(), S, cfg_.index_n_heads, keys, n_keys, scores, end);
+    const int64_t topk = cfg_.index_topk;
+    cpu::parallel_for(S, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        n_sel[i] = std::min(topk, n_keys[i]);
+        cpu::topk_positions(scores + i * end, n_keys[i], n_sel[i], sel + i * stride);
+      }
+    });
+    if (trace) {
+      auto& rec = trace->topk[layer];
+      for (int64_t i = 0; i < S; ++i) rec.emplace_back(sel + i * stride, sel + i * stride + n_sel[i]);
+    }
+  }
+  if (mode_ == AttentionMode::dense) {
+    for (int64_t i = 0; i < S; ++i) {
+      n_sel[i] = n_keys[i];
+      for (int64_t j = 0; j < n_keys[i]; ++j) sel[i * stride + j] = static_cast<int32_t>(j);
+    }
+  }
+  if (trace && trace->forced_topk) {
+    const auto& forced = (*trace->forced_topk)[layer];
+    DSA_CHECK(static_cast<int64_t>(forced.size()) == S, "forced_topk needs one selection per query");
+    for (int64_t i = 0; i < S; ++i) {
+      DSA_CHECK(static_cast<int64_t>(forced[i].size()) <= stride, "forced selection larger than index_topk");
+      n_sel[i] = static_cast<int64_t>(forced[i].size());
+      for (int64_t j = 0; j < n_sel[i]; ++j) {
+        DSA_CHECK(forced[i][j] >= 0 && forced[i][j] < n_keys[i], "forced selection outside the causal keys");
+        sel[i * stride + j] = forced[i][j];
+      }
+    }
+  }
+  if (trace) {
+    for (int64_t i = 0; i < S; ++i) trace->keys_attended += n_sel[i];
+  }
+}
+
+void Model::attend_prefill(int64_t layer, const KvCache& cache, const Sequence& seq, int64_t S) {
+  const LayerWeights& lw = w_.layers[layer];
+  const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim;
+  const int64_t kvr = cfg_.kv_lora_rank, stride = ws_.sel_stride, end = ws_.pos[S - 1] + 1;
+
+  // Expand (wkv_b) only the keys some query selected, each once: row r holds position key_pos[r].
+  int32_t* key_row = ws_.key_row.data();
+  int32_t* key_pos = ws_.key_pos.data();
+  int32_t* sel_rows = ws_.sel_rows.data();
+  std::fill(key_row, key_row + end, -1);
+  int32_t n_rows = 0;
+  for (int64_t i = 0; i < S; ++i) {
+    for (int64_t j = 0; j < ws_.n_sel[i]; ++j) {
+      const int32_t p = ws_.sel[i * stride + j];
+      if (key_row[p] < 0) {
+        key_row[p] = n_rows;
+        key_pos[n_rows++] = p;
+      }
+      sel_rows[i * stride + j] = key_row[p];
+    }
+  }
+  for (auto [v, width] : {std::pair{&ws_.key_latent, kvr}, {&ws_.key_pe, dr}, {&ws_.key_kv, H * (dn + dv)}}) {
+    if (static_cast<int64_t>(v->size()) < n_rows * width) v->resize(static_cast<size_t>(n_rows * width));
+  }
+  float* latent = ws_.key_latent.data();
+  float* pe = ws_.key_pe.data();
+  for (int32_t r = 0; r < n_rows; ++r) cache.read_latent(layer, seq, key_pos[r], latent + r * kvr, pe + r * dr);
+  float* key_kv = ws_.key_kv.data();  // [n_rows, H, nope | v]
+  lw.kv_b_proj.apply(latent, n_rows, key_kv);
+
+  const float* q = ws_.q.data();
+  float* o = ws_.o.data();
+  cpu::parallel_for(S, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      cpu::sparse_mha(q + i * H * (dn + dr), H, dn, dr, dv, key_kv, H * (dn + dv), pe, dr, sel_rows + i * stride,
+                      ws_.n_sel[i], softmax_scale_, o + i * H * dv);
+    }
+  });
+}
+
+void Model::attend_decode(int64_t layer, const KvCache& cache, const Sequence& seq) {
+  const LayerWeights& lw = w_.layers[layer];
+  const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim;
+  const int64_t kvr = cfg_.kv_lora_rank, dqk = dn + dr;
+  const float* q = ws_.q.data();
+  float* q_abs = ws_.q_abs.data();  // [H, kv_lora]: q_nope . W_UK, bf16
+  float* q_pe = ws_.q_pe.data();    // [H, rope]
+  // One small product per head: parallel over heads (the nested kernel loops then run serially).
+  cpu::parallel_for(H, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h) {
+      cpu::matmul_bf16(q + h * dqk, 1, dn, lw.w_uk_t.data() + h * kvr * dn, kvr, q_abs + h * kvr, true);
+      std::copy(q + h * dqk + dn, q + (h + 1) * dqk, q_pe + h * dr);
+    }
+  });
+  float* o_lat = ws_.o_lat.data();
+  cpu::sparse_mla_decode(q_abs, q_pe, H, cache.latent(layer, seq), ws_.sel.data(), ws_.n_sel[0], softmax_scale_,
+                         o_lat);
+  cpu::parallel_for(H, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h) {
+      cpu::matmul_bf16(o_lat + h * kvr, 1, kvr, lw.w_uv.data() + h * dv * kvr, dv, ws_.o.data() + h * dv, true);
+    }
+  });
+}
+
+}  // namespace dsa

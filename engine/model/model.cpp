@@ -1,0 +1,196 @@
+// The block loop of the DeepSeek-V3.2 forward pass (model-spec 4.1): embedding, per layer
+// attn_norm -> MLA -> ffn_norm (fused residual) -> MLP or MoE, then the final norm and the head.
+// The attention is in mla.cpp, the FFN in moe.cpp.
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "engine/model/model.hpp"
+#include "kernels/cpu/norm.hpp"
+#include "kernels/cpu/rope.hpp"
+#include "kernels/dtypes.hpp"
+
+namespace dsa {
+
+namespace {
+
+template <class T>
+void grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+}
+
+bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
+
+// What the CPU kernels need beyond validate_config.
+Result<void> check_engine_limits(const ModelConfig& c, const std::string& src) {
+  const auto bad = [&](const std::string& field, const std::string& what) {
+    return make_error(src + ": field '" + field + "': " + what);
+  };
+  if (!is_power_of_two(c.index_head_dim) || c.index_head_dim > 128)
+    return bad("index_head_dim", "must be a power of two up to 128 (Hadamard, one FP8 scale per key)");
+  if (c.kv_lora_rank % 128 != 0) return bad("kv_lora_rank", "must be a multiple of 128 (FP8 latent blocks)");
+  if (c.fp8 && c.weight_block_size != 128)
+    return bad("quantization_config.weight_block_size", "only [128, 128] is supported");
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir, AttentionMode mode, Comm* comm) {
+  const auto config_path = dir / "config.json";
+  DSA_TRY(cfg, load_config(config_path));
+  if (auto r = check_engine_limits(cfg, config_path.string()); !r) return r.error();
+  DSA_TRY(ckpt, Checkpoint::open(dir));
+  const int rank = comm ? comm->rank() : 0;
+  const int size = comm ? comm->size() : 1;
+  DSA_TRY(w, bind_weights(ckpt, cfg, rank, size));
+  return std::make_unique<Model>(std::move(cfg), std::move(ckpt), std::move(w), mode, comm);
+}
+
+Model::Model(ModelConfig cfg, Checkpoint ckpt, Weights w, AttentionMode mode, Comm* comm)
+    : cfg_(std::move(cfg)), ckpt_(std::move(ckpt)), w_(std::move(w)), mode_(mode), comm_(comm ? comm : &single_) {
+  n_heads_ = cfg_.num_attention_heads / comm_->size();
+  const RopeScaling& rs = cfg_.rope_scaling;
+  inv_freq_ = cpu::yarn_inv_freq(cfg_.qk_rope_head_dim, cfg_.rope_theta, rs.factor,
+                                 rs.original_max_position_embeddings, rs.beta_fast, rs.beta_slow);
+  softmax_scale_ = static_cast<float>(cfg_.softmax_scale());
+}
+
+void Model::ensure_workspace(int64_t S, int64_t end) {
+  const ModelConfig& c = cfg_;
+  const int64_t D = c.hidden_size, H = n_heads_, dqk = c.qk_head_dim(), dv = c.v_head_dim;
+  const int64_t kvr = c.kv_lora_rank, dr = c.qk_rope_head_dim;
+  const int64_t nh = c.index_n_heads, hd = c.index_head_dim;
+  Workspace& ws = ws_;
+  grow(ws.pos, S);
+  for (auto* v : {&ws.x, &ws.xn, &ws.residual, &ws.attn_out}) grow(*v, S * D);
+  grow(ws.qr, S * c.q_lora_rank);
+  grow(ws.q, S * H * dqk);
+  grow(ws.kv, S * (kvr + dr));
+  grow(ws.c_kv, S * kvr);
+  grow(ws.k_pe, S * dr);
+  grow(ws.o, S * H * dv);
+  grow(ws.o_full, S * c.num_attention_heads * dv);
+  grow(ws.q_abs, H * kvr);
+  grow(ws.q_pe, H * dr);
+  grow(ws.o_lat, H * kvr);
+  grow(ws.key_row, end);  // the expanded keys themselves grow in attend_prefill, to what is selected
+  grow(ws.key_pos, end);
+  grow(ws.idx_q, S * nh * hd);
+  grow(ws.idx_k, S * hd);
+  grow(ws.idx_w, S * nh);
+  grow(ws.idx_q_scale, S * nh);
+  grow(ws.idx_q_codes, S * nh * hd);
+  grow(ws.scores, S * end);
+  grow(ws.n_keys, S);
+  ws.sel_stride = std::min(c.index_topk, end);
+  if (mode_ == AttentionMode::dense) ws.sel_stride = end;
+  grow(ws.sel, S * ws.sel_stride);
+  grow(ws.sel_rows, S * ws.sel_stride);
+  grow(ws.n_sel, S);
+  const int64_t inter =
+      std::max(c.intermediate_size, c.moe_intermediate_size * std::max<int64_t>(1, c.n_shared_experts));
+  for (auto* v : {&ws.gate, &ws.up, &ws.act, &ws.act_full}) grow(*v, S * inter);
+  const int64_t K = c.num_experts_per_tok;
+  grow(ws.router_logits, S * c.n_routed_experts);
+  grow(ws.route_w, S * K);
+  grow(ws.route_idx, S * K);
+  grow(ws.expert_rows, S * K);
+  grow(ws.expert_x, S * D);
+  grow(ws.expert_y, S * D);
+  grow(ws.expert_out, S * K * D);
+  grow(ws.moe_acc, S * D);
+  grow(ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
+  grow(ws.final_h, 2 * D);
+}
+
+void Model::embed(std::span<const int32_t> tokens) {
+  const int64_t D = cfg_.hidden_size;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const uint16_t* row = w_.embed_tokens + static_cast<int64_t>(tokens[i]) * D;
+    float* x = ws_.x.data() + static_cast<int64_t>(i) * D;
+    for (int64_t j = 0; j < D; ++j) x[j] = bf16_to_float(row[j]);
+  }
+}
+
+Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
+                            ForwardTrace* trace) {
+  const int64_t S = static_cast<int64_t>(tokens.size());
+  if (S == 0) return make_error("forward: no tokens");
+  for (int64_t i = 0; i < S; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= cfg_.vocab_size) {
+      return make_error("forward: token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                        " is outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
+    }
+  }
+  const int64_t pos0 = seq.n_cached, end = pos0 + S;
+  if (end > cfg_.max_position_embeddings) {
+    return make_error("forward: position " + std::to_string(end - 1) + " is beyond max_position_embeddings " +
+                      std::to_string(cfg_.max_position_embeddings));
+  }
+  if (auto r = cache.reserve(seq, end); !r) return r.error();
+  const int64_t L = cfg_.num_hidden_layers, D = cfg_.hidden_size;
+  if (trace) {
+    DSA_CHECK(!trace->forced_topk || static_cast<int64_t>(trace->forced_topk->size()) == L,
+              "forced_topk needs one entry per layer");
+    trace->hidden.assign(static_cast<size_t>(L), {});
+    trace->topk.assign(static_cast<size_t>(L), {});
+    trace->keys_attended = 0;
+  }
+  ensure_workspace(S, end);
+  for (int64_t i = 0; i < S; ++i) ws_.pos[i] = pos0 + i;
+  embed(tokens);
+
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  float* x = ws_.x.data();
+  float* xn = ws_.xn.data();
+  float* residual = ws_.residual.data();
+  for (int64_t layer = 0; layer < L; ++layer) {
+    const LayerWeights& lw = w_.layers[layer];
+    if (layer == 0) {
+      std::copy(x, x + S * D, residual);
+      cpu::rms_norm(x, S, D, lw.input_layernorm.data(), eps, xn);
+    } else {
+      cpu::add_rms_norm(x, residual, S, D, lw.input_layernorm.data(), eps, xn);
+    }
+    attention(layer, cache, seq, S, ws_.attn_out.data(), trace);
+    cpu::add_rms_norm(ws_.attn_out.data(), residual, S, D, lw.post_attention_layernorm.data(), eps, xn);
+    if (lw.is_moe) {
+      moe(lw, xn, S, x);
+    } else {
+      mlp(lw.mlp, xn, S, x, /*sharded=*/true);
+    }
+    if (trace) {
+      auto& h = trace->hidden[layer];
+      h.resize(static_cast<size_t>(S * D));
+      for (int64_t j = 0; j < S * D; ++j) h[j] = x[j] + residual[j];
+    }
+  }
+  seq.n_cached = end;
+
+  // Final norm of the last token's unrounded x + residual, then the fp32 head.
+  float* last_residual = ws_.final_h.data();
+  float* h = ws_.final_h.data() + D;
+  std::copy(residual + (S - 1) * D, residual + S * D, last_residual);
+  cpu::add_rms_norm(x + (S - 1) * D, last_residual, 1, D, w_.norm.data(), eps, h);
+  w_.lm_head.apply(h, 1, logits);
+  return {};
+}
+
+void Model::gather_columns(const float* local, int64_t S, int64_t width, float* full) {
+  const int64_t n = comm_->size();
+  if (n == 1) {
+    std::copy(local, local + S * width, full);
+    return;
+  }
+  float* all = ws_.gathered.data();  // [rank][S, width]
+  comm_->all_gather(local, S * width, all);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t i = 0; i < S; ++i) {
+      const float* src = all + (r * S + i) * width;
+      std::copy(src, src + width, full + i * n * width + r * width);
+    }
+  }
+}
+
+}  // namespace dsa

@@ -1,0 +1,114 @@
+// Model: the DeepSeek-V3.2 forward pass on CPU (model-spec sections 4-6). One call runs a chunk of
+// tokens at positions seq.n_cached.. against the paged caches: prefill (any start position, MHA
+// form over cached keys 0..p) or decode (one token, absorbed MQA form). Every layer's indexer picks
+// top-min(index_topk, p+1) keys per query, shared by all heads; attention touches only those.
+// Files: model.cpp (block loop, embedding, head), mla.cpp (MLA + indexer), moe.cpp (MLP, MoE).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/api/result.hpp"
+#include "engine/dist/comm.hpp"
+#include "engine/loader/safetensors.hpp"
+#include "engine/model/config.hpp"
+#include "engine/model/weights.hpp"
+#include "engine/runtime/kv_cache.hpp"
+
+namespace dsa {
+
+enum class AttentionMode { sparse, dense };  // dense: full causal attention, for comparison
+
+using TopkSets = std::vector<std::vector<std::vector<int32_t>>>;  // [layer][query]: positions, ascending
+
+// Optional per-call record for tests and diagnostics; forward() resets it (forced_topk aside).
+struct ForwardTrace {
+  std::vector<std::vector<float>> hidden;  // [layer][S * hidden]: ffn out + residual, fp32
+  TopkSets topk;                           // the indexer's own selection (also in dense mode)
+  int64_t keys_attended = 0;               // cached keys read by attention: sum over layers and queries
+  // When set, attention uses these selections instead of the indexer's (which is still recorded in
+  // topk): golden tests compare the attention numerics without near-tie selection flips cascading.
+  const TopkSets* forced_topk = nullptr;
+};
+
+class Model {
+ public:
+  // Opens DIR (config.json + safetensors), validates the config and binds every weight. With a
+  // Comm of size n > 1, one Model per rank: attention heads and the dense MLP's intermediate are
+  // split n ways (tensor parallel; the head outputs / activations are all-gathered and o_proj /
+  // down_proj run replicated), routed experts e with e % n == rank run here (expert parallel; rank 0
+  // also runs the shared expert; partial sums all-reduced). Embedding, norms, the indexer and the
+  // head are replicated, so every rank selects the same top-k and gets the same logits.
+  static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, AttentionMode mode,
+                                             Comm* comm = nullptr);
+  Model(ModelConfig cfg, Checkpoint ckpt, Weights w, AttentionMode mode, Comm* comm);
+  Model(const Model&) = delete;  // comm_ may point at single_
+  Model& operator=(const Model&) = delete;
+
+  // Runs tokens at positions seq.n_cached.. and writes the last token's logits [vocab] fp32.
+  // Errors (seq.n_cached unchanged): no tokens, a token id out of range, a position past
+  // max_position_embeddings, or the cache pool exhausted.
+  Result<void> forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
+                       ForwardTrace* trace = nullptr);
+
+  const ModelConfig& config() const { return cfg_; }
+
+ private:
+  // Buffers of one forward call, grown to the largest chunk and context seen, then reused.
+  struct Workspace {
+    std::vector<int64_t> pos;                                  // [S] absolute positions
+    std::vector<float> x, xn, residual, attn_out;              // [S, hidden]
+    std::vector<float> qr, q, kv, c_kv, k_pe, o, o_full;       // MLA per-token rows
+    std::vector<float> q_abs, q_pe, o_lat;                     // decode (absorbed form)
+    std::vector<float> key_latent, key_pe, key_kv;             // prefill: the selected keys, expanded
+    std::vector<int32_t> key_row;                              // prefill: position -> expanded row or -1
+    std::vector<int32_t> key_pos;                              // prefill: expanded row -> position
+    std::vector<float> idx_q, idx_k, idx_w, idx_q_scale, scores;
+    std::vector<uint8_t> idx_q_codes;
+    std::vector<int64_t> n_keys;                               // [S] candidates of each query
+    std::vector<int32_t> sel, sel_rows;                        // [S, sel_stride] selections
+    std::vector<int64_t> n_sel;                                // [S]
+    int64_t sel_stride = 0;
+    std::vector<float> gate, up, act, act_full;                // FFN
+    std::vector<float> router_logits, route_w, expert_x, expert_y, expert_out;
+    std::vector<int32_t> route_idx, expert_rows;
+    std::vector<double> moe_acc;
+    std::vector<float> gathered, final_h;
+  };
+
+  void ensure_workspace(int64_t n_tokens, int64_t end);
+  void embed(std::span<const int32_t> tokens);
+  // ws_.xn: [S, hidden] attn_norm output (bf16 values); out: [S, hidden].
+  void attention(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, float* out, ForwardTrace* trace);
+  // Projects the S queries' MLA q (ws_.q, rope applied) and writes their latents to the cache.
+  void mla_project(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S);
+  // Writes the S indexer keys to the cache and fills ws_.sel / ws_.n_sel (the indexer's top-k, the
+  // dense causal set, or the forced selection).
+  void indexer(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, ForwardTrace* trace);
+  // The indexer queries (FP8 codes) and head weights of the S tokens: ws_.idx_q_codes, ws_.idx_w.
+  void score_queries(int64_t layer, int64_t S);
+  void select_keys(int64_t layer, const cpu::IndexerCacheView& keys, int64_t S, ForwardTrace* trace);
+  void attend_prefill(int64_t layer, const KvCache& cache, const Sequence& seq, int64_t S);
+  void attend_decode(int64_t layer, const KvCache& cache, const Sequence& seq);
+  // x: [S, hidden] ffn_norm output; out: [S, hidden] bf16 values.
+  // sharded: gate/up hold this rank's tensor-parallel rows (the dense MLP), not a whole expert's.
+  void mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded = false);
+  // local [S, width] on every rank -> full [S, n_ranks * width], rank r's columns at r * width.
+  void gather_columns(const float* local, int64_t S, int64_t width, float* full);
+  void moe(const LayerWeights& lw, const float* x, int64_t S, float* out);
+
+  ModelConfig cfg_;
+  Checkpoint ckpt_;  // owns the mmap the weights point into
+  Weights w_;
+  AttentionMode mode_;
+  SingleComm single_;
+  Comm* comm_;        // never null: &single_ without tensor/expert parallelism
+  int64_t n_heads_;   // attention heads on this rank
+  std::vector<float> inv_freq_;  // YaRN [qk_rope_head_dim / 2]
+  float softmax_scale_;
+  Workspace ws_;
+};
+
+}  // namespace dsa

@@ -1,0 +1,61 @@
+// Paged MLA latent and indexer key caches: one arena per layer and kind, pages handed out from one
+// shared free list so a page id names the same slot range in every layer.
+#include "engine/runtime/kv_cache.hpp"
+
+#include <string>
+
+namespace dsa {
+
+KvCache::KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages)
+    : format_(format),
+      kv_lora_(cfg.kv_lora_rank),
+      rope_dim_(cfg.qk_rope_head_dim),
+      index_head_dim_(cfg.index_head_dim),
+      record_bytes_(cpu::latent_record_bytes(format, cfg.kv_lora_rank, cfg.qk_rope_head_dim)),
+      indexer_page_bytes_(cpu::indexer_page_bytes(cfg.index_head_dim)) {
+  static_assert(kPageTokens == cpu::kLatentPageTokens && kPageTokens == cpu::kIndexerPageTokens);
+  DSA_CHECK(n_pages > 0);
+  const auto layers = static_cast<size_t>(cfg.num_hidden_layers);
+  const auto pages = static_cast<size_t>(n_pages);
+  latent_.assign(layers, std::vector<uint8_t>(pages * kPageTokens * record_bytes_));
+  indexer_.assign(layers, std::vector<uint8_t>(pages * indexer_page_bytes_));
+  free_.reserve(pages);
+  for (int64_t p = n_pages - 1; p >= 0; --p) free_.push_back(static_cast<int32_t>(p));
+}
+
+Result<void> KvCache::reserve(Sequence& seq, int64_t n_tokens) {
+  const auto need = static_cast<size_t>((n_tokens + kPageTokens - 1) / kPageTokens);
+  if (need <= seq.pages.size()) return {};
+  if (need - seq.pages.size() > free_.size()) {
+    return make_error("kv cache: pool exhausted: " + std::to_string(n_tokens) + " tokens need " +
+                      std::to_string(need) + " pages of " + std::to_string(kPageTokens) + " tokens, " +
+                      std::to_string(seq.pages.size()) + " held and " + std::to_string(free_.size()) + " free");
+  }
+  while (seq.pages.size() < need) {
+    seq.pages.push_back(free_.back());
+    free_.pop_back();
+  }
+  return {};
+}
+
+void KvCache::release(Sequence& seq) {
+  for (auto it = seq.pages.rbegin(); it != seq.pages.rend(); ++it) free_.push_back(*it);
+  seq.pages.clear();
+  seq.n_cached = 0;
+}
+
+cpu::LatentCacheView KvCache::latent(int64_t layer, const Sequence& seq) const {
+  return cpu::LatentCacheView{latent_[static_cast<size_t>(layer)].data(), seq.pages.data(), format_, kv_lora_,
+                              rope_dim_, record_bytes_};
+}
+
+cpu::IndexerCacheView KvCache::indexer(int64_t layer, const Sequence& seq) const {
+  return cpu::IndexerCacheView{indexer_[static_cast<size_t>(layer)].data(), seq.pages.data(), index_head_dim_,
+                               indexer_page_bytes_};
+}
+
+void KvCache::read_latent(int64_t layer, const Sequence& seq, int64_t pos, float* c_kv, float* k_pe) const {
+  cpu::latent_read(latent(layer, seq), pos, c_kv, k_pe);
+}
+
+}  // namespace dsa

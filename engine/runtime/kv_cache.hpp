@@ -1,0 +1,50 @@
+// Paged caches of one model: per layer, the MLA latent records (bf16 or FP8 FlashMLA-style) and the
+// indexer FP8 keys + fp32 scales, both in 64-token pages drawn from one shared page pool. A page id
+// means the same page in every layer. A Sequence owns its page table; token t lives in page
+// pages[t / 64], row t % 64 (the kernels' layout, kernels/cpu/attention.hpp and indexer.hpp).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/api/result.hpp"
+#include "engine/model/config.hpp"
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/indexer.hpp"
+
+namespace dsa {
+
+inline constexpr int64_t kPageTokens = 64;
+
+struct Sequence {
+  std::vector<int32_t> pages;  // page table
+  int64_t n_cached = 0;        // tokens 0..n_cached-1 hold valid cache entries
+};
+
+class KvCache {
+ public:
+  KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages);
+
+  // Grows seq's page table to hold n_tokens; an error when the pool is exhausted.
+  Result<void> reserve(Sequence& seq, int64_t n_tokens);
+  // Returns seq's pages to the pool and empties it.
+  void release(Sequence& seq);
+
+  cpu::LatentCacheView latent(int64_t layer, const Sequence& seq) const;
+  cpu::IndexerCacheView indexer(int64_t layer, const Sequence& seq) const;
+  uint8_t* latent_arena(int64_t layer) { return latent_[layer].data(); }
+  uint8_t* indexer_arena(int64_t layer) { return indexer_[layer].data(); }
+  // Decodes token pos's latent record: c_kv [kv_lora] and k_pe [rope] as fp32 (bf16 values).
+  void read_latent(int64_t layer, const Sequence& seq, int64_t pos, float* c_kv, float* k_pe) const;
+
+  cpu::LatentFormat format() const { return format_; }
+  int64_t free_pages() const { return static_cast<int64_t>(free_.size()); }
+
+ private:
+  cpu::LatentFormat format_;
+  int64_t kv_lora_, rope_dim_, index_head_dim_;
+  size_t record_bytes_, indexer_page_bytes_;
+  std::vector<std::vector<uint8_t>> latent_, indexer_;  // [layer] arenas of n_pages pages
+  std::vector<int32_t> free_;                            // free page ids, popped from the back
+};
+
+}  // namespace dsa
