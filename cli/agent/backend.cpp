@@ -1,0 +1,99 @@
+// Builds the model backend, the tools and their context from the run/chat flags (see backend.hpp).
+#include "cli/agent/backend.hpp"
+
+#include <sstream>
+
+#include "engine/remote/remote_llm.hpp"
+#include "tools/coding_tools.hpp"
+#include "tools/command_plugin.hpp"
+#include "tools/mcp.hpp"
+
+namespace dsa::cli {
+
+Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t /*max_context*/) {
+  return make_error("--model " + model_dir.string() +
+                    ": the local engine is not available in this build yet; use --api URL --api-model NAME");
+}
+
+Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts) {
+  if (!opts.model_dir.empty()) return make_local_llm(opts.model_dir, opts.context_window);
+  RemoteConfig config;
+  config.base_url = opts.api_url;
+  config.model = opts.api_model;
+  config.api_key_env = opts.api_key_env;
+  config.context_window = opts.context_window;
+  DSA_TRY(remote, RemoteLlm::create(std::move(config)));
+  return std::unique_ptr<Llm>(std::move(remote));
+}
+
+namespace {
+
+void add_group(ToolRegistry& registry, const std::string& name) {
+  auto add = [&](std::unique_ptr<Tool> t) {
+    if (!registry.has(t->spec().name)) registry.add(std::move(t));
+  };
+  if (name == "shell" || name == "coding") add(make_shell_tool());
+  if (name == "files" || name == "coding" || name == "read_file") add(make_read_file_tool());
+  if (name == "files" || name == "coding" || name == "write_file") add(make_write_file_tool());
+  if (name == "files" || name == "coding" || name == "edit_file") add(make_edit_file_tool());
+  if (name == "search" || name == "coding" || name == "grep") add(make_grep_tool());
+  if (name == "search" || name == "coding" || name == "glob") add(make_glob_tool());
+}
+
+bool is_group(const std::string& name) {
+  for (const char* g : {"shell", "files", "search", "coding", "none", "read_file", "write_file", "edit_file", "grep",
+                        "glob"})
+    if (name == g) return true;
+  return false;
+}
+
+}  // namespace
+
+Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts) {
+  std::stringstream ss(opts.tools);
+  for (std::string name; std::getline(ss, name, ',');) {
+    if (name.empty()) continue;
+    if (!is_group(name))
+      return make_error("--tools: unknown tool set '" + name +
+                        "' (known: shell, files, search, coding, none, or a coding tool's name)");
+    add_group(registry, name);
+  }
+  if (!opts.mcp_config.empty()) {
+    DSA_TRY(servers, load_mcp_config(opts.mcp_config));
+    if (auto ok = add_mcp_tools(registry, servers); !ok) return ok.error();
+  } else if (!opts.mcp_servers.is_null()) {
+    DSA_TRY(servers, parse_mcp_config(json{{"mcpServers", opts.mcp_servers}}, opts.config_file.empty()
+                                                                                 ? default_config_path().string()
+                                                                                 : opts.config_file));
+    if (auto ok = add_mcp_tools(registry, servers); !ok) return ok.error();
+  }
+  std::vector<std::filesystem::path> specs(opts.tool_specs.begin(), opts.tool_specs.end());
+  if (auto ok = add_command_tools(registry, specs); !ok) return ok.error();
+  return {};
+}
+
+Result<ToolContext> make_tool_context(const AgentOptions& opts) {
+  ToolContext ctx;
+  std::error_code ec;
+  std::filesystem::path dir = opts.workdir.empty() ? std::filesystem::current_path(ec) : std::filesystem::path(opts.workdir);
+  if (!std::filesystem::is_directory(dir, ec)) return make_error("--workdir " + dir.string() + ": not a directory");
+  ctx.workdir = std::filesystem::absolute(dir, ec);
+  ctx.approval = opts.approval == "ask"         ? ApprovalMode::ask
+                 : opts.approval == "read-only" ? ApprovalMode::read_only
+                                                : ApprovalMode::auto_approve;
+  ctx.timeout = std::chrono::seconds(opts.tool_timeout_s);
+  ctx.sandbox = opts.sandbox;
+  return ctx;
+}
+
+GenOptions make_gen_options(const AgentOptions& opts) {
+  GenOptions g;
+  g.thinking = opts.thinking == "on";
+  g.temperature = opts.temperature;
+  g.top_p = opts.top_p;
+  g.seed = opts.seed;
+  g.max_tokens = opts.max_tokens;
+  return g;
+}
+
+}  // namespace dsa::cli

@@ -1,0 +1,32 @@
+// Wiring for run/chat: builds the Llm, the tool registry and the tool context from AgentOptions.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "cli/agent/options.hpp"
+#include "engine/api/llm.hpp"
+#include "engine/api/result.hpp"
+#include "tools/tool.hpp"
+
+namespace dsa::cli {
+
+// --api URL --api-model NAME: RemoteLlm; --model DIR: the local engine.
+Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts);
+
+// The local engine for --model DIR (the one place that changes when LocalLlm is wired in).
+Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context);
+
+// Adds the tools --tools selects (shell, files = read_file/write_file/edit_file, search =
+// grep/glob, coding = all six, none, or single tool names), then MCP servers (--mcp-config or the
+// config file's mcpServers) and command tools (--tool-spec). Errors name the unknown group or file.
+Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts);
+
+// Work dir (checked to exist, made absolute), approval mode, timeout and sandbox from the flags.
+// The `ask` callback is the caller's (chat prompts on the terminal).
+Result<ToolContext> make_tool_context(const AgentOptions& opts);
+
+// Generation options from the sampling flags.
+GenOptions make_gen_options(const AgentOptions& opts);
+
+}  // namespace dsa::cli

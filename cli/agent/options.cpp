@@ -1,0 +1,167 @@
+// The shared run/chat flags and the config file (see options.hpp).
+#include "cli/agent/options.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace dsa::cli {
+
+void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
+  const std::string backend = "Backend", tools = "Tools", context = "Context", limits = "Limits", out = "Output";
+  cmd.add_option("--model", o.model_dir, "checkpoint directory for the local engine")->group(backend);
+  cmd.add_option("--api", o.api_url, "OpenAI-compatible server URL (http://host:port[/v1])")->group(backend);
+  cmd.add_option("--api-model", o.api_model, "model name on the server")->group(backend);
+  cmd.add_option("--api-key-env", o.api_key_env, "environment variable holding the API key")->group(backend);
+
+  cmd.add_option("--tools", o.tools, "comma list: shell, files, search, coding (all of them), none, or tool names")
+      ->group(tools);
+  cmd.add_option("--mcp-config", o.mcp_config, "MCP servers file ({\"mcpServers\": {...}})")->group(tools);
+  cmd.add_option("--tool-spec", o.tool_specs, "command tool spec file (repeatable)")->group(tools);
+  cmd.add_option("--workdir", o.workdir, "directory the tools work in (default: the current one)")->group(tools);
+  cmd.add_option("--approval", o.approval, "auto, ask (before writes and commands) or read-only")
+      ->check(CLI::IsMember({"auto", "ask", "read-only"}))
+      ->group(tools);
+  cmd.add_option("--tool-timeout", o.tool_timeout_s, "seconds per tool call")->check(CLI::PositiveNumber)->group(tools);
+  cmd.add_flag("--sandbox", o.sandbox, "run shell commands inside bubblewrap")->group(tools);
+
+  cmd.add_option("--thinking", o.thinking, "thinking mode")->check(CLI::IsMember({"on", "off"}))->group(backend);
+  cmd.add_option("--temperature", o.temperature, "sampling temperature (0 = greedy)")->group(backend);
+  cmd.add_option("--top-p", o.top_p, "nucleus sampling mass")->group(backend);
+  cmd.add_option("--seed", o.seed, "sampling seed")->group(backend);
+  cmd.add_option("--max-tokens", o.max_tokens, "tokens per model turn")->check(CLI::PositiveNumber)->group(backend);
+
+  cmd.add_option("--context-window", o.context_window, "tokens (default: the backend's, else 131072)")->group(context);
+  cmd.add_option("--context-trigger", o.context_trigger, "fraction of the window that triggers the strategy")
+      ->check(CLI::Range(0.05, 1.0))
+      ->group(context);
+  cmd.add_option("--context-strategy", o.context_strategy, "none, summary, discard-75 or discard-all")
+      ->check(CLI::IsMember({"none", "summary", "discard-75", "discard-all"}))
+      ->group(context);
+  cmd.add_option("--max-resets", o.max_resets, "context resets before the run stops")->check(CLI::NonNegativeNumber)
+      ->group(context);
+
+  cmd.add_option("--max-steps", o.max_steps, "model calls before the run stops")->check(CLI::PositiveNumber)
+      ->group(limits);
+  cmd.add_option("--max-total-tokens", o.max_total_tokens, "prompt + completion tokens over the run (0 = no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->group(limits);
+  cmd.add_option("--time-limit", o.time_limit_s, "seconds of wall time (0 = no limit)")->check(CLI::NonNegativeNumber)
+      ->group(limits);
+  cmd.add_option("--max-format-errors", o.max_format_errors, "consecutive malformed model outputs before giving up")
+      ->check(CLI::PositiveNumber)
+      ->group(limits);
+
+  cmd.add_flag("--json", o.json_events, "JSON-lines events on stdout")->group(out);
+  cmd.add_option("--trajectory", o.trajectory, "ATIF trajectory file, written after every step")->group(out);
+  cmd.add_option("--prompts-dir", o.prompts_dir, "directory of prompt templates overriding the built-in ones")
+      ->group(out);
+  cmd.add_option("--config", o.config_file, "JSON file holding any of these flags")->group(out);
+  cmd.add_flag("-q,--quiet", o.quiet, "human output without thinking and tool results")->group(out);
+}
+
+std::filesystem::path default_config_path() {
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg)
+    return std::filesystem::path(xdg) / "dsagent" / "config.json";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::filesystem::path(home) / ".config" / "dsagent" / "config.json";
+  return {};
+}
+
+namespace {
+
+Result<json> read_config(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return make_error(path.string() + ": cannot open config file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  try {
+    json j = json::parse(ss.str());
+    if (!j.is_object()) return make_error(path.string() + ": a config file holds a JSON object");
+    return j;
+  } catch (const json::parse_error& e) {
+    return make_error(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+std::string normalise_key(std::string key) {
+  for (auto& c : key)
+    if (c == '_') c = '-';
+  return key;
+}
+
+// The option of `cmd` whose long name is `key`, or null.
+CLI::Option* find_option(CLI::App& cmd, const std::string& key) {
+  for (CLI::Option* o : cmd.get_options()) {
+    for (const auto& name : o->get_lnames())
+      if (name == key) return o;
+  }
+  return nullptr;
+}
+
+Result<void> apply_config(CLI::App& cmd, AgentOptions& opts, const json& config, const std::string& source) {
+  for (const auto& [raw_key, value] : config.items()) {
+    if (raw_key == "mcpServers") {
+      opts.mcp_servers = value;
+      continue;
+    }
+    const std::string key = normalise_key(raw_key);
+    if (key == "tool-specs" || key == "toolSpecs") {
+      if (!value.is_array()) return make_error(source + ": " + raw_key + ": expected an array of file names");
+      if (find_option(cmd, "tool-spec")->count() > 0) continue;
+      for (const auto& v : value) {
+        if (!v.is_string()) return make_error(source + ": " + raw_key + ": expected an array of file names");
+        opts.tool_specs.push_back(v.get<std::string>());
+      }
+      continue;
+    }
+    if (key == "config" || key == "help") return make_error(source + ": " + raw_key + ": not allowed in a config file");
+    CLI::Option* o = find_option(cmd, key);
+    if (!o) return make_error(source + ": unknown key '" + raw_key + "'");
+    if (o->count() > 0) continue;  // the command line wins
+    std::vector<std::string> values;
+    auto add = [&](const json& v) -> bool {
+      if (v.is_string()) values.push_back(v.get<std::string>());
+      else if (v.is_boolean()) values.push_back(v.get<bool>() ? "true" : "false");
+      else if (v.is_number()) values.push_back(v.dump());
+      else return false;
+      return true;
+    };
+    bool ok = true;
+    if (value.is_array()) {
+      for (const auto& v : value) ok = ok && add(v);
+    } else {
+      ok = add(value);
+    }
+    if (!ok) return make_error(source + ": " + raw_key + ": expected a string, number or boolean");
+    try {
+      for (auto& v : values) o->add_result(v);
+      o->run_callback();
+    } catch (const CLI::Error& e) {
+      return make_error(source + ": " + raw_key + ": " + e.what());
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> finish_agent_options(CLI::App& cmd, AgentOptions& opts) {
+  std::filesystem::path config = opts.config_file;
+  if (config.empty()) {
+    std::error_code ec;
+    auto def = default_config_path();
+    if (!def.empty() && std::filesystem::exists(def, ec)) config = def;
+  }
+  if (!config.empty()) {
+    DSA_TRY(j, read_config(config));
+    if (auto ok = apply_config(cmd, opts, j, config.string()); !ok) return ok.error();
+  }
+  if (!opts.model_dir.empty() && !opts.api_url.empty()) return make_error("give either --model or --api, not both");
+  if (opts.model_dir.empty() && opts.api_url.empty())
+    return make_error("no backend: give --model DIR or --api URL --api-model NAME");
+  if (!opts.api_url.empty() && opts.api_model.empty()) return make_error("--api needs --api-model NAME");
+  return {};
+}
+
+}  // namespace dsa::cli

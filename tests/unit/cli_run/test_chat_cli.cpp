@@ -1,0 +1,78 @@
+// `dsagent chat` end to end with stdin from a pipe: two messages, /save, and --resume.
+#include <doctest/doctest.h>
+
+#include "engine/api/types.hpp"
+#include "tests/http_test_server.hpp"
+#include "tests/test_support.hpp"
+
+using namespace dsa;
+using namespace dsa::test;
+
+namespace {
+
+HttpTestServer::Response answer(const std::string& text, const std::string& reasoning) {
+  auto ev = [](const json& delta, const char* finish) {
+    json choice{{"index", 0}, {"delta", delta}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
+    return "data: " + json{{"id", "c"}, {"choices", json::array({choice})}}.dump() + "\n\n";
+  };
+  return HttpTestServer::sse({ev({{"reasoning_content", reasoning}}, nullptr), ev({{"content", text}}, nullptr),
+                              ev(json::object(), "stop"), "data: [DONE]\n\n"});
+}
+
+std::string chat_cmd(const TempDir& dir, const std::string& url, const std::string& extra) {
+  return "cd '" + dir.path().string() + "' && env -u DEEPSEEK_API_KEY -u OPENAI_API_KEY XDG_CONFIG_HOME=cfg '" +
+         dsagent_binary().string() + "' chat --api " + url + " --api-model m " + extra;
+}
+
+}  // namespace
+
+TEST_CASE("dsagent chat: messages from a pipe, streamed answers, /save and --resume") {
+  TempDir dir("dsa-chat");
+  HttpTestServer server({answer("first answer", "think 1"), answer("second answer", "think 2"),
+                         answer("resumed answer", "think 3")});
+  write_text(dir / "in.txt", "hello\n/save s.json\nagain\n/exit\nnot sent\n");
+  auto r = run_command(chat_cmd(dir, server.url(), "< in.txt 2>/dev/null"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("first answer") != std::string::npos);
+  CHECK(r.output.find("second answer") != std::string::npos);
+  CHECK(r.output.find("think 1") != std::string::npos);  // thinking is streamed too
+  REQUIRE(server.requests().size() == 2);
+  // The second request: the first answer without its reasoning (a new user message came).
+  json msgs = json::parse(server.requests()[1].body)["messages"];
+  REQUIRE(msgs.size() == 4);
+  CHECK(msgs[2]["content"] == "first answer");
+  CHECK_FALSE(msgs[2].contains("reasoning_content"));
+  CHECK(msgs[3]["content"] == "again");
+
+  // The saved session holds system, hello, first answer; resuming continues from it.
+  write_text(dir / "in2.txt", "continue\n");
+  auto r2 = run_command(chat_cmd(dir, server.url(), "--resume s.json < in2.txt 2>/dev/null"));
+  CHECK(r2.exit_code == 0);
+  CHECK(r2.output.find("resumed answer") != std::string::npos);
+  REQUIRE(server.requests().size() == 3);
+  json resumed = json::parse(server.requests()[2].body)["messages"];
+  REQUIRE(resumed.size() == 4);
+  CHECK(resumed[1]["content"] == "hello");
+  CHECK(resumed[2]["content"] == "first answer");
+  CHECK(resumed[3]["content"] == "continue");
+}
+
+TEST_CASE("dsagent chat: ask approvals read the answer from the next input line") {
+  TempDir dir("dsa-chat");
+  auto ev = [](const json& delta, const char* finish) {
+    json choice{{"index", 0}, {"delta", delta}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
+    return "data: " + json{{"id", "c"}, {"choices", json::array({choice})}}.dump() + "\n\n";
+  };
+  auto write_call = [&](const std::string& path) {
+    json call{{"index", 0}, {"id", "x"}, {"type", "function"},
+              {"function", {{"name", "write_file"}, {"arguments", json{{"path", path}, {"content", "1"}}.dump()}}}};
+    return HttpTestServer::sse({ev({{"tool_calls", json::array({call})}}, nullptr), ev(json::object(), "tool_calls"),
+                                "data: [DONE]\n\n"});
+  };
+  HttpTestServer server({write_call("yes.txt"), answer("done 1", ""), write_call("no.txt"), answer("done 2", "")});
+  write_text(dir / "in.txt", "write yes\ny\nwrite no\nn\n");
+  auto r = run_command(chat_cmd(dir, server.url(), "--approval ask < in.txt 2>/dev/null"));
+  CHECK(r.exit_code == 0);
+  CHECK(std::filesystem::exists(dir / "yes.txt"));
+  CHECK_FALSE(std::filesystem::exists(dir / "no.txt"));
+}

@@ -1,0 +1,159 @@
+// `dsagent run` end to end: the binary against a loopback OpenAI-compatible server that scripts a
+// write_file tool call and then an answer.
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "engine/api/types.hpp"
+#include "tests/http_test_server.hpp"
+#include "tests/test_support.hpp"
+
+using namespace dsa;
+using namespace dsa::test;
+
+namespace {
+
+std::string event(const json& delta, const char* finish = nullptr) {
+  json choice{{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}};
+  if (finish) choice["finish_reason"] = finish;
+  json chunk{{"id", "c1"}, {"object", "chat.completion.chunk"}, {"model", "m"}, {"choices", json::array({choice})}};
+  return "data: " + chunk.dump() + "\n\n";
+}
+
+const std::string kDone = "data: [DONE]\n\n";
+
+// A turn with reasoning and one write_file call (arguments streamed in two pieces).
+HttpTestServer::Response write_file_turn(const std::string& path, const std::string& content) {
+  const std::string args = json{{"path", path}, {"content", content}}.dump();
+  const size_t half = args.size() / 2;
+  return HttpTestServer::sse({
+      event({{"role", "assistant"}, {"reasoning_content", "I will write the file."}}),
+      event({{"tool_calls", json::array({{{"index", 0}, {"id", "call_srv_1"}, {"type", "function"},
+                                          {"function", {{"name", "write_file"}, {"arguments", args.substr(0, half)}}}}})}}),
+      event({{"tool_calls", json::array({{{"index", 0}, {"function", {{"arguments", args.substr(half)}}}}})}}),
+      event(json::object(), "tool_calls"),
+      kDone,
+  });
+}
+
+HttpTestServer::Response answer_turn(const std::string& text) {
+  return HttpTestServer::sse({event({{"role", "assistant"}, {"content", text}}), event(json::object(), "stop"), kDone});
+}
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+// dsagent run with a clean environment: no user config, no API key variables.
+std::string run_cmd(const TempDir& dir, const std::string& args) {
+  return "cd " + quote(dir.path().string()) + " && env -u DEEPSEEK_API_KEY -u OPENAI_API_KEY XDG_CONFIG_HOME=" +
+         quote((dir / "cfg").string()) + " " + quote(dsagent_binary().string()) + " run " + args;
+}
+
+}  // namespace
+
+TEST_CASE("dsagent run: the tool really runs, the trajectory records it, the answer is printed") {
+  TempDir dir("dsa-run");
+  std::filesystem::create_directories(dir / "work");
+  HttpTestServer server({write_file_turn("hello.txt", "hi there\n"), answer_turn("Created hello.txt.")});
+  const auto traj = dir / "traj.json";
+  auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --workdir work --trajectory " +
+                                        quote(traj.string()) + " 'Create hello.txt' 2>" + quote((dir / "err").string())));
+  INFO(read_text(dir / "err"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "Created hello.txt.\n");
+  CHECK(read_text(dir / "work" / "hello.txt") == "hi there\n");
+
+  // The second request carries the call (renumbered id, reasoning kept) and its result.
+  auto reqs = server.requests();
+  REQUIRE(reqs.size() == 2);
+  json body = json::parse(reqs[1].body);
+  const auto& msgs = body["messages"];
+  REQUIRE(msgs.size() == 4);
+  CHECK(msgs[2]["role"] == "assistant");
+  CHECK(msgs[2]["reasoning_content"] == "I will write the file.");
+  CHECK(msgs[2]["tool_calls"][0]["function"]["name"] == "write_file");
+  CHECK(msgs[3]["role"] == "tool");
+  CHECK(msgs[3]["tool_call_id"] == msgs[2]["tool_calls"][0]["id"]);
+
+  json doc = json::parse(read_text(traj));
+  const auto& steps = doc["steps"];
+  REQUIRE(steps.size() == 4);
+  CHECK(steps[2]["tool_calls"][0]["function_name"] == "write_file");
+  CHECK(steps[2]["tool_calls"][0]["arguments"]["path"] == "hello.txt");
+  CHECK(steps[2]["observation"]["results"].size() == 1);
+  CHECK(steps[3]["message"] == "Created hello.txt.");
+  CHECK(doc["extra"]["final_state"]["status"] == "answered");
+}
+
+TEST_CASE("dsagent run --json: one JSON event per line, ending with the final state") {
+  TempDir dir("dsa-run");
+  HttpTestServer server({write_file_turn("a.txt", "A"), answer_turn("ok")});
+  auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --json 'write a.txt' 2>/dev/null"));
+  CHECK(r.exit_code == 0);
+  std::istringstream lines(r.output);
+  std::vector<json> events;
+  for (std::string line; std::getline(lines, line);) {
+    INFO(line);
+    REQUIRE_NOTHROW(events.push_back(json::parse(line)));
+  }
+  REQUIRE(events.size() >= 4);
+  std::vector<std::string> types;
+  for (const auto& e : events) types.push_back(e["type"]);
+  CHECK(std::count(types.begin(), types.end(), "tool_call") == 1);
+  CHECK(std::count(types.begin(), types.end(), "tool_result") == 1);
+  CHECK(std::count(types.begin(), types.end(), "step") == 2);
+  const json& last = events.back();
+  CHECK(last["type"] == "final");
+  CHECK(last["status"] == "answered");
+  CHECK(last["answer"] == "ok");
+  CHECK(last["steps"] == 2);
+  CHECK(last["usage"].contains("prompt_tokens"));
+  CHECK(read_text(dir / "a.txt") == "A");
+}
+
+TEST_CASE("dsagent run: exit codes name the final state") {
+  TempDir dir("dsa-run");
+  SUBCASE("max_steps is 3") {
+    HttpTestServer server({write_file_turn("a.txt", "A")});
+    auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --max-steps 1 --json go 2>/dev/null"));
+    CHECK(r.exit_code == 3);
+    CHECK(r.output.find("\"status\":\"max_steps\"") != std::string::npos);
+  }
+  SUBCASE("a server error is 1") {
+    HttpTestServer server({HttpTestServer::json_body(401, R"({"error":{"message":"bad key"}})")});
+    auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m go 2>&1"));
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("bad key") != std::string::npos);
+  }
+  SUBCASE("--model is refused with one clear line") {
+    auto r = run_command(run_cmd(dir, "--model /nonexistent go 2>&1"));
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("local engine is not available") != std::string::npos);
+  }
+}
+
+TEST_CASE("dsagent run --config: flags from a JSON file, the command line wins") {
+  TempDir dir("dsa-run");
+  HttpTestServer server({answer_turn("from config")});
+  write_text(dir / "c.json", json{{"api", server.url()}, {"api-model", "wrong"}, {"max_steps", 5}}.dump());
+  auto r = run_command(run_cmd(dir, "--config c.json --api-model right hi 2>/dev/null"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "from config\n");
+  REQUIRE(server.requests().size() == 1);
+  CHECK(json::parse(server.requests()[0].body)["model"] == "right");
+
+  write_text(dir / "bad.json", R"({"api": "http://x", "no_such_flag": 1})");
+  auto bad = run_command(run_cmd(dir, "--config bad.json hi 2>&1"));
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.output.find("no_such_flag") != std::string::npos);
+}
+
+TEST_CASE("dsagent run: a retried server error is reported as a warning and the run goes on") {
+  TempDir dir("dsa-run");
+  HttpTestServer server({HttpTestServer::Response{.status = 503, .headers = {{"Retry-After", "0"}}, .chunks = {{"busy"}}},
+                         answer_turn("after retry")});
+  auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --json hi 2>/dev/null"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("\"type\":\"warning\"") != std::string::npos);
+  CHECK(r.output.find("503") != std::string::npos);
+  CHECK(r.output.find("\"answer\":\"after retry\"") != std::string::npos);
+}
