@@ -1,0 +1,81 @@
+// The append-only, resumable results file of a batch run (see results_store.hpp).
+#include "cli/batch/results_store.hpp"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace dsa {
+
+Result<std::unique_ptr<ResultsStore>> ResultsStore::open(const std::filesystem::path& file) {
+  std::unique_ptr<ResultsStore> s(new ResultsStore());
+  s->path_ = file;
+  std::string text;
+  if (std::filesystem::exists(file)) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return make_error(file.string() + ": cannot read");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  // Keep whole lines that parse; a torn tail (no newline, or not JSON) is cut off the file.
+  size_t good_end = 0, pos = 0;
+  int line_no = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    ++line_no;
+    if (nl == std::string::npos) {  // no newline: the write was cut
+      ++s->torn_;
+      break;
+    }
+    const std::string line = text.substr(pos, nl - pos);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) {
+      if (nl + 1 < text.size()) {
+        return make_error(file.string() + ":" + std::to_string(line_no) + ": not a result record");
+      }
+      ++s->torn_;
+      break;
+    }
+    const std::string id = j["id"].get<std::string>();
+    if (s->ids_.insert(id).second) s->records_.push_back(std::move(j));
+    good_end = nl + 1;
+    pos = nl + 1;
+  }
+  if (good_end < text.size()) std::filesystem::resize_file(file, good_end);
+  if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path());
+  s->out_ = std::fopen(file.c_str(), "ab");
+  if (!s->out_) return make_error(file.string() + ": cannot open for appending");
+  return s;
+}
+
+ResultsStore::~ResultsStore() {
+  if (out_) std::fclose(out_);
+}
+
+bool ResultsStore::finished(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  return ids_.count(id) > 0;
+}
+
+Result<void> ResultsStore::append(const nlohmann::json& record) {
+  std::lock_guard lock(mu_);
+  const std::string id = record.at("id").get<std::string>();
+  if (ids_.count(id)) return {};  // already recorded: a duplicate would double-count
+  const std::string line = record.dump() + "\n";
+  if (std::fwrite(line.data(), 1, line.size(), out_) != line.size() || std::fflush(out_) != 0 ||
+      ::fsync(::fileno(out_)) != 0) {
+    return make_error(path_.string() + ": write failed");
+  }
+  ids_.insert(id);
+  records_.push_back(record);
+  return {};
+}
+
+std::vector<nlohmann::json> ResultsStore::records() const {
+  std::lock_guard lock(mu_);
+  return records_;
+}
+
+}  // namespace dsa
