@@ -1,17 +1,259 @@
-// `dsagent bench` (cli.md). Not available yet: says so and exits non-zero.
+// `dsagent bench` (cli.md, performance.md): decode tokens/s at chosen positions, prefill tokens/s,
+// and for every line the bytes read per token and the share of the machine's measured read
+// bandwidth reached (plus FLOPs per token and the rate achieved).
+//
+// A position P is reached without prefilling P tokens: the caches of positions 0..P-1 are filled
+// with random entries written through the kernels' cache writers (cpu::latent_write,
+// cpu::indexer_write), since a decode step's cost depends on how much cache it reads, not on the
+// values. Then --tokens decode steps are timed after one untimed warm-up step.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
 
+#include "cli/bench/bandwidth_probe.hpp"
+#include "cli/bench/cost_model.hpp"
 #include "cli/commands.hpp"
+#include "engine/api/types.hpp"
+#include "engine/loader/safetensors.hpp"
+#include "engine/model/model.hpp"
+#include "engine/runtime/generator.hpp"
+#include "engine/runtime/kv_cache.hpp"
+#include "kernels/cpu/parallel.hpp"
+#include "kernels/dtypes.hpp"
 
 namespace dsa::cli {
 
+namespace {
+
+struct BenchArgs {
+  std::string model_dir;
+  std::string device = "cpu";
+  std::string positions = "1024,32768";
+  std::string attention = "sparse";
+  int64_t tokens = 8;
+  int64_t prefill_tokens = 512;
+  int threads = 0;
+  int64_t probe_mib = 256;
+  bool json = false;
+};
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+uint64_t splitmix64(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+// Roughly unit-variance bf16 values (sum of two uniforms), reproducible per (layer, position).
+void random_bf16(uint64_t& s, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t r = splitmix64(s);
+    const float u = float(r & 0xffffffu) / float(1 << 24) + float((r >> 32) & 0xffffffu) / float(1 << 24) - 1.0f;
+    out[i] = round_bf16(2.45f * u);
+  }
+}
+
+// Writes random cache entries for positions 0..n-1 of every layer; seq then holds n tokens.
+Result<void> fill_cache(KvCache& cache, Sequence& seq, const ModelConfig& cfg, int64_t n) {
+  if (auto r = cache.reserve(seq, n); !r) return r.error();
+  const int64_t lora = cfg.kv_lora_rank, rope = cfg.qk_rope_head_dim, dk = cfg.index_head_dim;
+  for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
+    uint8_t* latent = cache.latent_arena(layer);
+    uint8_t* index = cache.indexer_arena(layer);
+    cpu::parallel_for(n, [&](int64_t lo, int64_t hi) {
+      std::vector<float> c_kv(static_cast<size_t>(lora)), k_pe(static_cast<size_t>(rope)), key(static_cast<size_t>(dk));
+      for (int64_t pos = lo; pos < hi; ++pos) {
+        uint64_t s = uint64_t(layer) << 40 ^ uint64_t(pos);
+        random_bf16(s, c_kv.data(), lora);
+        random_bf16(s, k_pe.data(), rope);
+        random_bf16(s, key.data(), dk);
+        cpu::latent_write(latent, seq.pages.data(), cache.format(), lora, rope, pos, c_kv.data(), k_pe.data());
+        cpu::indexer_write(index, seq.pages.data(), dk, pos, key.data());
+      }
+    }, 64);
+  }
+  seq.n_cached = n;
+  return {};
+}
+
+struct DecodeLine {
+  int64_t position = 0;
+  double seconds_per_token = 0;
+  double weight_bytes = 0, cache_bytes = 0, flops = 0;
+};
+
+Result<std::vector<int64_t>> parse_positions(const std::string& text) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size() || v < 0) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      return make_error("--positions: '" + item + "' is not a non-negative integer");
+    }
+  }
+  if (out.empty()) return make_error("--positions: no position given");
+  return out;
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "dsagent bench: %s\n", msg.c_str());
+  return 1;
+}
+
+int run_bench(const BenchArgs& args) {
+  if (args.device != "cpu") return fail("--device " + args.device + ": this build benchmarks the CPU engine only");
+  auto positions = parse_positions(args.positions);
+  if (!positions.ok()) return fail(positions.error().message);
+  if (args.threads > 0) cpu::set_num_threads(args.threads);
+  const AttentionMode mode = args.attention == "dense" ? AttentionMode::dense : AttentionMode::sparse;
+
+  auto ckpt = Checkpoint::open(args.model_dir);
+  if (!ckpt.ok()) return fail(ckpt.error().message);
+  auto loaded = Model::load(args.model_dir, mode);
+  if (!loaded.ok()) return fail(loaded.error().message);
+  Model& model = **loaded;
+  const ModelConfig& cfg = model.config();
+  const WeightTraffic weights = weight_traffic(*ckpt, cfg);
+  const cpu::LatentFormat fmt = default_latent_format(cfg);  // as LocalLlm runs
+  std::fprintf(stderr, "bench: measuring memory bandwidth...\n");
+  const double bandwidth = measure_read_bandwidth(args.probe_mib << 20);
+
+  const int64_t max_pos = *std::max_element(positions->begin(), positions->end());
+  const int64_t context = std::max(max_pos + args.tokens + 1, args.prefill_tokens);
+  if (context > cfg.max_position_embeddings)
+    return fail("position " + std::to_string(context) + " is beyond max_position_embeddings " +
+                std::to_string(cfg.max_position_embeddings));
+  KvCache cache(cfg, fmt, (context + kPageTokens - 1) / kPageTokens);
+  std::vector<float> logits(size_t(cfg.vocab_size));
+  uint64_t token_seed = 1;
+  const auto next_token = [&] { return int32_t(3 + splitmix64(token_seed) % uint64_t(cfg.vocab_size - 3)); };
+
+  // Prefill from position 0 with synthetic ids, one forward call.
+  double prefill_seconds = 0;
+  if (args.prefill_tokens > 0) {
+    std::fprintf(stderr, "bench: prefill of %lld tokens...\n", (long long)args.prefill_tokens);
+    std::vector<int32_t> ids(size_t(args.prefill_tokens));
+    for (int32_t& id : ids) id = next_token();
+    Sequence seq;
+    const auto t0 = Clock::now();
+    auto r = model.forward(cache, seq, ids, logits.data());
+    prefill_seconds = since(t0);
+    cache.release(seq);
+    if (!r.ok()) return fail(r.error().message);
+  }
+
+  std::vector<DecodeLine> lines;
+  for (int64_t pos : *positions) {
+    std::fprintf(stderr, "bench: decode at position %lld...\n", (long long)pos);
+    Sequence seq;
+    if (auto r = fill_cache(cache, seq, cfg, pos); !r.ok()) return fail(r.error().message);
+    DecodeLine line{.position = pos};
+    double seconds = 0;
+    for (int64_t i = 0; i <= args.tokens; ++i) {
+      const int32_t id[1] = {next_token()};
+      const auto t0 = Clock::now();
+      auto r = model.forward(cache, seq, id, logits.data());
+      if (!r.ok()) return fail(r.error().message);
+      if (i > 0) {  // step 0 warms the workspace up
+        seconds += since(t0);
+        const CacheTraffic c = cache_traffic(cfg, fmt, mode, seq.n_cached);
+        line.cache_bytes += c.bytes;
+        line.flops += c.flops + 2.0 * weights.matmul_params;
+      }
+    }
+    const double n = double(std::max<int64_t>(args.tokens, 1));
+    line.seconds_per_token = seconds / n;
+    line.weight_bytes = weights.bytes_per_token;
+    line.cache_bytes /= n;
+    line.flops /= n;
+    lines.push_back(line);
+    cache.release(seq);
+  }
+
+  const double prefill_tps = prefill_seconds > 0 ? double(args.prefill_tokens) / prefill_seconds : 0;
+  const double prefill_gflops = prefill_tps * 2.0 * weights.matmul_params / 1e9;  // linears only
+  if (args.json) {
+    json out = {{"model", std::filesystem::path(args.model_dir).filename().string()},
+                {"device", "cpu"},
+                {"threads", cpu::num_threads()},
+                {"attention", args.attention},
+                {"bandwidth_gb_s", bandwidth / 1e9},
+                {"weight_bytes_per_token", weights.bytes_per_token},
+                {"prefill", {{"tokens", args.prefill_tokens}, {"seconds", prefill_seconds}, {"tokens_per_s", prefill_tps},
+                             {"linear_gflop_s", prefill_gflops}}}};
+    json decode = json::array();
+    for (const DecodeLine& l : lines) {
+      const double bytes = l.weight_bytes + l.cache_bytes;
+      decode.push_back({{"position", l.position},
+                        {"tokens_per_s", 1.0 / l.seconds_per_token},
+                        {"ms_per_token", 1e3 * l.seconds_per_token},
+                        {"bytes_per_token", bytes},
+                        {"weight_bytes_per_token", l.weight_bytes},
+                        {"cache_bytes_per_token", l.cache_bytes},
+                        {"gb_s", bytes / l.seconds_per_token / 1e9},
+                        {"bandwidth_share", bytes / l.seconds_per_token / bandwidth},
+                        {"gflop_per_token", l.flops / 1e9},
+                        {"gflop_s", l.flops / l.seconds_per_token / 1e9}});
+    }
+    out["decode"] = decode;
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+  std::printf("model %s: %lld layers, hidden %lld, %s weights (%.1f MB in the main layers), attention %s, %d threads\n",
+              args.model_dir.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
+              cfg.fp8 ? "FP8" : "BF16", weights.checkpoint_bytes / 1e6, args.attention.c_str(), cpu::num_threads());
+  std::printf("memory bandwidth (two-array fp32 dot product, 2 x %lld MiB): %.2f GB/s\n", (long long)args.probe_mib,
+              bandwidth / 1e9);
+  if (args.prefill_tokens > 0)
+    std::printf("prefill %lld tokens: %.3f s, %.1f tokens/s, %.2f GFLOP/s in the linears\n",
+                (long long)args.prefill_tokens, prefill_seconds, prefill_tps, prefill_gflops);
+  for (const DecodeLine& l : lines) {
+    const double bytes = l.weight_bytes + l.cache_bytes, gbs = bytes / l.seconds_per_token / 1e9;
+    std::printf("decode @ %lld: %.2f tokens/s (%.2f ms/token); read %.2f MB/token (weights %.2f + cache %.2f): "
+                "%.2f GB/s = %.0f%% of bandwidth; %.3f GFLOP/token, %.2f GFLOP/s\n",
+                (long long)l.position, 1.0 / l.seconds_per_token, 1e3 * l.seconds_per_token, bytes / 1e6,
+                l.weight_bytes / 1e6, l.cache_bytes / 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, l.flops / 1e9,
+                l.flops / l.seconds_per_token / 1e9);
+  }
+  if (lines.size() > 1)
+    std::printf("tokens/s @ %lld / @ %lld = %.2f\n", (long long)lines.back().position, (long long)lines.front().position,
+                lines.front().seconds_per_token / lines.back().seconds_per_token);
+  return 0;
+}
+
+}  // namespace
+
 void add_bench_command(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("bench", "(not available yet)");
-  cmd->allow_extras();
-  cmd->callback([&exit_code] {
-    std::fprintf(stderr, "dsagent bench: not available in this build yet\n");
-    exit_code = 2;
-  });
+  auto args = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "Measure decode and prefill speed against the machine's memory bandwidth");
+  cmd->footer(
+      "Positions are reached by writing random cache entries (decode cost depends on the cache size,\n"
+      "not its values), then --tokens decode steps are timed.\n"
+      "Examples:\n"
+      "  dsagent make-model /tmp/bench-s --preset bench-s && dsagent bench --model /tmp/bench-s\n"
+      "  dsagent bench --model /tmp/bench-s --positions 1024,131072 --attention dense --json");
+  cmd->add_option("--model", args->model_dir, "model directory (config.json + safetensors)")->required();
+  cmd->add_option("--device", args->device, "cpu (cuda is not in this build)")->capture_default_str();
+  cmd->add_option("--positions", args->positions, "comma-separated decode positions")->capture_default_str();
+  cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")
+      ->capture_default_str()->check(CLI::IsMember({"sparse", "dense"}));
+  cmd->add_option("--tokens", args->tokens, "timed decode steps per position")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prefill-tokens", args->prefill_tokens, "tokens of the prefill line (0 = none)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", args->threads, "CPU threads (default: all, or DSA_THREADS)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--probe-mib", args->probe_mib, "size of each bandwidth-probe array")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", args->json, "one JSON object on stdout");
+  cmd->callback([args, &exit_code] { exit_code = run_bench(*args); });
 }
 
 }  // namespace dsa::cli

@@ -1,0 +1,47 @@
+// LocalLlm: the Llm interface on the in-process engine. messages -> chat encoder -> token ids
+// (template pieces with special tokens allowed, message text without) -> Generator (prefix cache,
+// prefill, decode) -> streaming detokenisation -> DSML parser -> AssistantTurn with usage.
+// Ids below the model's vocab_size that have no token are never sampled. The latent cache format
+// is default_latent_format (generator.hpp).
+// One request at a time (the Generator holds one prefix-cached sequence).
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "engine/api/llm.hpp"
+#include "engine/model/model.hpp"
+#include "engine/runtime/generator.hpp"
+#include "engine/tokenizer/tokenizer.hpp"
+
+namespace dsa {
+
+class LocalLlm final : public Llm {
+ public:
+  // DIR holds config.json, the safetensors and tokenizer.json; max_context bounds the caches.
+  static Result<std::unique_ptr<LocalLlm>> open(const std::filesystem::path& dir, AttentionMode mode,
+                                                int64_t max_context);
+  LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context);
+
+  Result<AssistantTurn> generate(const std::vector<Message>& messages, std::span<const ToolSpec> tools,
+                                 const GenOptions& options, StreamSink* sink) override;
+  int64_t count_tokens(const std::vector<Message>& messages, std::span<const ToolSpec> tools, bool thinking) override;
+  ModelInfo info() override;
+
+  // Raw completion of already-tokenised text (no chat template, no parsing): `dsagent generate --raw`.
+  Result<Generation> complete(std::span<const int32_t> prompt, const GenerateParams& params,
+                              const std::function<void(std::string_view text)>& on_text);
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+
+ private:
+  std::vector<int32_t> encode(const std::vector<Message>& messages, std::span<const ToolSpec> tools, bool thinking) const;
+  GenerateParams params_from(const GenOptions& options) const;
+
+  std::string name_;
+  Tokenizer tokenizer_;
+  Generator generator_;
+  std::vector<int32_t> masked_ids_;  // ids < vocab_size with no token
+  int32_t think_end_id_;             // "</think>", -1 when the tokenizer has none
+};
+
+}  // namespace dsa

@@ -1,0 +1,121 @@
+// `dsagent generate` and `dsagent bench` on a make-model tiny checkpoint, through the binary:
+// greedy output is deterministic, streams the same text --json reports, tokenises the prompt as
+// the tokenizer does, and bench reports the bytes its documented accounting implies.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/chat/encoder.hpp"
+#include "engine/model/make_model.hpp"
+#include "engine/tokenizer/tokenizer.hpp"
+#include "tests/test_support.hpp"
+
+namespace dsa {
+namespace {
+
+using test::run_command;
+
+struct TinyModel {
+  test::TempDir tmp{"dsa-cli-generate"};
+  std::filesystem::path dir = tmp / "tiny";
+  TinyModel() {
+    auto cfg = preset_config("tiny");
+    REQUIRE(cfg.ok());
+    REQUIRE(make_model(dir, *cfg, {.seed = 5}).ok());
+  }
+  std::string generate(const std::string& flags) const {
+    return test::dsagent_binary().string() + " generate --model " + dir.string() + " " + flags;
+  }
+};
+
+TEST_CASE("generate --raw: deterministic, tokenised as plain text, streamed text equals --json text") {
+  TinyModel m;
+  const std::string flags = "--prompt 'Hello world, <think> is text here' --raw --max-tokens 12";
+  const auto a = run_command(m.generate(flags + " --json"));
+  const auto b = run_command(m.generate(flags + " --json"));
+  REQUIRE(a.exit_code == 0);
+  CHECK(a.output == b.output);
+  const auto j = nlohmann::json::parse(a.output);
+  auto tok = Tokenizer::load(m.dir / "tokenizer.json");
+  REQUIRE(tok.ok());
+  const std::vector<int32_t> expect_prompt = tok->encode("Hello world, <think> is text here", false);
+  CHECK(j["prompt_ids"].get<std::vector<int32_t>>() == expect_prompt);
+  CHECK(j["usage"]["prompt_tokens"].get<int64_t>() == int64_t(expect_prompt.size()));
+  std::vector<int32_t> ids = j["ids"].get<std::vector<int32_t>>();
+  CHECK(j["usage"]["completion_tokens"].get<int64_t>() == int64_t(ids.size()));
+  if (j["finish"] == "length") CHECK(ids.size() == 12);
+  if (!ids.empty() && ids.back() == 1) ids.pop_back();  // EOS is not text
+  CHECK(j["text"].get<std::string>() == tok->decode(ids));
+
+  const auto streamed = run_command(m.generate(flags + " 2>/dev/null"));
+  REQUIRE(streamed.exit_code == 0);
+  CHECK(streamed.output == j["text"].get<std::string>() + "\n");
+  const auto with_usage = run_command(m.generate(flags + " 2>&1 >/dev/null"));
+  CHECK(with_usage.output.find("prompt_tokens=" + std::to_string(expect_prompt.size())) != std::string::npos);
+}
+
+TEST_CASE("generate (chat): the prompt goes through the chat encoder") {
+  TinyModel m;
+  const auto r = run_command(m.generate("--prompt 'What is 2+2?' --max-tokens 10 --temperature 0.7 --seed 3 --json"));
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  auto tok = Tokenizer::load(m.dir / "tokenizer.json");
+  REQUIRE(tok.ok());
+  const std::vector<Message> messages = {Message{.role = Role::user, .content = "What is 2+2?"}};
+  const std::string prompt = join_text(encode_messages(messages, {}, EncodeOptions{}));
+  CHECK(j["usage"]["prompt_tokens"].get<int64_t>() == int64_t(tok->encode(prompt, true).size()));
+  CHECK(j["usage"]["completion_tokens"].get<int64_t>() >= 1);
+  CHECK(j["usage"]["completion_tokens"].get<int64_t>() <= 10);
+  CHECK(j.contains("reasoning"));
+  CHECK(j.contains("content"));
+  CHECK(j["tool_calls"].is_array());
+  // Seeded sampling reproduces.
+  const auto again = run_command(m.generate("--prompt 'What is 2+2?' --max-tokens 10 --temperature 0.7 --seed 3 --json"));
+  CHECK(again.output == r.output);
+}
+
+TEST_CASE("generate: bad input is one line on stderr and a non-zero exit") {
+  TinyModel m;
+  const auto missing = run_command(test::dsagent_binary().string() + " generate --model " + (m.tmp / "nope").string() +
+                                   " --prompt hi 2>&1");
+  CHECK(missing.exit_code != 0);
+  CHECK(missing.output.find("nope") != std::string::npos);
+  CHECK(std::count(missing.output.begin(), missing.output.end(), '\n') == 1);
+  const auto bad_mode = run_command(m.generate("--prompt hi --attention sideways 2>&1"));
+  CHECK(bad_mode.exit_code != 0);
+}
+
+TEST_CASE("bench --json: lines per position with the documented byte accounting") {
+  TinyModel m;
+  const auto run = [&](const std::string& mode) {
+    const auto r = run_command(test::dsagent_binary().string() + " bench --model " + m.dir.string() +
+                               " --positions 64,300 --tokens 2 --prefill-tokens 32 --probe-mib 8 --threads 1 --json"
+                               " --attention " + mode + " 2>/dev/null");
+    REQUIRE(r.exit_code == 0);
+    return nlohmann::json::parse(r.output);
+  };
+  // tiny: 3 layers, FP8 latent records of 128 + 4 + 2*32 = 196 bytes, indexer keys of 64 + 4 bytes,
+  // index_topk 16. Timed steps run at context lengths P+2 and P+3 (one untimed warm-up first).
+  const double record = 196, key = 68, layers = 3;
+  for (const std::string mode : {"sparse", "dense"}) {
+    CAPTURE(mode);
+    const auto j = run(mode);
+    CHECK(j["bandwidth_gb_s"].get<double>() > 0);
+    CHECK(j["prefill"]["tokens_per_s"].get<double>() > 0);
+    REQUIRE(j["decode"].size() == 2);
+    for (const auto& line : j["decode"]) {
+      const double p = line["position"].get<double>();
+      const double mean_n = p + 2.5;
+      const double expect = mode == "sparse" ? layers * (16 * record + mean_n * key) : layers * mean_n * record;
+      CHECK(line["cache_bytes_per_token"].get<double>() == doctest::Approx(expect).epsilon(1e-9));
+      CHECK(line["bytes_per_token"].get<double>() ==
+            doctest::Approx(line["weight_bytes_per_token"].get<double>() + expect).epsilon(1e-9));
+      CHECK(line["tokens_per_s"].get<double>() > 0);
+      CHECK(line["bandwidth_share"].get<double>() > 0);
+    }
+    CHECK(j["decode"][0]["weight_bytes_per_token"].get<double>() > 0);
+  }
+}
+
+}  // namespace
+}  // namespace dsa

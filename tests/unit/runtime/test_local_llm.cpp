@@ -1,0 +1,196 @@
+// LocalLlm end to end on tiny checkpoints: raw completion reproduces the golden greedy ids, chat
+// turns come back parsed with streamed deltas equal to the final turn and exact usage, prefix reuse
+// shows in usage, stop strings and should_stop end generation, ids with no token are never sampled.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "engine/chat/dsml_parser.hpp"
+#include "engine/chat/encoder.hpp"
+#include "engine/model/make_model.hpp"
+#include "engine/runtime/local_llm.hpp"
+#include "engine/tokenizer/make_tokenizer.hpp"
+#include "tests/unit/runtime/runtime_test_support.hpp"
+#include "tests/unit/tokenizer/deepseek_v3_fixture.hpp"
+
+using namespace dsa;
+using dsa::test::golden_fp8;
+using dsa::test::load_tiny;
+
+namespace {
+
+Tokenizer made_tokenizer(int64_t vocab) {
+  auto text = make_tokenizer_json(vocab);
+  REQUIRE(text.ok());
+  auto tok = Tokenizer::from_json_text(*text, "generated tokenizer.json");
+  REQUIRE(tok.ok());
+  return std::move(*tok);
+}
+
+// A make-model tiny checkpoint (random weights, generated tokenizer) in a temporary directory.
+struct TinyModelDir {
+  test::TempDir tmp{"dsa-local-llm"};
+  std::filesystem::path dir = tmp / "tiny";
+  TinyModelDir() {
+    auto cfg = preset_config("tiny");
+    REQUIRE(cfg.ok());
+    REQUIRE(make_model(dir, *cfg, {.seed = 3}).ok());
+  }
+};
+
+struct RecordingSink final : StreamSink {
+  std::string reasoning, content;
+  std::vector<ToolCall> calls;
+  int polls = 0, stop_after = -1;
+  void on_reasoning(std::string_view d) override { reasoning += d; }
+  void on_content(std::string_view d) override { content += d; }
+  void on_tool_call(const ToolCall& c) override { calls.push_back(c); }
+  bool should_stop() override { return ++polls == stop_after; }
+};
+
+std::vector<Message> ask(const std::string& text) { return {Message{.role = Role::user, .content = text}}; }
+
+}  // namespace
+
+TEST_CASE("complete() reproduces the golden greedy ids and streams their text") {
+  const auto golden = golden_fp8();
+  // DeepSeek-V3's own tokenizer: every id of the tiny vocabulary has a token, so none is masked.
+  LocalLlm llm("tiny-fp8", test::deepseek_v3(), load_tiny(), 256);
+  GenerateParams p;
+  p.max_tokens = int64_t(golden.decode_ids.size());
+  for (int run = 0; run < 2; ++run) {
+    CAPTURE(run);
+    std::string text;
+    auto g = llm.complete(golden.prompt, p, [&](std::string_view t) { text += t; });
+    REQUIRE(g.ok());
+    CHECK(g->tokens == golden.decode_ids);
+    CHECK(text == llm.tokenizer().decode(golden.decode_ids));
+    CHECK(g->cached_tokens == (run == 0 ? 0 : int64_t(golden.prompt.size()) - 2));
+  }
+  // A request extending the first prompt reuses all of it.
+  std::vector<int32_t> longer = golden.prompt;
+  longer.push_back(golden.decode_ids[0] == 5 ? 6 : 5);
+  longer.push_back(7);
+  p.max_tokens = 2;
+  auto g = llm.complete(longer, p, {});
+  REQUIRE(g.ok());
+  CHECK(g->cached_tokens == int64_t(golden.prompt.size()));
+}
+
+TEST_CASE("ids below vocab_size with no token are never sampled") {
+  const Tokenizer small = made_tokenizer(2048);  // its BPE vocabulary is short: ids >= n_ids() have no token
+  REQUIRE(small.n_ids() < 2000);
+  LocalLlm llm("tiny-fp8", small, load_tiny(), 256);
+  GenerateParams p;
+  p.max_tokens = 60;
+  p.sampling = {.temperature = 1.5, .seed = 17};
+  auto g = llm.complete(golden_fp8().prompt, p, {});
+  REQUIRE(g.ok());
+  CHECK(g->tokens.size() == 60);
+  for (int32_t id : g->tokens) {
+    CAPTURE(id);
+    CHECK(!small.token_bytes(id).empty());
+  }
+}
+
+TEST_CASE("a chat turn on a make-model checkpoint: parsed, streamed, with exact usage") {
+  TinyModelDir model;
+  auto opened = LocalLlm::open(model.dir, AttentionMode::sparse, 512);
+  REQUIRE_MESSAGE(opened.ok(), (opened.ok() ? "" : opened.error().message));
+  LocalLlm& llm = **opened;
+  CHECK(llm.info().exact_token_count);
+  CHECK(llm.info().context_window == 512);
+  CHECK(llm.info().name == "tiny");
+
+  const std::vector<Message> messages = ask("Write a function that adds two numbers.");
+  const std::string prompt_text = join_text(encode_messages(messages, {}, EncodeOptions{}));
+  REQUIRE(prompt_text.ends_with("<think>"));
+  const int64_t n_prompt = int64_t(llm.tokenizer().encode(prompt_text, true).size());
+  CHECK(llm.count_tokens(messages, {}, true) == n_prompt);
+
+  GenOptions opt;
+  opt.temperature = 1.0;
+  opt.seed = 9;
+  opt.max_tokens = 24;
+  RecordingSink sink;
+  auto turn = llm.generate(messages, {}, opt, &sink);
+  REQUIRE_MESSAGE(turn.ok(), (turn.ok() ? "" : turn.error().message));
+  CHECK(turn->usage.prompt_tokens == n_prompt);
+  CHECK(turn->usage.cached_tokens == 0);
+  CHECK(turn->usage.completion_tokens >= 1);
+  CHECK(turn->usage.completion_tokens <= 24);
+  CHECK(turn->usage.reasoning_tokens <= turn->usage.completion_tokens);
+  if (turn->finish == FinishReason::length) CHECK(turn->usage.completion_tokens == 24);
+  // Streamed deltas add up to the turn, and the turn is what a whole-text parse gives.
+  CHECK(sink.reasoning == turn->reasoning);
+  CHECK(sink.content == turn->content);
+  CHECK(sink.calls.size() == turn->tool_calls.size());
+  const AssistantTurn whole = parse_completion(turn->raw_text, true);
+  CHECK(whole.reasoning == turn->reasoning);
+  CHECK(whole.content == turn->content);
+
+  // The next user turn extends the conversation: everything up to the first "<｜Assistant｜>" is
+  // reused (the "<think>" after it becomes "</think>" once the turn is history).
+  std::vector<Message> next = messages;
+  next.push_back(Message{.role = Role::assistant, .content = turn->content, .reasoning_content = turn->reasoning,
+                         .tool_calls = turn->tool_calls});
+  if (!turn->tool_calls.empty()) {
+    for (const ToolCall& c : turn->tool_calls) next.push_back(Message{.role = Role::tool, .content = "ok", .tool_call_id = c.id});
+  }
+  next.push_back(Message{.role = Role::user, .content = "Thanks. Now subtract."});
+  const size_t stable = stable_prefix_bytes(messages, {}, EncodeOptions{});
+  const int64_t n_stable = int64_t(llm.tokenizer().encode(prompt_text.substr(0, stable), true).size());
+  auto second = llm.generate(next, {}, opt, nullptr);
+  REQUIRE(second.ok());
+  CHECK(second->usage.cached_tokens == n_stable);
+  CHECK(second->usage.prompt_tokens == llm.count_tokens(next, {}, true));
+}
+
+TEST_CASE("stop strings and should_stop end the turn early") {
+  TinyModelDir model;
+  auto opened = LocalLlm::open(model.dir, AttentionMode::sparse, 256);
+  REQUIRE(opened.ok());
+  LocalLlm& llm = **opened;
+  const std::vector<Message> messages = ask("Tell me a story.");
+  GenOptions opt;
+  opt.thinking = false;
+  opt.max_tokens = 32;
+  auto full = llm.generate(messages, {}, opt, nullptr);
+  REQUIRE(full.ok());
+  const std::string raw = full->raw_text;
+  REQUIRE(raw.size() >= 8);
+
+  // A stop string from the middle of the greedy text: the same greedy run stops right before it.
+  const std::string stop = raw.substr(raw.size() / 2, 3);
+  opt.stop = {"never-appears-anywhere", stop};
+  RecordingSink sink;
+  auto cut = llm.generate(messages, {}, opt, &sink);
+  REQUIRE(cut.ok());
+  CHECK(cut->raw_text == raw.substr(0, raw.find(stop)));
+  CHECK(sink.content + sink.reasoning == cut->content + cut->reasoning);
+  CHECK(sink.content.find(stop) == std::string::npos);
+  CHECK(cut->finish == FinishReason::stop);
+  CHECK(cut->usage.completion_tokens < full->usage.completion_tokens);
+
+  opt.stop.clear();
+  RecordingSink stopper;
+  stopper.stop_after = 3;
+  auto interrupted = llm.generate(messages, {}, opt, &stopper);
+  REQUIRE(interrupted.ok());
+  CHECK(interrupted->usage.completion_tokens == 3);
+  CHECK(interrupted->finish == FinishReason::stop);
+}
+
+TEST_CASE("conversations the encoder rejects are errors, and still countable") {
+  TinyModelDir model;
+  auto opened = LocalLlm::open(model.dir, AttentionMode::sparse, 128);
+  REQUIRE(opened.ok());
+  const std::vector<Message> bad = {Message{.role = Role::user, .content = "hi"},
+                                    Message{.role = Role::tool, .content = "orphan result"}};
+  auto turn = (*opened)->generate(bad, {}, GenOptions{}, nullptr);
+  CHECK_FALSE(turn.ok());
+  CHECK((*opened)->count_tokens(bad, {}, true) > 0);
+  auto missing = LocalLlm::open(model.tmp / "nowhere", AttentionMode::sparse, 128);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("nowhere") != std::string::npos);
+}

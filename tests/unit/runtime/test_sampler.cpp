@@ -1,0 +1,147 @@
+// Sampler: greedy ties, seeded reproducibility, and draw frequencies against an independent
+// softmax (with temperature, top-k and top-p applied by hand).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "engine/runtime/sampler.hpp"
+
+using namespace dsa;
+
+namespace {
+
+std::vector<double> softmax(const std::vector<float>& logits, double t) {
+  std::vector<double> p(logits.size());
+  double mx = -1e300, sum = 0;
+  for (float v : logits) mx = std::max(mx, double(v));
+  for (size_t i = 0; i < logits.size(); ++i) sum += p[i] = std::exp((logits[i] - mx) / t);
+  for (double& v : p) v /= sum;
+  return p;
+}
+
+std::vector<double> frequencies(Sampler& s, const std::vector<float>& logits, int draws) {
+  std::vector<double> f(logits.size(), 0.0);
+  int out_of_range = 0;
+  for (int i = 0; i < draws; ++i) {
+    const int32_t id = s.sample(logits);
+    if (id < 0 || size_t(id) >= logits.size()) {
+      ++out_of_range;
+      continue;
+    }
+    f[size_t(id)] += 1.0;
+  }
+  CHECK(out_of_range == 0);
+  for (double& v : f) v /= draws;
+  return f;
+}
+
+// Each frequency within 5 standard deviations of its expected probability (and exact zeros).
+void check_matches(const std::vector<double>& freq, const std::vector<double>& expect, int draws) {
+  for (size_t i = 0; i < freq.size(); ++i) {
+    CAPTURE(i);
+    CAPTURE(freq[i]);
+    CAPTURE(expect[i]);
+    if (expect[i] == 0.0) {
+      CHECK(freq[i] == 0.0);
+    } else {
+      const double sigma = std::sqrt(expect[i] * (1 - expect[i]) / draws);
+      CHECK(std::abs(freq[i] - expect[i]) <= 5 * sigma + 1e-12);
+    }
+  }
+}
+
+const std::vector<float> kLogits = {1.0f, 2.5f, -0.5f, 2.0f, 0.0f, 1.5f, -3.0f, 0.7f};
+
+}  // namespace
+
+TEST_CASE("greedy picks the argmax, ties to the lower id, NaN never wins") {
+  Sampler s({});
+  CHECK(s.sample(std::vector<float>{1, 3, 3, 2}) == 1);
+  CHECK(s.sample(std::vector<float>{-1, -1, -1}) == 0);
+  CHECK(s.sample(std::vector<float>{std::nanf(""), 0.5f, 0.25f}) == 1);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  CHECK(s.sample(std::vector<float>{ninf, ninf, -100.0f}) == 2);
+  CHECK(s.sample(kLogits) == 1);
+  // top_k = 1 is greedy whatever the temperature.
+  Sampler k1({.temperature = 5.0, .top_k = 1, .seed = 3});
+  for (int i = 0; i < 50; ++i) CHECK(k1.sample(kLogits) == 1);
+}
+
+TEST_CASE("a seed reproduces a run; another seed gives another run") {
+  const SamplerOptions opt{.temperature = 1.0, .top_p = 0.95, .top_k = 0, .seed = 42};
+  Sampler a(opt), b(opt);
+  SamplerOptions other = opt;
+  other.seed = 43;
+  Sampler c(other);
+  std::vector<int32_t> ra, rb, rc;
+  for (int i = 0; i < 500; ++i) {
+    ra.push_back(a.sample(kLogits));
+    rb.push_back(b.sample(kLogits));
+    rc.push_back(c.sample(kLogits));
+  }
+  CHECK(ra == rb);
+  CHECK(ra != rc);
+}
+
+TEST_CASE("frequencies follow softmax(logits / T)") {
+  const int draws = 200000;
+  for (double t : {1.0, 0.5, 2.0}) {
+    CAPTURE(t);
+    Sampler s({.temperature = t, .seed = 7});
+    check_matches(frequencies(s, kLogits, draws), softmax(kLogits, t), draws);
+  }
+}
+
+TEST_CASE("masked ids (-inf) are never drawn") {
+  std::vector<float> logits = kLogits;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  logits[1] = ninf;
+  logits[3] = ninf;
+  const int draws = 100000;
+  Sampler s({.temperature = 1.0, .seed = 11});
+  std::vector<double> expect = softmax(logits, 1.0);
+  check_matches(frequencies(s, logits, draws), expect, draws);
+}
+
+TEST_CASE("top-k keeps only the k most likely ids, renormalised") {
+  const int draws = 200000;
+  const int k = 3;
+  Sampler s({.temperature = 1.0, .top_k = k, .seed = 5});
+  // Independent top-k: the k largest logits by value.
+  std::vector<size_t> idx(kLogits.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [](size_t a, size_t b) { return kLogits[a] > kLogits[b]; });
+  std::vector<double> full = softmax(kLogits, 1.0), expect(kLogits.size(), 0.0);
+  double mass = 0;
+  for (int i = 0; i < k; ++i) mass += full[idx[size_t(i)]];
+  for (int i = 0; i < k; ++i) expect[idx[size_t(i)]] = full[idx[size_t(i)]] / mass;
+  check_matches(frequencies(s, kLogits, draws), expect, draws);
+}
+
+TEST_CASE("top-p keeps the smallest most-likely set reaching p") {
+  // probabilities 0.5, 0.3, 0.15, 0.05 (as logs), given out of order.
+  const std::vector<float> logits = {float(std::log(0.15)), float(std::log(0.5)), float(std::log(0.05)),
+                                     float(std::log(0.3))};
+  const int draws = 100000;
+  SUBCASE("p = 0.75 keeps the top two") {
+    Sampler s({.temperature = 1.0, .top_p = 0.75, .seed = 9});
+    check_matches(frequencies(s, logits, draws), {0.0, 0.5 / 0.8, 0.0, 0.3 / 0.8}, draws);
+  }
+  SUBCASE("p = 0.85 keeps the top three") {
+    Sampler s({.temperature = 1.0, .top_p = 0.85, .seed = 9});
+    check_matches(frequencies(s, logits, draws), {0.15 / 0.95, 0.5 / 0.95, 0.0, 0.3 / 0.95}, draws);
+  }
+  SUBCASE("a tiny p keeps only the most likely") {
+    Sampler s({.temperature = 1.0, .top_p = 0.01, .seed = 9});
+    check_matches(frequencies(s, logits, 1000), {0.0, 1.0, 0.0, 0.0}, 1000);
+  }
+  SUBCASE("top-k then top-p") {
+    // top-k 3 leaves 0.5, 0.3, 0.15 (mass 0.95); p = 0.8 of that is 0.76: the top two.
+    Sampler s({.temperature = 1.0, .top_p = 0.8, .top_k = 3, .seed = 9});
+    check_matches(frequencies(s, logits, draws), {0.0, 0.5 / 0.8, 0.0, 0.3 / 0.8}, draws);
+  }
+}
