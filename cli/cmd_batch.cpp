@@ -2,6 +2,7 @@
 // evaluation over many tasks, concurrent, resumable and graded. See cli/batch/batch_runner.hpp.
 #include <cstdio>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "cli/agent/backend.hpp"
@@ -19,8 +20,7 @@ namespace {
 
 struct BatchArgs {
   AgentOptions agent;
-  std::string input, out, corpus, browse_tools = "deepseek", grade, grader_api, grader_model, grader_model_dir,
-      grader_key_env;
+  std::string input, out, grade, grader_api, grader_model, grader_model_dir, grader_key_env;
   int workers = 1, parallel_fewest_step = 1;
 };
 
@@ -44,6 +44,17 @@ int run(CLI::App& cmd, BatchArgs& a) {
   const bool tools_given = cmd.count("--tools") > 0;
   if (auto ok = finish_agent_options(cmd, a.agent); !ok) return fail(ok.error().message);
   if (!tools_given) a.agent.tools = "none";  // a search run gets only the browsing tools unless asked
+  if (!a.agent.corpus.empty()) {
+    // With a corpus the batch builds the browse tools itself, to record each task's documents.
+    std::string kept;
+    std::stringstream ss(a.agent.tools);
+    for (std::string t; std::getline(ss, t, ',');) {
+      if (t != "browse" && !t.empty()) kept += (kept.empty() ? "" : ",") + t;
+    }
+    a.agent.tools = kept.empty() ? "none" : kept;
+  } else if (!tools_given && (!a.agent.searxng.empty() || !a.agent.web_search.is_null())) {
+    a.agent.tools = "browse";
+  }
 
   auto tasks = load_batch_tasks(a.input);
   if (!tasks) return fail(tasks.error().message);
@@ -58,13 +69,13 @@ int run(CLI::App& cmd, BatchArgs& a) {
   }
 
   std::shared_ptr<const Corpus> corpus;
-  if (!a.corpus.empty()) {
-    auto c = Corpus::open(a.corpus);
+  if (!a.agent.corpus.empty()) {
+    auto c = Corpus::open(a.agent.corpus);
     if (!c) return fail(c.error().message);
     corpus = std::move(c.value());
   }
   BrowseToolSet set = BrowseToolSet::deepseek;
-  if (a.browse_tools == "browsecomp-plus") set = BrowseToolSet::browsecomp_plus;
+  if (a.agent.browse_tools == "browsecomp-plus") set = BrowseToolSet::browsecomp_plus;
 
   prompts::PromptSet prompts;
   if (!a.agent.prompts_dir.empty()) {
@@ -168,9 +179,6 @@ void add_batch_command(CLI::App& app, int& exit_code) {
   cmd->add_option("input", args->input, "tasks: .csv (BrowseComp) or .jsonl")->required();
   cmd->add_option("--out,-o", args->out, "output directory (results.jsonl, summary.json, trajectories)")->required();
   cmd->add_option("--workers", args->workers, "concurrent tasks")->check(CLI::Range(1, 256));
-  cmd->add_option("--corpus", args->corpus, "offline corpus (dsagent index) for the browsing tools");
-  cmd->add_option("--browse-tools", args->browse_tools, "deepseek (search/open/find) or browsecomp-plus (search/get_document)")
-      ->check(CLI::IsMember({"deepseek", "browsecomp-plus"}));
   cmd->add_option("--parallel-fewest-step", args->parallel_fewest_step,
                   "attempts per task; keeps the answered one with the fewest steps")
       ->check(CLI::Range(1, 64));

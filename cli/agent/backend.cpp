@@ -4,15 +4,20 @@
 #include <sstream>
 
 #include "engine/remote/remote_llm.hpp"
+#include "engine/runtime/local_llm.hpp"
+#include "tools/browse/browser.hpp"
+#include "tools/browse/corpus.hpp"
+#include "tools/browse/web_backend.hpp"
 #include "tools/coding_tools.hpp"
 #include "tools/command_plugin.hpp"
 #include "tools/mcp.hpp"
 
 namespace dsa::cli {
 
-Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t /*max_context*/) {
-  return make_error("--model " + model_dir.string() +
-                    ": the local engine is not available in this build yet; use --api URL --api-model NAME");
+Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context) {
+  // The caches are sized for the context window; without --context-window a local run gets 32K.
+  DSA_TRY(llm, LocalLlm::open(model_dir, AttentionMode::sparse, max_context > 0 ? max_context : 32768));
+  return std::unique_ptr<Llm>(std::move(llm));
 }
 
 Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts) {
@@ -40,9 +45,32 @@ void add_group(ToolRegistry& registry, const std::string& name) {
   if (name == "search" || name == "coding" || name == "glob") add(make_glob_tool());
 }
 
+// The browse tools over the offline corpus (--corpus) or the web (--searxng, or "webSearch" in the
+// config file); one Browser per registry, so each session has its own pages and cursors.
+Result<void> add_browse_group(ToolRegistry& registry, const AgentOptions& opts) {
+  if (registry.has("open") || registry.has("get_document")) return {};
+  std::shared_ptr<BrowseBackend> backend;
+  if (!opts.corpus.empty()) {
+    auto corpus = Corpus::open(opts.corpus);
+    if (!corpus) return make_error("--corpus: " + corpus.error().message);
+    backend = make_corpus_backend(std::shared_ptr<const Corpus>(std::move(corpus.value())));
+  } else if (!opts.searxng.empty()) {
+    DSA_TRY(config, parse_web_search_config(json{{"api", "searxng"}, {"base_url", opts.searxng}}, "--searxng"));
+    backend = make_web_backend(std::move(config));
+  } else if (!opts.web_search.is_null()) {
+    DSA_TRY(config, parse_web_search_config(opts.web_search, "webSearch"));
+    backend = make_web_backend(std::move(config));
+  } else {
+    return make_error("--tools browse: needs --corpus DB, --searxng URL or a \"webSearch\" entry in the config file");
+  }
+  add_browse_tools(registry, std::make_shared<Browser>(backend),
+                   opts.browse_tools == "browsecomp-plus" ? BrowseToolSet::browsecomp_plus : BrowseToolSet::deepseek);
+  return {};
+}
+
 bool is_group(const std::string& name) {
-  for (const char* g : {"shell", "files", "search", "coding", "none", "read_file", "write_file", "edit_file", "grep",
-                        "glob"})
+  for (const char* g : {"shell", "files", "search", "coding", "none", "browse", "read_file", "write_file", "edit_file",
+                        "grep", "glob"})
     if (name == g) return true;
   return false;
 }
@@ -55,7 +83,11 @@ Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts
     if (name.empty()) continue;
     if (!is_group(name))
       return make_error("--tools: unknown tool set '" + name +
-                        "' (known: shell, files, search, coding, none, or a coding tool's name)");
+                        "' (known: shell, files, search, coding, browse, none, or a coding tool's name)");
+    if (name == "browse") {
+      if (auto ok = add_browse_group(registry, opts); !ok) return ok.error();
+      continue;
+    }
     add_group(registry, name);
   }
   if (!opts.mcp_config.empty()) {

@@ -17,6 +17,11 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--tools", o.tools, "comma list: shell, files, search, coding (all of them), none, or tool names")
       ->group(tools);
   cmd.add_option("--mcp-config", o.mcp_config, "MCP servers file ({\"mcpServers\": {...}})")->group(tools);
+  cmd.add_option("--corpus", o.corpus, "offline corpus for the browse tools (built by `dsagent index`)")->group(tools);
+  cmd.add_option("--searxng", o.searxng, "SearXNG instance URL for the browse tools (web search)")->group(tools);
+  cmd.add_option("--browse-tools", o.browse_tools, "deepseek (search/open/find) or browsecomp-plus (search/get_document)")
+      ->check(CLI::IsMember({"deepseek", "browsecomp-plus"}))
+      ->group(tools);
   cmd.add_option("--tool-spec", o.tool_specs, "command tool spec file (repeatable)")->group(tools);
   cmd.add_option("--workdir", o.workdir, "directory the tools work in (default: the current one)")->group(tools);
   cmd.add_option("--approval", o.approval, "auto, ask (before writes and commands) or read-only")
@@ -103,6 +108,10 @@ Result<void> apply_config(CLI::App& cmd, AgentOptions& opts, const json& config,
   for (const auto& [raw_key, value] : config.items()) {
     if (raw_key == "mcpServers") {
       opts.mcp_servers = value;
+      continue;
+    }
+    if (raw_key == "webSearch" || raw_key == "web_search" || raw_key == "web-search") {
+      opts.web_search = value;
       continue;
     }
     const std::string key = normalise_key(raw_key);

@@ -25,6 +25,9 @@ struct AgentOptions {
   // tools
   std::string tools = "coding";         // comma list: shell, files, search, coding, none, or tool names
   std::string mcp_config;               // --mcp-config F
+  std::string corpus;                   // --corpus DB: the offline corpus of the browse tools
+  std::string searxng;                  // --searxng URL: a SearXNG instance for the browse tools
+  std::string browse_tools = "deepseek";  // --browse-tools deepseek | browsecomp-plus
   std::vector<std::string> tool_specs;  // --tool-spec F (repeatable)
   std::string workdir;                  // default: the current directory
   std::string approval = "auto";        // auto | ask | read-only
@@ -55,6 +58,7 @@ struct AgentOptions {
 
   // From the config file (not flags).
   json mcp_servers;  // {"name": {"command", "args", "env"}} or null
+  json web_search;   // "webSearch": a search API for the browse tools (tools/browse/web_backend.hpp)
 };
 
 // Adds the shared flags to a subcommand, bound to `opts`.
