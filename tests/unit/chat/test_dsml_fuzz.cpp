@@ -5,6 +5,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fmt/format.h>
 #include <random>
@@ -112,8 +113,14 @@ class Generator {
   std::mt19937_64 rng_;
 };
 
+// DSA_FUZZ_SCALE=N multiplies the case counts of the fuzz tests (longer runs by hand or in CI).
+static int fuzz_scale() {
+  const char* s = std::getenv("DSA_FUZZ_SCALE");
+  return s && std::atoi(s) > 0 ? std::atoi(s) : 1;
+}
+
 TEST_CASE("fuzz: 200k valid, mutated and random replies") {
-  constexpr int n_cases = 200'000;
+  const int n_cases = 200'000 * fuzz_scale();
   const auto start = std::chrono::steady_clock::now();
   Generator gen(20251122);
   int n_failed = 0;

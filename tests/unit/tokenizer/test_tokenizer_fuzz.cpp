@@ -3,6 +3,8 @@
 // target's (tests/fuzz/fuzz_tokenizer.cpp).
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+
 #include <random>
 
 #include "tests/unit/tokenizer/deepseek_v3_fixture.hpp"
@@ -43,7 +45,9 @@ TEST_CASE("random and mutated inputs keep their bytes, decode and stream consist
   const Tokenizer& tiny = *tiny_r;
   std::mt19937 rng(1234);
   int n_failed = 0;
-  for (int i = 0; i < 20000 && n_failed < 5; ++i) {
+  const char* scale_env = std::getenv("DSA_FUZZ_SCALE");  // multiplies the case count, as for the DSML fuzz
+  const int n_cases = 20000 * (scale_env && std::atoi(scale_env) > 0 ? std::atoi(scale_env) : 1);
+  for (int i = 0; i < n_cases && n_failed < 5; ++i) {
     std::string input = mutate(kSeeds[i % kSeeds.size()], rng);
     if (i % 10 == 0) {  // pure random bytes
       input.resize(rng() % 64);

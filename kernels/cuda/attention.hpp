@@ -1,0 +1,36 @@
+// CUDA sparse MLA decode in the absorbed (MQA) form over the indexer's selection: the contract and
+// latent cache records of kernels/cpu/attention.hpp (bf16 and the 656-byte fp8 record), on device
+// pointers. Scores and softmax are fp32 with an exact two-pass softmax (fp64 sum), as the CPU.
+// One block per group of 4 heads: pass 1 scores every selected record (a warp per record), the
+// softmax runs in shared memory, pass 2 accumulates the weighted latents (a thread per column).
+// Sums are in a different order than the CPU's, so outputs match to fp32 rounding before the final
+// bf16 rounding.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/attention.hpp"
+
+namespace dsa::cuda {
+
+using cpu::LatentCacheView;
+using cpu::LatentFormat;
+
+// Stores n_tok tokens' c_kv: [n_tok, kv_lora] (kv_a_layernorm output, bf16 values) and k_pe:
+// [n_tok, rope_dim] (after RoPE) at the cache slots pos: [n_tok] int64 (device): byte for byte what
+// cpu::latent_write stores token by token (bf16: c_kv fp8-round-tripped; fp8: act_quant codes and
+// scales). kv_lora % 128 == 0; the arena 4-byte aligned.
+void latent_write(uint8_t* arena, const int32_t* pages, LatentFormat fmt, int64_t kv_lora, int64_t rope_dim,
+                  int64_t n_tok, const int64_t* pos, const float* c_kv, const float* k_pe, cudaStream_t stream);
+
+// q_abs: [n_heads, kv_lora] f32 (device); q_pe: [n_heads, rope_dim] f32 (device); view: device arena
+// and page table (kv_lora % 128 == 0 for fp8); sel: [n_sel] int32 cached positions (device), any
+// order; o_lat: [n_heads, kv_lora] f32 (device):
+//   score[h, j] = (q_abs[h] . c_kv[sel[j]] + q_pe[h] . k_pe[sel[j]]) * softmax_scale
+//   o_lat[h] = bf16(sum_j softmax_j(score[h]) * c_kv[sel[j]]);   n_sel == 0 gives zeros.
+// n_sel is bounded by shared memory (4 * n_sel floats per block): up to 16K on H100.
+void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
+                       const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat, cudaStream_t stream);
+
+}  // namespace dsa::cuda

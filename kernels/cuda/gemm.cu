@@ -1,0 +1,228 @@
+// CUDA linears (see gemm.hpp).
+#include <cstdint>
+
+#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/device.cuh"
+#include "kernels/cuda/gemm.hpp"
+
+namespace dsa::cuda {
+namespace {
+
+constexpr int kGemvWarps = 8;          // warps per GEMV block, one output row at a time each
+constexpr int kGemvFp8RowsPerWarp = 4;  // the fp8 GEMV's act_quant of x is shared by 32 rows
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// ---- decode GEMV, bf16 weights: lane c covers 8 consecutive weights per step --------------------
+__global__ void gemv_bf16_kernel(const float* x, int64_t k, const uint16_t* w, int64_t ldw, int64_t n, float* y,
+                                 bool round_out) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+  if (row >= n) return;
+  const uint16_t* wr = w + row * ldw;
+  float acc = 0.0f;
+#pragma unroll 4
+  for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
+    const uint4 wv = __ldg(reinterpret_cast<const uint4*>(wr + c));
+    const float4 x0 = __ldg(reinterpret_cast<const float4*>(x + c));
+    const float4 x1 = __ldg(reinterpret_cast<const float4*>(x + c + 4));
+    acc = fmaf(x0.x, __uint_as_float(wv.x << 16), acc);
+    acc = fmaf(x0.y, __uint_as_float(wv.x & 0xffff0000u), acc);
+    acc = fmaf(x0.z, __uint_as_float(wv.y << 16), acc);
+    acc = fmaf(x0.w, __uint_as_float(wv.y & 0xffff0000u), acc);
+    acc = fmaf(x1.x, __uint_as_float(wv.z << 16), acc);
+    acc = fmaf(x1.y, __uint_as_float(wv.z & 0xffff0000u), acc);
+    acc = fmaf(x1.z, __uint_as_float(wv.w << 16), acc);
+    acc = fmaf(x1.w, __uint_as_float(wv.w & 0xffff0000u), acc);
+  }
+  acc = dev::warp_sum(acc);
+  if (lane == 0) y[row] = round_out ? dev::round_bf16(acc) : acc;
+}
+
+// ---- decode GEMV, fp8 weights ---------------------------------------------------------------------
+// Shared memory: x's e4m3 codes [k] then its scales [k / 128]. A lane covers 16 weights per step, so
+// 8 lanes span one 128-block and a warp step covers 4 blocks; each 8-lane group reduces its block's
+// dot, scales it and keeps a running sum.
+__device__ __forceinline__ float dot16_fp8(uint4 a, uint4 b) {
+  const uint32_t av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+  float s = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {  // two codes per conversion
+      const float2 fa = dev::fp8x2_to_float2(uint16_t(av[i] >> (16 * half)));
+      const float2 fb = dev::fp8x2_to_float2(uint16_t(bv[i] >> (16 * half)));
+      s = fmaf(fa.x, fb.x, s);
+      s = fmaf(fa.y, fb.y, s);
+    }
+  return s;
+}
+
+__global__ void gemv_fp8_kernel(const float* x, int64_t k, const uint8_t* w, int64_t ldw, const float* scale_inv,
+                                int64_t ld_scale, int64_t n, float* y) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  uint8_t* xq = smem;
+  float* xs = reinterpret_cast<float*>(smem + k);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t n_kb = k / dev::kQuantBlock;
+  for (int64_t kb = warp; kb < n_kb; kb += kGemvWarps) {  // act_quant of x, one warp per block
+    const float4 v = *reinterpret_cast<const float4*>(x + kb * dev::kQuantBlock + lane * 4);
+    const float amax = dev::warp_max(fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+    const float s = dev::ue8m0_scale(amax);
+    const uint32_t q = uint32_t(dev::quantise(v.x, s)) | uint32_t(dev::quantise(v.y, s)) << 8 |
+                       uint32_t(dev::quantise(v.z, s)) << 16 | uint32_t(dev::quantise(v.w, s)) << 24;
+    *reinterpret_cast<uint32_t*>(xq + kb * dev::kQuantBlock + lane * 4) = q;
+    if (lane == 0) xs[kb] = s;
+  }
+  __syncthreads();
+  for (int r = 0; r < kGemvFp8RowsPerWarp; ++r) {
+    const int64_t row = (int64_t(blockIdx.x) * kGemvFp8RowsPerWarp + r) * kGemvWarps + warp;
+    if (row >= n) return;
+    const uint8_t* wr = w + row * ldw;
+    const float* si = scale_inv + (row / dev::kQuantBlock) * ld_scale;
+    float acc = 0.0f;
+    for (int64_t c0 = 0; c0 < k; c0 += 32 * 16) {
+      const int64_t c = c0 + int64_t(lane) * 16;
+      float part = 0.0f;
+      if (c < k)
+        part = dot16_fp8(__ldg(reinterpret_cast<const uint4*>(wr + c)), *reinterpret_cast<const uint4*>(xq + c));
+      part += __shfl_xor_sync(0xffffffffu, part, 1);
+      part += __shfl_xor_sync(0xffffffffu, part, 2);
+      part += __shfl_xor_sync(0xffffffffu, part, 4);
+      if (c < k) {
+        const int64_t kb = c / dev::kQuantBlock;
+        acc += part * xs[kb] * si[kb];
+      }
+    }
+    // Every lane of a group holds its group's sum: add the four groups.
+    acc += __shfl_xor_sync(0xffffffffu, acc, 8);
+    acc += __shfl_xor_sync(0xffffffffu, acc, 16);
+    if (lane == 0) y[row] = dev::round_bf16(acc);
+  }
+}
+
+// ---- tiled GEMM (any m): 64 x 64 outputs per block of 16 x 16 threads, 4 x 4 per thread ---------
+constexpr int kTile = 64;
+constexpr int kBkBf16 = 32;
+
+__global__ void gemm_bf16_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
+                                 int64_t n, float* y, int64_t ldy, bool round_out) {
+  __shared__ float xt[kTile][kBkBf16 + 1];
+  __shared__ float wt[kTile][kBkBf16 + 1];
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int64_t i0 = int64_t(blockIdx.y) * kTile, j0 = int64_t(blockIdx.x) * kTile;
+  float acc[4][4] = {};
+  for (int64_t c0 = 0; c0 < k; c0 += kBkBf16) {
+    for (int e = threadIdx.x; e < kTile * kBkBf16; e += blockDim.x) {
+      const int r = e / kBkBf16, cc = e % kBkBf16;
+      const int64_t c = c0 + cc;
+      xt[r][cc] = (i0 + r < m && c < k) ? x[(i0 + r) * ldx + c] : 0.0f;
+      wt[r][cc] = (j0 + r < n && c < k) ? dev::bf16_to_float(w[(j0 + r) * ldw + c]) : 0.0f;
+    }
+    __syncthreads();
+    for (int cc = 0; cc < kBkBf16; ++cc) {
+      float a[4], b[4];
+      for (int u = 0; u < 4; ++u) a[u] = xt[ty + 16 * u][cc], b[u] = wt[tx + 16 * u][cc];
+      for (int u = 0; u < 4; ++u)
+        for (int v = 0; v < 4; ++v) acc[u][v] = fmaf(a[u], b[v], acc[u][v]);
+    }
+    __syncthreads();
+  }
+  for (int u = 0; u < 4; ++u)
+    for (int v = 0; v < 4; ++v) {
+      const int64_t i = i0 + ty + 16 * u, j = j0 + tx + 16 * v;
+      if (i < m && j < n) y[i * ldy + j] = round_out ? dev::round_bf16(acc[u][v]) : acc[u][v];
+    }
+}
+
+// One 128-block of k per step: the x tile is quantised in the block (4 threads per row, 32 values
+// each), codes and weights are held as fp16 (exact for e4m3 values).
+__global__ void gemm_fp8_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
+  constexpr int kB = dev::kQuantBlock;
+  __shared__ __half xt[kTile][kB + 2];
+  __shared__ __half wt[kTile][kB + 2];
+  __shared__ float sa[kTile];
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int64_t i0 = int64_t(blockIdx.y) * kTile, j0 = int64_t(blockIdx.x) * kTile;
+  float acc[4][4] = {};
+  for (int64_t c0 = 0; c0 < k; c0 += kB) {
+    {
+      const int r = threadIdx.x / 4, part = threadIdx.x % 4;  // 4 consecutive threads per row
+      const bool valid = i0 + r < m;
+      const float* xr = x + (i0 + r) * ldx + c0 + part * 32;
+      float amax = 0.0f;
+      for (int e = 0; e < 32; ++e) amax = fmaxf(amax, valid ? fabsf(xr[e]) : 0.0f);
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+      const float s = dev::ue8m0_scale(amax);
+      for (int e = 0; e < 32; ++e)
+        xt[r][part * 32 + e] = __float2half(valid ? dev::fp8_to_float(dev::quantise(xr[e], s)) : 0.0f);
+      if (part == 0) sa[r] = s;
+    }
+    for (int e = threadIdx.x; e < kTile * kB; e += blockDim.x) {
+      const int r = e / kB, cc = e % kB;
+      wt[r][cc] = __float2half(j0 + r < n ? dev::fp8_to_float(w[(j0 + r) * ldw + c0 + cc]) : 0.0f);
+    }
+    __syncthreads();
+    float part[4][4] = {};
+    for (int cc = 0; cc < kB; ++cc) {
+      float a[4], b[4];
+      for (int u = 0; u < 4; ++u) a[u] = __half2float(xt[ty + 16 * u][cc]), b[u] = __half2float(wt[tx + 16 * u][cc]);
+      for (int u = 0; u < 4; ++u)
+        for (int v = 0; v < 4; ++v) part[u][v] = fmaf(a[u], b[v], part[u][v]);
+    }
+    const int64_t kb = c0 / kB;
+    for (int v = 0; v < 4; ++v) {
+      const int64_t j = j0 + tx + 16 * v;
+      const float sb = j < n ? scale_inv[(j / kB) * ld_scale + kb] : 0.0f;
+      for (int u = 0; u < 4; ++u) acc[u][v] += part[u][v] * sa[ty + 16 * u] * sb;
+    }
+    __syncthreads();
+  }
+  for (int u = 0; u < 4; ++u)
+    for (int v = 0; v < 4; ++v) {
+      const int64_t i = i0 + ty + 16 * u, j = j0 + tx + 16 * v;
+      if (i < m && j < n) y[i * ldy + j] = dev::round_bf16(acc[u][v]);
+    }
+}
+
+dim3 tile_grid(int64_t m, int64_t n) {
+  return dim3(unsigned((n + kTile - 1) / kTile), unsigned((m + kTile - 1) / kTile));
+}
+
+}  // namespace
+
+void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
+                 int64_t n, float* y, int64_t ldy, bool round_out_bf16, cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return;
+  DSA_CUDA_REQUIRE(m <= 65535 * int64_t(kTile), "matmul_bf16: m too large for one launch");
+  const bool vec = k % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w);
+  if (m == 1 && vec) {
+    gemv_bf16_kernel<<<unsigned((n + kGemvWarps - 1) / kGemvWarps), kGemvWarps * 32, 0, stream>>>(x, k, w, ldw, n, y,
+                                                                                                round_out_bf16);
+  } else {
+    gemm_bf16_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, n, y, ldy, round_out_bf16);
+  }
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                cudaStream_t stream) {
+  DSA_CUDA_REQUIRE(k % dev::kQuantBlock == 0, "matmul_fp8 needs k to be a multiple of 128");
+  if (m <= 0 || n <= 0) return;
+  DSA_CUDA_REQUIRE(m <= 65535 * int64_t(kTile), "matmul_fp8: m too large for one launch");
+  const size_t smem = size_t(k) + size_t(k / dev::kQuantBlock) * sizeof(float);
+  const bool vec = ldw % 16 == 0 && aligned16(x) && aligned16(w) && smem <= 48 * 1024;
+  if (m == 1 && vec) {
+    constexpr int64_t rows_per_block = kGemvWarps * kGemvFp8RowsPerWarp;
+    gemv_fp8_kernel<<<unsigned((n + rows_per_block - 1) / rows_per_block), kGemvWarps * 32, smem, stream>>>(
+        x, k, w, ldw, scale_inv, ld_scale, n, y);
+  } else {
+    gemm_fp8_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
+  }
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dsa::cuda

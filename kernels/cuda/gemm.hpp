@@ -1,0 +1,29 @@
+// CUDA matrix products y = x . W^T for checkpoint linears: the contracts of kernels/cpu/gemm.hpp on
+// device pointers, launched on `stream`.
+//   m == 1 (decode): a memory-bound GEMV, one warp per output row, 16-byte weight loads; the fp8
+//     form quantises x (act_quant, per 128) into shared memory once per block.
+//   m > 1, or shapes the vector path cannot take (unaligned pointers or strides): a plain
+//     shared-memory tiled GEMM (64 x 64 outputs per block), correct for any shape.
+// Accumulation is fp32 (the fp8 form per 128-block, then scaled, as the reference's fp8_gemm), so
+// results match the fp64-accumulating CPU scalar reference to fp32 rounding, not bit for bit.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace dsa::cuda {
+
+// x: [m, k] f32 (row stride ldx); w: [n, k] bf16 bits (row stride ldw); y: [m, n] (row stride ldy).
+// y = x . w^T; round_out_bf16 rounds every output to bf16, otherwise outputs stay fp32.
+void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
+                 int64_t n, float* y, int64_t ldy, bool round_out_bf16, cudaStream_t stream);
+
+// The reference FP8 linear (model-spec 3.1): per row of x and 128-block of k, act_quant (ue8m0 scale
+// sa, e4m3 codes); y[i, j] = bf16(sum_kb dot(xq[i, kb], wq[j, kb]) * sa[i, kb] * scale_inv[j/128, kb]).
+// x: [m, k] f32 (row stride ldx), k % 128 == 0; w: [n, k] e4m3 (row stride ldw); scale_inv:
+// [ceil(n/128), ld_scale] f32; y: [m, n] (row stride ldy), bf16-rounded. Shards as in the CPU header.
+void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                cudaStream_t stream);
+
+}  // namespace dsa::cuda

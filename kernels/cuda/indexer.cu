@@ -1,0 +1,112 @@
+// CUDA indexer scores (see indexer.hpp).
+#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/device.cuh"
+#include "kernels/cuda/indexer.hpp"
+
+namespace dsa::cuda {
+namespace {
+
+constexpr int kPage = int(kIndexerPageTokens);
+constexpr int kThreads = 256;
+constexpr int kHeadGroups = kThreads / kPage;  // threads per key
+constexpr int kMaxHeads = 128;
+constexpr int kMaxHeadsPerThread = kMaxHeads / kHeadGroups;
+
+// Shared memory: q as fp32 [n_heads][dim], keys as fp16 [dim][64] (e4m3 values are exact in
+// fp16), the weighted logits [n_heads][64].
+__global__ void __launch_bounds__(kThreads)
+indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const uint8_t* arena,
+                      const int32_t* pages, int dim, size_t page_bytes, int64_t n_keys, float* scores) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  float* qf = reinterpret_cast<float*>(smem);
+  __half* kt = reinterpret_cast<__half*>(qf + n_heads * dim);
+  float* logits = reinterpret_cast<float*>(kt + dim * kPage);
+  const int64_t p = blockIdx.x;
+  const uint8_t* page = arena + size_t(pages[p]) * page_bytes;
+  const int keys = int(min(int64_t(kPage), n_keys - p * kPage));
+  for (int i = threadIdx.x; i < n_heads * dim; i += kThreads) qf[i] = dev::fp8_to_float(q_codes[i]);
+  // 16 codes per load: row s, dims [d0, d0 + 16).
+  for (int e = threadIdx.x; e < kPage * dim / 16; e += kThreads) {
+    const int s = e / (dim / 16), d0 = (e % (dim / 16)) * 16;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (s < keys) v = *reinterpret_cast<const uint4*>(page + size_t(s) * dim + d0);
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+    for (int i = 0; i < 16; ++i)
+      kt[(d0 + i) * kPage + s] = __float2half(dev::fp8_to_float(uint8_t(words[i / 4] >> (8 * (i % 4)))));
+  }
+  __syncthreads();
+  const int s = threadIdx.x % kPage, g = threadIdx.x / kPage;
+  float acc[kMaxHeadsPerThread];
+  const int n_mine = (n_heads - g + kHeadGroups - 1) / kHeadGroups;  // heads g, g + 4, ...
+#pragma unroll
+  for (int i = 0; i < kMaxHeadsPerThread; ++i) acc[i] = 0.0f;
+  for (int d = 0; d < dim; ++d) {
+    const float kv = __half2float(kt[d * kPage + s]);
+#pragma unroll
+    for (int i = 0; i < kMaxHeadsPerThread; ++i)
+      if (i < n_mine) acc[i] = fmaf(qf[(g + i * kHeadGroups) * dim + d], kv, acc[i]);
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxHeadsPerThread; ++i)
+    if (i < n_mine) {
+      const int h = g + i * kHeadGroups;
+      logits[h * kPage + s] = __fmul_rn(fmaxf(acc[i], 0.0f), w[h]);
+    }
+  __syncthreads();
+  if (threadIdx.x < kPage && s < keys) {
+    float sum = 0.0f;
+    for (int h = 0; h < n_heads; ++h) sum = __fadd_rn(sum, logits[h * kPage + s]);
+    float kscale;
+    memcpy(&kscale, page + size_t(kPage) * dim + size_t(s) * sizeof(float), sizeof(float));
+    scores[p * kPage + s] = __fmul_rn(kscale, sum);
+  }
+}
+
+// One warp per key.
+__global__ void indexer_write_kernel(uint8_t* arena, const int32_t* pages, int dim, size_t page_bytes,
+                                     int64_t n_tok, const int64_t* pos, const float* k) {
+  const int lane = threadIdx.x & 31;
+  const int64_t t = int64_t(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
+  if (t >= n_tok) return;
+  const float* kt = k + t * dim;
+  float amax = 0.0f;
+  for (int i = lane; i < dim; i += 32) amax = fmaxf(amax, fabsf(kt[i]));
+  const float scale = dev::ue8m0_scale(dev::warp_max(amax));
+  const int64_t p = pos[t];
+  uint8_t* page = arena + size_t(pages[p / kPage]) * page_bytes;
+  const int row = int(p % kPage);
+  for (int i = lane; i < dim; i += 32) page[size_t(row) * dim + i] = dev::quantise(kt[i], scale);
+  if (lane == 0) reinterpret_cast<float*>(page + size_t(kPage) * dim)[row] = scale;
+}
+
+}  // namespace
+
+void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok, const int64_t* pos,
+                   const float* k, cudaStream_t stream) {
+  DSA_CUDA_REQUIRE(head_dim > 0 && head_dim <= 128, "indexer_write: the cache holds one scale per key, head_dim <= 128");
+  DSA_CUDA_REQUIRE(reinterpret_cast<uintptr_t>(arena) % 4 == 0, "indexer_write: the arena must be 4-byte aligned");
+  if (n_tok <= 0) return;
+  constexpr int warps = kThreads / 32;
+  indexer_write_kernel<<<unsigned((n_tok + warps - 1) / warps), kThreads, 0, stream>>>(
+      arena, pages, int(head_dim), cpu::indexer_page_bytes(head_dim), n_tok, pos, k);
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
+                    int64_t n_keys, float* scores, cudaStream_t stream) {
+  const int64_t dim = view.head_dim;
+  DSA_CUDA_REQUIRE(dim > 0 && dim <= 128 && dim % 16 == 0, "indexer_scores needs head_dim = 16 * (1..8)");
+  DSA_CUDA_REQUIRE(n_heads > 0 && n_heads <= kMaxHeads, "indexer_scores needs 1..128 heads");
+  DSA_CUDA_REQUIRE(view.page_bytes == cpu::indexer_page_bytes(dim), "indexer_scores: page_bytes mismatch");
+  DSA_CUDA_REQUIRE(reinterpret_cast<uintptr_t>(view.arena) % 16 == 0, "indexer_scores: the arena must be 16-byte aligned");
+  if (n_keys <= 0) return;
+  const size_t smem = size_t(n_heads * dim) * sizeof(float) + size_t(dim * kPage) * sizeof(__half) +
+                      size_t(n_heads * kPage) * sizeof(float);
+  DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t n_pages = (n_keys + kPage - 1) / kPage;
+  indexer_scores_kernel<<<unsigned(n_pages), kThreads, smem, stream>>>(q_codes, w, int(n_heads), view.arena, view.pages,
+                                                                       int(dim), view.page_bytes, n_keys, scores);
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace dsa::cuda

@@ -1,0 +1,32 @@
+// CUDA lightning-indexer scores for one query (decode) over the paged FP8 indexer cache: the
+// contract and cache layout of kernels/cpu/indexer.hpp (the view's pointers are device pointers).
+// One block per 64-token page: the page's keys are staged in shared memory dimension-major, each
+// thread owns one key and a quarter of the heads; the weighted ReLU logits are then summed over the
+// heads in order. Dots accumulate in fp32 (as the reference's fp8 MMA), so scores match the CPU's
+// exact-dot scalar reference to fp32 rounding.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/indexer.hpp"
+
+namespace dsa::cuda {
+
+using cpu::IndexerCacheView;
+using cpu::kIndexerPageTokens;
+
+// Stores n_tok keys k: [n_tok, head_dim] f32 (bf16 values after LayerNorm, RoPE and Hadamard) at
+// the cache slots pos: [n_tok] int64 (device), each quantised with one ue8m0 scale: byte for byte
+// what cpu::indexer_write stores token by token. head_dim <= 128.
+void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok, const int64_t* pos,
+                   const float* k, cudaStream_t stream);
+
+// q_codes: [n_heads, head_dim] e4m3 (device); w: [n_heads] f32 (device), with every factor folded in
+// as in the CPU contract; view: device arena (16-byte aligned) and page table, head_dim <= 128 and a
+// multiple of 16, n_heads <= 128. scores: [n_keys] f32 (device):
+//   scores[s] = kscale[s] * sum_h w[h] * relu(dot(q[h], k[s]))   for s < n_keys.
+void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
+                    int64_t n_keys, float* scores, cudaStream_t stream);
+
+}  // namespace dsa::cuda

@@ -1,0 +1,20 @@
+// CUDA top-k selection for the indexer (model-spec 5.5): a batch of rows, one block per row, by a
+// 4-pass radix select on an order-preserving 32-bit key (passes 2-4 on the keys of the selected top
+// byte, gathered into shared memory when they fit), then one ordered pass that writes the
+// winners in ascending position. Same selection as kernels/cpu/topk.hpp topk_positions: the k
+// largest, ties at the threshold broken towards the lower position, NaN below -inf, +0 above -0.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace dsa::cuda {
+
+// scores: [n_rows, ld_scores] f32 (device). Row r has n_valid[r] candidates (positions 0..n_valid[r]);
+// n_valid is a device int32 array, or nullptr for n candidates in every row (n_valid[r] <= ld_scores).
+// out: [n_rows, ld_out] int32 (device), ld_out >= k: row r gets the positions of its
+// k_r = min(k, n_r) largest scores in ascending order in out[r, 0..k_r), and -1 in out[r, k_r..k).
+void topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, int64_t n, const int32_t* n_valid,
+                    int64_t k, int32_t* out, int64_t ld_out, cudaStream_t stream);
+
+}  // namespace dsa::cuda

@@ -1,0 +1,105 @@
+// GPU sparse MLA decode (absorbed form) over bf16 and fp8 latent records, against the CPU
+// reference. Tolerance: fp32 scores and sums in another order, exp from another library, then the
+// bf16 output rounding: each element within 2^-7 relative plus 1e-3 of the output's rms,
+// normalised squared error <= 1e-5.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cuda/attention.hpp"
+#include "tests/gpu/kernels/gpu_test_support.hpp"
+
+using namespace dsa;
+using dsa::test::DeviceBuffer;
+
+TEST_CASE("gpu sparse_mla_decode matches the CPU reference for both record formats") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(41);
+  const int64_t kv_lora = 512, rope = 64, seq = 64 * 10 + 23;  // a partial last page
+  for (auto fmt : {cpu::LatentFormat::bf16, cpu::LatentFormat::fp8}) {
+    for (int64_t n_heads : {16, 6}) {  // 6: a partial group of heads
+      for (int64_t n_sel : {int64_t(300), int64_t(1), int64_t(seq)}) {
+        CAPTURE(int(fmt));
+        CAPTURE(n_heads);
+        CAPTURE(n_sel);
+        const size_t rb = cpu::latent_record_bytes(fmt, kv_lora, rope);
+        const int64_t n_pages = (seq + 63) / 64;
+        std::vector<int32_t> pages(static_cast<size_t>(n_pages));
+        std::iota(pages.begin(), pages.end(), 0);
+        std::shuffle(pages.begin(), pages.end(), rng);
+        std::vector<uint8_t> arena(static_cast<size_t>(n_pages) * 64 * rb, 0);
+        for (int64_t t = 0; t < seq; ++t) {
+          const auto c = test::random_bf16(static_cast<size_t>(kv_lora), rng, 1.0f + float(t % 3));
+          const auto pe = test::random_bf16(static_cast<size_t>(rope), rng);
+          cpu::latent_write(arena.data(), pages.data(), fmt, kv_lora, rope, t, c.data(), pe.data());
+        }
+        // Selection: distinct positions in shuffled order.
+        std::vector<int32_t> sel(static_cast<size_t>(seq));
+        std::iota(sel.begin(), sel.end(), 0);
+        std::shuffle(sel.begin(), sel.end(), rng);
+        sel.resize(static_cast<size_t>(n_sel));
+        const auto q_abs = test::random_bf16(static_cast<size_t>(n_heads * kv_lora), rng, 0.1f);
+        const auto q_pe = test::random_bf16(static_cast<size_t>(n_heads * rope), rng, 0.3f);
+        const float scale = 1.0f / std::sqrt(192.0f);
+
+        const cpu::LatentCacheView host_view{arena.data(), pages.data(), fmt, kv_lora, rope, rb};
+        std::vector<float> want(static_cast<size_t>(n_heads * kv_lora));
+        cpu::sparse_mla_decode(q_abs.data(), q_pe.data(), n_heads, host_view, sel.data(), n_sel, scale, want.data());
+
+        DeviceBuffer<uint8_t> da(arena);
+        DeviceBuffer<int32_t> dp(pages), ds(sel);
+        DeviceBuffer<float> dqa(q_abs), dqp(q_pe), dout(want.size());
+        const cuda::LatentCacheView view{da.get(), dp.get(), fmt, kv_lora, rope, rb};
+        cuda::sparse_mla_decode(dqa.get(), dqp.get(), n_heads, view, ds.get(), n_sel, scale, dout.get(), nullptr);
+        test::check_close(dout.to_host(), want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode");
+      }
+    }
+  }
+}
+
+TEST_CASE("gpu latent_write stores the same bytes as the CPU for both record formats") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(40);
+  const int64_t kv_lora = 512, rope = 64;
+  for (auto fmt : {cpu::LatentFormat::bf16, cpu::LatentFormat::fp8}) {
+    CAPTURE(int(fmt));
+    const size_t rb = cpu::latent_record_bytes(fmt, kv_lora, rope);
+    const std::vector<int32_t> pages = {1, 2, 0};
+    std::vector<uint8_t> arena(size_t(4 * 64) * rb);
+    for (auto& v : arena) v = uint8_t(rng());  // untouched bytes must survive
+    std::vector<int64_t> pos(170);
+    std::iota(pos.begin(), pos.end(), 0);
+    std::shuffle(pos.begin(), pos.end(), rng);
+    pos.resize(90);
+    const int64_t n_tok = int64_t(pos.size());
+    std::vector<float> c = test::random_bf16(static_cast<size_t>(n_tok * kv_lora), rng);
+    for (size_t i = 0; i < c.size(); ++i) c[i] *= std::ldexp(1.0f, int(i / 128 % 11) - 5);  // scales per block
+    const auto pe = test::random_bf16(static_cast<size_t>(n_tok * rope), rng);
+    DeviceBuffer<uint8_t> da(arena);
+    DeviceBuffer<int32_t> dp(pages);
+    DeviceBuffer<int64_t> dpos(pos);
+    DeviceBuffer<float> dc(c), dpe(pe);
+    for (int64_t t = 0; t < n_tok; ++t)
+      cpu::latent_write(arena.data(), pages.data(), fmt, kv_lora, rope, pos[size_t(t)], c.data() + t * kv_lora,
+                        pe.data() + t * rope);
+    cuda::latent_write(da.get(), dp.get(), fmt, kv_lora, rope, n_tok, dpos.get(), dc.get(), dpe.get(), nullptr);
+    test::check_exact(da.to_host(), arena, "latent cache bytes");
+  }
+}
+
+TEST_CASE("gpu sparse_mla_decode of an empty selection gives zeros") {
+  DSA_REQUIRE_GPU();
+  const int64_t kv_lora = 128, rope = 64, n_heads = 3;
+  const size_t rb = cpu::latent_record_bytes(cpu::LatentFormat::fp8, kv_lora, rope);
+  DeviceBuffer<uint8_t> da(64 * rb);
+  DeviceBuffer<int32_t> dp(std::vector<int32_t>{0}), ds(1);
+  DeviceBuffer<float> dq(std::vector<float>(static_cast<size_t>(n_heads * kv_lora), 1.0f)), dpe(static_cast<size_t>(n_heads * rope));
+  DeviceBuffer<float> dout(std::vector<float>(static_cast<size_t>(n_heads * kv_lora), 5.0f));
+  const cuda::LatentCacheView view{da.get(), dp.get(), cpu::LatentFormat::fp8, kv_lora, rope, rb};
+  cuda::sparse_mla_decode(dq.get(), dpe.get(), n_heads, view, ds.get(), 0, 0.1f, dout.get(), nullptr);
+  for (float v : dout.to_host()) CHECK(v == 0.0f);
+}

@@ -1,0 +1,81 @@
+// GPU linears (decode GEMV and the tiled GEMM, bf16 and FP8 block-scaled) against the CPU scalar
+// reference. Tolerance: fp32 accumulation in another order than the reference's fp64, then the
+// bf16 output rounding: each element within 2^-7 relative (one bf16 ulp either side) plus 1e-4 of
+// the output's rms, normalised squared error <= 1e-5.
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/gemm.hpp"
+#include "kernels/cuda/gemm.hpp"
+#include "tests/gpu/kernels/gpu_test_support.hpp"
+
+using namespace dsa;
+using dsa::test::DeviceBuffer;
+
+namespace {
+
+struct Shape {
+  int64_t m, n, k, ldw_pad;  // ldw = k + ldw_pad (a pad that breaks 16-byte rows takes the tiled path)
+};
+
+void run_fp8(const Shape& s, std::mt19937& rng) {
+  CAPTURE(s.m);
+  CAPTURE(s.n);
+  CAPTURE(s.k);
+  CAPTURE(s.ldw_pad);
+  const int64_t ldw = s.k + s.ldw_pad, ld_scale = (s.k + 127) / 128 + 1;
+  const auto x = test::random_bf16(static_cast<size_t>(s.m * s.k), rng, 2.0f);
+  // Weights: random e4m3 codes except NaN (0x7f / 0xff), positive power-of-two-ish block scales.
+  std::uniform_int_distribution<int> code(0, 253);
+  std::vector<uint8_t> w(static_cast<size_t>(s.n * ldw));
+  for (auto& c : w) {
+    const int v = code(rng);
+    c = uint8_t(v >= 127 ? v + 1 : v);
+  }
+  std::uniform_real_distribution<float> sd(1e-4f, 3e-3f);
+  std::vector<float> si(static_cast<size_t>((s.n + 127) / 128 * ld_scale));
+  for (auto& v : si) v = sd(rng);
+  std::vector<float> want(static_cast<size_t>(s.m * s.n));
+  cpu::matmul_fp8_scalar(x.data(), s.k, s.m, s.k, w.data(), ldw, si.data(), ld_scale, s.n, want.data(), s.n);
+  DeviceBuffer<float> dx(x), dsi(si), dy(want.size());
+  DeviceBuffer<uint8_t> dw(w);
+  cuda::matmul_fp8(dx.get(), s.k, s.m, s.k, dw.get(), ldw, dsi.get(), ld_scale, s.n, dy.get(), s.n, nullptr);
+  test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8");
+}
+
+void run_bf16(const Shape& s, bool round_out, std::mt19937& rng) {
+  CAPTURE(s.m);
+  CAPTURE(s.n);
+  CAPTURE(s.k);
+  CAPTURE(round_out);
+  const int64_t ldw = s.k + s.ldw_pad;
+  const auto x = test::random_bf16(static_cast<size_t>(s.m * s.k), rng);
+  const auto w = test::to_bf16_bits(test::random_bf16(static_cast<size_t>(s.n * ldw), rng, 0.05f));
+  std::vector<float> want(static_cast<size_t>(s.m * s.n));
+  cpu::matmul_bf16_scalar(x.data(), s.k, s.m, s.k, w.data(), ldw, s.n, want.data(), s.n, round_out);
+  DeviceBuffer<float> dx(x), dy(want.size());
+  DeviceBuffer<uint16_t> dw(w);
+  cuda::matmul_bf16(dx.get(), s.k, s.m, s.k, dw.get(), ldw, s.n, dy.get(), s.n, round_out, nullptr);
+  test::check_close(dy.to_host(), want, round_out ? 1.0 / 128 : 1e-5, 1e-4, 1e-5, "matmul_bf16");
+}
+
+}  // namespace
+
+TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and tiled)") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(21);
+  // n = 300: a partial last scale row and a partial GEMV block; k = 640: a partial warp step.
+  for (const Shape& s : {Shape{1, 300, 1024, 0}, Shape{1, 130, 640, 0}, Shape{1, 77, 384, 8}, Shape{1, 1536, 7168, 0},
+                         Shape{5, 300, 640, 0}, Shape{70, 129, 256, 0}})
+    run_fp8(s, rng);
+}
+
+TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and tiled)") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(22);
+  for (bool round_out : {true, false})
+    for (const Shape& s : {Shape{1, 257, 1000, 0}, Shape{1, 64, 1003, 0}, Shape{1, 33, 512, 4}, Shape{1, 512, 7168, 0},
+                           Shape{3, 257, 1000, 0}, Shape{67, 65, 96, 0}})
+      run_bf16(s, round_out, rng);
+}

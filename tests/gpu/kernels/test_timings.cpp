@@ -1,0 +1,106 @@
+// Timings of the decode kernels at DeepSeek-V3.2 shapes, with the bytes each must read: a
+// measurement, skipped by default. Run: test_gpu_kernels --no-skip -tc="*timings*"
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/indexer.hpp"
+#include "kernels/cuda/attention.hpp"
+#include "kernels/cuda/gemm.hpp"
+#include "kernels/cuda/indexer.hpp"
+#include "kernels/cuda/topk.hpp"
+#include "tests/gpu/kernels/gpu_test_support.hpp"
+
+using namespace dsa;
+using dsa::test::DeviceBuffer;
+
+namespace {
+
+// Mean microseconds per call over `reps` calls after a warm-up, and the bandwidth for `bytes`.
+void time_it(const char* what, double bytes, const std::function<void()>& call, int reps = 50) {
+  call();
+  cudaEvent_t t0, t1;
+  DSA_CUDA_OK(cudaEventCreate(&t0));
+  DSA_CUDA_OK(cudaEventCreate(&t1));
+  DSA_CUDA_OK(cudaEventRecord(t0));
+  for (int i = 0; i < reps; ++i) call();
+  DSA_CUDA_OK(cudaEventRecord(t1));
+  DSA_CUDA_OK(cudaEventSynchronize(t1));
+  float ms = 0.0f;
+  DSA_CUDA_OK(cudaEventElapsedTime(&ms, t0, t1));
+  const double us = 1e3 * double(ms) / reps;
+  MESSAGE(what, ": ", us, " us, ", bytes / (us * 1e3), " GB/s");
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+}
+
+}  // namespace
+
+TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(51);
+  {
+    const int64_t n = 18432, k = 7168;  // a dense up-projection
+    DeviceBuffer<float> x(test::random_bf16(static_cast<size_t>(k), rng)), y(static_cast<size_t>(n));
+    DeviceBuffer<float> si(std::vector<float>(static_cast<size_t>((n / 128) * (k / 128)), 1e-3f));
+    DeviceBuffer<uint8_t> w(std::vector<uint8_t>(static_cast<size_t>(n * k), 0x38));
+    DeviceBuffer<uint16_t> wb(std::vector<uint16_t>(static_cast<size_t>(n * k), 0x3f80));
+    time_it("matmul_fp8 GEMV 18432x7168", double(n * k), [&] {
+      cuda::matmul_fp8(x.get(), k, 1, k, w.get(), k, si.get(), k / 128, n, y.get(), n, nullptr);
+    });
+    time_it("matmul_bf16 GEMV 18432x7168", double(2 * n * k), [&] {
+      cuda::matmul_bf16(x.get(), k, 1, k, wb.get(), k, n, y.get(), n, true, nullptr);
+    });
+  }
+  const int64_t n_keys = 131072;
+  {
+    const int64_t dim = 128, heads = 64, n_pages = n_keys / 64;
+    const size_t page_bytes = cpu::indexer_page_bytes(dim);
+    std::vector<int32_t> pages(static_cast<size_t>(n_pages));
+    std::iota(pages.begin(), pages.end(), 0);
+    DeviceBuffer<uint8_t> arena(std::vector<uint8_t>(static_cast<size_t>(n_pages) * page_bytes, 0x30));
+    DeviceBuffer<int32_t> dp(pages);
+    DeviceBuffer<uint8_t> q(std::vector<uint8_t>(static_cast<size_t>(heads * dim), 0x38));
+    DeviceBuffer<float> w(std::vector<float>(static_cast<size_t>(heads), 0.01f)), scores(static_cast<size_t>(n_keys));
+    const cuda::IndexerCacheView view{arena.get(), dp.get(), dim, page_bytes};
+    time_it("indexer_scores 128K keys x 64 heads", double(n_pages) * double(page_bytes),
+            [&] { cuda::indexer_scores(q.get(), w.get(), heads, view, n_keys, scores.get(), nullptr); });
+  }
+  {
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> s(static_cast<size_t>(n_keys));
+    for (auto& v : s) v = d(rng);
+    DeviceBuffer<float> ds(s);
+    DeviceBuffer<int32_t> out(static_cast<size_t>(2048));
+    time_it("topk_positions 128K, k 2048, 1 row", double(n_keys) * 4,
+            [&] { cuda::topk_positions(ds.get(), n_keys, 1, n_keys, nullptr, 2048, out.get(), 2048, nullptr); });
+  }
+  {
+    const int64_t kv_lora = 512, rope = 64, heads = 128, n_sel = 2048, seq = 65536;
+    const auto fmt = cpu::LatentFormat::fp8;
+    const size_t rb = cpu::latent_record_bytes(fmt, kv_lora, rope);
+    std::vector<int32_t> pages(static_cast<size_t>(seq / 64)), sel(static_cast<size_t>(n_sel));
+    std::iota(pages.begin(), pages.end(), 0);
+    for (auto& v : sel) v = int32_t(rng() % uint32_t(seq));
+    std::vector<uint8_t> arena(static_cast<size_t>(seq) * rb, 0);
+    for (int64_t t = 0; t < seq; ++t) {  // scale 1.0 for every block
+      for (int64_t b = 0; b < kv_lora / 128; ++b) {
+        const float one = 1.0f;
+        std::memcpy(arena.data() + size_t(t) * rb + size_t(kv_lora + 4 * b), &one, 4);
+      }
+    }
+    DeviceBuffer<uint8_t> da(arena);
+    DeviceBuffer<int32_t> dp(pages), ds(sel);
+    DeviceBuffer<float> qa(test::random_bf16(static_cast<size_t>(heads * kv_lora), rng, 0.05f));
+    DeviceBuffer<float> qp(test::random_bf16(static_cast<size_t>(heads * rope), rng, 0.05f)), o(static_cast<size_t>(heads * kv_lora));
+    const cuda::LatentCacheView view{da.get(), dp.get(), fmt, kv_lora, rope, rb};
+    time_it("sparse_mla_decode 128 heads x 2048 fp8 records", double(n_sel) * double(rb),
+            [&] { cuda::sparse_mla_decode(qa.get(), qp.get(), heads, view, ds.get(), n_sel, 0.07f, o.get(), nullptr); });
+  }
+}
