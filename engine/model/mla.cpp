@@ -1,6 +1,8 @@
 // Multi-head latent attention with the lightning indexer (model-spec 4.3, 5): projections, the
 // latent and indexer-key caches, the per-query top-k selection, and attention over the selected
-// keys only: the MHA form for chunks (S > 1), the absorbed MQA form for one decode token.
+// keys only: the MHA form for chunks (S > 1; queries in groups whose selected keys, expanded by
+// kv_b_proj, fit the prefill key limit), the absorbed MQA form for decode rows (one token of each
+// sequence in the batch).
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -18,14 +20,13 @@
 
 namespace dsa {
 
-void Model::attention(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, float* out,
-                      ForwardTrace* trace) {
-  mla_project(layer, cache, seq, S);
-  indexer(layer, cache, seq, S, trace);
-  if (S > 1) {
-    attend_prefill(layer, cache, seq, S);
+void Model::attention(int64_t layer, KvCache& cache, int64_t S, bool decode, float* out, ForwardTrace* trace) {
+  mla_project(layer, cache, S);
+  indexer(layer, cache, S, trace);
+  if (decode) {
+    attend_decode(layer, cache, S);
   } else {
-    attend_decode(layer, cache, seq);
+    attend_prefill(layer, cache, *ws_.row_seq[0], S);
   }
   const int64_t width = n_heads_ * cfg_.v_head_dim;
   const float* o = ws_.o.data();
@@ -36,7 +37,7 @@ void Model::attention(int64_t layer, KvCache& cache, const Sequence& seq, int64_
   w_.layers[layer].o_proj.apply(o, S, out);
 }
 
-void Model::mla_project(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S) {
+void Model::mla_project(int64_t layer, KvCache& cache, int64_t S) {
   const LayerWeights& lw = w_.layers[layer];
   const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dqk = dn + dr;
   const int64_t kvr = cfg_.kv_lora_rank;
@@ -61,12 +62,12 @@ void Model::mla_project(int64_t layer, KvCache& cache, const Sequence& seq, int6
   cpu::rms_norm(c_kv, S, kvr, lw.kv_a_layernorm.data(), eps, c_kv);
   cpu::apply_rope(k_pe, S, 1, dr, dr, dr, pos, inv_freq_.data(), cpu::RopeLayout::interleaved);
   for (int64_t i = 0; i < S; ++i) {
-    cpu::latent_write(cache.latent_arena(layer), seq.pages.data(), cache.format(), kvr, dr, pos[i], c_kv + i * kvr,
-                      k_pe + i * dr);
+    cpu::latent_write(cache.latent_arena(layer), ws_.row_seq[i]->pages.data(), cache.format(), kvr, dr, pos[i],
+                      c_kv + i * kvr, k_pe + i * dr);
   }
 }
 
-void Model::indexer(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, ForwardTrace* trace) {
+void Model::indexer(int64_t layer, KvCache& cache, int64_t S, ForwardTrace* trace) {
   const LayerWeights& lw = w_.layers[layer];
   const int64_t hd = cfg_.index_head_dim, dr = cfg_.qk_rope_head_dim;
   const int64_t* pos = ws_.pos.data();
@@ -80,12 +81,12 @@ void Model::indexer(int64_t layer, KvCache& cache, const Sequence& seq, int64_t 
   cpu::apply_rope(k, S, 1, hd, hd, dr, pos, inv_freq_.data(), cpu::RopeLayout::rotate_half);
   cpu::hadamard(k, S, hd, rot_scale, k);
   for (int64_t i = 0; i < S; ++i) {
-    cpu::indexer_write(cache.indexer_arena(layer), seq.pages.data(), hd, pos[i], k + i * hd);
+    cpu::indexer_write(cache.indexer_arena(layer), ws_.row_seq[i]->pages.data(), hd, pos[i], k + i * hd);
   }
 
   // Dense attention needs the queries only to record the indexer's choice.
   if (mode_ == AttentionMode::sparse || trace) score_queries(layer, S);
-  select_keys(layer, cache.indexer(layer, seq), S, trace);
+  select_keys(layer, cache, S, trace);
 }
 
 void Model::score_queries(int64_t layer, int64_t S) {
@@ -109,24 +110,39 @@ void Model::score_queries(int64_t layer, int64_t S) {
   for (int64_t r = 0; r < S * nh; ++r) w[r] = w[r] * head_scale * q_scale[r] * rot_scale;
 }
 
-void Model::select_keys(int64_t layer, const cpu::IndexerCacheView& keys, int64_t S, ForwardTrace* trace) {
-  const int64_t stride = ws_.sel_stride, end = ws_.pos[S - 1] + 1;
+void Model::select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardTrace* trace) {
+  const int64_t stride = ws_.sel_stride;
   int64_t* n_keys = ws_.n_keys.data();
   int64_t* n_sel = ws_.n_sel.data();
   int32_t* sel = ws_.sel.data();
-  for (int64_t i = 0; i < S; ++i) n_keys[i] = ws_.pos[i] + 1;
+  int64_t end = 0;
+  for (int64_t i = 0; i < S; ++i) {
+    n_keys[i] = ws_.pos[i] + 1;
+    end = std::max(end, n_keys[i]);
+  }
 
   const bool run_indexer = mode_ == AttentionMode::sparse || trace;
   if (run_indexer) {
-    float* scores = ws_.scores.data();  // [S, end]
-    cpu::indexer_scores(ws_.idx_q_codes.data(), ws_.idx_w.data(), S, cfg_.index_n_heads, keys, n_keys, scores, end);
-    const int64_t topk = cfg_.index_topk;
-    cpu::parallel_for(S, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        n_sel[i] = std::min(topk, n_keys[i]);
-        cpu::topk_positions(scores + i * end, n_keys[i], n_sel[i], sel + i * stride);
+    float* scores = ws_.scores.data();  // [kIndexerScoreRows, end]
+    const int64_t nh = cfg_.index_n_heads, hd = cfg_.index_head_dim, topk = cfg_.index_topk;
+    // Runs of rows of the same sequence (a prefill chunk) are scored kIndexerScoreRows queries at a
+    // time: each block reads the cache pages once, and the score buffer stays [block, end].
+    for (int64_t g0 = 0, g1 = 0; g0 < S; g0 = g1) {
+      while (g1 < S && ws_.row_seq[g1] == ws_.row_seq[g0]) ++g1;
+      const cpu::IndexerCacheView keys = cache.indexer(layer, *ws_.row_seq[g0]);
+      for (int64_t b0 = g0; b0 < g1; b0 += kIndexerScoreRows) {
+        const int64_t n_q = std::min(kIndexerScoreRows, g1 - b0);
+        cpu::indexer_scores(ws_.idx_q_codes.data() + b0 * nh * hd, ws_.idx_w.data() + b0 * nh, n_q, nh, keys,
+                            n_keys + b0, scores, end);
+        cpu::parallel_for(n_q, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const int64_t i = b0 + r;
+            n_sel[i] = std::min(topk, n_keys[i]);
+            cpu::topk_positions(scores + r * end, n_keys[i], n_sel[i], sel + i * stride);
+          }
+        });
       }
-    });
+    }
     if (trace) {
       auto& rec = trace->topk[layer];
       for (int64_t i = 0; i < S; ++i) rec.emplace_back(sel + i * stride, sel + i * stride + n_sel[i]);
@@ -156,19 +172,28 @@ void Model::select_keys(int64_t layer, const cpu::IndexerCacheView& keys, int64_
 }
 
 void Model::attend_prefill(int64_t layer, const KvCache& cache, const Sequence& seq, int64_t S) {
-  const LayerWeights& lw = w_.layers[layer];
-  const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim;
-  const int64_t kvr = cfg_.kv_lora_rank, stride = ws_.sel_stride, end = ws_.pos[S - 1] + 1;
-
-  // Expand (wkv_b) only the keys some query selected, each once: row r holds position key_pos[r].
+  const int64_t stride = ws_.sel_stride, end = ws_.pos[S - 1] + 1;
+  // Queries go in groups whose union of selected keys fits the limit; each group's keys are
+  // expanded (wkv_b) once, row r holding position key_pos[r]. key_row is -1 outside the group.
+  const int64_t limit = std::max(prefill_key_limit_, stride);
   int32_t* key_row = ws_.key_row.data();
   int32_t* key_pos = ws_.key_pos.data();
   int32_t* sel_rows = ws_.sel_rows.data();
   std::fill(key_row, key_row + end, -1);
   int32_t n_rows = 0;
+  int64_t q0 = 0;
   for (int64_t i = 0; i < S; ++i) {
+    const int32_t* sel = ws_.sel.data() + i * stride;
+    int64_t n_new = 0;
+    for (int64_t j = 0; j < ws_.n_sel[i]; ++j) n_new += key_row[sel[j]] < 0;
+    if (n_rows + n_new > limit) {  // never an empty group: one selection alone fits
+      attend_prefill_group(layer, cache, seq, n_rows, q0, i);
+      for (int32_t r = 0; r < n_rows; ++r) key_row[key_pos[r]] = -1;
+      n_rows = 0;
+      q0 = i;
+    }
     for (int64_t j = 0; j < ws_.n_sel[i]; ++j) {
-      const int32_t p = ws_.sel[i * stride + j];
+      const int32_t p = sel[j];
       if (key_row[p] < 0) {
         key_row[p] = n_rows;
         key_pos[n_rows++] = p;
@@ -176,45 +201,67 @@ void Model::attend_prefill(int64_t layer, const KvCache& cache, const Sequence& 
       sel_rows[i * stride + j] = key_row[p];
     }
   }
+  attend_prefill_group(layer, cache, seq, n_rows, q0, S);
+}
+
+void Model::attend_prefill_group(int64_t layer, const KvCache& cache, const Sequence& seq, int32_t n_rows,
+                                 int64_t q0, int64_t q1) {
+  const LayerWeights& lw = w_.layers[layer];
+  const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim;
+  const int64_t kvr = cfg_.kv_lora_rank, stride = ws_.sel_stride;
   for (auto [v, width] : {std::pair{&ws_.key_latent, kvr}, {&ws_.key_pe, dr}, {&ws_.key_kv, H * (dn + dv)}}) {
-    if (static_cast<int64_t>(v->size()) < n_rows * width) v->resize(static_cast<size_t>(n_rows * width));
+    const auto n = static_cast<size_t>(n_rows * width);
+    if (v->size() < n) {
+      v->reserve(n);  // exactly: the key workspace is bounded by the group limit
+      v->resize(n);
+    }
   }
   float* latent = ws_.key_latent.data();
   float* pe = ws_.key_pe.data();
+  const int32_t* key_pos = ws_.key_pos.data();
   for (int32_t r = 0; r < n_rows; ++r) cache.read_latent(layer, seq, key_pos[r], latent + r * kvr, pe + r * dr);
   float* key_kv = ws_.key_kv.data();  // [n_rows, H, nope | v]
   lw.kv_b_proj.apply(latent, n_rows, key_kv);
 
   const float* q = ws_.q.data();
   float* o = ws_.o.data();
-  cpu::parallel_for(S, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
+  const int32_t* sel_rows = ws_.sel_rows.data();
+  cpu::parallel_for(q1 - q0, [&](int64_t b, int64_t e) {
+    for (int64_t i = q0 + b; i < q0 + e; ++i) {
       cpu::sparse_mha(q + i * H * (dn + dr), H, dn, dr, dv, key_kv, H * (dn + dv), pe, dr, sel_rows + i * stride,
                       ws_.n_sel[i], softmax_scale_, o + i * H * dv);
     }
   });
 }
 
-void Model::attend_decode(int64_t layer, const KvCache& cache, const Sequence& seq) {
+void Model::attend_decode(int64_t layer, const KvCache& cache, int64_t S) {
   const LayerWeights& lw = w_.layers[layer];
   const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim;
   const int64_t kvr = cfg_.kv_lora_rank, dqk = dn + dr;
-  const float* q = ws_.q.data();
-  float* q_abs = ws_.q_abs.data();  // [H, kv_lora]: q_nope . W_UK, bf16
-  float* q_pe = ws_.q_pe.data();    // [H, rope]
-  // One small product per head: parallel over heads (the nested kernel loops then run serially).
+  const float* q = ws_.q.data();    // [S, H, nope | rope]
+  float* q_abs = ws_.q_abs.data();  // [S, H, kv_lora]: q_nope . W_UK, bf16
+  float* q_pe = ws_.q_pe.data();    // [S, H, rope]
+  // One product per head over all S rows, so each head's W_UK / W_UV is read once per step:
+  // parallel over heads (the nested kernel loops then run serially).
   cpu::parallel_for(H, [&](int64_t b, int64_t e) {
     for (int64_t h = b; h < e; ++h) {
-      cpu::matmul_bf16(q + h * dqk, 1, dn, lw.w_uk_t.data() + h * kvr * dn, kvr, q_abs + h * kvr, true);
-      std::copy(q + h * dqk + dn, q + (h + 1) * dqk, q_pe + h * dr);
+      cpu::matmul_bf16(q + h * dqk, H * dqk, S, dn, lw.w_uk_t.data() + h * kvr * dn, dn, kvr, q_abs + h * kvr,
+                       H * kvr, true);
+      for (int64_t i = 0; i < S; ++i) {
+        std::copy(q + (i * H + h) * dqk + dn, q + (i * H + h + 1) * dqk, q_pe + (i * H + h) * dr);
+      }
     }
   });
-  float* o_lat = ws_.o_lat.data();
-  cpu::sparse_mla_decode(q_abs, q_pe, H, cache.latent(layer, seq), ws_.sel.data(), ws_.n_sel[0], softmax_scale_,
-                         o_lat);
+  float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
+  for (int64_t i = 0; i < S; ++i) {
+    cpu::sparse_mla_decode(q_abs + i * H * kvr, q_pe + i * H * dr, H, cache.latent(layer, *ws_.row_seq[i]),
+                           ws_.sel.data() + i * ws_.sel_stride, ws_.n_sel[i], softmax_scale_, o_lat + i * H * kvr);
+  }
+  float* o = ws_.o.data();  // [S, H, v]
   cpu::parallel_for(H, [&](int64_t b, int64_t e) {
     for (int64_t h = b; h < e; ++h) {
-      cpu::matmul_bf16(o_lat + h * kvr, 1, kvr, lw.w_uv.data() + h * dv * kvr, dv, ws_.o.data() + h * dv, true);
+      cpu::matmul_bf16(o_lat + h * kvr, H * kvr, S, kvr, lw.w_uv.data() + h * dv * kvr, kvr, dv, o + h * dv, H * dv,
+                       true);
     }
   });
 }

@@ -54,15 +54,21 @@ Model::Model(ModelConfig cfg, Checkpoint ckpt, Weights w, AttentionMode mode, Co
   inv_freq_ = cpu::yarn_inv_freq(cfg_.qk_rope_head_dim, cfg_.rope_theta, rs.factor,
                                  rs.original_max_position_embeddings, rs.beta_fast, rs.beta_slow);
   softmax_scale_ = static_cast<float>(cfg_.softmax_scale());
+  prefill_key_limit_ = 4 * cfg_.index_topk;
 }
 
-void Model::ensure_workspace(int64_t S, int64_t end) {
+size_t Model::prefill_key_bytes() const {
+  return (ws_.key_latent.capacity() + ws_.key_pe.capacity() + ws_.key_kv.capacity()) * sizeof(float);
+}
+
+void Model::ensure_workspace(int64_t S, int64_t end, bool decode) {
   const ModelConfig& c = cfg_;
   const int64_t D = c.hidden_size, H = n_heads_, dqk = c.qk_head_dim(), dv = c.v_head_dim;
   const int64_t kvr = c.kv_lora_rank, dr = c.qk_rope_head_dim;
   const int64_t nh = c.index_n_heads, hd = c.index_head_dim;
   Workspace& ws = ws_;
   grow(ws.pos, S);
+  grow(ws.row_seq, S);
   for (auto* v : {&ws.x, &ws.xn, &ws.residual, &ws.attn_out}) grow(*v, S * D);
   grow(ws.qr, S * c.q_lora_rank);
   grow(ws.q, S * H * dqk);
@@ -71,9 +77,11 @@ void Model::ensure_workspace(int64_t S, int64_t end) {
   grow(ws.k_pe, S * dr);
   grow(ws.o, S * H * dv);
   grow(ws.o_full, S * c.num_attention_heads * dv);
-  grow(ws.q_abs, H * kvr);
-  grow(ws.q_pe, H * dr);
-  grow(ws.o_lat, H * kvr);
+  if (decode) {
+    grow(ws.q_abs, S * H * kvr);
+    grow(ws.q_pe, S * H * dr);
+    grow(ws.o_lat, S * H * kvr);
+  }
   grow(ws.key_row, end);  // the expanded keys themselves grow in attend_prefill, to what is selected
   grow(ws.key_pos, end);
   grow(ws.idx_q, S * nh * hd);
@@ -81,7 +89,7 @@ void Model::ensure_workspace(int64_t S, int64_t end) {
   grow(ws.idx_w, S * nh);
   grow(ws.idx_q_scale, S * nh);
   grow(ws.idx_q_codes, S * nh * hd);
-  grow(ws.scores, S * end);
+  grow(ws.scores, std::min(S, kIndexerScoreRows) * end);
   grow(ws.n_keys, S);
   ws.sel_stride = std::min(c.index_topk, end);
   if (mode_ == AttentionMode::dense) ws.sel_stride = end;
@@ -101,7 +109,6 @@ void Model::ensure_workspace(int64_t S, int64_t end) {
   grow(ws.expert_out, S * K * D);
   grow(ws.moe_acc, S * D);
   grow(ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
-  grow(ws.final_h, 2 * D);
 }
 
 void Model::embed(std::span<const int32_t> tokens) {
@@ -113,34 +120,97 @@ void Model::embed(std::span<const int32_t> tokens) {
   }
 }
 
+namespace {
+
+Result<void> check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab) {
+      return make_error("forward: token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                        " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+  }
+  return {};
+}
+
+Result<void> check_position(int64_t end, int64_t max_positions) {
+  if (end > max_positions) {
+    return make_error("forward: position " + std::to_string(end - 1) + " is beyond max_position_embeddings " +
+                      std::to_string(max_positions));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
                             ForwardTrace* trace) {
   const int64_t S = static_cast<int64_t>(tokens.size());
   if (S == 0) return make_error("forward: no tokens");
-  for (int64_t i = 0; i < S; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= cfg_.vocab_size) {
-      return make_error("forward: token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
-                        " is outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
-    }
-  }
+  if (auto r = check_tokens(tokens, cfg_.vocab_size); !r) return r.error();
   const int64_t pos0 = seq.n_cached, end = pos0 + S;
-  if (end > cfg_.max_position_embeddings) {
-    return make_error("forward: position " + std::to_string(end - 1) + " is beyond max_position_embeddings " +
-                      std::to_string(cfg_.max_position_embeddings));
-  }
+  if (auto r = check_position(end, cfg_.max_position_embeddings); !r) return r.error();
   if (auto r = cache.reserve(seq, end); !r) return r.error();
-  const int64_t L = cfg_.num_hidden_layers, D = cfg_.hidden_size;
-  if (trace) {
-    DSA_CHECK(!trace->forced_topk || static_cast<int64_t>(trace->forced_topk->size()) == L,
-              "forced_topk needs one entry per layer");
-    trace->hidden.assign(static_cast<size_t>(L), {});
-    trace->topk.assign(static_cast<size_t>(L), {});
-    trace->keys_attended = 0;
+  start_trace(trace);
+  ensure_workspace(S, end, /*decode=*/S == 1);
+  for (int64_t i = 0; i < S; ++i) {
+    ws_.pos[i] = pos0 + i;
+    ws_.row_seq[i] = &seq;
   }
-  ensure_workspace(S, end);
-  for (int64_t i = 0; i < S; ++i) ws_.pos[i] = pos0 + i;
   embed(tokens);
+  run_layers(cache, S, /*decode=*/S == 1, trace);
+  seq.n_cached = end;
+  head(S - 1, 1, logits);
+  return {};
+}
 
+Result<void> Model::forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs, std::span<const int32_t> tokens,
+                                         float* logits, ForwardTrace* trace) {
+  const int64_t B = static_cast<int64_t>(seqs.size());
+  if (B == 0) return make_error("forward_decode_batch: no sequences");
+  if (static_cast<int64_t>(tokens.size()) != B) {
+    return make_error("forward_decode_batch: " + std::to_string(tokens.size()) + " tokens for " + std::to_string(B) +
+                      " sequences (one token each)");
+  }
+  if (auto r = check_tokens(tokens, cfg_.vocab_size); !r) return r.error();
+  int64_t end = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t a = 0; a < b; ++a) {
+      if (seqs[a] == seqs[b]) {
+        return make_error("forward_decode_batch: sequence " + std::to_string(b) + " is sequence " + std::to_string(a) +
+                          " again");
+      }
+    }
+    if (auto r = check_position(seqs[b]->n_cached + 1, cfg_.max_position_embeddings); !r) return r.error();
+    end = std::max(end, seqs[b]->n_cached + 1);
+  }
+  for (Sequence* seq : seqs) {
+    if (auto r = cache.reserve(*seq, seq->n_cached + 1); !r) return r.error();
+  }
+  start_trace(trace);
+  ensure_workspace(B, end, /*decode=*/true);
+  for (int64_t b = 0; b < B; ++b) {
+    ws_.pos[b] = seqs[b]->n_cached;
+    ws_.row_seq[b] = seqs[b];
+  }
+  embed(tokens);
+  run_layers(cache, B, /*decode=*/true, trace);
+  for (Sequence* seq : seqs) ++seq->n_cached;
+  head(0, B, logits);
+  return {};
+}
+
+void Model::start_trace(ForwardTrace* trace) const {
+  if (!trace) return;
+  const int64_t L = cfg_.num_hidden_layers;
+  DSA_CHECK(!trace->forced_topk || static_cast<int64_t>(trace->forced_topk->size()) == L,
+            "forced_topk needs one entry per layer");
+  trace->hidden.assign(static_cast<size_t>(L), {});
+  trace->topk.assign(static_cast<size_t>(L), {});
+  trace->keys_attended = 0;
+}
+
+void Model::run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* trace) {
+  const int64_t L = cfg_.num_hidden_layers, D = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   float* x = ws_.x.data();
   float* xn = ws_.xn.data();
@@ -153,7 +223,7 @@ Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32
     } else {
       cpu::add_rms_norm(x, residual, S, D, lw.input_layernorm.data(), eps, xn);
     }
-    attention(layer, cache, seq, S, ws_.attn_out.data(), trace);
+    attention(layer, cache, S, decode, ws_.attn_out.data(), trace);
     cpu::add_rms_norm(ws_.attn_out.data(), residual, S, D, lw.post_attention_layernorm.data(), eps, xn);
     if (lw.is_moe) {
       moe(lw, xn, S, x);
@@ -166,15 +236,15 @@ Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32
       for (int64_t j = 0; j < S * D; ++j) h[j] = x[j] + residual[j];
     }
   }
-  seq.n_cached = end;
+}
 
-  // Final norm of the last token's unrounded x + residual, then the fp32 head.
-  float* last_residual = ws_.final_h.data();
-  float* h = ws_.final_h.data() + D;
-  std::copy(residual + (S - 1) * D, residual + S * D, last_residual);
-  cpu::add_rms_norm(x + (S - 1) * D, last_residual, 1, D, w_.norm.data(), eps, h);
-  w_.lm_head.apply(h, 1, logits);
-  return {};
+void Model::head(int64_t first, int64_t n, float* logits) {
+  // Final norm of the unrounded x + residual, then the fp32 head.
+  const int64_t D = cfg_.hidden_size;
+  float* h = ws_.xn.data() + first * D;
+  cpu::add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, w_.norm.data(),
+                    static_cast<float>(cfg_.rms_norm_eps), h);
+  w_.lm_head.apply(h, n, logits);
 }
 
 void Model::gather_columns(const float* local, int64_t S, int64_t width, float* full) {

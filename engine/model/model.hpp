@@ -1,6 +1,7 @@
 // Model: the DeepSeek-V3.2 forward pass on CPU (model-spec sections 4-6). One call runs a chunk of
 // tokens at positions seq.n_cached.. against the paged caches: prefill (any start position, MHA
-// form over cached keys 0..p) or decode (one token, absorbed MQA form). Every layer's indexer picks
+// form over cached keys 0..p) or decode (one token, absorbed MQA form), or one decode token for
+// each of several sequences in a single pass over the weights. Every layer's indexer picks
 // top-min(index_topk, p+1) keys per query, shared by all heads; attention touches only those.
 // Files: model.cpp (block loop, embedding, head), mla.cpp (MLA + indexer), moe.cpp (MLP, MoE).
 #pragma once
@@ -53,15 +54,35 @@ class Model {
   Result<void> forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
                        ForwardTrace* trace = nullptr);
 
+  // One new token for each of B = seqs.size() distinct sequences, each at its own position
+  // seqs[b]->n_cached, as one pass over the layers: the projections, experts and head run on B rows
+  // (every weight read once per step), attention and the indexer per sequence over its own cache.
+  // Writes logits [B, vocab] fp32 and gives, bit for bit, what B separate forward() calls give;
+  // trace->hidden rows and trace->topk queries are in batch order. Errors (no sequence advanced):
+  // as forward(), plus B == 0, tokens.size() != B, or a sequence given twice.
+  Result<void> forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs, std::span<const int32_t> tokens,
+                                    float* logits, ForwardTrace* trace = nullptr);
+
+  // Prefill expands (kv_b_proj) the selected keys of groups of queries whose union holds at most
+  // n_keys keys (a query's own selection always fits), so its key workspace is O(n_keys), not
+  // O(context). Default 4 * index_topk. Results do not depend on it.
+  void set_prefill_key_limit(int64_t n_keys) { prefill_key_limit_ = n_keys; }
+  // Bytes held by the prefill's expanded keys: grown to the largest group seen, never shrunk.
+  size_t prefill_key_bytes() const;
+
   const ModelConfig& config() const { return cfg_; }
 
  private:
+  // Indexer queries scored at a time: the score buffer is [kIndexerScoreRows, context] fp32.
+  static constexpr int64_t kIndexerScoreRows = 64;
+
   // Buffers of one forward call, grown to the largest chunk and context seen, then reused.
   struct Workspace {
     std::vector<int64_t> pos;                                  // [S] absolute positions
+    std::vector<const Sequence*> row_seq;                      // [S] the sequence of each row
     std::vector<float> x, xn, residual, attn_out;              // [S, hidden]
     std::vector<float> qr, q, kv, c_kv, k_pe, o, o_full;       // MLA per-token rows
-    std::vector<float> q_abs, q_pe, o_lat;                     // decode (absorbed form)
+    std::vector<float> q_abs, q_pe, o_lat;                     // decode (absorbed form), [S, H, ...]
     std::vector<float> key_latent, key_pe, key_kv;             // prefill: the selected keys, expanded
     std::vector<int32_t> key_row;                              // prefill: position -> expanded row or -1
     std::vector<int32_t> key_pos;                              // prefill: expanded row -> position
@@ -75,23 +96,34 @@ class Model {
     std::vector<float> router_logits, route_w, expert_x, expert_y, expert_out;
     std::vector<int32_t> route_idx, expert_rows;
     std::vector<double> moe_acc;
-    std::vector<float> gathered, final_h;
+    std::vector<float> gathered;
   };
 
-  void ensure_workspace(int64_t n_tokens, int64_t end);
+  // Rows of one call: S rows at ws_.pos / ws_.row_seq. Either one sequence's chunk (prefill when
+  // S > 1) or one decode row per distinct sequence (decode == true).
+  void ensure_workspace(int64_t n_tokens, int64_t end, bool decode);
   void embed(std::span<const int32_t> tokens);
+  void start_trace(ForwardTrace* trace) const;
+  // The block loop over the S rows of ws_.x; leaves the last layer's output in ws_.x / ws_.residual.
+  void run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* trace);
+  // Final norm and head of rows [first, first + n): logits [n, vocab].
+  void head(int64_t first, int64_t n, float* logits);
   // ws_.xn: [S, hidden] attn_norm output (bf16 values); out: [S, hidden].
-  void attention(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, float* out, ForwardTrace* trace);
+  void attention(int64_t layer, KvCache& cache, int64_t S, bool decode, float* out, ForwardTrace* trace);
   // Projects the S queries' MLA q (ws_.q, rope applied) and writes their latents to the cache.
-  void mla_project(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S);
+  void mla_project(int64_t layer, KvCache& cache, int64_t S);
   // Writes the S indexer keys to the cache and fills ws_.sel / ws_.n_sel (the indexer's top-k, the
   // dense causal set, or the forced selection).
-  void indexer(int64_t layer, KvCache& cache, const Sequence& seq, int64_t S, ForwardTrace* trace);
+  void indexer(int64_t layer, KvCache& cache, int64_t S, ForwardTrace* trace);
   // The indexer queries (FP8 codes) and head weights of the S tokens: ws_.idx_q_codes, ws_.idx_w.
   void score_queries(int64_t layer, int64_t S);
-  void select_keys(int64_t layer, const cpu::IndexerCacheView& keys, int64_t S, ForwardTrace* trace);
+  void select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardTrace* trace);
   void attend_prefill(int64_t layer, const KvCache& cache, const Sequence& seq, int64_t S);
-  void attend_decode(int64_t layer, const KvCache& cache, const Sequence& seq);
+  // Expands the n_rows keys at ws_.key_pos and attends queries [q0, q1) over them (ws_.sel_rows).
+  void attend_prefill_group(int64_t layer, const KvCache& cache, const Sequence& seq, int32_t n_rows, int64_t q0,
+                            int64_t q1);
+  // The absorbed MQA form for S decode rows, each one token of its own sequence.
+  void attend_decode(int64_t layer, const KvCache& cache, int64_t S);
   // x: [S, hidden] ffn_norm output; out: [S, hidden] bf16 values.
   // sharded: gate/up hold this rank's tensor-parallel rows (the dense MLP), not a whole expert's.
   void mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded = false);
@@ -108,6 +140,7 @@ class Model {
   int64_t n_heads_;   // attention heads on this rank
   std::vector<float> inv_freq_;  // YaRN [qk_rope_head_dim / 2]
   float softmax_scale_;
+  int64_t prefill_key_limit_;
   Workspace ws_;
 };
 
