@@ -2,6 +2,8 @@
 // write_file tool call and then an answer.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <sstream>
 
 #include "engine/api/types.hpp"
@@ -124,11 +126,32 @@ TEST_CASE("dsagent run: exit codes name the final state") {
     CHECK(r.exit_code == 1);
     CHECK(r.output.find("bad key") != std::string::npos);
   }
-  SUBCASE("--model is refused with one clear line") {
+  SUBCASE("--model with no model there is one clear line") {
     auto r = run_command(run_cmd(dir, "--model /nonexistent go 2>&1"));
     CHECK(r.exit_code == 1);
-    CHECK(r.output.find("local engine is not available") != std::string::npos);
+    CHECK(r.output.find("/nonexistent") != std::string::npos);
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
   }
+}
+
+TEST_CASE("dsagent run --model: the local engine drives the loop") {
+  // A random-weight model writes noise, so the run ends on the step limit or answers; either way
+  // the prompt went through the local encoder and engine and usage counts real tokens.
+  TempDir dir("dsa-run-local");
+  const std::string model = (dir / "m").string();
+  REQUIRE(run_command(quote(dsagent_binary().string()) + " make-model " + quote(model) + " --preset tiny --seed 5")
+              .exit_code == 0);
+  auto r = run_command(run_cmd(dir, "--model " + quote(model) +
+                                        " --tools none --max-steps 1 --max-tokens 8 --temperature 0 --json go 2>/dev/null"));
+  CHECK((r.exit_code == 0 || r.exit_code == 3));
+  REQUIRE(!r.output.empty());
+  std::string last = r.output.substr(0, r.output.size() - 1);
+  last = last.substr(last.rfind('\n') + 1);
+  auto final_event = json::parse(last);
+  CHECK(final_event["type"] == "final");
+  CHECK(final_event["steps"] == 1);
+  CHECK(final_event["usage"]["prompt_tokens"].get<int64_t>() > 10);
+  CHECK(final_event["usage"]["completion_tokens"].get<int64_t>() > 0);
 }
 
 TEST_CASE("dsagent run --config: flags from a JSON file, the command line wins") {
