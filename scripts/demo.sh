@@ -18,7 +18,7 @@ echo "== dsagent inspect $model"
 "$dsagent" inspect "$model"
 echo
 echo "== dsagent generate (sparse attention, greedy)"
-"$dsagent" generate --model "$model" --temperature 0 --max-tokens 48 \
+"$dsagent" generate --model "$model" --temperature 0 --max-tokens 48 --thinking off \
   --prompt "Explain in one sentence what sparse attention buys a long-context agent."
 echo
 echo "== dsagent render: the DeepSeek-V3.2 prompt of a tool-using conversation"
