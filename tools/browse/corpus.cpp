@@ -32,6 +32,9 @@ constexpr const char* kSearchSql =
 
 struct Stmt {
   sqlite3_stmt* s = nullptr;
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
   ~Stmt() { sqlite3_finalize(s); }
 };
 
@@ -100,11 +103,11 @@ Result<IndexStats> build_corpus_index(const fs::path& jsonl, const fs::path& db_
   sqlite3* db = nullptr;
   if (sqlite3_open(tmp.c_str(), &db) != SQLITE_OK) {
     Error e = sql_error(db, tmp, "cannot create");
-    sqlite3_close(db);
+    sqlite3_close_v2(db);
     return e;
   }
   auto fail = [&](Error e) -> Result<IndexStats> {
-    sqlite3_close(db);
+    sqlite3_close_v2(db);
     fs::remove(tmp, ec);
     return e;
   };
@@ -162,8 +165,9 @@ Result<IndexStats> build_corpus_index(const fs::path& jsonl, const fs::path& db_
     sqlite3_free(msg);
     return fail(make_error(tmp.string() + ": " + m));
   }
-  ins = {};
-  sqlite3_close(db);
+  sqlite3_finalize(ins.s);
+  ins.s = nullptr;
+  sqlite3_close_v2(db);
   fs::rename(tmp, db_path, ec);
   if (ec) return make_error(db_path.string() + ": " + ec.message());
   return stats;
@@ -171,14 +175,14 @@ Result<IndexStats> build_corpus_index(const fs::path& jsonl, const fs::path& db_
 
 Corpus::Corpus(sqlite3* db, fs::path path) : db_(db), path_(std::move(path)) {}
 
-Corpus::~Corpus() { sqlite3_close(db_); }
+Corpus::~Corpus() { sqlite3_close_v2(db_); }
 
 Result<std::unique_ptr<Corpus>> Corpus::open(const fs::path& path) {
   if (!fs::exists(path)) return make_error(path.string() + ": no such corpus (build one with `dsagent index`)");
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
     Error e = sql_error(db, path, "cannot open");
-    sqlite3_close(db);
+    sqlite3_close_v2(db);
     return e;
   }
   std::unique_ptr<Corpus> c(new Corpus(db, path));
