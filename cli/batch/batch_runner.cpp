@@ -92,7 +92,7 @@ class Progress {
       ++graded_;
       correct_ += record["correct"].get<bool>() ? 1 : 0;
     }
-    tokens_ += record["usage"].value("completion_tokens", int64_t{0});
+    if (record.contains("usage")) tokens_ += record["usage"].value("completion_tokens", int64_t{0});
     draw();
   }
   void end() {

@@ -3,6 +3,7 @@
 // kTile records, decoding a tile into fp32 once per pass: pass 1 computes every score of its heads,
 // then an exact (two-pass) fp32 softmax, pass 2 accumulates the weighted latents.
 #include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/sampling.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -25,19 +26,6 @@ template <class Byte>  // uint8_t or const uint8_t
 inline Byte* record_at(Byte* arena, const int32_t* pages, size_t record_bytes, int64_t pos) {
   return arena + (size_t(pages[pos / kLatentPageTokens]) * kLatentPageTokens + size_t(pos % kLatentPageTokens)) *
                      record_bytes;
-}
-
-// Max-subtracted softmax of s[0..n) in place, fp32 values with an fp64 sum.
-void softmax_inplace(float* s, int64_t n) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < n; ++j) m = std::max(m, s[j]);
-  double sum = 0.0;
-  for (int64_t j = 0; j < n; ++j) {
-    s[j] = std::exp(s[j] - m);
-    sum += s[j];
-  }
-  const float inv = float(1.0 / sum);
-  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
 }
 
 // s[r] = q[r] . k for HB query rows of length n (row stride ld_q) against one key row: the key is
@@ -198,7 +186,7 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
         }
       }
     }
-    for (int64_t h = h0; h < h1; ++h) softmax_inplace(p.data() + (h - h0) * n_sel, n_sel);
+    for (int64_t h = h0; h < h1; ++h) softmax(p.data() + (h - h0) * n_sel, n_sel, p.data() + (h - h0) * n_sel);
     std::fill(o_lat + h0 * kv_lora, o_lat + h1 * kv_lora, 0.0f);
     for (int64_t j0 = 0; j0 < n_sel; j0 += kTile) {
       const int64_t n = std::min(kTile, n_sel - j0);
@@ -234,7 +222,7 @@ void sparse_mha(const float* q, int64_t n_heads, int64_t nope, int64_t rope, int
       float* oh = o + h * v_dim;
       std::fill(oh, oh + v_dim, 0.0f);
       if (n_sel == 0) continue;
-      softmax_inplace(p.data(), n_sel);
+      softmax(p.data(), n_sel, p.data());
       for (int64_t j = 0; j < n_sel; ++j) simd::axpy(p[j], kv + int64_t(sel[j]) * ld_kv + h * head_kv + nope, oh, v_dim);
       for (int64_t i = 0; i < v_dim; ++i) oh[i] = round_bf16(oh[i]);
     }

@@ -78,13 +78,8 @@ class BcpTools {
     json out = json::array();
     for (const auto& h : *hits) {
       auto doc = backend_->fetch(h.id);
-      std::string text = doc ? doc->text : h.snippet;
-      if (text.size() > opt_.bcp_snippet_chars) {
-        size_t n = opt_.bcp_snippet_chars;
-        while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
-        text.resize(n);
-      }
-      out.push_back({{"docid", h.id}, {"score", h.score}, {"snippet", text}});
+      const std::string text = doc ? doc->text : h.snippet;
+      out.push_back({{"docid", h.id}, {"score", h.score}, {"snippet", std::string(utf8_prefix(text, opt_.bcp_snippet_chars))}});
     }
     return Observation{out.dump(2)};
   }

@@ -1,5 +1,6 @@
 // The offline corpus on SQLite FTS5 (see corpus.hpp).
 #include "tools/browse/corpus.hpp"
+#include "tools/browse/page.hpp"
 
 #include <sqlite3.h>
 
@@ -59,12 +60,10 @@ std::string field(const nlohmann::json& j, const char* a, const char* b = nullpt
   return {};
 }
 
-// Cuts at a UTF-8 character boundary at or below n bytes.
-std::string cut_utf8(std::string s, size_t n) {
+// Cuts at a UTF-8 character boundary at or below n bytes, marking the cut.
+std::string cut_utf8(const std::string& s, size_t n) {
   if (s.size() <= n) return s;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  s.resize(n);
-  return s + " ...";
+  return std::string(utf8_prefix(s, n)) + " ...";
 }
 
 }  // namespace

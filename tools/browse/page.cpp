@@ -69,6 +69,13 @@ std::string url_domain(std::string_view url, std::string_view fallback) {
   return host.empty() ? std::string(fallback) : std::string(host);
 }
 
+std::string_view utf8_prefix(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  size_t n = max_bytes;
+  while (n > 0 && is_continuation(static_cast<unsigned char>(s[n]))) --n;
+  return s.substr(0, n);
+}
+
 std::string link_marker(size_t id, std::string_view title, std::string_view domain) {
   std::string out = "【";
   out.append(std::to_string(id)).append("†").append(title).append("†").append(domain).append("】");

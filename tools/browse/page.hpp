@@ -31,6 +31,9 @@ std::vector<std::string> wrap_text(std::string_view text, size_t width = 100);
 // The host of a URL without "www." ("https://www.a.org/x" -> "a.org"); `fallback` when none.
 std::string url_domain(std::string_view url, std::string_view fallback = "");
 
+// The longest prefix of `s` of at most `max_bytes` bytes that ends on a UTF-8 character boundary.
+std::string_view utf8_prefix(std::string_view s, size_t max_bytes);
+
 // `【id†title†domain】`
 std::string link_marker(size_t id, std::string_view title, std::string_view domain);
 
