@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/agent/backend.hpp"
+#include "cli/agent/corpus_cache.hpp"
 #include "cli/agent/session.hpp"
 #include "cli/batch/batch_runner.hpp"
 #include "cli/batch/dataset.hpp"
@@ -41,8 +42,9 @@ int run(CLI::App& cmd, BatchArgs& a) {
     std::fprintf(stderr, "dsagent batch: %s\n", msg.c_str());
     return 1;
   };
-  const bool tools_given = cmd.count("--tools") > 0;
   if (auto ok = finish_agent_options(cmd, a.agent); !ok) return fail(ok.error().message);
+  // Counted after the config files: a config's or the model's "tools" counts as asked for.
+  const bool tools_given = cmd.count("--tools") > 0;
   if (!tools_given) a.agent.tools = "none";  // a search run gets only the browsing tools unless asked
   if (!a.agent.corpus.empty()) {
     // With a corpus the batch builds the browse tools itself, to record each task's documents.
@@ -70,7 +72,7 @@ int run(CLI::App& cmd, BatchArgs& a) {
 
   std::shared_ptr<const Corpus> corpus;
   if (!a.agent.corpus.empty()) {
-    auto c = Corpus::open(a.agent.corpus);
+    auto c = open_corpus(a.agent.corpus);
     if (!c) return fail(c.error().message);
     corpus = std::move(c.value());
   }
@@ -129,7 +131,7 @@ int run(CLI::App& cmd, BatchArgs& a) {
     grader = grader_owned.get();
     mode = GradeMode::judge;
   } else if (!a.grader_model_dir.empty()) {
-    auto g = make_local_llm(a.grader_model_dir, 32768);
+    auto g = make_local_llm(a.grader_model_dir, 32768, attention_mode(a.agent));
     if (!g) return fail("--grader-model-dir: " + g.error().message);
     grader_owned = std::move(g.value());
     grader = grader_owned.get();

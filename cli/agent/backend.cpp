@@ -3,25 +3,31 @@
 
 #include <sstream>
 
+#include "cli/agent/corpus_cache.hpp"
 #include "engine/remote/remote_llm.hpp"
 #include "engine/runtime/local_llm.hpp"
 #include "tools/browse/browser.hpp"
-#include "tools/browse/corpus.hpp"
 #include "tools/browse/web_backend.hpp"
+#include "tools/calculator_tool.hpp"
 #include "tools/coding_tools.hpp"
 #include "tools/command_plugin.hpp"
 #include "tools/mcp.hpp"
 
 namespace dsa::cli {
 
-Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context) {
+Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context,
+                                            AttentionMode attention) {
   // The caches are sized for the context window; without --context-window a local run gets 32K.
-  DSA_TRY(llm, LocalLlm::open(model_dir, AttentionMode::sparse, max_context > 0 ? max_context : 32768));
+  DSA_TRY(llm, LocalLlm::open(model_dir, attention, max_context > 0 ? max_context : 32768));
   return std::unique_ptr<Llm>(std::move(llm));
 }
 
+AttentionMode attention_mode(const AgentOptions& opts) {
+  return opts.attention == "dense" ? AttentionMode::dense : AttentionMode::sparse;
+}
+
 Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts) {
-  if (!opts.model_dir.empty()) return make_local_llm(opts.model_dir, opts.context_window);
+  if (!opts.model_dir.empty()) return make_local_llm(opts.model_dir, opts.context_window, attention_mode(opts));
   RemoteConfig config;
   config.base_url = opts.api_url;
   config.model = opts.api_model;
@@ -43,6 +49,7 @@ void add_group(ToolRegistry& registry, const std::string& name) {
   if (name == "files" || name == "coding" || name == "edit_file") add(make_edit_file_tool());
   if (name == "search" || name == "coding" || name == "grep") add(make_grep_tool());
   if (name == "search" || name == "coding" || name == "glob") add(make_glob_tool());
+  if (name == "calculator") add(make_calculator_tool());
 }
 
 // The browse tools over the offline corpus (--corpus) or the web (--searxng, or "webSearch" in the
@@ -51,7 +58,7 @@ Result<void> add_browse_group(ToolRegistry& registry, const AgentOptions& opts) 
   if (registry.has("open") || registry.has("get_document")) return {};
   std::shared_ptr<BrowseBackend> backend;
   if (!opts.corpus.empty()) {
-    auto corpus = Corpus::open(opts.corpus);
+    auto corpus = open_corpus(opts.corpus);
     if (!corpus) return make_error("--corpus: " + corpus.error().message);
     backend = make_corpus_backend(std::shared_ptr<const Corpus>(std::move(corpus.value())));
   } else if (!opts.searxng.empty()) {
@@ -70,7 +77,7 @@ Result<void> add_browse_group(ToolRegistry& registry, const AgentOptions& opts) 
 
 bool is_group(const std::string& name) {
   for (const char* g : {"shell", "files", "search", "coding", "none", "browse", "read_file", "write_file", "edit_file",
-                        "grep", "glob"})
+                        "grep", "glob", "calculator"})
     if (name == g) return true;
   return false;
 }
@@ -83,7 +90,7 @@ Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts
     if (name.empty()) continue;
     if (!is_group(name))
       return make_error("--tools: unknown tool set '" + name +
-                        "' (known: shell, files, search, coding, browse, none, or a coding tool's name)");
+                        "' (known: shell, files, search, coding, browse, calculator, none, or a coding tool's name)");
     if (name == "browse") {
       if (auto ok = add_browse_group(registry, opts); !ok) return ok.error();
       continue;

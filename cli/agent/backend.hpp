@@ -7,6 +7,7 @@
 #include "cli/agent/options.hpp"
 #include "engine/api/llm.hpp"
 #include "engine/api/result.hpp"
+#include "engine/model/model.hpp"
 #include "tools/tool.hpp"
 
 namespace dsa::cli {
@@ -15,10 +16,14 @@ namespace dsa::cli {
 Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts);
 
 // The local engine for --model DIR (the one place that changes when LocalLlm is wired in).
-Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context);
+Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context,
+                                            AttentionMode attention);
+
+// --attention sparse|dense.
+AttentionMode attention_mode(const AgentOptions& opts);
 
 // Adds the tools --tools selects (shell, files = read_file/write_file/edit_file, search =
-// grep/glob, coding = all six, none, or single tool names), then MCP servers (--mcp-config or the
+// grep/glob, coding = all six, browse, calculator, none, or single tool names), then MCP servers (--mcp-config or the
 // config file's mcpServers) and command tools (--tool-spec). Errors name the unknown group or file.
 Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts);
 

@@ -14,10 +14,14 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--api-model", o.api_model, "model name on the server")->group(backend);
   cmd.add_option("--api-key-env", o.api_key_env, "environment variable holding the API key")->group(backend);
 
-  cmd.add_option("--tools", o.tools, "comma list: shell, files, search, coding (all of them), none, or tool names")
+  cmd.add_option("--tools", o.tools,
+                 "comma list: shell, files, search, coding (all of them), browse, calculator, none, or tool names")
       ->group(tools);
   cmd.add_option("--mcp-config", o.mcp_config, "MCP servers file ({\"mcpServers\": {...}})")->group(tools);
-  cmd.add_option("--corpus", o.corpus, "offline corpus for the browse tools (built by `dsagent index`)")->group(tools);
+  cmd.add_option("--corpus", o.corpus,
+                 "offline corpus for the browse tools: built by `dsagent index`, or a .jsonl of documents "
+                 "(indexed on first use, cached in the temp dir)")
+      ->group(tools);
   cmd.add_option("--searxng", o.searxng, "SearXNG instance URL for the browse tools (web search)")->group(tools);
   cmd.add_option("--browse-tools", o.browse_tools, "deepseek (search/open/find) or browsecomp-plus (search/get_document)")
       ->check(CLI::IsMember({"deepseek", "browsecomp-plus"}))
@@ -30,6 +34,9 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--tool-timeout", o.tool_timeout_s, "seconds per tool call")->check(CLI::PositiveNumber)->group(tools);
   cmd.add_flag("--sandbox", o.sandbox, "run shell commands inside bubblewrap")->group(tools);
 
+  cmd.add_option("--attention", o.attention, "local engine: sparse (DSA top-k, as trained) or dense (full causal)")
+      ->check(CLI::IsMember({"sparse", "dense"}))
+      ->group(backend);
   cmd.add_option("--thinking", o.thinking, "thinking mode")->check(CLI::IsMember({"on", "off"}))->group(backend);
   cmd.add_option("--temperature", o.temperature, "sampling temperature (0 = greedy)")->group(backend);
   cmd.add_option("--top-p", o.top_p, "nucleus sampling mass")->group(backend);
@@ -104,33 +111,60 @@ CLI::Option* find_option(CLI::App& cmd, const std::string& key) {
   return nullptr;
 }
 
-Result<void> apply_config(CLI::App& cmd, AgentOptions& opts, const json& config, const std::string& source) {
+// One layer of defaults: the config file, or a model directory's dsagent.json. A lower layer only
+// fills what the layers above (the command line, then the config file) left unset.
+struct ConfigLayer {
+  std::string source;               // the file, for errors
+  std::filesystem::path model_dir;  // set for a model's dsagent.json: its relative paths resolve here
+};
+
+// Keys naming files that ship with a model (its corpus, prompts, tools), so a model directory's
+// dsagent.json can name them relative to itself.
+bool is_model_file_key(const std::string& key) {
+  return key == "corpus" || key == "prompts-dir" || key == "tool-spec" || key == "tool-specs" || key == "mcp-config";
+}
+
+std::string resolve_in(const ConfigLayer& layer, const std::string& key, const std::string& value) {
+  if (layer.model_dir.empty() || !is_model_file_key(key) || value.empty()) return value;
+  std::filesystem::path p(value);
+  return p.is_absolute() ? value : (layer.model_dir / p).string();
+}
+
+Result<void> apply_config(CLI::App& cmd, AgentOptions& opts, const json& config, const ConfigLayer& layer) {
+  const std::string& source = layer.source;
+  const bool model_layer = !layer.model_dir.empty();
   for (const auto& [raw_key, value] : config.items()) {
     if (raw_key == "mcpServers") {
-      opts.mcp_servers = value;
+      if (!model_layer || opts.mcp_servers.is_null()) opts.mcp_servers = value;
       continue;
     }
     if (raw_key == "webSearch" || raw_key == "web_search" || raw_key == "web-search") {
-      opts.web_search = value;
+      if (!model_layer || opts.web_search.is_null()) opts.web_search = value;
       continue;
     }
     const std::string key = normalise_key(raw_key);
     if (key == "tool-specs" || key == "toolSpecs") {
       if (!value.is_array()) return make_error(source + ": " + raw_key + ": expected an array of file names");
-      if (find_option(cmd, "tool-spec")->count() > 0) continue;
+      if (find_option(cmd, "tool-spec")->count() > 0 || (model_layer && !opts.tool_specs.empty())) continue;
       for (const auto& v : value) {
         if (!v.is_string()) return make_error(source + ": " + raw_key + ": expected an array of file names");
-        opts.tool_specs.push_back(v.get<std::string>());
+        opts.tool_specs.push_back(resolve_in(layer, key, v.get<std::string>()));
       }
       continue;
     }
     if (key == "config" || key == "help") return make_error(source + ": " + raw_key + ": not allowed in a config file");
+    if (model_layer && (key == "model" || key == "api"))
+      return make_error(source + ": " + raw_key + ": a model's dsagent.json cannot choose the backend");
+    // What the layers above set outside the flags (toolSpecs, mcpServers) wins over the model too.
+    if (model_layer && ((key == "tool-spec" && !opts.tool_specs.empty()) ||
+                        (key == "mcp-config" && !opts.mcp_servers.is_null())))
+      continue;
     CLI::Option* o = find_option(cmd, key);
     if (!o) return make_error(source + ": unknown key '" + raw_key + "'");
-    if (o->count() > 0) continue;  // the command line wins
+    if (o->count() > 0) continue;  // the command line (or a layer above) wins
     std::vector<std::string> values;
     auto add = [&](const json& v) -> bool {
-      if (v.is_string()) values.push_back(v.get<std::string>());
+      if (v.is_string()) values.push_back(resolve_in(layer, key, v.get<std::string>()));
       else if (v.is_boolean()) values.push_back(v.get<bool>() ? "true" : "false");
       else if (v.is_number()) values.push_back(v.dump());
       else return false;
@@ -153,7 +187,26 @@ Result<void> apply_config(CLI::App& cmd, AgentOptions& opts, const json& config,
   return {};
 }
 
+// The model run/chat/batch use when neither --model nor --api is given; an error names where it
+// looked.
+Result<std::string> find_default_model() {
+  const std::filesystem::path dir = default_model_dir();
+  std::error_code ec;
+  if (!dir.empty() && std::filesystem::is_regular_file(dir / "config.json", ec)) return dir.string();
+  return make_error("no backend: give --model DIR or --api URL --api-model NAME (the default model " +
+                    (dir.empty() ? std::string("is not set") : dir.string() + " was not found") + ")");
+}
+
 }  // namespace
+
+std::filesystem::path default_model_dir() {
+  if (const char* env = std::getenv("DSAGENT_MODEL"); env && *env) return env;
+#ifdef DSA_DEFAULT_MODEL_DIR
+  return DSA_DEFAULT_MODEL_DIR;
+#else
+  return {};
+#endif
+}
 
 Result<void> finish_agent_options(CLI::App& cmd, AgentOptions& opts) {
   std::filesystem::path config = opts.config_file;
@@ -164,12 +217,23 @@ Result<void> finish_agent_options(CLI::App& cmd, AgentOptions& opts) {
   }
   if (!config.empty()) {
     DSA_TRY(j, read_config(config));
-    if (auto ok = apply_config(cmd, opts, j, config.string()); !ok) return ok.error();
+    if (auto ok = apply_config(cmd, opts, j, {config.string(), {}}); !ok) return ok.error();
   }
   if (!opts.model_dir.empty() && !opts.api_url.empty()) return make_error("give either --model or --api, not both");
-  if (opts.model_dir.empty() && opts.api_url.empty())
-    return make_error("no backend: give --model DIR or --api URL --api-model NAME");
+  if (opts.model_dir.empty() && opts.api_url.empty()) {
+    DSA_TRY(dir, find_default_model());
+    opts.model_dir = dir;
+  }
   if (!opts.api_url.empty() && opts.api_model.empty()) return make_error("--api needs --api-model NAME");
+  if (!opts.model_dir.empty()) {
+    // The model's own defaults (its tools, corpus, prompts), below the command line and config file.
+    const std::filesystem::path model_config = std::filesystem::path(opts.model_dir) / "dsagent.json";
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(model_config, ec)) {
+      DSA_TRY(j, read_config(model_config));
+      if (auto ok = apply_config(cmd, opts, j, {model_config.string(), opts.model_dir}); !ok) return ok.error();
+    }
+  }
   return {};
 }
 

@@ -4,6 +4,11 @@
 // ("api-model" or "api_model"); flags given on the command line win. The config file may also
 // hold "mcpServers" (the usual MCP configuration; --mcp-config replaces it) and "toolSpecs"
 // (command tool spec files, like --tool-spec).
+//
+// A local model directory may hold its own defaults in dsagent.json (same keys; relative corpus,
+// prompts-dir, tool-spec and mcp-config paths resolve against the model directory). Precedence:
+// command line > config file > the model's dsagent.json > the built-in defaults below. Without
+// --model or --api, the default model directory is used (default_model_dir()).
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -23,9 +28,9 @@ struct AgentOptions {
   std::string api_model;    // --api-model NAME
   std::string api_key_env;  // --api-key-env VAR (default DEEPSEEK_API_KEY, then OPENAI_API_KEY)
   // tools
-  std::string tools = "coding";         // comma list: shell, files, search, coding, none, or tool names
+  std::string tools = "coding";         // comma list: shell, files, search, coding, browse, none, or tool names
   std::string mcp_config;               // --mcp-config F
-  std::string corpus;                   // --corpus DB: the offline corpus of the browse tools
+  std::string corpus;                   // --corpus DB|JSONL: the offline corpus of the browse tools
   std::string searxng;                  // --searxng URL: a SearXNG instance for the browse tools
   std::string browse_tools = "deepseek";  // --browse-tools deepseek | browsecomp-plus
   std::vector<std::string> tool_specs;  // --tool-spec F (repeatable)
@@ -34,6 +39,7 @@ struct AgentOptions {
   int tool_timeout_s = 120;
   bool sandbox = false;
   // model
+  std::string attention = "sparse";  // --attention sparse | dense: the local engine's attention
   std::string thinking = "on";
   double temperature = 0.0;
   double top_p = 1.0;
@@ -65,11 +71,16 @@ struct AgentOptions {
 void add_agent_flags(CLI::App& cmd, AgentOptions& opts);
 
 // After parsing: fills every flag not given on the command line from the config file (`--config`,
-// else the user's default one when present), then checks values that CLI11 cannot (a mode name, a
-// fraction). Errors name the config file and the key.
+// else the user's default one when present), picks the default model when no backend is given,
+// then fills what is still unset from the model directory's dsagent.json, and checks what CLI11
+// cannot (the backend combination). Errors name the config file and the key.
 Result<void> finish_agent_options(CLI::App& cmd, AgentOptions& opts);
 
 // The config file the user gets without --config: $XDG_CONFIG_HOME or ~/.config, dsagent/config.json.
 std::filesystem::path default_config_path();
+
+// The model directory used without --model or --api: $DSAGENT_MODEL when set, else the embedded
+// demo model of the source tree (DSA_DEFAULT_MODEL_DIR, set by CMake). It may not exist.
+std::filesystem::path default_model_dir();
 
 }  // namespace dsa::cli

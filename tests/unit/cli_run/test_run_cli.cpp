@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "cli/agent/corpus_cache.hpp"
 #include "engine/api/types.hpp"
 #include "tests/http_test_server.hpp"
 #include "tests/test_support.hpp"
@@ -44,10 +45,23 @@ HttpTestServer::Response answer_turn(const std::string& text) {
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
-// dsagent run with a clean environment: no user config, no API key variables.
-std::string run_cmd(const TempDir& dir, const std::string& args) {
-  return "cd " + quote(dir.path().string()) + " && env -u DEEPSEEK_API_KEY -u OPENAI_API_KEY XDG_CONFIG_HOME=" +
+// dsagent run with a clean environment: no user config, no API key variables, and the default
+// model only when `default_model` names one.
+std::string run_cmd(const TempDir& dir, const std::string& args, const std::string& default_model = "") {
+  return "cd " + quote(dir.path().string()) + " && env -u DEEPSEEK_API_KEY -u OPENAI_API_KEY -u DSAGENT_MODEL " +
+         (default_model.empty() ? "" : "DSAGENT_MODEL=" + quote(default_model) + " ") + "XDG_CONFIG_HOME=" +
          quote((dir / "cfg").string()) + " " + quote(dsagent_binary().string()) + " run " + args;
+}
+
+// A turn that calls one tool by name with JSON arguments.
+HttpTestServer::Response tool_turn(const std::string& name, const json& args) {
+  return HttpTestServer::sse({
+      event({{"role", "assistant"},
+             {"tool_calls", json::array({{{"index", 0}, {"id", "call_1"}, {"type", "function"},
+                                          {"function", {{"name", name}, {"arguments", args.dump()}}}}})}}),
+      event(json::object(), "tool_calls"),
+      kDone,
+  });
 }
 
 }  // namespace
@@ -179,4 +193,60 @@ TEST_CASE("dsagent run: a retried server error is reported as a warning and the 
   CHECK(r.output.find("\"type\":\"warning\"") != std::string::npos);
   CHECK(r.output.find("503") != std::string::npos);
   CHECK(r.output.find("\"answer\":\"after retry\"") != std::string::npos);
+}
+
+TEST_CASE("dsagent run without --model or --api: the default model and its dsagent.json") {
+  TempDir dir("dsa-run-default");
+  const std::string model = (dir / "m").string();
+  REQUIRE(run_command(quote(dsagent_binary().string()) + " make-model " + quote(model) + " --preset tiny --seed 5")
+              .exit_code == 0);
+  write_text(dir / "m" / "dsagent.json", R"({"tools": "calculator", "max-steps": 1, "max-tokens": 8})");
+  // The tools offered are listed in the system prompt, the trajectory's first step.
+  auto offered = [&](const std::string& args) {
+    const auto traj = dir / "traj.json";
+    std::filesystem::remove(traj);
+    auto r = run_command(run_cmd(dir, args + " --trajectory " + quote(traj.string()) + " --json go 2>" +
+                                          quote((dir / "err").string()),
+                                 model));
+    INFO(read_text(dir / "err"));
+    CHECK((r.exit_code == 0 || r.exit_code == 3));
+    json doc = json::parse(read_text(traj));
+    CHECK(doc["steps"].size() >= 2);
+    CHECK(doc["steps"].size() <= 3);  // the model's dsagent.json: one step at most
+    return doc["steps"][0]["message"].get<std::string>();
+  };
+  const std::string from_model = offered("");
+  CHECK(from_model.find("- calculator: Evaluates an arithmetic expression and returns its value.") != std::string::npos);
+  CHECK(from_model.find("- shell") == std::string::npos);
+  const std::string from_flag = offered("--tools none");
+  CHECK(from_flag.find("calculator") == std::string::npos);
+  CHECK(from_flag.find("(none)") != std::string::npos);
+
+  auto missing = run_command(run_cmd(dir, "go 2>&1", (dir / "no-model").string()));
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.output == "dsagent run: no backend: give --model DIR or --api URL --api-model NAME (the default model " +
+                              (dir / "no-model").string() + " was not found)\n");
+}
+
+TEST_CASE("dsagent run --corpus docs.jsonl: the browse tools search a JSONL corpus indexed on the fly") {
+  TempDir dir("dsa-run");
+  write_text(dir / "docs.jsonl",
+             R"({"docid": "d1", "url": "https://example.org/pharos", "title": "Pharos", "text": "The Pharos of Alexandria was a lighthouse."})"
+             "\n"
+             R"({"docid": "d2", "url": "https://example.org/rialto", "title": "Rialto", "text": "The Rialto bridge crosses the Grand Canal."})"
+             "\n");
+  HttpTestServer server({tool_turn("search", {{"query", "Rialto bridge"}}), answer_turn("Venice")});
+  auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --tools browse --corpus docs.jsonl hi 2>" +
+                                        quote((dir / "err").string())));
+  INFO(read_text(dir / "err"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "Venice\n");
+  auto reqs = server.requests();
+  REQUIRE(reqs.size() == 2);
+  const json msgs = json::parse(reqs[1].body)["messages"];
+  const json& result = msgs.back();
+  CHECK(result["role"] == "tool");
+  CHECK(result["content"].get<std::string>().find("Rialto") != std::string::npos);
+  CHECK(result["content"].get<std::string>().find("Pharos") == std::string::npos);
+  std::filesystem::remove(*cli::corpus_cache_path(dir / "docs.jsonl"));
 }
