@@ -26,6 +26,7 @@ struct GenerateArgs {
   int top_k = 0;
   uint64_t seed = 0;
   bool raw = false;
+  bool special = false;  // with --raw: special-token text (<｜User｜>, <think>, ...) becomes those tokens
   std::string thinking = "on";
   std::string attention = "sparse";
   bool json = false;
@@ -85,7 +86,7 @@ int run_generate(const GenerateArgs& args) {
   std::vector<Message> messages;
   int64_t n_prompt = 0;
   if (args.raw) {
-    raw_ids = tok->encode(args.prompt, false);
+    raw_ids = tok->encode(args.prompt, args.special);
     n_prompt = int64_t(raw_ids.size());
   } else {
     messages.push_back(Message{.role = Role::user, .content = args.prompt});
@@ -178,6 +179,9 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = off)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", args->seed, "sampling seed")->capture_default_str();
   cmd->add_flag("--raw", args->raw, "tokenise the prompt as plain text, no chat template");
+  cmd->add_flag("--special", args->special,
+                "with --raw: special tokens written in the prompt (<｜User｜>, <think>, ...) are those tokens, "
+                "e.g. for a prompt from `dsagent render`");
   cmd->add_option("--thinking", args->thinking, "thinking mode of the chat template")
       ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")

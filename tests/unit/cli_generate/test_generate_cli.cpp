@@ -54,6 +54,22 @@ TEST_CASE("generate --raw: deterministic, tokenised as plain text, streamed text
   CHECK(with_usage.output.find("prompt_tokens=" + std::to_string(expect_prompt.size())) != std::string::npos);
 }
 
+TEST_CASE("generate --raw --special: special-token text becomes the special tokens") {
+  TinyModel m;
+  const std::string prompt = "<｜User｜>Hi<｜Assistant｜><think>";
+  const auto r = run_command(m.generate("--prompt '" + prompt + "' --raw --special --max-tokens 2 --json"));
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  auto tok = Tokenizer::load(m.dir / "tokenizer.json");
+  REQUIRE(tok.ok());
+  const auto with_special = tok->encode(prompt, true);
+  CHECK(j["prompt_ids"].get<std::vector<int32_t>>() == with_special);
+  const auto user = tok->encode("<｜User｜>", true);
+  REQUIRE(user.size() == 1);
+  CHECK(with_special.front() == user.front());
+  CHECK(with_special != tok->encode(prompt, false));
+}
+
 TEST_CASE("generate (chat): the prompt goes through the chat encoder") {
   TinyModel m;
   const auto r = run_command(m.generate("--prompt 'What is 2+2?' --max-tokens 10 --temperature 0.7 --seed 3 --json"));

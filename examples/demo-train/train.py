@@ -1,0 +1,186 @@
+"""Trains the demo model with the DeepSeek-V3.2 recipe at toy scale.
+
+  python train.py --data OUT --tokenizer MODEL_DIR/tokenizer.json --out OUT/ckpt --minutes 48
+  python train.py ... --steps 560,100,320     (a fixed number of steps per stage; on a GPU this is fast)
+
+Stages (each given a share of the time budget):
+  A. dense training: the whole model with causal attention, next-token loss on the tokens the
+     assistant writes (the stand-in for the dense checkpoint V3.2 starts from);
+  B. dense warm-up: everything frozen but the lightning indexer, which learns by KL divergence
+     towards the head-summed dense attention distribution;
+  C. sparse training: attention restricted to the index_topk keys the indexer selects; the main
+     model learns from the language-model loss, the indexer from its own KL loss over the
+     selected keys (its inputs are detached, so it never moves the main model).
+Writes stage checkpoints (stage_a.pt, final.pt) and log.csv (step, stage, seconds, lm loss, KL).
+"""
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import torch
+from tokenizers import Tokenizer
+
+import model as M
+
+
+def load_data(path, tok):
+    """-> prefix ids (shared by every text), samples [(ids, target mask)]."""
+    prefix, samples = None, []
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            text, cut = r["text"], r["prefix_chars"]
+            if prefix is None:
+                prefix = tok.encode(text[:cut], add_special_tokens=False).ids
+            enc = tok.encode(text[cut:], add_special_tokens=False)
+            spans = [(a - cut, b - cut) for a, b in r["spans"]]
+            mask = [any(a <= s < b for a, b in spans) for s, _ in enc.offsets]
+            samples.append((enc.ids, mask))
+    return torch.tensor(prefix), samples
+
+
+def batches(samples, rows, row_len, rng):
+    """Shuffled batches of `rows` rows, each packed with whole samples up to row_len tokens, so every
+    batch mixes the kinds of task (a batch of one kind teaches the model to ignore the question).
+    Yields ids [rows, T], targets [rows, T] (-100 where no loss), seg and offs (see Model.forward)."""
+    order = list(range(len(samples)))
+    rng.shuffle(order)
+    packed, cur, used = [], [], 0
+    for i in order:
+        n = len(samples[i][0])
+        if cur and used + n > row_len:
+            packed.append(cur)
+            cur, used = [], 0
+        cur.append(i)
+        used += n
+    if cur:
+        packed.append(cur)
+    for r0 in range(0, len(packed), rows):
+        group = packed[r0:r0 + rows]
+        T = max(sum(len(samples[i][0]) for i in row) for row in group)
+        ids = torch.full((len(group), T), 2, dtype=torch.long)
+        tgt = torch.full((len(group), T), -100, dtype=torch.long)
+        seg = torch.full((len(group), T), -1, dtype=torch.long)
+        offs = torch.zeros((len(group), T), dtype=torch.long)
+        for j, row in enumerate(group):
+            at = 0
+            for k, i in enumerate(row):
+                x, m = samples[i]
+                n = len(x)
+                ids[j, at:at + n] = torch.tensor(x)
+                tgt[j, at:at + n - 1] = torch.tensor(x)[1:].masked_fill(~torch.tensor(m[1:]), -100)
+                seg[j, at:at + n] = k
+                offs[j, at:at + n] = torch.arange(n)
+                at += n
+            offs[j, at:] = torch.arange(T - at)  # the pad tail: a segment of its own
+        yield ids, tgt, seg, offs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True, help="directory with texts.jsonl")
+    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--config", default=os.path.join(os.path.dirname(__file__), "config.json"))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=45)
+    ap.add_argument("--shares", default="0.55,0.1,0.35", help="time shares of stages A,B,C")
+    ap.add_argument("--rows", type=int, default=8, help="packed rows per batch")
+    ap.add_argument("--row-len", type=int, default=720, help="tokens per packed row (at least the longest sample)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--steps", default="", help="steps of stages A,B,C instead of the time budget (e.g. 560,100,320)")
+    ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
+    ap.add_argument("--init", default="", help="start from this checkpoint (e.g. to continue stage C)")
+    ap.add_argument("--stages", default="PABC", help="which stages to run, in order")
+    ap.add_argument("--no-prefix-steps", type=int, default=300,
+                    help="stage P: steps of dense training on the samples without the shared prefix")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    cfg = json.load(open(a.config))
+    tok = Tokenizer.from_file(a.tokenizer)
+    prefix, samples = load_data(os.path.join(a.data, "texts.jsonl"), tok)
+    n_tgt = sum(sum(m) for _, m in samples)
+    longest = max(len(x) for x, _ in samples)
+    print(f"{len(samples)} samples, prefix {len(prefix)} tokens, sample tokens "
+          f"{sum(len(x) for x, _ in samples)} ({n_tgt} trained), longest {max(len(x) for x, _ in samples)}", flush=True)
+    dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
+                       "cpu" if a.device == "auto" else a.device)
+    prefix = prefix.to(dev)
+    net = M.Model(cfg)
+    if a.init:
+        net.load_state_dict(torch.load(a.init, map_location="cpu")["state"])
+    net = net.to(dev)
+    stage_steps = [int(x) for x in a.steps.split(",")] if a.steps else None
+    shares = [float(x) for x in a.shares.split(",")]
+    log = open(os.path.join(a.out, "log.csv"), "w")
+    log.write("step,stage,seconds,lm_loss,kl\n")
+    step, t0 = 0, time.time()
+
+    def run_stage(stage, seconds, steps, mode, train_main, train_indexer, lr_main, lr_idx, warmup, pre=prefix):
+        nonlocal step
+        params = []
+        if train_main:
+            params.append({"params": net.main_parameters(), "lr": lr_main, "base": lr_main, "weight_decay": 0.1})
+        if train_indexer:
+            params.append({"params": net.indexer_parameters(), "lr": lr_idx, "base": lr_idx, "weight_decay": 0.0})
+        opt = torch.optim.AdamW(params, betas=(0.9, 0.95))
+        start, k, ema = time.time(), 0, None
+        while True:
+            for ids, tgt, seg, offs in batches(samples, a.rows, max(a.row_len, longest), rng):
+                frac = k / steps if steps else (time.time() - start) / seconds
+                ids, tgt, seg, offs = ids.to(dev), tgt.to(dev), seg.to(dev), offs.to(dev)
+                if frac >= 1:
+                    return
+                for g in opt.param_groups:  # linear warm-up, cosine decay to 10% over the stage's time
+                    g["lr"] = g["base"] * min(1.0, (k + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+                stats = {} if train_indexer else None
+                logits = net(pre, ids, mode, stats, seg, offs)
+                lm = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                                       ignore_index=-100)
+                kl = stats["kl_sum"] / stats["kl_n"] if stats else torch.tensor(0.0)
+                loss = (lm if train_main else 0) + (kl if train_indexer else 0)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for g in params for p in g["params"]], 1.0)
+                opt.step()
+                if train_main:
+                    for layer in net.layers:
+                        if isinstance(layer.mlp, M.MoE):
+                            layer.mlp.update_bias(1e-3)
+                step, k = step + 1, k + 1
+                log.write(f"{step},{stage},{time.time() - t0:.1f},{lm.item():.4f},{kl.item():.4f}\n")
+                log.flush()
+                ema = lm.item() if ema is None else 0.9 * ema + 0.1 * lm.item()
+                if k % 20 == 0:
+                    print(f"[{stage}] step {step} t={time.time() - t0:.0f}s lm {lm.item():.3f} (ema {ema:.3f}) "
+                          f"kl {kl.item():.3f}", flush=True)
+
+    total = a.minutes * 60
+    def save(name):
+        torch.save({"config": cfg, "state": net.state_dict()}, os.path.join(a.out, name))
+
+    n = stage_steps or [0, 0, 0]
+    if "P" in a.stages:
+        run_stage("P", 0, a.no_prefix_steps, "dense", True, False, 2e-3, 0.0, 20, pre=prefix[:0])
+        save("stage_p.pt")
+    if "A" in a.stages:
+        run_stage("A", total * shares[0], n[0], "dense", True, False, 2e-3, 0.0, 50)
+        save("stage_a.pt")
+    if "B" in a.stages:
+        run_stage("B", total * shares[1], n[1], "dense", False, True, 0.0, 1e-3, 10)
+        save("stage_b.pt")
+    if "C" in a.stages:
+        run_stage("C", total * shares[2], n[2], "sparse", True, True, 6e-4, 3e-4, 10)
+    save("final.pt")
+    print(f"done in {time.time() - t0:.0f}s, {step} steps", flush=True)
+
+
+if __name__ == "__main__":
+    main()

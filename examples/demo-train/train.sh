@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Rebuilds the demo model (examples/demo-model) from nothing: the synthetic tasks and corpus, the
+# teacher's trajectories recorded through `dsagent run`, the byte-level BPE tokenizer, the two-stage
+# DSA training (dense warm-up of the indexer, then sparse training) and the FP8 export; then checks
+# it end to end on the held-out tasks. About 55 minutes on a 2-core CPU (MINUTES sets the training
+# budget, default 48); on a machine with CUDA, STEPS=560,100,320 trains a fixed number of steps.
+# Intermediate files go to OUT (default examples/demo-train/out, ignored by git).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+here="$root/examples/demo-train"
+out="${OUT:-$here/out}"
+py="$("$root/scripts/python-env.sh" train)"
+"$root/scripts/setup.sh"
+"$root/scripts/build.sh" >/dev/null
+dsagent="${BUILD_DIR:-$root/build}/cli/dsagent"
+cd "$here"
+"$py" make_data.py --dsagent "$dsagent" --out "$out"
+"$py" train_tokenizer.py --dsagent "$dsagent" --texts "$out/texts.jsonl" --out "$root/examples/demo-model"
+steps=()
+if [ -n "${STEPS:-}" ]; then steps=(--steps "$STEPS"); fi
+"$py" train.py --data "$out" --tokenizer "$root/examples/demo-model/tokenizer.json" --out "$out/ckpt" \
+  --minutes "${MINUTES:-48}" "${steps[@]}"
+"$py" export.py --dsagent "$dsagent" --ckpt "$out/ckpt/final.pt" --out "$root/examples/demo-model"
+"$root/tests/e2e/demo_model.sh" "$dsagent" "$root"
