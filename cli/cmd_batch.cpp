@@ -62,13 +62,7 @@ int run(CLI::App& cmd, BatchArgs& a) {
   if (!tasks) return fail(tasks.error().message);
   auto llm = make_llm(a.agent);
   if (!llm) return fail(llm.error().message);
-  const bool local = !a.agent.model_dir.empty();
-  std::unique_ptr<Llm> serialized;
-  Llm* model = llm->get();
-  if (local && a.workers > 1) {  // the local engine runs one request at a time
-    serialized = make_serialized_llm(*model);
-    model = serialized.get();
-  }
+  Llm* model = llm->get();  // thread-safe: the local engine batches the workers' requests into shared steps
 
   std::shared_ptr<const Corpus> corpus;
   if (!a.agent.corpus.empty()) {

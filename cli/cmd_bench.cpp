@@ -6,6 +6,9 @@
 // with random entries written through the kernels' cache writers (cpu::latent_write,
 // cpu::indexer_write), since a decode step's cost depends on how much cache it reads, not on the
 // values. Then --tokens decode steps are timed after one untimed warm-up step.
+//
+// --concurrency N adds the aggregate decode rate of N concurrent requests through the scheduler
+// against one (cli/bench/concurrency.hpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "cli/bench/bandwidth_probe.hpp"
+#include "cli/bench/concurrency.hpp"
 #include "cli/bench/cost_model.hpp"
 #include "cli/commands.hpp"
 #include "engine/api/types.hpp"
@@ -38,6 +42,7 @@ struct BenchArgs {
   int64_t prefill_tokens = 512;
   int threads = 0;
   int64_t probe_mib = 256;
+  int64_t concurrency = 0;  // 0: no concurrent line
   bool json = false;
 };
 
@@ -180,6 +185,15 @@ int run_bench(const BenchArgs& args) {
     cache.release(seq);
   }
 
+  std::vector<ConcurrentDecode> concurrent;  // one request, then --concurrency at once
+  if (args.concurrency > 0) {
+    std::fprintf(stderr, "bench: decode of %lld concurrent requests through the scheduler...\n",
+                 (long long)args.concurrency);
+    auto c = measure_concurrent_decode(args.model_dir, mode, args.concurrency, args.tokens);
+    if (!c.ok()) return fail(c.error().message);
+    concurrent = std::move(*c);
+  }
+
   const double prefill_tps = prefill_seconds > 0 ? double(args.prefill_tokens) / prefill_seconds : 0;
   const double prefill_gflops = prefill_tps * 2.0 * weights.matmul_params / 1e9;  // linears only
   if (args.json) {
@@ -206,6 +220,19 @@ int run_bench(const BenchArgs& args) {
                         {"gflop_s", l.flops / l.seconds_per_token / 1e9}});
     }
     out["decode"] = decode;
+    if (!concurrent.empty()) {
+      json runs = json::array();
+      for (const ConcurrentDecode& c : concurrent) {
+        runs.push_back({{"phase", "decode"},
+                        {"batch", c.batch},
+                        {"tokens", c.tokens},
+                        {"seconds", c.seconds},
+                        {"tokens_per_s", c.tokens_per_s},
+                        {"tokens_per_s_per_request", c.tokens_per_s / double(c.batch)},
+                        {"speedup", c.tokens_per_s / concurrent.front().tokens_per_s}});
+      }
+      out["runs"] = runs;
+    }
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
@@ -228,6 +255,10 @@ int run_bench(const BenchArgs& args) {
   if (lines.size() > 1)
     std::printf("tokens/s @ %lld / @ %lld = %.2f\n", (long long)lines.back().position, (long long)lines.front().position,
                 lines.front().seconds_per_token / lines.back().seconds_per_token);
+  for (const ConcurrentDecode& c : concurrent)
+    std::printf("decode, %lld concurrent request%s through the scheduler: %.2f tokens/s in all (%.2f each), %.2fx one\n",
+                (long long)c.batch, c.batch == 1 ? "" : "s", c.tokens_per_s, c.tokens_per_s / double(c.batch),
+                c.tokens_per_s / concurrent.front().tokens_per_s);
   return 0;
 }
 
@@ -238,10 +269,12 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("bench", "Measure decode and prefill speed against the machine's memory bandwidth");
   cmd->footer(
       "Positions are reached by writing random cache entries (decode cost depends on the cache size,\n"
-      "not its values), then --tokens decode steps are timed.\n"
+      "not its values), then --tokens decode steps are timed. --concurrency N runs N requests of 64\n"
+      "random ids at once through the scheduler, each decoding --tokens ids, and one request alone.\n"
       "Examples:\n"
       "  dsagent make-model /tmp/bench-s --preset bench-s && dsagent bench --model /tmp/bench-s\n"
-      "  dsagent bench --model /tmp/bench-s --positions 1024,131072 --attention dense --json");
+      "  dsagent bench --model /tmp/bench-s --positions 1024,131072 --attention dense --json\n"
+      "  dsagent bench --model /tmp/bench-s --concurrency 8 --tokens 32");
   cmd->add_option("--model", args->model_dir, "model directory (config.json + safetensors)")->required();
   cmd->add_option("--device", args->device, "cpu (cuda is not in this build)")->capture_default_str();
   cmd->add_option("--positions", args->positions, "comma-separated decode positions")->capture_default_str();
@@ -252,6 +285,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", args->threads, "CPU threads (default: all, or DSA_THREADS)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--probe-mib", args->probe_mib, "size of each bandwidth-probe array")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--concurrency", args->concurrency,
+                  "also decode this many concurrent requests through the scheduler (aggregate tokens/s vs one)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "one JSON object on stdout");
   cmd->callback([args, &exit_code] { exit_code = run_bench(*args); });
 }

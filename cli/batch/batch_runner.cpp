@@ -390,32 +390,4 @@ Result<BatchSummary> run_batch(const std::vector<BatchTask>& tasks, const BatchC
   return summary;
 }
 
-namespace {
-
-class SerializedLlm final : public Llm {
- public:
-  explicit SerializedLlm(Llm& inner) : inner_(inner) {}
-  Result<AssistantTurn> generate(const std::vector<Message>& m, std::span<const ToolSpec> t, const GenOptions& o,
-                                 StreamSink* s) override {
-    std::lock_guard lock(mu_);
-    return inner_.generate(m, t, o, s);
-  }
-  int64_t count_tokens(const std::vector<Message>& m, std::span<const ToolSpec> t, bool thinking) override {
-    std::lock_guard lock(mu_);
-    return inner_.count_tokens(m, t, thinking);
-  }
-  ModelInfo info() override {
-    std::lock_guard lock(mu_);
-    return inner_.info();
-  }
-
- private:
-  Llm& inner_;
-  std::mutex mu_;
-};
-
-}  // namespace
-
-std::unique_ptr<Llm> make_serialized_llm(Llm& inner) { return std::make_unique<SerializedLlm>(inner); }
-
 }  // namespace dsa::cli

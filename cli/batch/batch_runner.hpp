@@ -68,7 +68,4 @@ std::string summary_table(const nlohmann::json& summary);
 // Normalised comparison of exact mode: lower case, punctuation and extra spaces removed.
 bool answers_match(std::string_view response_answer, std::string_view correct_answer);
 
-// An Llm that serialises calls into another (the local engine runs one request at a time).
-std::unique_ptr<Llm> make_serialized_llm(Llm& inner);
-
 }  // namespace dsa::cli

@@ -12,7 +12,9 @@
 
 namespace dsa {
 
-// Receives the turn as it is generated, for live display. Called on the generating thread.
+// Receives the turn as it is generated, for live display. Called while generate() runs, possibly on
+// another thread than the caller's (the local engine calls it from its engine thread); generate()
+// returns only after the last call.
 class StreamSink {
  public:
   virtual ~StreamSink() = default;

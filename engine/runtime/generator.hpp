@@ -5,7 +5,9 @@
 // EOS, max_tokens, or the callback asks to stop (stop strings and interruption are decided by the
 // caller, which sees text). The
 // context bounds prompt + generated tokens: generation ends when the cache is full.
-// Not thread-safe: one request at a time.
+// Not thread-safe: one request at a time. The engine serves requests through BatchScheduler
+// (scheduler.hpp), which gives the same results; this plain single-sequence loop stays as the
+// reference its tests compare against.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -23,7 +25,9 @@ namespace dsa {
 struct GenerateParams {
   int64_t max_tokens = 256;
   SamplerOptions sampling;
-  int64_t prefill_chunk = 512;  // tokens per forward call while prefilling (bounds the workspace)
+  // Tokens per forward call while prefilling (bounds the workspace); BatchScheduler chunks by its
+  // own SchedulerOptions::prefill_chunk instead.
+  int64_t prefill_chunk = 512;
   std::span<const int32_t> masked_ids;  // ids never sampled (e.g. ids with no token): logits set to -inf
 };
 

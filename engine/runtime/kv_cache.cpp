@@ -2,12 +2,14 @@
 // shared free list so a page id names the same slot range in every layer.
 #include "engine/runtime/kv_cache.hpp"
 
+#include <cstring>
 #include <string>
 
 namespace dsa {
 
 KvCache::KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages)
     : format_(format),
+      n_pages_(n_pages),
       kv_lora_(cfg.kv_lora_rank),
       rope_dim_(cfg.qk_rope_head_dim),
       index_head_dim_(cfg.index_head_dim),
@@ -42,6 +44,32 @@ void KvCache::release(Sequence& seq) {
   for (auto it = seq.pages.rbegin(); it != seq.pages.rend(); ++it) free_.push_back(*it);
   seq.pages.clear();
   seq.n_cached = 0;
+}
+
+void KvCache::truncate(Sequence& seq, int64_t n_tokens) {
+  DSA_CHECK(n_tokens >= 0 && n_tokens <= seq.n_cached, "truncate keeps a prefix of the cached tokens");
+  const auto keep = static_cast<size_t>((n_tokens + kPageTokens - 1) / kPageTokens);
+  while (seq.pages.size() > keep) {
+    free_.push_back(seq.pages.back());
+    seq.pages.pop_back();
+  }
+  seq.n_cached = n_tokens;
+}
+
+void KvCache::copy_prefix(const Sequence& src, Sequence& dst, int64_t n_tokens) {
+  const auto n_pages = static_cast<size_t>((n_tokens + kPageTokens - 1) / kPageTokens);
+  DSA_CHECK(n_tokens <= src.n_cached && dst.n_cached == 0 && dst.pages.size() >= n_pages);
+  const size_t latent_page_bytes = static_cast<size_t>(kPageTokens) * record_bytes_;
+  for (size_t layer = 0; layer < latent_.size(); ++layer) {
+    for (size_t p = 0; p < n_pages; ++p) {
+      const auto from = static_cast<size_t>(src.pages[p]), to = static_cast<size_t>(dst.pages[p]);
+      std::memcpy(latent_[layer].data() + to * latent_page_bytes, latent_[layer].data() + from * latent_page_bytes,
+                  latent_page_bytes);
+      std::memcpy(indexer_[layer].data() + to * indexer_page_bytes_, indexer_[layer].data() + from * indexer_page_bytes_,
+                  indexer_page_bytes_);
+    }
+  }
+  dst.n_cached = n_tokens;
 }
 
 cpu::LatentCacheView KvCache::latent(int64_t layer, const Sequence& seq) const {

@@ -28,6 +28,11 @@ class KvCache {
   Result<void> reserve(Sequence& seq, int64_t n_tokens);
   // Returns seq's pages to the pool and empties it.
   void release(Sequence& seq);
+  // Cuts seq back to its first n_tokens (at most n_cached) and returns the pages they do not use.
+  void truncate(Sequence& seq, int64_t n_tokens);
+  // Copies src's entries of tokens 0..n_tokens-1 (n_tokens <= src.n_cached) into dst, which holds
+  // no entries and pages for them; dst then holds those n_tokens, byte for byte.
+  void copy_prefix(const Sequence& src, Sequence& dst, int64_t n_tokens);
 
   cpu::LatentCacheView latent(int64_t layer, const Sequence& seq) const;
   cpu::IndexerCacheView indexer(int64_t layer, const Sequence& seq) const;
@@ -38,9 +43,11 @@ class KvCache {
 
   cpu::LatentFormat format() const { return format_; }
   int64_t free_pages() const { return static_cast<int64_t>(free_.size()); }
+  int64_t n_pages() const { return n_pages_; }
 
  private:
   cpu::LatentFormat format_;
+  int64_t n_pages_;
   int64_t kv_lora_, rope_dim_, index_head_dim_;
   size_t record_bytes_, indexer_page_bytes_;
   std::vector<std::vector<uint8_t>> latent_, indexer_;  // [layer] arenas of n_pages pages

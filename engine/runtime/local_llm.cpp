@@ -53,6 +53,10 @@ class StopFilter {
   bool stopped_ = false;
 };
 
+// Requests that run at once (each holds a slot); more wait. Idle slots keep their cached prefixes
+// until their pages are needed.
+constexpr int64_t kSlots = 64;
+
 // Token count of a conversation the encoder cannot take: its texts as plain text.
 int64_t count_plain(const Tokenizer& tok, const std::vector<Message>& messages) {
   int64_t n = 0;
@@ -79,13 +83,16 @@ Result<std::unique_ptr<LocalLlm>> LocalLlm::open(const std::filesystem::path& di
 LocalLlm::LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context)
     : name_(std::move(name)),
       tokenizer_(std::move(tokenizer)),
-      generator_([&] {
+      scheduler_([&] {
         const ModelConfig& cfg = model->config();
         const cpu::LatentFormat fmt = default_latent_format(cfg);
-        return Generator(std::move(model), fmt, std::min(max_context, cfg.max_position_embeddings));
+        const int64_t context = std::min(max_context, cfg.max_position_embeddings);
+        return std::make_unique<BatchScheduler>(
+            std::move(model), fmt,
+            SchedulerOptions{.max_context = context, .pool_tokens = context, .n_slots = kSlots});
       }()),
       think_end_id_(tokenizer_.token_id("</think>")) {
-  const int64_t vocab = generator_.model().config().vocab_size;
+  const int64_t vocab = scheduler_->model().config().vocab_size;
   for (int64_t id = 0; id < vocab; ++id)
     if (tokenizer_.token_bytes(int32_t(id)).empty()) masked_ids_.push_back(int32_t(id));
 }
@@ -122,7 +129,7 @@ Result<AssistantTurn> LocalLlm::generate(const std::vector<Message>& messages, s
   StreamDecoder decoder(tokenizer_);
   StopFilter stops(options.stop);
   DsmlStreamParser parser(thinking);
-  const int32_t eos = int32_t(generator_.model().config().eos_token_id);
+  const int32_t eos = int32_t(scheduler_->model().config().eos_token_id);
   bool interrupted = false;
   std::optional<int64_t> reasoning_end;  // tokens up to and including "</think>"
   int64_t n_generated = 0;
@@ -134,7 +141,7 @@ Result<AssistantTurn> LocalLlm::generate(const std::vector<Message>& messages, s
     if (sink && sink->should_stop()) interrupted = true;
     return interrupted;
   };
-  DSA_TRY(gen, generator_.generate(prompt, params_from(options), on_token));
+  DSA_TRY(gen, scheduler_->generate(prompt, params_from(options), on_token));
   if (!stops.stopped()) parser.feed(stops.push(decoder.flush()) + stops.flush(), sink);
 
   AssistantTurn turn = parser.finish(gen.hit_eos);
@@ -153,7 +160,7 @@ int64_t LocalLlm::count_tokens(const std::vector<Message>& messages, std::span<c
 }
 
 ModelInfo LocalLlm::info() {
-  return {.name = name_, .context_window = generator_.max_context(), .exact_token_count = true};
+  return {.name = name_, .context_window = scheduler_->max_context(), .exact_token_count = true};
 }
 
 Result<Generation> LocalLlm::complete(std::span<const int32_t> prompt, const GenerateParams& params,
@@ -161,8 +168,8 @@ Result<Generation> LocalLlm::complete(std::span<const int32_t> prompt, const Gen
   GenerateParams p = params;
   p.masked_ids = masked_ids_;
   StreamDecoder decoder(tokenizer_);
-  const int32_t eos = int32_t(generator_.model().config().eos_token_id);
-  DSA_TRY(gen, generator_.generate(prompt, p, [&](int32_t id) {
+  const int32_t eos = int32_t(scheduler_->model().config().eos_token_id);
+  DSA_TRY(gen, scheduler_->generate(prompt, p, [&](int32_t id) {
             if (id != eos && on_text) on_text(decoder.push(id));
             return false;
           }));

@@ -1,9 +1,11 @@
 // LocalLlm: the Llm interface on the in-process engine. messages -> chat encoder -> token ids
-// (template pieces with special tokens allowed, message text without) -> Generator (prefix cache,
-// prefill, decode) -> streaming detokenisation -> DSML parser -> AssistantTurn with usage.
-// Ids below the model's vocab_size that have no token are never sampled. The latent cache format
-// is default_latent_format (generator.hpp).
-// One request at a time (the Generator holds one prefix-cached sequence).
+// (template pieces with special tokens allowed, message text without) -> BatchScheduler (prefix
+// cache slots, chunked prefill, batched decode) -> streaming detokenisation -> DSML parser ->
+// AssistantTurn with usage. Ids below the model's vocab_size that have no token are never sampled.
+// The latent cache format is default_latent_format (generator.hpp); the page pool holds one
+// max_context, shared by all requests (scheduler.hpp says what happens when it runs short).
+// Thread-safe: concurrent generate() and complete() calls share the engine's steps, each streaming
+// and parsing its own reply.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -12,6 +14,7 @@
 #include "engine/api/llm.hpp"
 #include "engine/model/model.hpp"
 #include "engine/runtime/generator.hpp"
+#include "engine/runtime/scheduler.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 
 namespace dsa {
@@ -39,7 +42,7 @@ class LocalLlm final : public Llm {
 
   std::string name_;
   Tokenizer tokenizer_;
-  Generator generator_;
+  std::unique_ptr<BatchScheduler> scheduler_;  // owns the model; its engine thread runs until destruction
   std::vector<int32_t> masked_ids_;  // ids < vocab_size with no token
   int32_t think_end_id_;             // "</think>", -1 when the tokenizer has none
 };

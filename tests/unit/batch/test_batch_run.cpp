@@ -1,7 +1,8 @@
 // The batch scheduler end to end with a scripted search agent over the repo's evaluation set
 // (examples/browse-eval): the browsing tools really run against the offline corpus, accuracy and
-// the summary are computed right, parallel-fewest-step keeps the shortest answered attempt, and a
-// run killed with SIGKILL in the middle resumes with every task exactly once.
+// the summary are computed right, parallel-fewest-step keeps the shortest answered attempt, a
+// run killed with SIGKILL in the middle resumes with every task exactly once, and concurrent
+// workers on the local engine get what one worker gets.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +14,8 @@
 #include <thread>
 
 #include "cli/batch/batch_runner.hpp"
+#include "engine/model/make_model.hpp"
+#include "engine/runtime/local_llm.hpp"
 #include "tests/scripted_llm.hpp"
 #include "tests/test_support.hpp"
 #include "tools/browse/browser.hpp"
@@ -99,14 +102,14 @@ struct Harness {
     std::unique_ptr<AgentLoop> loop_;
   };
 
-  AgentFactory factory(Llm& llm) {
-    return [this, &llm]() -> Result<std::unique_ptr<TaskAgent>> {
+  AgentFactory factory(Llm& llm, LoopLimits limits = {}, GenOptions gen = {}) {
+    return [this, &llm, limits, gen]() -> Result<std::unique_ptr<TaskAgent>> {
       auto a = std::make_unique<Agent>();
       a->browser = std::make_shared<Browser>(make_corpus_backend(corpus));
       add_browse_tools(a->tools, a->browser, BrowseToolSet::deepseek);
       ToolContext ctx;
       ctx.workdir = dir.path();
-      a->loop_ = std::make_unique<AgentLoop>(llm, a->tools, ContextPolicy{}, LoopLimits{}, prompts, ctx, GenOptions{});
+      a->loop_ = std::make_unique<AgentLoop>(llm, a->tools, ContextPolicy{}, limits, prompts, ctx, gen);
       a->loop_->conversation().append_system("You are a search agent.");
       return std::unique_ptr<TaskAgent>(std::move(a));
     };
@@ -263,6 +266,43 @@ TEST_CASE("batch: a run killed with SIGKILL resumes with every task exactly once
   for (const auto& r : read_results(results)) ++seen[r["id"].get<std::string>()];
   CHECK(seen.size() == 10);
   for (const auto& [id, n] : seen) CHECK_MESSAGE(n == 1, id);
+}
+
+TEST_CASE("batch: concurrent workers on the local engine get the records one worker gets") {
+  Harness h;
+  const EvalSet eval = load_eval(4);
+  auto cfg_model = preset_config("tiny");
+  REQUIRE(cfg_model.ok());
+  REQUIRE(make_model(h.dir / "tiny", *cfg_model, {.seed = 5}).ok());
+  // The workers' conversations fit the pool together, so every step reuses its own conversation's
+  // slot, as with one worker; greedy decoding then gives the same turns.
+  const LoopLimits limits{.max_steps = 3};
+  GenOptions gen;
+  gen.max_tokens = 12;
+  std::map<std::string, json> first;
+  for (int workers : {1, 3}) {
+    CAPTURE(workers);
+    auto llm = LocalLlm::open(h.dir / "tiny", AttentionMode::sparse, 8192);
+    REQUIRE(llm.ok());
+    BatchConfig cfg;
+    cfg.out_dir = h.dir / ("local-" + std::to_string(workers));
+    cfg.workers = workers;
+    cfg.grade = GradeMode::none;
+    cfg.progress = false;
+    auto s = run_batch(eval.tasks, cfg, h.factory(**llm, limits, gen), nullptr, h.prompts);
+    REQUIRE_MESSAGE(s.ok(), s.error().message);
+    const auto recs = read_results(cfg.out_dir / "results.jsonl");
+    REQUIRE(recs.size() == 4);
+    for (const json& r : recs) {
+      const json seen = {r["status"], r["steps"], r["response"], r["usage"]["prompt_tokens"],
+                         r["usage"]["completion_tokens"], r["tool_calls"]};
+      if (workers == 1) {
+        first[r["id"].get<std::string>()] = seen;
+      } else {
+        CHECK(seen == first[r["id"].get<std::string>()]);
+      }
+    }
+  }
 }
 
 TEST_CASE("answers_match normalises case, spaces and punctuation") {

@@ -1,9 +1,12 @@
 // LocalLlm end to end on tiny checkpoints: raw completion reproduces the golden greedy ids, chat
 // turns come back parsed with streamed deltas equal to the final turn and exact usage, prefix reuse
-// shows in usage, stop strings and should_stop end generation, ids with no token are never sampled.
+// shows in usage, stop strings and should_stop end generation, ids with no token are never sampled,
+// concurrent turns each get what they get alone.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <optional>
+#include <thread>
 
 #include "engine/chat/dsml_parser.hpp"
 #include "engine/chat/encoder.hpp"
@@ -193,4 +196,35 @@ TEST_CASE("conversations the encoder rejects are errors, and still countable") {
   auto missing = LocalLlm::open(model.tmp / "nowhere", AttentionMode::sparse, 128);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().message.find("nowhere") != std::string::npos);
+}
+
+TEST_CASE("concurrent chat turns each stream and get what they get alone") {
+  TinyModelDir model;
+  auto shared = LocalLlm::open(model.dir, AttentionMode::sparse, 512);
+  auto single = LocalLlm::open(model.dir, AttentionMode::sparse, 512);
+  REQUIRE(shared.ok());
+  REQUIRE(single.ok());
+  const std::vector<std::string> asks = {"Tell me a story.", "Write a function that adds two numbers.",
+                                         "What is two plus two?", "Name three rivers."};
+  GenOptions opt;
+  opt.max_tokens = 24;
+  opt.seed = 4;
+  opt.temperature = 0.8;
+  std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
+  std::vector<RecordingSink> sinks(asks.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < asks.size(); ++i)
+    threads.emplace_back([&, i] { turns[i].emplace((*shared)->generate(ask(asks[i]), {}, opt, &sinks[i])); });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < asks.size(); ++i) {
+    CAPTURE(asks[i]);
+    REQUIRE(turns[i]->ok());
+    const AssistantTurn& turn = turns[i]->value();
+    auto ref = (*single)->generate(ask(asks[i]), {}, opt, nullptr);
+    REQUIRE(ref.ok());
+    CHECK(turn.raw_text == ref->raw_text);
+    CHECK(turn.usage.completion_tokens == ref->usage.completion_tokens);
+    CHECK(sinks[i].reasoning == turn.reasoning);
+    CHECK(sinks[i].content == turn.content);
+  }
 }

@@ -1,0 +1,85 @@
+// Concurrent decode through the BatchScheduler (concurrency.hpp).
+#include "cli/bench/concurrency.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <latch>
+#include <string>
+#include <random>
+#include <thread>
+
+#include "engine/runtime/generator.hpp"
+#include "engine/runtime/scheduler.hpp"
+
+namespace dsa::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kPromptTokens = 64;
+
+Result<ConcurrentDecode> run_requests(BatchScheduler& s, int64_t batch, int64_t tokens, std::mt19937_64& rng) {
+  const ModelConfig& cfg = s.model().config();
+  const int32_t eos[1] = {int32_t(cfg.eos_token_id)};
+  std::uniform_int_distribution<int32_t> id(3, int32_t(cfg.vocab_size - 1));
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch), std::vector<int32_t>(kPromptTokens));
+  for (auto& p : prompts)
+    for (int32_t& t : p) t = id(rng);
+
+  std::vector<std::vector<Clock::time_point>> times(static_cast<size_t>(batch));  // each sampled id's
+  std::vector<std::string> errors(static_cast<size_t>(batch));
+  std::latch submit(batch);  // all requests enqueue together
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < size_t(batch); ++i) {
+    threads.emplace_back([&, i] {
+      submit.arrive_and_wait();
+      GenerateParams p;
+      p.max_tokens = tokens + 1;  // the first id closes the prefill
+      p.masked_ids = eos;
+      auto r = s.generate(prompts[i], p, [&, i](int32_t) {
+        times[i].push_back(Clock::now());
+        return false;
+      });
+      if (!r.ok()) errors[i] = r.error().message;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const std::string& e : errors)
+    if (!e.empty()) return make_error(e);
+
+  // The window in which all of them were decoding: from the last first id to the first last id.
+  Clock::time_point start = Clock::time_point::min(), end = Clock::time_point::max();
+  for (const auto& t : times) {
+    start = std::max(start, t.front());
+    end = std::min(end, t.back());
+  }
+  ConcurrentDecode out{.batch = batch};
+  for (const auto& t : times)
+    out.tokens += std::count_if(t.begin(), t.end(), [&](Clock::time_point x) { return x > start && x <= end; });
+  out.seconds = std::chrono::duration<double>(end - start).count();
+  out.tokens_per_s = out.seconds > 0 ? double(out.tokens) / out.seconds : 0;
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<ConcurrentDecode>> measure_concurrent_decode(const std::filesystem::path& dir, AttentionMode mode,
+                                                                int64_t batch, int64_t tokens) {
+  DSA_TRY(model, Model::load(dir, mode));
+  const ModelConfig& cfg = model->config();
+  const int64_t context = kPromptTokens + tokens + 1;
+  const cpu::LatentFormat fmt = default_latent_format(cfg);  // as LocalLlm runs
+  BatchScheduler s(std::move(model), fmt,
+                   SchedulerOptions{.max_context = context, .pool_tokens = batch * context, .n_slots = batch});
+  std::mt19937_64 rng(1);
+  std::vector<ConcurrentDecode> out;
+  for (int64_t b : {int64_t(1), batch}) {
+    if (auto warm = run_requests(s, b, 2, rng); !warm.ok()) return warm.error();
+    DSA_TRY(line, run_requests(s, b, tokens, rng));
+    out.push_back(line);
+  }
+  return out;
+}
+
+}  // namespace dsa::cli
