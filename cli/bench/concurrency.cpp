@@ -48,16 +48,18 @@ Result<ConcurrentDecode> run_requests(BatchScheduler& s, int64_t batch, int64_t 
   for (const std::string& e : errors)
     if (!e.empty()) return make_error(e);
 
-  // The window in which all of them were decoding: from the last first id to the first last id.
-  Clock::time_point start = Clock::time_point::min(), end = Clock::time_point::max();
-  for (const auto& t : times) {
-    start = std::max(start, t.front());
-    end = std::min(end, t.back());
-  }
+  // Aggregate decode rate: every id after each request's first (which closes its prefill), over the
+  // time from the earliest first id to the latest last id. Requests that start late (admission,
+  // preemption) lengthen the window, so the rate is what the batch as a whole achieved.
+  Clock::time_point start = Clock::time_point::max(), end = Clock::time_point::min();
   ConcurrentDecode out{.batch = batch};
-  for (const auto& t : times)
-    out.tokens += std::count_if(t.begin(), t.end(), [&](Clock::time_point x) { return x > start && x <= end; });
-  out.seconds = std::chrono::duration<double>(end - start).count();
+  for (const auto& t : times) {
+    if (t.empty()) continue;
+    start = std::min(start, t.front());
+    end = std::max(end, t.back());
+    out.tokens += int64_t(t.size()) - 1;
+  }
+  out.seconds = end > start ? std::chrono::duration<double>(end - start).count() : 0.0;
   out.tokens_per_s = out.seconds > 0 ? double(out.tokens) / out.seconds : 0;
   return out;
 }
