@@ -133,5 +133,27 @@ TEST_CASE("bench --json: lines per position with the documented byte accounting"
   }
 }
 
+TEST_CASE("bench --concurrency --json: one request, then N at once, every id counted") {
+  TinyModel m;
+  const auto r = run_command(test::dsagent_binary().string() + " bench --model " + m.dir.string() +
+                             " --positions 64 --tokens 6 --prefill-tokens 0 --probe-mib 8 --threads 1 --json"
+                             " --concurrency 3 2>/dev/null");
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  REQUIRE(j["runs"].size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& run = j["runs"][i];
+    const int64_t batch = i == 0 ? 1 : 3;
+    CAPTURE(batch);
+    CHECK(run["phase"] == "decode");
+    CHECK(run["batch"].get<int64_t>() == batch);
+    CHECK(run["tokens"].get<int64_t>() == batch * 6);  // each request decodes 6 ids after its first
+    CHECK(run["seconds"].get<double>() > 0);
+    CHECK(run["tokens_per_s"].get<double>() ==
+          doctest::Approx(run["tokens"].get<double>() / run["seconds"].get<double>()));
+  }
+  CHECK(j["runs"][0]["speedup"].get<double>() == doctest::Approx(1.0));
+}
+
 }  // namespace
 }  // namespace dsa
