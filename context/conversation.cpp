@@ -142,7 +142,7 @@ Result<Conversation> Conversation::from_json(const json& j) {
 }
 
 Result<void> Conversation::save(const std::filesystem::path& path) const {
-  return write_file_atomic(path, to_json().dump(1) + "\n");
+  return write_file_atomic(path, to_json().dump(1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 Result<Conversation> Conversation::load(const std::filesystem::path& path) {

@@ -161,6 +161,8 @@ Result<void> TrajectoryWriter::finish(const std::string& status, const std::stri
   return write();
 }
 
-Result<void> TrajectoryWriter::write() { return write_file_atomic(path_, doc_.dump(2) + "\n"); }
+// Model text can hold invalid UTF-8 (a byte-level model may emit any bytes); it is written with
+// U+FFFD in place of the invalid parts rather than losing the file.
+Result<void> TrajectoryWriter::write() { return write_file_atomic(path_, doc_.dump(2, ' ', false, json::error_handler_t::replace) + "\n"); }
 
 }  // namespace dsa

@@ -218,7 +218,7 @@ void write_run_file(const fs::path& dir, const json& rec) {
               {"retrieved_docids", rec.value("retrieved_docids", json::array())},
               {"result", json::array({{{"type", "output_text"}, {"output", rec.value("response", "")}}})}};
   std::ofstream out(dir / (safe_name(rec["id"].get<std::string>()) + ".json"));
-  out << run.dump(2) << "\n";
+  out << run.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
 double mean(const std::vector<double>& v) {
@@ -386,7 +386,7 @@ Result<BatchSummary> run_batch(const std::vector<BatchTask>& tasks, const BatchC
   summary.json = summarize_results(records);
   summary.graded = summary.json["graded"].get<int64_t>();
   summary.correct = summary.json["correct"].get<int64_t>();
-  std::ofstream(cfg.out_dir / "summary.json") << summary.json.dump(2) << "\n";
+  std::ofstream(cfg.out_dir / "summary.json") << summary.json.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   return summary;
 }
 

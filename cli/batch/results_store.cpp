@@ -63,7 +63,7 @@ Result<void> ResultsStore::append(const nlohmann::json& record) {
   std::lock_guard lock(mu_);
   const std::string id = record.at("id").get<std::string>();
   if (ids_.count(id)) return {};  // already recorded: a duplicate would double-count
-  const std::string line = record.dump() + "\n";
+  const std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (std::fwrite(line.data(), 1, line.size(), out_) != line.size() || std::fflush(out_) != 0 ||
       ::fsync(::fileno(out_)) != 0) {
     return make_error(path_.string() + ": write failed");

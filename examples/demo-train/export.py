@@ -10,9 +10,7 @@ demo dimensions. The FP8 rounding is the reference model's (tests/golden/referen
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
@@ -20,6 +18,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "golden"))
 import reference_model as R  # noqa: E402
+from template_model import generated_model  # noqa: E402
 
 BF16_2D = ("embed_tokens.weight", "lm_head.weight", "weights_proj.weight", "mlp.gate.weight")
 
@@ -64,9 +63,8 @@ def main():
             tensors[hf + "_scale_inv"] = ("F32", scale)
     R.save_safetensors(os.path.join(a.out, "model.safetensors"), tensors)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([a.dsagent, "make-model", tmp + "/m", "--preset", "tiny"], check=True, capture_output=True)
-        config = json.load(open(tmp + "/m/config.json"))
+    with generated_model(a.dsagent) as tpl:
+        config = json.load(open(os.path.join(tpl, "config.json")))
     config.update(cfg)
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)

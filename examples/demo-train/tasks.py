@@ -89,10 +89,6 @@ def make_entities(seed=1234, n=480):
     return ents
 
 
-def fact_sentence_value(ent, attr):
-    return ent["facts"][attr]
-
-
 # ----------------------------------------------------------------- the shell workspace
 
 def make_files(rng, n_files, used_keywords):

@@ -11,10 +11,10 @@ import argparse
 import json
 import os
 import re
-import subprocess
-import tempfile
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+from template_model import generated_model
 
 ADDED_BLOCK = 815  # added tokens after the BPE vocabulary (engine/tokenizer/make_tokenizer.hpp)
 
@@ -27,12 +27,11 @@ def main():
     ap.add_argument("--vocab-size", type=int, default=2048)
     a = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:  # the layout template: a generated model's tokenizer
-        subprocess.run([a.dsagent, "make-model", tmp + "/m", "--preset", "tiny"], check=True, capture_output=True)
-        template = json.load(open(tmp + "/m/tokenizer.json"))
+    with generated_model(a.dsagent) as tpl:  # the layout template: a generated model's tokenizer
+        template = json.load(open(os.path.join(tpl, "tokenizer.json")))
         for name in ("tokenizer_config.json", "generation_config.json"):
             with open(os.path.join(a.out, name), "w") as f:
-                f.write(open(os.path.join(tmp, "m", name)).read())
+                f.write(open(os.path.join(tpl, name)).read())
 
     specials = [t["content"] for t in template["added_tokens"]]
     split = re.compile("|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)))

@@ -133,6 +133,19 @@ TEST_CASE("secrets never reach the file") {
   CHECK(j["extra"]["final_state"]["error"] == "auth failed for [redacted]");
 }
 
+TEST_CASE("invalid UTF-8 in model text is written replaced, not lost") {
+  test::TempDir dir("traj");
+  auto w = TrajectoryWriter::create(dir / "t.json", TrajectoryInfo{"s", "v", "m", {}});
+  REQUIRE(w.ok());
+  REQUIRE(w->add_user("q").ok());
+  AssistantTurn turn;
+  turn.content = std::string("cut \xEF\xBD.") + " end";  // a lead byte pair, then '.'
+  REQUIRE(w->add_agent(turn).ok());
+  REQUIRE(w->add_step_extra("format_error", "malformed reply").ok());
+  const json j = json::parse(test::read_text(dir / "t.json"));
+  CHECK(j["steps"][1]["message"] == "cut \xEF\xBF\xBD. end");
+}
+
 TEST_CASE("an observation without an agent step, or an unwritable path, is an error") {
   test::TempDir dir("traj");
   auto w = TrajectoryWriter::create(dir / "t.json", TrajectoryInfo{"s", "v", "m", {}});
