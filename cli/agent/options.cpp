@@ -26,7 +26,7 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--browse-tools", o.browse_tools, "deepseek (search/open/find) or browsecomp-plus (search/get_document)")
       ->check(CLI::IsMember({"deepseek", "browsecomp-plus"}))
       ->group(tools);
-  cmd.add_option("--tool-spec", o.tool_specs, "command tool spec file (repeatable)")->group(tools);
+  cmd.add_option("--tool-spec", o.tool_specs, "command tool spec file (repeatable)")->allow_extra_args(false)->group(tools);
   cmd.add_option("--workdir", o.workdir, "directory the tools work in (default: the current one)")->group(tools);
   cmd.add_option("--approval", o.approval, "auto, ask (before writes and commands) or read-only")
       ->check(CLI::IsMember({"auto", "ask", "read-only"}))

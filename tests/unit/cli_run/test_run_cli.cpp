@@ -250,3 +250,87 @@ TEST_CASE("dsagent run --corpus docs.jsonl: the browse tools search a JSONL corp
   CHECK(result["content"].get<std::string>().find("Pharos") == std::string::npos);
   std::filesystem::remove(*cli::corpus_cache_path(dir / "docs.jsonl"));
 }
+
+namespace {
+
+// The tool message of the second request: what the model was shown for its first call.
+std::string first_observation(const HttpTestServer& server) {
+  auto reqs = server.requests();
+  REQUIRE(reqs.size() == 2);
+  json msgs = json::parse(reqs[1].body)["messages"];
+  REQUIRE(msgs.size() == 4);
+  return msgs[3]["content"].get<std::string>();
+}
+
+// The names of the tools the first request offered.
+std::vector<std::string> offered_tools(const HttpTestServer& server) {
+  const json body = json::parse(server.requests().at(0).body);
+  std::vector<std::string> names;
+  for (const auto& t : body["tools"]) names.push_back(t["function"]["name"]);
+  return names;
+}
+
+bool offers(const HttpTestServer& server, const std::string& name) {
+  auto names = offered_tools(server);
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+}  // namespace
+
+TEST_CASE("dsagent run --tool-spec: a command plugin is offered and really runs") {
+  TempDir dir("dsa-run-plugin");
+  std::filesystem::create_directories(dir / "work");
+  write_text(dir / "shout.sh", "#!/bin/bash\ntr a-z A-Z\n");
+  std::filesystem::permissions(dir / "shout.sh", std::filesystem::perms::owner_all);
+  write_text(dir / "shout.json", json{{"name", "shout"},
+                                      {"description", "upper-cases its input"},
+                                      {"parameters", {{"type", "object"}, {"properties", {{"text", {{"type", "string"}}}}}}},
+                                      {"command", (dir / "shout.sh").string()}}
+                                     .dump());
+  HttpTestServer server({tool_turn("shout", {{"text", "quiet words"}}), answer_turn("done")});
+  auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --workdir work --tools none --tool-spec " +
+                                        quote((dir / "shout.json").string()) + " 'Shout' 2>" + quote((dir / "err").string())));
+  INFO(read_text(dir / "err"));
+  CHECK(r.exit_code == 0);
+  CHECK(offered_tools(server) == std::vector<std::string>{"shout"});
+  CHECK(first_observation(server).find("\"TEXT\":\"QUIET WORDS\"") != std::string::npos);
+}
+
+TEST_CASE("dsagent run --mcp-config: an MCP server's tools are offered and called") {
+  const auto python = source_dir() / ".venv" / "bin" / "python";
+  if (!std::filesystem::exists(python) || run_command(python.string() + " -c 'import mcp' 2>&1").exit_code != 0) {
+    MESSAGE("skipped: the project venv has no mcp package (run scripts/python-env.sh mcp)");
+    return;
+  }
+  TempDir dir("dsa-run-mcp");
+  std::filesystem::create_directories(dir / "work");
+  write_text(dir / "mcp.json",
+             json{{"mcpServers",
+                   {{"py", {{"command", python.string()}, {"args", {(source_dir() / "tests/golden/mcp_test_server.py").string()}}}}}}}
+                 .dump());
+  HttpTestServer server({tool_turn("py__add", {{"a", 2}, {"b", 40}}), answer_turn("42")});
+  auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --workdir work --tools none --mcp-config " +
+                                        quote((dir / "mcp.json").string()) + " 'Add' 2>" + quote((dir / "err").string())));
+  INFO(read_text(dir / "err"));
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "42\n");
+  CHECK(offers(server, "py__add"));
+  CHECK(first_observation(server) == "2 + 40 = 42");
+}
+
+TEST_CASE("dsagent run --approval: ask without a terminal and read-only refuse writes; the model is told") {
+  for (const char* mode : {"ask", "read-only"}) {
+    CAPTURE(mode);
+    TempDir dir("dsa-run-approval");
+    std::filesystem::create_directories(dir / "work");
+    HttpTestServer server({write_file_turn("x.txt", "no\n"), answer_turn("ok")});
+    // setsid: no controlling terminal, so ask mode has nobody to ask.
+    std::string cmd = run_cmd(dir, "--api " + server.url() + " --api-model m --workdir work --approval " + mode +
+                                       " 'Write x.txt' 2>/dev/null </dev/null");
+    cmd.replace(cmd.find("&& env "), 7, "&& setsid env ");
+    auto r = run_command(cmd);
+    CHECK(r.exit_code == 0);
+    CHECK_FALSE(std::filesystem::exists(dir / "work" / "x.txt"));
+    CHECK(first_observation(server).find("refused") != std::string::npos);
+  }
+}
