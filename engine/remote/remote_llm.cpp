@@ -18,11 +18,18 @@ namespace dsa {
 
 // The outcome of one HTTP exchange.
 struct RemoteLlm::Attempt {
-  enum class Kind { ok, stopped, retry, fail } kind = Kind::fail;
+  enum class Kind { ok, stopped, retry, fail, shrink } kind = Kind::fail;
   AssistantTurn turn;
   std::string error;
   std::optional<int64_t> retry_after_ms;
+  CompletionLimit limit;  // kind shrink: the completion budget the server would take
 };
+
+namespace {
+// A completion budget below this that a server offers for the prompt at hand means the prompt has
+// filled its context: that is reported as context_length_exceeded, not answered in a few tokens.
+constexpr int64_t kMinCompletionRoom = 1024;
+}  // namespace
 
 Result<std::unique_ptr<RemoteLlm>> RemoteLlm::create(RemoteConfig config) {
   DSA_TRY(url, chat_completions_url(config.base_url));
@@ -102,7 +109,12 @@ RemoteLlm::Attempt RemoteLlm::attempt(const std::string& body, StreamSink* sink)
   }
   if (http.status != 200 && http.status != 0 && http.transport_error.empty()) {
     std::string msg = server_error_message(raw);
-    if ((http.status == 400 || http.status == 413) && is_context_length_error(msg)) {
+    auto limit = http.status == 400 ? completion_limit(msg) : std::nullopt;
+    if (limit && (limit->fixed || limit->max_tokens >= kMinCompletionRoom)) {
+      a.kind = Attempt::Kind::shrink;
+      a.limit = *limit;
+      a.error = "HTTP 400 from " + url_ + ": " + msg;
+    } else if ((http.status == 400 || http.status == 413) && is_context_length_error(msg)) {
       a.error = "context_length_exceeded: " + msg;
     } else {
       a.error = "HTTP " + std::to_string(http.status) + " from " + url_ + ": " + msg;
@@ -161,10 +173,32 @@ RemoteLlm::Attempt RemoteLlm::attempt(const std::string& body, StreamSink* sink)
 
 Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, std::span<const ToolSpec> tools,
                                           const GenOptions& options, StreamSink* sink) {
-  const std::string body = build_chat_request(config_, messages, tools, options).dump();
+  GenOptions opts = options;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (max_tokens_cap_ > 0) opts.max_tokens = std::min(opts.max_tokens, max_tokens_cap_);
+  }
+  std::string body = build_chat_request(config_, messages, tools, opts).dump();
   std::string last_error;
   for (int n = 0; n <= config_.max_retries; ++n) {
     Attempt a = attempt(body, sink);
+    if (a.kind == Attempt::Kind::shrink) {
+      if (a.limit.max_tokens >= opts.max_tokens) return make_error(redact(a.error));
+      opts.max_tokens = a.limit.max_tokens;
+      body = build_chat_request(config_, messages, tools, opts).dump();
+      bool first;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (a.limit.fixed) max_tokens_cap_ = a.limit.max_tokens;
+        first = !shrink_warned_;
+        shrink_warned_ = true;
+      }
+      if (first || a.limit.fixed)
+        warn("the server takes at most " + std::to_string(a.limit.max_tokens) + " completion tokens" +
+             (a.limit.fixed ? "" : " for this prompt") + "; asking for that many");
+      --n;  // not a failure of the server: the same attempt again with the budget it takes
+      continue;
+    }
     switch (a.kind) {
       case Attempt::Kind::ok:
         observe_prompt_tokens(estimate_prompt_tokens(messages, tools, options.thinking), a.turn.usage.prompt_tokens);
@@ -174,6 +208,7 @@ Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, 
       case Attempt::Kind::fail:
         return make_error(redact(a.error));
       case Attempt::Kind::retry:
+      case Attempt::Kind::shrink:
         break;
     }
     last_error = a.error;

@@ -6,7 +6,10 @@
 // with full jitter, or the server's Retry-After, capped at retry_max_ms); the returned turn never
 // holds text from a failed attempt, though the sink has already shown it. Other 4xx fail at once
 // with one line naming the status and the server's message (401/403 also name the key variable);
-// a prompt over the server's window fails with "context_length_exceeded: ...". Tool-call arguments
+// a prompt over the server's window fails with "context_length_exceeded: ...". A 400 that names a
+// smaller completion budget (DeepSeek's and OpenAI's per-model caps, vLLM's and SGLang's room left
+// after the prompt) is sent again at once with that max_tokens, and a model's cap is kept for the
+// requests after it, with one warning. Tool-call arguments
 // that are not a JSON object are a FormatError in the turn, not an Error. The API key is sent as
 // `Authorization: Bearer` and never appears in an error or warning.
 #pragma once
@@ -51,6 +54,8 @@ class RemoteLlm final : public Llm {
   std::mutex mu_;  // guards the members below; generate may run on several threads
   std::vector<std::string> warnings_;
   double token_ratio_ = 1.0;  // server prompt_tokens / estimate
+  int64_t max_tokens_cap_ = 0;  // the model's completion cap, once a server has named it (0: none known)
+  bool shrink_warned_ = false;
   bool ratio_observed_ = false;
   std::mt19937_64 rng_{std::random_device{}()};
 };

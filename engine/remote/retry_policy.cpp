@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <regex>
 
 #include "engine/api/types.hpp"
 
@@ -62,6 +63,26 @@ bool is_context_length_error(std::string_view message) {
                              "prompt is too long", "too many tokens"})
     if (m.find(needle) != std::string::npos) return true;
   return false;
+}
+
+std::optional<CompletionLimit> completion_limit(std::string_view message) {
+  std::string m(message);
+  std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto number = [&m](const char* pattern) -> std::optional<int64_t> {
+    std::smatch hit;
+    if (!std::regex_search(m, hit, std::regex(pattern)) || hit[1].length() > 12) return std::nullopt;
+    return std::stoll(hit[1].str());
+  };
+  if (auto top = number(R"(valid range of max_tokens is \[\s*\d+\s*,\s*(\d+)\s*\])"); top && *top > 0)
+    return CompletionLimit{*top, true};  // DeepSeek
+  if (auto most = number(R"(supports at most (\d+) completion tokens)"); most && *most > 0)
+    return CompletionLimit{*most, true};  // OpenAI
+  auto context = number(R"(maximum context length (?:is|of) (\d+))");
+  auto prompt = number(R"(\((\d+) in the messages)");                         // vLLM, older
+  if (!prompt) prompt = number(R"(your request has (\d+) input tokens)");      // vLLM
+  if (!prompt) prompt = number(R"((\d+) tokens from the input messages)");     // SGLang
+  if (context && prompt && *context > *prompt) return CompletionLimit{*context - *prompt, false};
+  return std::nullopt;
 }
 
 }  // namespace dsa

@@ -27,4 +27,18 @@ std::string server_error_message(std::string_view body);
 // "This model's maximum context length is ...", "context_length_exceeded", "prompt is too long", ...
 bool is_context_length_error(std::string_view message);
 
+// A 400 that rejects the requested completion budget rather than the prompt, read as the largest
+// max_tokens the server would take for the same request:
+//   fixed: the model's own cap ("the valid range of max_tokens is [1, 8192]" from DeepSeek,
+//          "supports at most 16384 completion tokens" from OpenAI), true for every later request;
+//   room:  the context left after the prompt (vLLM's "maximum context length is 4096 tokens ...
+//          (120 in the messages, 32768 in the completion)", SGLang's "... 120 tokens from the input
+//          messages ..."), true only for this prompt.
+// nullopt when the message is neither or leaves no room (then the prompt itself is too long).
+struct CompletionLimit {
+  int64_t max_tokens = 0;
+  bool fixed = false;
+};
+std::optional<CompletionLimit> completion_limit(std::string_view message);
+
 }  // namespace dsa

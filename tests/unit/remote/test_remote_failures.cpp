@@ -224,3 +224,42 @@ TEST_CASE("the API key never appears in errors or warnings, even when a server e
   for (const auto& w : warnings) CHECK_FALSE(contains(w, key));
   CHECK_FALSE(contains(failed.error().message, key));
 }
+
+TEST_CASE("a 400 naming the model's completion cap: sent again with that max_tokens, kept for later requests") {
+  Server server({status_response(400, R"({"error": {"message": "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"}})"),
+                 Server::sse(hello_events()), Server::sse(hello_events())});
+  auto llm = make_llm(test_config(server.url()));
+  GenOptions g;
+  g.max_tokens = 32768;
+  auto turn = llm->generate(chat(), {}, g, nullptr);
+  REQUIRE_MESSAGE(turn.ok(), (turn.ok() ? "" : turn.error().message));
+  CHECK(turn->content == "Hello");
+  REQUIRE(llm->generate(chat(), {}, g, nullptr).ok());
+  auto reqs = server.requests();
+  REQUIRE(reqs.size() == 3);
+  CHECK(json::parse(reqs[0].body)["max_tokens"] == 32768);
+  CHECK(json::parse(reqs[1].body)["max_tokens"] == 8192);
+  CHECK(json::parse(reqs[2].body)["max_tokens"] == 8192);  // no second refusal
+  auto warnings = llm->take_warnings();
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0] == "the server takes at most 8192 completion tokens; asking for that many");
+}
+
+TEST_CASE("a 400 naming the room a prompt leaves: that request is sent again; a prompt that fills the context is reported") {
+  const std::string room = R"({"error": {"message": "This model's maximum context length is 32768 tokens. However, you requested 33000 tokens (232 in the messages, 32768 in the completion)."}})";
+  const std::string full = R"({"error": {"message": "This model's maximum context length is 32768 tokens. However, you requested 33000 tokens (32500 in the messages, 500 in the completion)."}})";
+  Server server({status_response(400, room), Server::sse(hello_events()), status_response(400, full)});
+  auto llm = make_llm(test_config(server.url()));
+  GenOptions g;
+  g.max_tokens = 32768;
+  auto turn = llm->generate(chat(), {}, g, nullptr);
+  REQUIRE_MESSAGE(turn.ok(), (turn.ok() ? "" : turn.error().message));
+  auto reqs = server.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(json::parse(reqs[1].body)["max_tokens"] == 32768 - 232);
+  auto overflow = llm->generate(chat(), {}, g, nullptr);
+  REQUIRE_FALSE(overflow.ok());
+  CHECK(overflow.error().message.rfind("context_length_exceeded: ", 0) == 0);
+  CHECK(server.requests().size() == 3);
+  CHECK(json::parse(server.requests()[2].body)["max_tokens"] == 32768);  // room is per prompt, not kept
+}

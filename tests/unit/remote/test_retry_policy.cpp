@@ -69,3 +69,35 @@ TEST_CASE("context-length errors are recognised in the wording of each server") 
   CHECK_FALSE(is_context_length_error("Invalid 'messages[2]': tool_call_id missing"));
   CHECK_FALSE(is_context_length_error("Rate limit reached"));
 }
+
+TEST_CASE("completion_limit reads the completion budget a server names") {
+  // DeepSeek and OpenAI: the model's own cap, for every later request too.
+  auto ds = completion_limit("Invalid max_tokens value, the valid range of max_tokens is [1, 8192]");
+  REQUIRE(ds);
+  CHECK(ds->max_tokens == 8192);
+  CHECK(ds->fixed);
+  auto oa = completion_limit(
+      "max_tokens is too large: 32768. This model supports at most 16384 completion tokens, whereas you provided 32768.");
+  REQUIRE(oa);
+  CHECK(oa->max_tokens == 16384);
+  CHECK(oa->fixed);
+  // vLLM (both wordings) and SGLang: the room the prompt leaves in the context.
+  auto v1 = completion_limit("This model's maximum context length is 32768 tokens. However, you requested 33888 tokens "
+                             "(1120 in the messages, 32768 in the completion). Please reduce the length of the messages or completion.");
+  REQUIRE(v1);
+  CHECK(v1->max_tokens == 32768 - 1120);
+  CHECK_FALSE(v1->fixed);
+  auto v2 = completion_limit("'max_tokens' or 'max_completion_tokens' is too large: 32768. This model's maximum context length "
+                             "is 16384 tokens and your request has 120 input tokens (32768 > 16384 - 120).");
+  REQUIRE(v2);
+  CHECK(v2->max_tokens == 16384 - 120);
+  auto sg = completion_limit("Requested token count exceeds the model's maximum context length of 8192 tokens. You requested "
+                             "a total of 40000 tokens: 7232 tokens from the input messages and 32768 tokens for the completion.");
+  REQUIRE(sg);
+  CHECK(sg->max_tokens == 8192 - 7232);
+  // A prompt that alone overflows, and other errors, name no budget.
+  CHECK_FALSE(completion_limit("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens "
+                               "(4990 in the messages, 10 in the completion)."));
+  CHECK_FALSE(completion_limit("Invalid API key"));
+  CHECK_FALSE(completion_limit("prompt is too long"));
+}
