@@ -21,19 +21,14 @@ using simd::kWidth;
 using simd::vf;
 
 constexpr int kRows = 4;          // weight rows computed together (128 % kRows == 0)
-constexpr int64_t kTileM = 32;    // activation rows sharing one converted weight block
-constexpr int64_t kDirectM = 4;   // up to this many rows, weights are converted on the fly
+constexpr int64_t kTileM = 32;    // activation rows kept in cache while the weight blocks pass
+constexpr int kRowsAtOnce = 4;    // activation rows sharing each widened weight vector
 
 struct Bf16Rows {
   const uint16_t* w;
   int64_t ld;
   vf load(int64_t r, int64_t c) const { return simd::load_bf16(w + r * ld + c); }
   float at(int64_t r, int64_t c) const { return bf16_to_float(w[r * ld + c]); }
-};
-struct Fp8Rows {  // values times 2^-8, see simd::load_fp8
-  const uint8_t* w;
-  int64_t ld;
-  vf load(int64_t r, int64_t c) const { return simd::load_fp8(w + r * ld + c); }
 };
 struct F32Rows {
   const float* w;
@@ -42,42 +37,76 @@ struct F32Rows {
   float at(int64_t r, int64_t c) const { return w[r * ld + c]; }
 };
 
-// out[r] = x . w[j0 + r] for r < R (fp32 accumulation; any k).
-template <int R, class Rows>
-inline void dot_rows(const float* x, int64_t k, const Rows& w, int64_t j0, float* out) {
-  vf acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = simd::zero();
+// out[i * R + r] = x_i . w[j0 + r] for M activation rows (stride ldx) and R weight rows: fp32
+// accumulation, any k. Each weight vector is widened once and used by all M rows; every (i, r) gets
+// the same operations in the same order whatever M is.
+template <int M, int R, class Rows>
+inline void dot_tile(const float* x, int64_t ldx, int64_t k, const Rows& w, int64_t j0, float* out) {
+  vf acc[M][R];
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) acc[i][r] = simd::zero();
   int64_t c = 0;
   for (; c + kWidth <= k; c += kWidth) {
-    const vf xv = simd::load(x + c);
-    for (int r = 0; r < R; ++r) acc[r] = simd::fma(xv, w.load(j0 + r, c), acc[r]);
+    vf wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = w.load(j0 + r, c);
+    for (int i = 0; i < M; ++i) {
+      const vf xv = simd::load(x + i * ldx + c);
+      for (int r = 0; r < R; ++r) acc[i][r] = simd::fma(xv, wv[r], acc[i][r]);
+    }
   }
-  for (int r = 0; r < R; ++r) {
-    out[r] = simd::hsum(acc[r]);
-    for (int64_t t = c; t < k; ++t) out[r] += x[t] * w.at(j0 + r, t);
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) {
+      float v = simd::hsum(acc[i][r]);
+      for (int64_t t = c; t < k; ++t) v += x[i * ldx + t] * w.at(j0 + r, t);
+      out[i * R + r] = v;
+    }
+}
+
+// Calls tile.template operator()<M>(i) over rows i0..i1 in groups of M = kRowsAtOnce, then the rest.
+template <class Tile>
+inline void for_row_groups(int64_t i0, int64_t i1, Tile&& tile) {
+  int64_t i = i0;
+  for (; i + kRowsAtOnce <= i1; i += kRowsAtOnce) tile.template operator()<kRowsAtOnce>(i);
+  switch (i1 - i) {
+    case 3: tile.template operator()<3>(i); break;
+    case 2: tile.template operator()<2>(i); break;
+    case 1: tile.template operator()<1>(i); break;
+    default: break;
   }
 }
 
-// out[r] = bf16(sum_kb (xq[kb] . w[j0 + r][kb]) * xs[kb] * ws[kb]): the FP8 linear's block-scaled
-// dot. As the reference: each block's dot is an fp32 sum, scaled and accumulated in fp64.
-// xq: quantised activations as fp32 values; xs: their scales times kFp8Unscale; ws: the weight
-// scale row of the 128-row group holding j0..j0+R-1. k % 128 == 0.
-template <int R, class Rows>
-inline void dot_rows_fp8(const float* xq, const float* xs, int64_t k, const Rows& w, int64_t j0,
+// out[i * R + r] = bf16(sum_kb (xq_i[kb] . w_r[kb]) * xs_i[kb] * ws[kb]) for M activation rows and
+// R weight rows: the FP8 linear's block-scaled dot. As the reference: each block's dot is an fp32
+// sum, scaled and accumulated in fp64. xq: quantised activations as fp32 values (row stride k); xs:
+// their scales times kFp8Unscale (row stride k / 128); w: e4m3 rows (stride ldw), widened by
+// simd::load_fp8 once per vector and used by all M activation rows; ws: the weight scale row of the
+// 128-row group holding these R rows. Every (i, r) gets the same operations in the same order
+// whatever M is, so a row's result does not depend on which rows it is batched with. k % 128 == 0.
+template <int M, int R>
+inline void dot_tile_fp8(const float* xq, const float* xs, int64_t k, const uint8_t* w, int64_t ldw,
                          const float* ws, float* out) {
-  double acc[R] = {};
-  for (int64_t kb = 0; kb < k / kQuantBlock; ++kb) {
-    vf part[R];
-    for (int r = 0; r < R; ++r) part[r] = simd::zero();
+  const int64_t n_kb = k / kQuantBlock;
+  double acc[M][R] = {};
+  for (int64_t kb = 0; kb < n_kb; ++kb) {
+    vf part[M][R];
+    for (int i = 0; i < M; ++i)
+      for (int r = 0; r < R; ++r) part[i][r] = simd::zero();
     const int64_t c0 = kb * kQuantBlock;
     for (int64_t c = c0; c < c0 + kQuantBlock; c += kWidth) {
-      const vf xv = simd::load(xq + c);
-      for (int r = 0; r < R; ++r) part[r] = simd::fma(xv, w.load(j0 + r, c), part[r]);
+      vf wv[R];
+      for (int r = 0; r < R; ++r) wv[r] = simd::load_fp8(w + r * ldw + c);
+      for (int i = 0; i < M; ++i) {
+        const vf xv = simd::load(xq + i * k + c);
+        for (int r = 0; r < R; ++r) part[i][r] = simd::fma(xv, wv[r], part[i][r]);
+      }
     }
-    const double s = double(xs[kb] * ws[kb]);
-    for (int r = 0; r < R; ++r) acc[r] += double(simd::hsum(part[r])) * s;
+    for (int i = 0; i < M; ++i) {
+      const float xsi = xs[i * n_kb + kb];
+      for (int r = 0; r < R; ++r) acc[i][r] += double(simd::hsum(part[i][r])) * double(xsi * ws[kb]);
+    }
   }
-  for (int r = 0; r < R; ++r) out[r] = round_bf16(float(acc[r]));
+  for (int i = 0; i < M; ++i)
+    for (int r = 0; r < R; ++r) out[i * R + r] = round_bf16(float(acc[i][r]));
 }
 
 // Runs body(j0, rows) over blocks of kRows output features, in parallel.
@@ -91,48 +120,35 @@ void for_row_blocks(int64_t n, int64_t k, Body&& body) {
   }, grain);
 }
 
-template <class Rows>
-void matmul_generic(const float* x, int64_t ldx, int64_t m, int64_t k, const Rows& w, int64_t n, float* y,
-                    int64_t ldy, bool round_out) {
-  auto emit = [&](float* out, int64_t i, int64_t j0, int rows) {
-    for (int r = 0; r < rows; ++r) y[i * ldy + j0 + r] = round_out ? round_bf16(out[r]) : out[r];
-  };
-  if (m <= kDirectM) {
-    for_row_blocks(n, k, [&](int64_t j0, int rows) {
-      float out[kRows];
-      for (int64_t i = 0; i < m; ++i) {
-        if (rows == kRows) {
-          dot_rows<kRows>(x + i * ldx, k, w, j0, out);
-        } else {
-          for (int r = 0; r < rows; ++r) dot_rows<1>(x + i * ldx, k, w, j0 + r, out + r);
-        }
-        emit(out, i, j0, rows);
-      }
-    });
-    return;
-  }
+// Calls tile.template operator()<M, R>(i, j0) for rows i..i+M-1 of the activations against weight
+// rows j0..j0+R-1, covering the m x n product: activation tiles of kTileM rows stay in cache while
+// every block of kRows weight rows passes over them (in parallel), M = kRowsAtOnce at a time.
+template <class Tile>
+void for_tiles(int64_t m, int64_t n, int64_t k, Tile&& tile) {
   for (int64_t i0 = 0; i0 < m; i0 += kTileM) {
     const int64_t i1 = std::min(m, i0 + kTileM);
     for_row_blocks(n, k, [&](int64_t j0, int rows) {
-      thread_local std::vector<float> buf;
-      buf.resize(static_cast<size_t>(kRows * k));
-      for (int r = 0; r < rows; ++r) {
-        int64_t c = 0;
-        for (; c + kWidth <= k; c += kWidth) simd::store(buf.data() + r * k + c, w.load(j0 + r, c));
-        for (; c < k; ++c) buf[r * k + c] = w.at(j0 + r, c);
-      }
-      const F32Rows wb{buf.data(), k};
-      float out[kRows];
-      for (int64_t i = i0; i < i1; ++i) {
-        if (rows == kRows) {
-          dot_rows<kRows>(x + i * ldx, k, wb, 0, out);
-        } else {
-          for (int r = 0; r < rows; ++r) dot_rows<1>(x + i * ldx, k, wb, r, out + r);
-        }
-        emit(out, i, j0, rows);
+      if (rows == kRows) {
+        for_row_groups(i0, i1, [&]<int M>(int64_t i) { tile.template operator()<M, kRows>(i, j0); });
+      } else {
+        for (int r = 0; r < rows; ++r)
+          for_row_groups(i0, i1, [&]<int M>(int64_t i) { tile.template operator()<M, 1>(i, j0 + r); });
       }
     });
   }
+}
+
+template <class Rows>
+void matmul_generic(const float* x, int64_t ldx, int64_t m, int64_t k, const Rows& w, int64_t n, float* y,
+                    int64_t ldy, bool round_out) {
+  // Rows i..i+M-1 of x against weight rows j0..j0+R-1.
+  auto tile = [&]<int M, int R>(int64_t i, int64_t j0) {
+    float out[M * R];
+    dot_tile<M, R>(x + i * ldx, ldx, k, w, j0, out);
+    for (int a = 0; a < M; ++a)
+      for (int r = 0; r < R; ++r) y[(i + a) * ldy + j0 + r] = round_out ? round_bf16(out[a * R + r]) : out[a * R + r];
+  };
+  for_tiles(m, n, k, tile);
 }
 
 }  // namespace
@@ -163,34 +179,14 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   }
   const float* xqp = xq.data();
   const float* xsp = xs.data();
-  auto row_block = [&](const auto& rows_src, int64_t j_src, int64_t j0, int rows, int64_t i) {
-    float out[kRows];
-    const float* ws = scale_inv + (j0 / kQuantBlock) * ld_scale;
-    if (rows == kRows) {
-      dot_rows_fp8<kRows>(xqp + i * k, xsp + i * n_kb, k, rows_src, j_src, ws, out);
-    } else {
-      for (int r = 0; r < rows; ++r) dot_rows_fp8<1>(xqp + i * k, xsp + i * n_kb, k, rows_src, j_src + r, ws, out + r);
-    }
-    for (int r = 0; r < rows; ++r) y[i * ldy + j0 + r] = out[r];
+  // Rows i..i+M-1 of x against weight rows j0..j0+R-1.
+  auto tile = [&]<int M, int R>(int64_t i, int64_t j0) {
+    float out[M * R];
+    dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, w + j0 * ldw, ldw, scale_inv + (j0 / kQuantBlock) * ld_scale, out);
+    for (int a = 0; a < M; ++a)
+      for (int r = 0; r < R; ++r) y[(i + a) * ldy + j0 + r] = out[a * R + r];
   };
-  const Fp8Rows wrows{w, ldw};
-  if (m <= kDirectM) {
-    for_row_blocks(n, k, [&](int64_t j0, int rows) {
-      for (int64_t i = 0; i < m; ++i) row_block(wrows, j0, j0, rows, i);
-    });
-    return;
-  }
-  for (int64_t i0 = 0; i0 < m; i0 += kTileM) {
-    const int64_t i1 = std::min(m, i0 + kTileM);
-    for_row_blocks(n, k, [&](int64_t j0, int rows) {
-      thread_local std::vector<float> buf;
-      buf.resize(static_cast<size_t>(kRows * k));
-      for (int r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < k; c += kWidth) simd::store(buf.data() + r * k + c, wrows.load(j0 + r, c));
-      const F32Rows wb{buf.data(), k};
-      for (int64_t i = i0; i < i1; ++i) row_block(wb, 0, j0, rows, i);
-    });
-  }
+  for_tiles(m, n, k, tile);
 }
 
 void matmul_bf16_scalar(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
