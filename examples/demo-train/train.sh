@@ -2,8 +2,11 @@
 # Rebuilds the demo model (examples/demo-model) from nothing: the synthetic tasks and corpus, the
 # teacher's trajectories recorded through `dsagent run`, the byte-level BPE tokenizer, the two-stage
 # DSA training (dense warm-up of the indexer, then sparse training) and the FP8 export; then checks
-# it end to end on the held-out tasks. About 55 minutes on a 2-core CPU (MINUTES sets the training
-# budget, default 48); on a machine with CUDA, STEPS=560,100,320 trains a fixed number of steps.
+# it end to end on the held-out tasks. MINUTES sets the training time budget (default 48, plus the
+# copy stage K); STEPS=A,B,C (and COPY_STEPS for stage K) trains a fixed number of steps instead. The
+# model needs tens of millions of training tokens before it copies values (docs/demo-model.md), so a
+# useful run is a GPU run (PyTorch picks CUDA when it sees one); on a 2-core CPU the budget runs out
+# long before.
 # Intermediate files go to OUT (default examples/demo-train/out, ignored by git).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -18,6 +21,7 @@ cd "$here"
 "$py" train_tokenizer.py --dsagent "$dsagent" --texts "$out/texts.jsonl" --out "$root/examples/demo-model"
 steps=()
 if [ -n "${STEPS:-}" ]; then steps=(--steps "$STEPS"); fi
+if [ -n "${COPY_STEPS:-}" ]; then steps+=(--copy-steps "$COPY_STEPS"); fi
 "$py" train.py --data "$out" --tokenizer "$root/examples/demo-model/tokenizer.json" --out "$out/ckpt" \
   --minutes "${MINUTES:-48}" "${steps[@]}"
 "$py" export.py --dsagent "$dsagent" --ckpt "$out/ckpt/final.pt" --out "$root/examples/demo-model"
