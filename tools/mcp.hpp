@@ -67,7 +67,8 @@ class McpClient {
   // Returns the result member; a JSON-RPC error, a timeout or the server's exit is an Error.
   Result<json> request(const std::string& method, const json& params, std::chrono::milliseconds timeout,
                        const std::atomic<bool>* cancel);
-  Result<void> send(const json& message);
+  // Writes one message; `during` names it in the error if the server has gone.
+  Result<void> send(const json& message, const std::string& during);
   // The next message on stdout, draining stderr meanwhile; lines that are not JSON are skipped.
   Result<json> read_message(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>* cancel);
   Error server_gone(const std::string& during);

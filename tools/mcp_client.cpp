@@ -86,7 +86,7 @@ Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
     return make_error("initialize answered with protocol version '" + version +
                       "', which dsagent does not speak (it speaks " + kProtocolVersion + " and earlier revisions)");
   protocol_version_ = version;
-  return send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
+  return send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, "notifications/initialized");
 }
 
 Result<void> McpClient::list_tools(std::chrono::milliseconds timeout) {
@@ -133,17 +133,17 @@ Observation McpClient::call_tool(const std::string& tool, const json& arguments,
   return {text, result->value("isError", false)};
 }
 
-Result<void> McpClient::send(const json& message) {
+Result<void> McpClient::send(const json& message, const std::string& during) {
   // dump() escapes control characters, so the message is one line as the stdio transport requires.
   std::string line = message.dump() + "\n";
-  if (!child_->write_stdin(line)) return server_gone("a write to its stdin");
+  if (!child_->write_stdin(line)) return server_gone(during);
   return {};
 }
 
 Result<json> McpClient::request(const std::string& method, const json& params, std::chrono::milliseconds timeout,
                                 const std::atomic<bool>* cancel) {
   int64_t id = next_id_++;
-  auto ok = send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}});
+  auto ok = send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}, method);
   if (!ok) return ok.error();
   auto deadline = clock::now() + timeout;
   for (;;) {
@@ -152,7 +152,8 @@ Result<json> McpClient::request(const std::string& method, const json& params, s
       if (child_->poll_exit()) return server_gone(method);
       // Timed out or cancelled: tell the server to stop working on it; a late answer is skipped.
       (void)send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"},
-                  {"params", {{"requestId", id}, {"reason", msg.error().message}}}});
+                  {"params", {{"requestId", id}, {"reason", msg.error().message}}}},
+                 "notifications/cancelled");
       bool timed_out = msg.error().message == "timed out";
       return make_error(method + " " + msg.error().message + (timed_out ? " after " + seconds_text(timeout) : ""));
     }
@@ -163,7 +164,7 @@ Result<json> McpClient::request(const std::string& method, const json& params, s
       json reply = {{"jsonrpc", "2.0"}, {"id", m["id"]}};
       if (m["method"] == "ping") reply["result"] = json::object();
       else reply["error"] = {{"code", -32601}, {"message", "method not supported by dsagent"}};
-      if (auto sent = send(reply); !sent) return sent.error();
+      if (auto sent = send(reply, "a reply to " + m["method"].dump()); !sent) return sent.error();
       continue;
     }
     if (has_method || !m.contains("id") || m["id"] != id) continue;  // notifications, stale answers
@@ -218,6 +219,20 @@ Result<json> McpClient::read_message(clock::time_point deadline, const std::atom
 
 Error McpClient::server_gone(const std::string& during) {
   ExitStatus status = child_->poll_exit() ? child_->wait() : (child_->kill_group(), child_->wait());
+  // What the server wrote to stderr before it went and has not been read yet (it may have exited
+  // before the first read); a descendant holding the pipe open gets half a second at most.
+  char buf[4096];
+  for (auto until = clock::now() + std::chrono::milliseconds(500); stderr_open_ && clock::now() < until;) {
+    pollfd fd{child_->stderr_fd(), POLLIN, 0};
+    if (poll(&fd, 1, 100) <= 0 || !fd.revents) continue;
+    ssize_t r = ::read(fd.fd, buf, sizeof buf);
+    if (r <= 0) {
+      stderr_open_ = false;
+    } else {
+      stderr_tail_.append(buf, static_cast<size_t>(r));
+      if (stderr_tail_.size() > kStderrTailBytes) stderr_tail_.erase(0, stderr_tail_.size() - kStderrTailBytes);
+    }
+  }
   std::string tail = stderr_tail_;
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
   if (tail.size() > 400) {
