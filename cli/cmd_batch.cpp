@@ -60,7 +60,7 @@ int run(CLI::App& cmd, BatchArgs& a) {
 
   auto tasks = load_batch_tasks(a.input);
   if (!tasks) return fail(tasks.error().message);
-  auto llm = make_llm(a.agent);
+  auto llm = make_llm(a.agent, a.workers);
   if (!llm) return fail(llm.error().message);
   Llm* model = llm->get();  // thread-safe: the local engine batches the workers' requests into shared steps
 

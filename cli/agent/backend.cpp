@@ -16,9 +16,9 @@
 namespace dsa::cli {
 
 Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context,
-                                            AttentionMode attention) {
+                                            AttentionMode attention, int concurrency) {
   // The caches are sized for the context window; without --context-window a local run gets 32K.
-  DSA_TRY(llm, LocalLlm::open(model_dir, attention, max_context > 0 ? max_context : 32768));
+  DSA_TRY(llm, LocalLlm::open(model_dir, attention, max_context > 0 ? max_context : 32768, concurrency));
   return std::unique_ptr<Llm>(std::move(llm));
 }
 
@@ -26,8 +26,9 @@ AttentionMode attention_mode(const AgentOptions& opts) {
   return opts.attention == "dense" ? AttentionMode::dense : AttentionMode::sparse;
 }
 
-Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts) {
-  if (!opts.model_dir.empty()) return make_local_llm(opts.model_dir, opts.context_window, attention_mode(opts));
+Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts, int concurrency) {
+  if (!opts.model_dir.empty())
+    return make_local_llm(opts.model_dir, opts.context_window, attention_mode(opts), concurrency);
   RemoteConfig config;
   config.base_url = opts.api_url;
   config.model = opts.api_model;

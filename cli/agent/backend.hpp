@@ -12,12 +12,13 @@
 
 namespace dsa::cli {
 
-// --api URL --api-model NAME: RemoteLlm; --model DIR: the local engine.
-Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts);
+// --api URL --api-model NAME: RemoteLlm; --model DIR: the local engine, its caches sized for
+// `concurrency` requests at a full context at once (batch --workers).
+Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts, int concurrency = 1);
 
-// The local engine for --model DIR (the one place that changes when LocalLlm is wired in).
+// The local engine for --model DIR.
 Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context,
-                                            AttentionMode attention);
+                                            AttentionMode attention, int concurrency = 1);
 
 // --attention sparse|dense.
 AttentionMode attention_mode(const AgentOptions& opts);

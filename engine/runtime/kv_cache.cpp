@@ -3,6 +3,7 @@
 #include "engine/runtime/kv_cache.hpp"
 
 #include <cstring>
+#include <new>
 #include <string>
 
 namespace dsa {
@@ -19,8 +20,15 @@ KvCache::KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pag
   DSA_CHECK(n_pages > 0);
   const auto layers = static_cast<size_t>(cfg.num_hidden_layers);
   const auto pages = static_cast<size_t>(n_pages);
-  latent_.assign(layers, std::vector<uint8_t>(pages * kPageTokens * record_bytes_));
-  indexer_.assign(layers, std::vector<uint8_t>(pages * indexer_page_bytes_));
+  auto arena = [](size_t bytes) {
+    auto* p = static_cast<uint8_t*>(std::calloc(bytes, 1));
+    if (!p) throw std::bad_alloc();
+    return Arena{std::unique_ptr<uint8_t, Arena::Free>(p)};
+  };
+  for (size_t l = 0; l < layers; ++l) {
+    latent_.push_back(arena(pages * kPageTokens * record_bytes_));
+    indexer_.push_back(arena(pages * indexer_page_bytes_));
+  }
   free_.reserve(pages);
   for (int64_t p = n_pages - 1; p >= 0; --p) free_.push_back(static_cast<int32_t>(p));
 }

@@ -4,6 +4,8 @@
 // pages[t / 64], row t % 64 (the kernels' layout, kernels/cpu/attention.hpp and indexer.hpp).
 #pragma once
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "engine/api/result.hpp"
@@ -50,7 +52,17 @@ class KvCache {
   int64_t n_pages_;
   int64_t kv_lora_, rope_dim_, index_head_dim_;
   size_t record_bytes_, indexer_page_bytes_;
-  std::vector<std::vector<uint8_t>> latent_, indexer_;  // [layer] arenas of n_pages pages
+  // Zeroed by calloc, which maps fresh (already zero) pages from the system for large sizes: memory
+  // is committed when a page is first written, so a pool sized for many long requests costs what
+  // its requests use.
+  struct Arena {
+    struct Free {
+      void operator()(uint8_t* p) const { std::free(p); }
+    };
+    std::unique_ptr<uint8_t, Free> bytes;
+    uint8_t* data() const { return bytes.get(); }
+  };
+  std::vector<Arena> latent_, indexer_;  // [layer] arenas of n_pages pages
   std::vector<int32_t> free_;                            // free page ids, popped from the back
 };
 

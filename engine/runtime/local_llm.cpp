@@ -72,24 +72,28 @@ int64_t count_plain(const Tokenizer& tok, const std::vector<Message>& messages) 
 }  // namespace
 
 Result<std::unique_ptr<LocalLlm>> LocalLlm::open(const std::filesystem::path& dir, AttentionMode mode,
-                                                 int64_t max_context) {
+                                                 int64_t max_context, int64_t concurrency) {
   DSA_TRY(tok, Tokenizer::load(dir / "tokenizer.json"));
   DSA_TRY(model, Model::load(dir, mode));
   std::string name = dir.filename().string();
   if (name.empty()) name = dir.parent_path().filename().string();
-  return std::make_unique<LocalLlm>(std::move(name), std::move(tok), std::move(model), max_context);
+  return std::make_unique<LocalLlm>(std::move(name), std::move(tok), std::move(model), max_context, concurrency);
 }
 
-LocalLlm::LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context)
+LocalLlm::LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context,
+                   int64_t concurrency)
     : name_(std::move(name)),
       tokenizer_(std::move(tokenizer)),
       scheduler_([&] {
         const ModelConfig& cfg = model->config();
         const cpu::LatentFormat fmt = default_latent_format(cfg);
         const int64_t context = std::min(max_context, cfg.max_position_embeddings);
+        // Each request's pages, and the spare page per running request the scheduler keeps free.
+        const int64_t n = std::max<int64_t>(1, concurrency);
         return std::make_unique<BatchScheduler>(
             std::move(model), fmt,
-            SchedulerOptions{.max_context = context, .pool_tokens = context, .n_slots = kSlots});
+            SchedulerOptions{.max_context = context, .pool_tokens = (context + kPageTokens) * n,
+                             .n_slots = std::max(kSlots, n)});
       }()),
       think_end_id_(tokenizer_.token_id("</think>")) {
   const int64_t vocab = scheduler_->model().config().vocab_size;

@@ -21,10 +21,19 @@ namespace dsa {
 
 class LocalLlm final : public Llm {
  public:
-  // DIR holds config.json, the safetensors and tokenizer.json; max_context bounds the caches.
+  // DIR holds config.json, the safetensors and tokenizer.json; max_context bounds one request.
+  // The cache pool holds `concurrency` requests of max_context tokens at once (its memory is
+  // committed as pages are used); more concurrent requests than that share it, and the newest wait
+  // when it runs short.
   static Result<std::unique_ptr<LocalLlm>> open(const std::filesystem::path& dir, AttentionMode mode,
-                                                int64_t max_context);
-  LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context);
+                                                int64_t max_context, int64_t concurrency = 1);
+  LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context,
+           int64_t concurrency = 1);
+
+  // Since opening: requests sent back to wait because the cache pool ran short, and the most
+  // requests that ran at once.
+  int64_t preemptions() const { return scheduler_->preemptions(); }
+  int64_t peak_running() const { return scheduler_->peak_running(); }
 
   Result<AssistantTurn> generate(const std::vector<Message>& messages, std::span<const ToolSpec> tools,
                                  const GenOptions& options, StreamSink* sink) override;

@@ -246,6 +246,8 @@ void BatchScheduler::admit() {
     r.slot = slot;
     r.state = Request::State::running;
     running_.push_back(&r);
+    if (int64_t(running_.size()) > peak_running_.load(std::memory_order_relaxed))
+      peak_running_.store(int64_t(running_.size()), std::memory_order_relaxed);
     waiting_.pop_front();
   }
 }
@@ -294,6 +296,7 @@ bool BatchScheduler::grow(Request& r, int64_t n_tokens) {
 }
 
 void BatchScheduler::preempt(Request& r) {
+  preemptions_.fetch_add(1, std::memory_order_relaxed);
   cache_.release(r.slot->seq);
   std::erase_if(slots_, [&](const std::unique_ptr<Slot>& s) { return s.get() == r.slot; });
   r.slot = nullptr;

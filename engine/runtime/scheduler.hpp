@@ -35,6 +35,7 @@
 // the same difference as between the Generator's warm and cold runs. And the Generator forwards
 // a one-token remainder of a chunked prompt alone, so for prompts of k * 512 + 1 ids the two differ.)
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -72,6 +73,10 @@ class BatchScheduler {
 
   const Model& model() const { return *model_; }
   int64_t max_context() const { return options_.max_context; }
+  // Since the start: requests sent back to wait because the page pool ran short, and the most
+  // requests that ran in one step.
+  int64_t preemptions() const { return preemptions_.load(std::memory_order_relaxed); }
+  int64_t peak_running() const { return peak_running_.load(std::memory_order_relaxed); }
 
  private:
   struct Request;
@@ -106,6 +111,7 @@ class BatchScheduler {
   std::vector<Request*> finished_;  // ended this step; their callers are woken after it
   std::vector<float> logits_;
   uint64_t clock_ = 0;  // step count: slot recency
+  std::atomic<int64_t> preemptions_{0}, peak_running_{0};
 
   std::mutex mu_;
   std::condition_variable wake_, done_;

@@ -228,3 +228,39 @@ TEST_CASE("concurrent chat turns each stream and get what they get alone") {
     CHECK(sinks[i].content == turn.content);
   }
 }
+
+TEST_CASE("the cache pool holds `concurrency` full requests at once; a pool for one makes them take turns") {
+  TinyModelDir model;
+  // Four requests of about 200 prompt tokens each in a 256-token context.
+  std::vector<std::string> asks;
+  for (const char* topic : {"rivers", "bridges", "mountains", "harbours"}) {
+    std::string text = std::string("Describe ") + topic + ":";
+    for (int i = 0; i < 60; ++i) text += " " + std::to_string(i * 7 + int(text.size()) % 5);
+    asks.push_back(text);
+  }
+  GenOptions opt;
+  opt.max_tokens = 24;
+  opt.seed = 1;
+  opt.temperature = 0.8;
+  auto run_all = [&](LocalLlm& llm) {
+    std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < asks.size(); ++i)
+      threads.emplace_back([&, i] { turns[i].emplace(llm.generate(ask(asks[i]), {}, opt, nullptr)); });
+    for (auto& t : threads) t.join();
+    for (auto& t : turns) {
+      REQUIRE(t->ok());
+      CHECK(t->value().usage.prompt_tokens > 150);
+      CHECK(t->value().usage.prompt_tokens + t->value().usage.completion_tokens <= 256);
+    }
+  };
+  auto four = LocalLlm::open(model.dir, AttentionMode::sparse, 256, 4);
+  REQUIRE(four.ok());
+  run_all(**four);
+  CHECK((*four)->preemptions() == 0);
+  CHECK((*four)->peak_running() == 4);
+  auto one = LocalLlm::open(model.dir, AttentionMode::sparse, 256, 1);
+  REQUIRE(one.ok());
+  run_all(**one);
+  CHECK((*one)->peak_running() == 1);
+}
