@@ -109,11 +109,12 @@ RemoteLlm::Attempt RemoteLlm::attempt(const std::string& body, StreamSink* sink)
   }
   if (http.status != 200 && http.status != 0 && http.transport_error.empty()) {
     std::string msg = server_error_message(raw);
-    auto limit = http.status == 400 ? completion_limit(msg) : std::nullopt;
+    // DeepSeek documents 422 for invalid parameters; others answer 400.
+    auto limit = http.status == 400 || http.status == 422 ? completion_limit(msg) : std::nullopt;
     if (limit && (limit->fixed || limit->max_tokens >= kMinCompletionRoom)) {
       a.kind = Attempt::Kind::shrink;
       a.limit = *limit;
-      a.error = "HTTP 400 from " + url_ + ": " + msg;
+      a.error = "HTTP " + std::to_string(http.status) + " from " + url_ + ": " + msg;
     } else if ((http.status == 400 || http.status == 413) && is_context_length_error(msg)) {
       a.error = "context_length_exceeded: " + msg;
     } else {

@@ -6,12 +6,12 @@
 // with full jitter, or the server's Retry-After, capped at retry_max_ms); the returned turn never
 // holds text from a failed attempt, though the sink has already shown it. Other 4xx fail at once
 // with one line naming the status and the server's message (401/403 also name the key variable);
-// a prompt over the server's window fails with "context_length_exceeded: ...". A 400 that names a
-// smaller completion budget (DeepSeek's and OpenAI's per-model caps, vLLM's and SGLang's room left
-// after the prompt) is sent again at once with that max_tokens, and a model's cap is kept for the
-// requests after it, with one warning. Tool-call arguments
-// that are not a JSON object are a FormatError in the turn, not an Error. The API key is sent as
-// `Authorization: Bearer` and never appears in an error or warning.
+// a prompt over the server's window fails with "context_length_exceeded: ...". A 400 or 422 that
+// names a smaller completion budget (DeepSeek's and OpenAI's per-model caps, vLLM's and SGLang's
+// room left after the prompt) is sent again at once with that max_tokens, and a model's cap is kept
+// for the requests after it, with one warning. Tool-call arguments that are not a JSON object are
+// a FormatError in the turn, not an Error. The API key is sent as `Authorization: Bearer` and never
+// appears in an error or warning.
 #pragma once
 #include <memory>
 #include <mutex>

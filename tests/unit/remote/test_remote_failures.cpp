@@ -225,8 +225,8 @@ TEST_CASE("the API key never appears in errors or warnings, even when a server e
   CHECK_FALSE(contains(failed.error().message, key));
 }
 
-TEST_CASE("a 400 naming the model's completion cap: sent again with that max_tokens, kept for later requests") {
-  Server server({status_response(400, R"({"error": {"message": "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"}})"),
+TEST_CASE("a 422 naming the model's completion cap: sent again with that max_tokens, kept for later requests") {
+  Server server({status_response(422, R"({"error": {"message": "Invalid max_tokens value, the valid range of max_tokens is [1, 8192]"}})"),
                  Server::sse(hello_events()), Server::sse(hello_events())});
   auto llm = make_llm(test_config(server.url()));
   GenOptions g;
