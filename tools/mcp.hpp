@@ -71,6 +71,8 @@ class McpClient {
   Result<void> send(const json& message, const std::string& during);
   // The next message on stdout, draining stderr meanwhile; lines that are not JSON are skipped.
   Result<json> read_message(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>* cancel);
+  // One read of the server's stderr, keeping the tail in stderr_tail_; end of file closes it.
+  void read_stderr();
   Error server_gone(const std::string& during);
 
   McpServerConfig config_;

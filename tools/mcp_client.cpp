@@ -197,14 +197,7 @@ Result<json> McpClient::read_message(clock::time_point deadline, const std::atom
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
     int n = poll(fds, 2, static_cast<int>(std::min<int64_t>(wait, 100)));
     if (n < 0 && errno != EINTR) return make_error(std::string("poll failed"));
-    if (fds[1].revents) {
-      ssize_t r = ::read(fds[1].fd, buf, sizeof buf);
-      if (r == 0) stderr_open_ = false;
-      if (r > 0) {
-        stderr_tail_.append(buf, static_cast<size_t>(r));
-        if (stderr_tail_.size() > kStderrTailBytes) stderr_tail_.erase(0, stderr_tail_.size() - kStderrTailBytes);
-      }
-    }
+    if (fds[1].revents) read_stderr();
     if (fds[0].revents) {
       ssize_t r = ::read(fds[0].fd, buf, sizeof buf);
       if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
@@ -217,21 +210,24 @@ Result<json> McpClient::read_message(clock::time_point deadline, const std::atom
   }
 }
 
+void McpClient::read_stderr() {
+  char buf[16384];
+  ssize_t r = ::read(child_->stderr_fd(), buf, sizeof buf);
+  if (r > 0) {
+    stderr_tail_.append(buf, static_cast<size_t>(r));
+    if (stderr_tail_.size() > kStderrTailBytes) stderr_tail_.erase(0, stderr_tail_.size() - kStderrTailBytes);
+  } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+    stderr_open_ = false;
+  }
+}
+
 Error McpClient::server_gone(const std::string& during) {
   ExitStatus status = child_->poll_exit() ? child_->wait() : (child_->kill_group(), child_->wait());
   // What the server wrote to stderr before it went and has not been read yet (it may have exited
   // before the first read); a descendant holding the pipe open gets half a second at most.
-  char buf[4096];
   for (auto until = clock::now() + std::chrono::milliseconds(500); stderr_open_ && clock::now() < until;) {
     pollfd fd{child_->stderr_fd(), POLLIN, 0};
-    if (poll(&fd, 1, 100) <= 0 || !fd.revents) continue;
-    ssize_t r = ::read(fd.fd, buf, sizeof buf);
-    if (r <= 0) {
-      stderr_open_ = false;
-    } else {
-      stderr_tail_.append(buf, static_cast<size_t>(r));
-      if (stderr_tail_.size() > kStderrTailBytes) stderr_tail_.erase(0, stderr_tail_.size() - kStderrTailBytes);
-    }
+    if (poll(&fd, 1, 100) > 0 && fd.revents) read_stderr();
   }
   std::string tail = stderr_tail_;
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();

@@ -183,23 +183,6 @@ Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, 
   std::string last_error;
   for (int n = 0; n <= config_.max_retries; ++n) {
     Attempt a = attempt(body, sink);
-    if (a.kind == Attempt::Kind::shrink) {
-      if (a.limit.max_tokens >= opts.max_tokens) return make_error(redact(a.error));
-      opts.max_tokens = a.limit.max_tokens;
-      body = build_chat_request(config_, messages, tools, opts).dump();
-      bool first;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (a.limit.fixed) max_tokens_cap_ = a.limit.max_tokens;
-        first = !shrink_warned_;
-        shrink_warned_ = true;
-      }
-      if (first || a.limit.fixed)
-        warn("the server takes at most " + std::to_string(a.limit.max_tokens) + " completion tokens" +
-             (a.limit.fixed ? "" : " for this prompt") + "; asking for that many");
-      --n;  // not a failure of the server: the same attempt again with the budget it takes
-      continue;
-    }
     switch (a.kind) {
       case Attempt::Kind::ok:
         observe_prompt_tokens(estimate_prompt_tokens(messages, tools, options.thinking), a.turn.usage.prompt_tokens);
@@ -208,8 +191,14 @@ Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, 
         return std::move(a.turn);
       case Attempt::Kind::fail:
         return make_error(redact(a.error));
-      case Attempt::Kind::retry:
       case Attempt::Kind::shrink:
+        if (a.limit.max_tokens >= opts.max_tokens) return make_error(redact(a.error));
+        accept_completion_limit(a.limit);
+        opts.max_tokens = a.limit.max_tokens;
+        body = build_chat_request(config_, messages, tools, opts).dump();
+        --n;  // not a failure of the server: the same attempt again with the budget it takes
+        continue;
+      case Attempt::Kind::retry:
         break;
     }
     last_error = a.error;
@@ -229,6 +218,19 @@ Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, 
     }
   }
   return make_error(redact(last_error + " (gave up after " + std::to_string(config_.max_retries + 1) + " attempts)"));
+}
+
+void RemoteLlm::accept_completion_limit(const CompletionLimit& limit) {
+  bool first;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (limit.fixed) max_tokens_cap_ = limit.max_tokens;
+    first = !shrink_warned_;
+    shrink_warned_ = true;
+  }
+  if (first || limit.fixed)
+    warn("the server takes at most " + std::to_string(limit.max_tokens) + " completion tokens" +
+         (limit.fixed ? "" : " for this prompt") + "; asking for that many");
 }
 
 void RemoteLlm::observe_prompt_tokens(double estimate, int64_t prompt_tokens) {

@@ -24,6 +24,8 @@
 
 namespace dsa {
 
+struct CompletionLimit;  // engine/remote/retry_policy.hpp
+
 class RemoteLlm final : public Llm {
  public:
   // Reads the API key from the environment. Errors: a URL that is not http(s), an empty model,
@@ -46,6 +48,8 @@ class RemoteLlm final : public Llm {
   std::string redact(std::string text) const;
   void warn(std::string text);
   void observe_prompt_tokens(double estimate, int64_t prompt_tokens);
+  // Keeps a model's completion cap for later requests; warns once (and for each new cap).
+  void accept_completion_limit(const CompletionLimit& limit);
 
   RemoteConfig config_;
   std::string url_;
