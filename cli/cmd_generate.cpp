@@ -30,6 +30,7 @@ struct GenerateArgs {
   std::string thinking = "on";
   std::string attention = "sparse";
   bool json = false;
+  int logprobs = -1;  // with --raw --json: per generated token its log-probability and the n most likely
 };
 
 // Prints reasoning, then content, as they arrive; a blank line between the two.
@@ -74,7 +75,21 @@ void print_usage(const Usage& u, double seconds) {
                (long long)u.reasoning_tokens, seconds, seconds > 0 ? double(u.completion_tokens) / seconds : 0.0);
 }
 
+json logprobs_json(const std::vector<StepLogprobs>& steps) {
+  json out = json::array();
+  for (const StepLogprobs& s : steps) {
+    json top = json::array();
+    for (const TokenLogprob& t : s.top) top.push_back({t.id, t.logprob});
+    out.push_back({{"logprob", s.chosen}, {"top", top}});
+  }
+  return out;
+}
+
 int run_generate(const GenerateArgs& args) {
+  if (args.logprobs >= 0 && !(args.raw && args.json)) {
+    std::fprintf(stderr, "dsagent generate: --logprobs needs --raw and --json\n");
+    return 2;
+  }
   const std::filesystem::path dir(args.model_dir);
   auto tok = Tokenizer::load(dir / "tokenizer.json");
   if (!tok.ok()) {
@@ -107,6 +122,7 @@ int run_generate(const GenerateArgs& args) {
     GenerateParams params;
     params.max_tokens = args.max_tokens;
     params.sampling = {.temperature = args.temperature, .top_p = args.top_p, .top_k = args.top_k, .seed = args.seed};
+    params.top_logprobs = args.logprobs;
     std::string text;
     auto gen = llm.complete(raw_ids, params, [&](std::string_view t) {
       if (args.json) {
@@ -123,8 +139,9 @@ int run_generate(const GenerateArgs& args) {
     const Usage usage{.prompt_tokens = gen->prompt_tokens, .completion_tokens = int64_t(gen->tokens.size()),
                       .cached_tokens = gen->cached_tokens};
     if (args.json) {
-      const json out = {{"prompt_ids", raw_ids}, {"ids", gen->tokens}, {"text", text},
+      json out = {{"prompt_ids", raw_ids}, {"ids", gen->tokens}, {"text", text},
                         {"finish", gen->hit_eos ? "stop" : "length"}, {"usage", to_json(usage)}};
+      if (args.logprobs >= 0) out["logprobs"] = logprobs_json(gen->logprobs);
       std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     } else {
       std::printf("\n");
@@ -187,6 +204,9 @@ void add_generate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")
       ->capture_default_str()->check(CLI::IsMember({"sparse", "dense"}));
   cmd->add_flag("--json", args->json, "print one JSON object (ids, text, usage) instead of streaming");
+  cmd->add_option("--logprobs", args->logprobs,
+                  "with --raw --json: each generated token's log-probability and the N most likely [[id, logprob]]")
+      ->check(CLI::Range(0, 100));
   cmd->callback([args, &exit_code] { exit_code = run_generate(*args); });
 }
 

@@ -59,6 +59,7 @@ Result<Generation> Generator::generate(std::span<const int32_t> prompt, const Ge
     for (int32_t id : params.masked_ids) logits_[size_t(id)] = masked;
     const int32_t next = sampler.sample(logits_);
     g.tokens.push_back(next);
+    if (params.top_logprobs >= 0) g.logprobs.push_back(step_logprobs(logits_, next, params.top_logprobs));
     const bool stop = on_token && on_token(next);
     if (next == eos) {
       g.hit_eos = true;

@@ -29,6 +29,7 @@ struct GenerateParams {
   // own SchedulerOptions::prefill_chunk instead.
   int64_t prefill_chunk = 512;
   std::span<const int32_t> masked_ids;  // ids never sampled (e.g. ids with no token): logits set to -inf
+  int top_logprobs = -1;  // >= 0: record each generated token's log-probability and the n most likely
 };
 
 struct Generation {
@@ -36,6 +37,7 @@ struct Generation {
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;    // prompt tokens whose cache entries were reused
   bool hit_eos = false;
+  std::vector<StepLogprobs> logprobs;  // per generated token, when GenerateParams::top_logprobs >= 0
 };
 
 // The latent record format the engine runs with: FP8 (FlashMLA's record) when kv_lora_rank allows

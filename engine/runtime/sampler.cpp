@@ -24,6 +24,26 @@ float clean(float v) { return std::isnan(v) ? -std::numeric_limits<float>::infin
 
 }  // namespace
 
+StepLogprobs step_logprobs(std::span<const float> logits, int32_t chosen, int n_top) {
+  float top = -std::numeric_limits<float>::infinity();
+  for (float v : logits) top = std::max(top, clean(v));
+  double sum = 0;
+  for (float v : logits) sum += std::exp(double(clean(v)) - double(top));
+  const double log_z = double(top) + std::log(sum);
+  const auto logprob = [&](int32_t id) { return float(double(clean(logits[size_t(id)])) - log_z); };
+
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
+  const auto n = std::min(ids.size(), size_t(std::max(n_top, 0)));
+  std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(n), ids.end(), [&](int32_t a, int32_t b) {
+    const float la = clean(logits[size_t(a)]), lb = clean(logits[size_t(b)]);
+    return la > lb || (la == lb && a < b);
+  });
+  StepLogprobs out{.chosen = logprob(chosen), .top = {}};
+  for (size_t i = 0; i < n; ++i) out.top.push_back({ids[i], logprob(ids[i])});
+  return out;
+}
+
 Sampler::Sampler(const SamplerOptions& options) : opt_(options), rng_(options.seed) {}
 
 int32_t Sampler::sample(std::span<const float> logits) {

@@ -16,6 +16,18 @@ struct SamplerOptions {
   uint64_t seed = 0;
 };
 
+// One generated position's log-probabilities under the model (log-softmax of the raw logits, before
+// temperature or truncation): the chosen id's, and the n most likely ids, most likely first.
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;
+};
+struct StepLogprobs {
+  float chosen = 0;
+  std::vector<TokenLogprob> top;
+};
+StepLogprobs step_logprobs(std::span<const float> logits, int32_t chosen, int n_top);
+
 class Sampler {
  public:
   explicit Sampler(const SamplerOptions& options);

@@ -340,8 +340,10 @@ void BatchScheduler::sample(Request& r, float* logits) {
   Generation& g = r.result;
   if (int64_t(g.tokens.size()) >= r.params.max_tokens) return finish(r);
   for (int32_t id : r.params.masked_ids) logits[id] = -std::numeric_limits<float>::infinity();
-  const int32_t next = r.sampler.sample(std::span<const float>(logits, size_t(model_->config().vocab_size)));
+  const std::span<const float> row(logits, size_t(model_->config().vocab_size));
+  const int32_t next = r.sampler.sample(row);
   g.tokens.push_back(next);
+  if (r.params.top_logprobs >= 0) g.logprobs.push_back(step_logprobs(row, next, r.params.top_logprobs));
   bool stop = false;
   if (r.on_token) {
     try {

@@ -54,6 +54,28 @@ TEST_CASE("generate --raw: deterministic, tokenised as plain text, streamed text
   CHECK(with_usage.output.find("prompt_tokens=" + std::to_string(expect_prompt.size())) != std::string::npos);
 }
 
+TEST_CASE("generate --logprobs: per generated token its log-probability and the most likely ids") {
+  TinyModel m;
+  const auto r = run_command(m.generate("--prompt 'Hello world' --raw --json --max-tokens 6 --logprobs 4"));
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  const auto ids = j["ids"].get<std::vector<int32_t>>();
+  REQUIRE(j["logprobs"].size() == ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto& step = j["logprobs"][i];
+    REQUIRE(step["top"].size() == 4);
+    CHECK(step["top"][0][0].get<int32_t>() == ids[i]);  // greedy: the chosen id is the most likely
+    CHECK(step["logprob"].get<double>() == step["top"][0][1].get<double>());
+    CHECK(step["logprob"].get<double>() <= 0.0);
+    CHECK(step["top"][3][1].get<double>() <= step["top"][2][1].get<double>());
+  }
+  CHECK_FALSE(nlohmann::json::parse(run_command(m.generate("--prompt hi --raw --json --max-tokens 2")).output)
+                  .contains("logprobs"));
+  const auto chat = run_command(m.generate("--prompt hi --logprobs 2 2>&1"));
+  CHECK(chat.exit_code == 2);
+  CHECK(chat.output == "dsagent generate: --logprobs needs --raw and --json\n");
+}
+
 TEST_CASE("generate --raw --special: special-token text becomes the special tokens") {
   TinyModel m;
   const std::string prompt = "<｜User｜>Hi<｜Assistant｜><think>";

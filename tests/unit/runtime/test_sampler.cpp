@@ -145,3 +145,24 @@ TEST_CASE("top-p keeps the smallest most-likely set reaching p") {
     check_matches(frequencies(s, logits, draws), {0.0, 0.5 / 0.8, 0.0, 0.3 / 0.8}, draws);
   }
 }
+
+TEST_CASE("step_logprobs: log-softmax of the raw logits, the chosen id's and the n most likely") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> logits = {0.0f, std::log(2.0f), -inf, std::nanf(""), std::log(2.0f)};
+  // softmax over {1, 2, 0, 0, 2}: 1/5, 2/5, 0, 0, 2/5
+  const StepLogprobs lp = step_logprobs(logits, 0, 3);
+  CHECK(lp.chosen == doctest::Approx(std::log(0.2)));
+  REQUIRE(lp.top.size() == 3);
+  CHECK(lp.top[0].id == 1);  // equal logits: the lower id first
+  CHECK(lp.top[1].id == 4);
+  CHECK(lp.top[2].id == 0);
+  CHECK(lp.top[0].logprob == doctest::Approx(std::log(0.4)));
+  CHECK(lp.top[1].logprob == doctest::Approx(std::log(0.4)));
+  CHECK(lp.top[2].logprob == doctest::Approx(std::log(0.2)));
+  CHECK(step_logprobs(logits, 3, 0).chosen == -inf);  // NaN reads as -inf
+  CHECK(step_logprobs(logits, 2, 0).top.empty());
+  CHECK(step_logprobs(logits, 2, 99).top.size() == logits.size());
+  // Temperature and truncation do not enter: the distribution is the model's.
+  const std::vector<float> shifted = {100.0f, 100.0f + std::log(2.0f)};
+  CHECK(step_logprobs(shifted, 1, 1).chosen == doctest::Approx(std::log(2.0 / 3.0)));
+}

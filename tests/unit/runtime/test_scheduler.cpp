@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -258,4 +260,73 @@ TEST_CASE("a callback that stops or throws ends only its own request") {
   CHECK(ok(out, 0).tokens == std::vector<int32_t>(golden.decode_ids.begin(), golden.decode_ids.begin() + 3));
   CHECK(error_of(out, 1).find("sink closed") != std::string::npos);
   CHECK(ok(out, 2).tokens == alone(jobs[2].prompt, greedy(20)).tokens);
+}
+
+namespace {
+
+// The golden fixture's logits of each greedy step (prefill, then 20 decode steps), from the NumPy
+// reference: log-softmax in double here is the independent computation of each log-probability.
+std::vector<std::vector<double>> golden_log_softmax() {
+  const auto dir = dsa::test::fixtures_dir() / "engine";
+  const auto meta = nlohmann::json::parse(dsa::test::read_text(dir / "golden_fp8.json"));
+  const std::string bin = dsa::test::read_text(dir / meta["bin"].get<std::string>());
+  const auto floats = [&](const std::string& name) {
+    const auto& a = meta["arrays"].at(name);
+    size_t n = 1;
+    for (const auto& d : a["shape"]) n *= d.get<size_t>();
+    std::vector<float> v(n);
+    std::memcpy(v.data(), bin.data() + a["offset"].get<size_t>() * sizeof(float), n * sizeof(float));
+    return v;
+  };
+  const std::vector<float> prefill = floats("prefill_logits"), decode = floats("decode_logits");
+  const size_t vocab = prefill.size();
+  std::vector<std::vector<double>> rows;
+  for (size_t step = 0; step <= decode.size() / vocab; ++step) {
+    const float* l = step == 0 ? prefill.data() : decode.data() + (step - 1) * vocab;
+    double mx = -1e300, sum = 0;
+    for (size_t i = 0; i < vocab; ++i) mx = std::max(mx, double(l[i]));
+    for (size_t i = 0; i < vocab; ++i) sum += std::exp(double(l[i]) - mx);
+    std::vector<double> row(vocab);
+    for (size_t i = 0; i < vocab; ++i) row[i] = double(l[i]) - mx - std::log(sum);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("logprobs: each generated token's log-probability and the most likely ids, as the reference gives them") {
+  const auto golden = golden_fp8();
+  GenerateParams p = greedy(int64_t(golden.decode_ids.size()));
+  p.top_logprobs = 5;
+  auto s = scheduler(4096);
+  const Outcome out = run_together(*s, {{golden.prompt, p}});
+  const Generation& g = ok(out, 0);
+  REQUIRE(g.tokens == golden.decode_ids);
+  REQUIRE(g.logprobs.size() == g.tokens.size());
+  const auto want = golden_log_softmax();
+  REQUIRE(want.size() == g.tokens.size());
+  for (size_t step = 0; step < g.tokens.size(); ++step) {
+    CAPTURE(step);
+    const StepLogprobs& lp = g.logprobs[step];
+    // The engine's logits are within 1e-3 of the reference's (test_model_golden), so are these.
+    CHECK(std::abs(lp.chosen - want[step][size_t(g.tokens[step])]) < 2e-3);
+    REQUIRE(lp.top.size() == 5);
+    CHECK(lp.top[0].id == g.tokens[step]);  // greedy
+    for (size_t i = 0; i < lp.top.size(); ++i) {
+      CHECK(std::abs(lp.top[i].logprob - want[step][size_t(lp.top[i].id)]) < 2e-3);
+      if (i > 0) CHECK(lp.top[i].logprob <= lp.top[i - 1].logprob);
+    }
+    // Nothing outside the list is more likely than its last entry (beyond the tolerance).
+    for (size_t id = 0; id < want[step].size(); ++id) {
+      const bool listed = std::any_of(lp.top.begin(), lp.top.end(), [&](const TokenLogprob& t) { return t.id == int32_t(id); });
+      if (!listed) CHECK(want[step][id] < lp.top.back().logprob + 2e-3);
+    }
+  }
+  // The single-sequence reference loop reports the same values.
+  const Generation ref = alone(golden.prompt, p);
+  REQUIRE(ref.logprobs.size() == g.logprobs.size());
+  for (size_t step = 0; step < g.logprobs.size(); ++step) CHECK(ref.logprobs[step].chosen == g.logprobs[step].chosen);
+  // Off by default.
+  CHECK(alone(golden.prompt, greedy(3)).logprobs.empty());
 }
