@@ -197,42 +197,55 @@ int run_bench(const BenchArgs& args) {
   const double prefill_tps = prefill_seconds > 0 ? double(args.prefill_tokens) / prefill_seconds : 0;
   const double prefill_gflops = prefill_tps * 2.0 * weights.matmul_params / 1e9;  // linears only
   if (args.json) {
+    // machine: what the run measured the hardware at; runs: one entry per measured line, prefill,
+    // decode per position (batch 1, synthetic cache), then the concurrent decodes.
     json out = {{"model", std::filesystem::path(args.model_dir).filename().string()},
-                {"device", "cpu"},
-                {"threads", cpu::num_threads()},
+                {"machine", {{"device", "cpu"}, {"threads", cpu::num_threads()}, {"mem_bw_gbs", bandwidth / 1e9}}},
                 {"attention", args.attention},
-                {"bandwidth_gb_s", bandwidth / 1e9},
-                {"weight_bytes_per_token", weights.bytes_per_token},
-                {"prefill", {{"tokens", args.prefill_tokens}, {"seconds", prefill_seconds}, {"tokens_per_s", prefill_tps},
-                             {"linear_gflop_s", prefill_gflops}}}};
-    json decode = json::array();
+                {"weight_bytes_per_token", weights.bytes_per_token}};
+    json runs = json::array();
+    if (args.prefill_tokens > 0) {
+      // One forward call over all the prompt tokens reads every weight once.
+      const double bytes = weights.bytes_per_token / double(args.prefill_tokens);
+      runs.push_back({{"phase", "prefill"}, {"position", 0}, {"batch", 1}, {"attention", args.attention},
+                      {"tokens", args.prefill_tokens}, {"seconds", prefill_seconds}, {"tokens_per_s", prefill_tps},
+                      {"bytes_per_token", bytes}, {"bandwidth_share", bytes * prefill_tps / bandwidth},
+                      {"linear_gflop_s", prefill_gflops}});
+    }
     for (const DecodeLine& l : lines) {
       const double bytes = l.weight_bytes + l.cache_bytes;
-      decode.push_back({{"position", l.position},
-                        {"tokens_per_s", 1.0 / l.seconds_per_token},
-                        {"ms_per_token", 1e3 * l.seconds_per_token},
-                        {"bytes_per_token", bytes},
-                        {"weight_bytes_per_token", l.weight_bytes},
-                        {"cache_bytes_per_token", l.cache_bytes},
-                        {"gb_s", bytes / l.seconds_per_token / 1e9},
-                        {"bandwidth_share", bytes / l.seconds_per_token / bandwidth},
-                        {"gflop_per_token", l.flops / 1e9},
-                        {"gflop_s", l.flops / l.seconds_per_token / 1e9}});
+      runs.push_back({{"phase", "decode"},
+                      {"position", l.position},
+                      {"batch", 1},
+                      {"attention", args.attention},
+                      {"synthetic_cache", true},
+                      {"tokens_per_s", 1.0 / l.seconds_per_token},
+                      {"ms_per_token", 1e3 * l.seconds_per_token},
+                      {"bytes_per_token", bytes},
+                      {"weight_bytes_per_token", l.weight_bytes},
+                      {"cache_bytes_per_token", l.cache_bytes},
+                      {"gb_s", bytes / l.seconds_per_token / 1e9},
+                      {"bandwidth_share", bytes / l.seconds_per_token / bandwidth},
+                      {"gflop_per_token", l.flops / 1e9},
+                      {"gflop_s", l.flops / l.seconds_per_token / 1e9}});
     }
-    out["decode"] = decode;
-    if (!concurrent.empty()) {
-      json runs = json::array();
-      for (const ConcurrentDecode& c : concurrent) {
-        runs.push_back({{"phase", "decode"},
-                        {"batch", c.batch},
-                        {"tokens", c.tokens},
-                        {"seconds", c.seconds},
-                        {"tokens_per_s", c.tokens_per_s},
-                        {"tokens_per_s_per_request", c.tokens_per_s / double(c.batch)},
-                        {"speedup", c.tokens_per_s / concurrent.front().tokens_per_s}});
-      }
-      out["runs"] = runs;
+    for (const ConcurrentDecode& c : concurrent) {
+      // Each step reads the weights once for the whole batch (cache traffic left out: short prompts).
+      const double bytes = weights.bytes_per_token / double(c.batch);
+      runs.push_back({{"phase", "decode"},
+                      {"position", c.prompt_tokens},
+                      {"batch", c.batch},
+                      {"attention", args.attention},
+                      {"through_scheduler", true},
+                      {"tokens", c.tokens},
+                      {"seconds", c.seconds},
+                      {"tokens_per_s", c.tokens_per_s},
+                      {"tokens_per_s_per_request", c.tokens_per_s / double(c.batch)},
+                      {"speedup", c.tokens_per_s / concurrent.front().tokens_per_s},
+                      {"bytes_per_token", bytes},
+                      {"bandwidth_share", bytes * c.tokens_per_s / bandwidth}});
     }
+    out["runs"] = runs;
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }

@@ -52,7 +52,7 @@ Result<ConcurrentDecode> run_requests(BatchScheduler& s, int64_t batch, int64_t 
   // time from the earliest first id to the latest last id. Requests that start late (admission,
   // preemption) lengthen the window, so the rate is what the batch as a whole achieved.
   Clock::time_point start = Clock::time_point::max(), end = Clock::time_point::min();
-  ConcurrentDecode out{.batch = batch};
+  ConcurrentDecode out{.batch = batch, .prompt_tokens = kPromptTokens};
   for (const auto& t : times) {
     if (t.empty()) continue;
     start = std::min(start, t.front());

@@ -18,6 +18,7 @@ namespace dsa::cli {
 
 struct ConcurrentDecode {
   int64_t batch = 0;
+  int64_t prompt_tokens = 0;   // each request's prompt: decoding starts at this position
   int64_t tokens = 0;          // ids decoded after each first id, all requests together
   double seconds = 0;
   double tokens_per_s = 0;     // all requests together

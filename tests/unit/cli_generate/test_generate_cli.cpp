@@ -138,20 +138,35 @@ TEST_CASE("bench --json: lines per position with the documented byte accounting"
   for (const std::string mode : {"sparse", "dense"}) {
     CAPTURE(mode);
     const auto j = run(mode);
-    CHECK(j["bandwidth_gb_s"].get<double>() > 0);
-    CHECK(j["prefill"]["tokens_per_s"].get<double>() > 0);
-    REQUIRE(j["decode"].size() == 2);
-    for (const auto& line : j["decode"]) {
+    const double bw = j["machine"]["mem_bw_gbs"].get<double>();
+    CHECK(bw > 0);
+    REQUIRE(j["runs"].size() == 3);  // the prefill, then one decode line per position
+    const auto& prefill = j["runs"][0];
+    CHECK(prefill["phase"] == "prefill");
+    CHECK(prefill["tokens"].get<int64_t>() == 32);
+    CHECK(prefill["batch"].get<int64_t>() == 1);
+    CHECK(prefill["attention"] == mode);
+    CHECK(prefill["tokens_per_s"].get<double>() > 0);
+    CHECK(prefill["bytes_per_token"].get<double>() ==
+          doctest::Approx(j["weight_bytes_per_token"].get<double>() / 32).epsilon(1e-9));
+    for (size_t i = 1; i < 3; ++i) {
+      const auto& line = j["runs"][i];
+      CHECK(line["phase"] == "decode");
+      CHECK(line["batch"].get<int64_t>() == 1);
+      CHECK(line["attention"] == mode);
       const double p = line["position"].get<double>();
+      CHECK(p == (i == 1 ? 64 : 300));
       const double mean_n = p + 2.5;
       const double expect = mode == "sparse" ? layers * (16 * record + mean_n * key) : layers * mean_n * record;
       CHECK(line["cache_bytes_per_token"].get<double>() == doctest::Approx(expect).epsilon(1e-9));
       CHECK(line["bytes_per_token"].get<double>() ==
             doctest::Approx(line["weight_bytes_per_token"].get<double>() + expect).epsilon(1e-9));
       CHECK(line["tokens_per_s"].get<double>() > 0);
-      CHECK(line["bandwidth_share"].get<double>() > 0);
+      CHECK(line["bandwidth_share"].get<double>() ==
+            doctest::Approx(line["bytes_per_token"].get<double>() * line["tokens_per_s"].get<double>() / (bw * 1e9))
+                .epsilon(1e-6));
     }
-    CHECK(j["decode"][0]["weight_bytes_per_token"].get<double>() > 0);
+    CHECK(j["runs"][1]["weight_bytes_per_token"].get<double>() > 0);
   }
 }
 
@@ -162,19 +177,22 @@ TEST_CASE("bench --concurrency --json: one request, then N at once, every id cou
                              " --concurrency 3 2>/dev/null");
   REQUIRE(r.exit_code == 0);
   const auto j = nlohmann::json::parse(r.output);
-  REQUIRE(j["runs"].size() == 2);
+  REQUIRE(j["runs"].size() == 3);  // the decode line at position 64, then the scheduler's two
+  CHECK_FALSE(j["runs"][0].contains("through_scheduler"));
   for (size_t i = 0; i < 2; ++i) {
-    const auto& run = j["runs"][i];
+    const auto& run = j["runs"][i + 1];
     const int64_t batch = i == 0 ? 1 : 3;
     CAPTURE(batch);
     CHECK(run["phase"] == "decode");
     CHECK(run["batch"].get<int64_t>() == batch);
+    CHECK(run["position"].get<int64_t>() == 64);
+    CHECK(run["bandwidth_share"].get<double>() > 0);
     CHECK(run["tokens"].get<int64_t>() == batch * 6);  // each request decodes 6 ids after its first
     CHECK(run["seconds"].get<double>() > 0);
     CHECK(run["tokens_per_s"].get<double>() ==
           doctest::Approx(run["tokens"].get<double>() / run["seconds"].get<double>()));
   }
-  CHECK(j["runs"][0]["speedup"].get<double>() == doctest::Approx(1.0));
+  CHECK(j["runs"][1]["speedup"].get<double>() == doctest::Approx(1.0));
 }
 
 }  // namespace
