@@ -140,7 +140,7 @@ int run_generate(const GenerateArgs& args) {
                       .cached_tokens = gen->cached_tokens};
     if (args.json) {
       json out = {{"prompt_ids", raw_ids}, {"ids", gen->tokens}, {"text", text},
-                        {"finish", gen->hit_eos ? "stop" : "length"}, {"usage", to_json(usage)}};
+                  {"finish", gen->hit_eos ? "stop" : "length"}, {"usage", to_json(usage)}};
       if (args.logprobs >= 0) out["logprobs"] = logprobs_json(gen->logprobs);
       std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     } else {

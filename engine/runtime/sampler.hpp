@@ -16,8 +16,9 @@ struct SamplerOptions {
   uint64_t seed = 0;
 };
 
-// One generated position's log-probabilities under the model (log-softmax of the raw logits, before
-// temperature or truncation): the chosen id's, and the n most likely ids, most likely first.
+// One generated position's log-probabilities under the model (log-softmax of the logits the sampler
+// saw, masked ids at -inf, before temperature or truncation): the chosen id's, and the n most likely
+// ids, most likely first (equal logits: lower id first).
 struct TokenLogprob {
   int32_t id = 0;
   float logprob = 0;

@@ -4,7 +4,9 @@ transformers' `deepseek_v32`, an independent implementation, on the tiny BF16 fi
   scripts/python-env.sh hf && .venv/bin/python tests/golden/hf_compare.py
 
 Reads tests/fixtures/engine/tiny-bf16/ and golden_bf16.json/.bin (make_engine_golden.py); exits 1
-when the two disagree beyond what their documented differences explain. HF runs in float32 on the
+when the two disagree beyond what their documented differences explain. Writes golden_hf_bf16.json
+and .bin: HF's own whole prefill (pinned to the reference's top-k sets), which the engine's C++ test
+compares against (tests/unit/engine/test_model_golden.cpp). HF runs in float32 on the
 bf16 weights (every weight converts exactly) and without a cache, so only its math is under test.
 
 The two differ by design (tests/fixtures/engine/README.md):
@@ -114,9 +116,10 @@ class Instrument:
 
     def __init__(self, model, cfg):
         self.pin, self.latent_fp8, self.index_fp8 = None, False, False
-        self.scores, self.margins = {}, {}
+        self.scores, self.margins, self.hidden = {}, {}, {}
         self.k = cfg.index_topk
         for i, layer in enumerate(model.model.layers):
+            layer.register_forward_hook(self._layer(i))
             attn = layer.self_attn
             attn.indexer.forward = self._indexer(i, attn.indexer)
             attn.kv_a_layernorm.register_forward_hook(self._latent)
@@ -136,6 +139,11 @@ class Instrument:
             return idx[None]
         return forward
 
+    def _layer(self, i):
+        def hook(_module, _args, out):
+            self.hidden[i] = (out[0] if isinstance(out, tuple) else out)[0].detach().numpy()
+        return hook
+
     def _latent(self, _module, _args, out):
         return fp8_roundtrip(out) if self.latent_fp8 else out
 
@@ -153,6 +161,25 @@ class Instrument:
             expert_margin = masked.values[:, K - 1] - masked.values[:, K]
             self.margins[i] = torch.minimum(group_margin, expert_margin).detach().numpy()
         return hook
+
+
+def write_hf_golden(meta, logits, hidden, margins):
+    """tests/fixtures/engine/golden_hf_bf16.json + .bin: HF's own prefill (float32, pinned to the
+    reference's top-k sets, no FP8 step) for the engine's test against an independent implementation."""
+    arrays, blob, at = {}, [], 0
+    for name, a in [("prefill_logits", logits)] + [(f"hidden.{i}", h) for i, h in enumerate(hidden)]:
+        a = np.ascontiguousarray(a, dtype="<f4")
+        arrays[name] = {"offset": at, "shape": list(a.shape)}
+        blob.append(a.reshape(-1))
+        at += a.size
+    near_tie = {str(i): [int(t) for t in np.nonzero(m < ROUTER_NEAR_TIE)[0]] for i, m in margins.items()}
+    out = {"checkpoint": "tiny-bf16", "source": "transformers DeepseekV32ForCausalLM (5.25.0), float32, no cache, "
+           "top-k pinned to golden_bf16's sets", "prompt": meta["prompt"], "topk": meta["topk"],
+           "router_near_ties": near_tie, "arrays": arrays, "bin": "golden_hf_bf16.bin"}
+    np.concatenate(blob).tofile(os.path.join(FIX, "golden_hf_bf16.bin"))
+    with open(os.path.join(FIX, "golden_hf_bf16.json"), "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+    print("  wrote tests/fixtures/engine/golden_hf_bf16.json and .bin")
 
 
 def main():
@@ -210,15 +237,20 @@ def main():
                   + (f"; {int(tie.sum())} near-tie tokens, worst {rel[True][tie].max():.4f}" if tie.any() else "")
                   + ("" if good else "  FAIL"))
 
-    # 2. The whole prefill, HF pinned to the reference's selections, latent FP8 applied.
-    ins.pin, ins.latent_fp8 = meta["topk"], True
-    with torch.no_grad():
-        logits = model(torch.tensor([prompt]), use_cache=False).logits[0, -1].numpy()
+    # 2. The whole prefill, HF pinned to the reference's selections: with the latent FP8 round trip
+    # (how close the two come), and plain HF (its own math only), which becomes the HF golden file.
     want = ref("prefill_logits")
     top = np.argsort(-want)[:2]
-    print(f"  prefill logits, whole model, pinned: max |diff| {np.abs(logits - want).max():.4f} "
-          f"(max |logit| {np.abs(want).max():.2f}); argmax HF {int(logits.argmax())}, reference {int(top[0])} "
-          f"(reference margin to the second {float(want[top[0]] - want[top[1]]):.4f})")
+    ins.pin = meta["topk"]
+    for fp8 in (True, False):
+        ins.latent_fp8 = fp8
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt]), use_cache=False).logits[0, -1].numpy()
+        print(f"  prefill logits, whole model, pinned{', latent FP8' if fp8 else ', plain'}: max |diff| "
+              f"{np.abs(logits - want).max():.4f} (max |logit| {np.abs(want).max():.2f}); argmax HF "
+              f"{int(logits.argmax())}, reference {int(top[0])} (reference margin to the second "
+              f"{float(want[top[0]] - want[top[1]]):.4f})")
+    write_hf_golden(meta, logits, [ins.hidden[layer] for layer in range(L)], ins.margins)
     print("agree" if ok else "DISAGREE")
     return 0 if ok else 1
 

@@ -18,6 +18,10 @@ namespace {
 
 constexpr double kHiddenRel = 4e-3;  // max |engine - ref| / max |ref| per layer: 2^-8, one bf16 ulp
 constexpr double kLogitAbs = 1e-3;   // logits O(1..10)
+// Against transformers (see the test at the end): the latent's FP8 round trip (e4m3, 2^-4 relative
+// per element) and ~10 bf16 roundings per layer that HF skips.
+constexpr double kHfHiddenRel = 0.06;
+constexpr double kHfLogitAbs = 0.2;
 
 // Golden indexer scores of query t of the prefill, layer L: [t+1] valid.
 std::span<const float> golden_scores(const Golden& g, int64_t layer, int64_t t, int64_t n_prompt) {
@@ -114,6 +118,53 @@ TEST_CASE("20 greedy decode steps match the reference ids and logits") {
 TEST_CASE("with the reference's selections pinned, decode logits match closely") {
   check_decode("fp8", true);
   check_decode("bf16", true);
+}
+
+// Against Hugging Face transformers' deepseek_v32, an independent implementation
+// (tests/golden/hf_compare.py wrote golden_hf_bf16 from it: float32, no FP8 step, pinned to the
+// reference's top-k sets, as the engine is here). The two differ by design where DeepSeek's
+// reference rounds (bf16 after every op, the MLA latent through FP8): measured 2.9% of the largest
+// hidden value in layer 0 and 0.095 on the logits (max |logit| 3.4). Tokens whose router choice is
+// a near-tie in HF pick another expert on the slightest difference and are left out of the hidden
+// comparison (hf_compare.py lists them), with the tokens that attend to them in later layers.
+TEST_CASE("prefill matches Hugging Face transformers' deepseek_v32 within the FP8/bf16 rounding it skips") {
+  const Golden ref = Golden::load("bf16");
+  const Golden hf = Golden::load("hf_bf16");
+  const auto prompt = ref.ids("prompt");
+  REQUIRE(hf.ids("prompt") == prompt);
+  const TopkSets sets = ref.prefill_topk();
+  TinyRun run("bf16");
+  ForwardTrace trace;
+  trace.forced_topk = &sets;
+  REQUIRE(run.step(prompt, &trace).ok());
+  const int64_t L = run.model->config().num_hidden_layers, H = run.model->config().hidden_size;
+  // Tokens left out: a router near-tie, and from then on every token whose attention reads one (a
+  // flipped expert changes that token's output by far more than rounding, and its keys and values
+  // in the next layers with it).
+  std::set<int64_t> skip;
+  for (int64_t layer = 0; layer < L; ++layer) {
+    const std::set<int64_t> before = skip;
+    for (int64_t t = 0; t < int64_t(prompt.size()); ++t)
+      for (int32_t key : sets[size_t(layer)][size_t(t)])
+        if (before.count(key)) skip.insert(t);
+    for (const auto& t : hf.meta["router_near_ties"].value(std::to_string(layer), nlohmann::json::array()))
+      skip.insert(t.get<int64_t>());
+    const auto want = hf.array("hidden." + std::to_string(layer));
+    double worst = 0, scale = 0;
+    for (int64_t t = 0; t < int64_t(prompt.size()); ++t) {
+      for (int64_t i = 0; i < H; ++i) {
+        const double w = want[size_t(t * H + i)];
+        scale = std::max(scale, std::fabs(w));
+        if (!skip.count(t)) worst = std::max(worst, std::fabs(double(trace.hidden[layer][size_t(t * H + i)]) - w));
+      }
+    }
+    MESSAGE("hf hidden." << layer << " rel " << worst / scale << " (" << prompt.size() - skip.size() << " tokens)");
+    CHECK(worst / scale < kHfHiddenRel);
+  }
+  const Diff dl = diff(run.logits, hf.array("prefill_logits"));
+  MESSAGE("hf prefill logits max abs " << dl.max_abs);
+  CHECK(dl.max_abs < kHfLogitAbs);
+  CHECK(argmax(run.logits) == argmax(hf.array("prefill_logits")));
 }
 
 }  // namespace
