@@ -146,8 +146,8 @@ def main():
         return same, sum(worst) / len(worst)
 
     def top5(rows):
-        return [(int(r.topk(5).indices[0]), list(zip(r.topk(5).indices.tolist(), r.topk(5).values.tolist())))
-                for r in rows]
+        tops = [r.topk(5) for r in rows]
+        return [(int(t.indices[0]), list(zip(t.indices.tolist(), t.values.tolist()))) for t in tops]
 
     ds_steps = [(tok, [(i, lp) for i, lp in st["top"]]) for tok, st in zip(gen, d_all["logprobs"])]
     rows = [("dsagent", compare(ds_steps, lp_fp32), ""),

@@ -10,17 +10,17 @@ namespace dsa {
 
 namespace {
 
+// NaN never wins and never gets mass: it reads as -inf.
+float clean(float v) { return std::isnan(v) ? -std::numeric_limits<float>::infinity() : v; }
+
 // Larger logit first; equal logits: lower id first (so greedy and top-k are deterministic).
 struct MoreLikely {
   std::span<const float> logits;
   bool operator()(int32_t a, int32_t b) const {
-    const float la = logits[size_t(a)], lb = logits[size_t(b)];
+    const float la = clean(logits[size_t(a)]), lb = clean(logits[size_t(b)]);
     return la > lb || (la == lb && a < b);
   }
 };
-
-// NaN never wins and never gets mass: it reads as -inf.
-float clean(float v) { return std::isnan(v) ? -std::numeric_limits<float>::infinity() : v; }
 
 }  // namespace
 
@@ -35,10 +35,7 @@ StepLogprobs step_logprobs(std::span<const float> logits, int32_t chosen, int n_
   std::vector<int32_t> ids(logits.size());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
   const auto n = std::min(ids.size(), size_t(std::max(n_top, 0)));
-  std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(n), ids.end(), [&](int32_t a, int32_t b) {
-    const float la = clean(logits[size_t(a)]), lb = clean(logits[size_t(b)]);
-    return la > lb || (la == lb && a < b);
-  });
+  std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(n), ids.end(), MoreLikely{logits});
   StepLogprobs out{.chosen = logprob(chosen), .top = {}};
   for (size_t i = 0; i < n; ++i) out.top.push_back({ids[i], logprob(ids[i])});
   return out;

@@ -10,13 +10,13 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 
 #include "engine/runtime/generator.hpp"
 #include "engine/runtime/scheduler.hpp"
+#include "tests/unit/engine/golden.hpp"
 #include "tests/unit/runtime/runtime_test_support.hpp"
 
 using namespace dsa;
@@ -267,18 +267,8 @@ namespace {
 // The golden fixture's logits of each greedy step (prefill, then 20 decode steps), from the NumPy
 // reference: log-softmax in double here is the independent computation of each log-probability.
 std::vector<std::vector<double>> golden_log_softmax() {
-  const auto dir = dsa::test::fixtures_dir() / "engine";
-  const auto meta = nlohmann::json::parse(dsa::test::read_text(dir / "golden_fp8.json"));
-  const std::string bin = dsa::test::read_text(dir / meta["bin"].get<std::string>());
-  const auto floats = [&](const std::string& name) {
-    const auto& a = meta["arrays"].at(name);
-    size_t n = 1;
-    for (const auto& d : a["shape"]) n *= d.get<size_t>();
-    std::vector<float> v(n);
-    std::memcpy(v.data(), bin.data() + a["offset"].get<size_t>() * sizeof(float), n * sizeof(float));
-    return v;
-  };
-  const std::vector<float> prefill = floats("prefill_logits"), decode = floats("decode_logits");
+  const dsa::test::Golden g = dsa::test::Golden::load("fp8");
+  const auto prefill = g.array("prefill_logits"), decode = g.array("decode_logits");
   const size_t vocab = prefill.size();
   std::vector<std::vector<double>> rows;
   for (size_t step = 0; step <= decode.size() / vocab; ++step) {
