@@ -7,6 +7,10 @@
 // cpu::indexer_write), since a decode step's cost depends on how much cache it reads, not on the
 // values. Then --tokens decode steps are timed after one untimed warm-up step.
 //
+// Every line also gives the time per phase (engine/model/phase_times.hpp), and the run measures the
+// fp32 FMA peak (cpu::measure_fma_peak) so that the compute-bound parts (prefill's linears, the
+// indexer at long contexts) are reported as a share of it.
+//
 // --concurrency N adds the aggregate decode rate of N concurrent requests through the scheduler
 // against one (cli/bench/concurrency.hpp).
 #include <algorithm>
@@ -27,6 +31,7 @@
 #include "engine/runtime/generator.hpp"
 #include "engine/runtime/kv_cache.hpp"
 #include "kernels/cpu/parallel.hpp"
+#include "kernels/cpu/peak.hpp"
 #include "kernels/dtypes.hpp"
 
 namespace dsa::cli {
@@ -90,8 +95,30 @@ Result<void> fill_cache(KvCache& cache, Sequence& seq, const ModelConfig& cfg, i
 struct DecodeLine {
   int64_t position = 0;
   double seconds_per_token = 0;
-  double weight_bytes = 0, cache_bytes = 0, flops = 0;
+  double weight_bytes = 0, cache_bytes = 0, flops = 0, indexer_flops = 0;
+  PhaseTimes phases;  // seconds per token by phase
 };
+
+// Milliseconds per token by phase, "other" being what the phases leave out of the total.
+json phase_json(const PhaseTimes& p, double seconds_total) {
+  json out = json::object();
+  for (size_t i = 0; i < kPhaseNames.size(); ++i) out[std::string(kPhaseNames[i])] = 1e3 * p.seconds[i];
+  out["other"] = 1e3 * std::max(0.0, seconds_total - p.total());
+  return out;
+}
+
+std::string phase_text(const PhaseTimes& p, double seconds_total) {
+  std::string out;
+  char buf[64];
+  for (size_t i = 0; i < kPhaseNames.size(); ++i) {
+    if (p.seconds[i] <= 0) continue;
+    std::snprintf(buf, sizeof buf, "%s%.*s %.2f", out.empty() ? "" : ", ", int(kPhaseNames[i].size()),
+                  kPhaseNames[i].data(), 1e3 * p.seconds[i]);
+    out += buf;
+  }
+  std::snprintf(buf, sizeof buf, ", other %.2f", 1e3 * std::max(0.0, seconds_total - p.total()));
+  return out + buf;
+}
 
 Result<std::vector<int64_t>> parse_positions(const std::string& text) {
   std::vector<int64_t> out;
@@ -132,6 +159,7 @@ int run_bench(const BenchArgs& args) {
   const cpu::LatentFormat fmt = default_latent_format(cfg);  // as LocalLlm runs
   std::fprintf(stderr, "bench: measuring memory bandwidth...\n");
   const double bandwidth = measure_read_bandwidth(args.probe_mib << 20);
+  const double fma_peak = cpu::measure_fma_peak();
 
   const int64_t max_pos = *std::max_element(positions->begin(), positions->end());
   const int64_t context = std::max(max_pos + args.tokens + 1, args.prefill_tokens);
@@ -145,14 +173,17 @@ int run_bench(const BenchArgs& args) {
 
   // Prefill from position 0 with synthetic ids, one forward call.
   double prefill_seconds = 0;
+  PhaseTimes prefill_phases;
   if (args.prefill_tokens > 0) {
     std::fprintf(stderr, "bench: prefill of %lld tokens...\n", (long long)args.prefill_tokens);
     std::vector<int32_t> ids(size_t(args.prefill_tokens));
     for (int32_t& id : ids) id = next_token();
     Sequence seq;
+    model.set_phase_times(&prefill_phases);
     const auto t0 = Clock::now();
     auto r = model.forward(cache, seq, ids, logits.data());
     prefill_seconds = since(t0);
+    model.set_phase_times(nullptr);
     cache.release(seq);
     if (!r.ok()) return fail(r.error().message);
   }
@@ -166,6 +197,7 @@ int run_bench(const BenchArgs& args) {
     double seconds = 0;
     for (int64_t i = 0; i <= args.tokens; ++i) {
       const int32_t id[1] = {next_token()};
+      model.set_phase_times(i > 0 ? &line.phases : nullptr);
       const auto t0 = Clock::now();
       auto r = model.forward(cache, seq, id, logits.data());
       if (!r.ok()) return fail(r.error().message);
@@ -174,13 +206,17 @@ int run_bench(const BenchArgs& args) {
         const CacheTraffic c = cache_traffic(cfg, fmt, mode, seq.n_cached);
         line.cache_bytes += c.bytes;
         line.flops += c.flops + 2.0 * weights.matmul_params;
+        line.indexer_flops += c.indexer_flops;
       }
     }
     const double n = double(std::max<int64_t>(args.tokens, 1));
+    model.set_phase_times(nullptr);
     line.seconds_per_token = seconds / n;
+    for (double& v : line.phases.seconds) v /= n;
     line.weight_bytes = weights.bytes_per_token;
     line.cache_bytes /= n;
     line.flops /= n;
+    line.indexer_flops /= n;
     lines.push_back(line);
     cache.release(seq);
   }
@@ -200,7 +236,11 @@ int run_bench(const BenchArgs& args) {
     // machine: what the run measured the hardware at; runs: one entry per measured line, prefill,
     // decode per position (batch 1, synthetic cache), then the concurrent decodes.
     json out = {{"model", std::filesystem::path(args.model_dir).filename().string()},
-                {"machine", {{"device", "cpu"}, {"threads", cpu::num_threads()}, {"mem_bw_gbs", bandwidth / 1e9}}},
+                {"machine",
+                 {{"device", "cpu"},
+                  {"threads", cpu::num_threads()},
+                  {"mem_bw_gbs", bandwidth / 1e9},
+                  {"fma_peak_gflops", fma_peak / 1e9}}},
                 {"attention", args.attention},
                 {"weight_bytes_per_token", weights.bytes_per_token}};
     json runs = json::array();
@@ -210,7 +250,9 @@ int run_bench(const BenchArgs& args) {
       runs.push_back({{"phase", "prefill"}, {"position", 0}, {"batch", 1}, {"attention", args.attention},
                       {"tokens", args.prefill_tokens}, {"seconds", prefill_seconds}, {"tokens_per_s", prefill_tps},
                       {"bytes_per_token", bytes}, {"bandwidth_share", bytes * prefill_tps / bandwidth},
-                      {"linear_gflop_s", prefill_gflops}});
+                      {"linear_gflop_s", prefill_gflops},
+                      {"compute_share", prefill_gflops * 1e9 / fma_peak},
+                      {"phases_ms", phase_json(prefill_phases, prefill_seconds)}});
     }
     for (const DecodeLine& l : lines) {
       const double bytes = l.weight_bytes + l.cache_bytes;
@@ -227,7 +269,13 @@ int run_bench(const BenchArgs& args) {
                       {"gb_s", bytes / l.seconds_per_token / 1e9},
                       {"bandwidth_share", bytes / l.seconds_per_token / bandwidth},
                       {"gflop_per_token", l.flops / 1e9},
-                      {"gflop_s", l.flops / l.seconds_per_token / 1e9}});
+                      {"gflop_s", l.flops / l.seconds_per_token / 1e9},
+                      {"phases_ms_per_token", phase_json(l.phases, l.seconds_per_token)}});
+      if (l.indexer_flops > 0 && l.phases[Phase::indexer] > 0) {
+        const double rate = l.indexer_flops / l.phases[Phase::indexer];
+        runs.back()["indexer_gflop_s"] = rate / 1e9;
+        runs.back()["indexer_compute_share"] = rate / fma_peak;
+      }
     }
     for (const ConcurrentDecode& c : concurrent) {
       // Each step reads the weights once for the whole batch (cache traffic left out: short prompts).
@@ -237,6 +285,8 @@ int run_bench(const BenchArgs& args) {
                       {"batch", c.batch},
                       {"attention", args.attention},
                       {"through_scheduler", true},
+                      {"tokens_decoded", c.tokens_decoded},
+                      {"steady_state", c.steady},
                       {"tokens", c.tokens},
                       {"seconds", c.seconds},
                       {"tokens_per_s", c.tokens_per_s},
@@ -254,9 +304,13 @@ int run_bench(const BenchArgs& args) {
               cfg.fp8 ? "FP8" : "BF16", weights.checkpoint_bytes / 1e6, args.attention.c_str(), cpu::num_threads());
   std::printf("memory bandwidth (two-array fp32 dot product, 2 x %lld MiB): %.2f GB/s\n", (long long)args.probe_mib,
               bandwidth / 1e9);
-  if (args.prefill_tokens > 0)
-    std::printf("prefill %lld tokens: %.3f s, %.1f tokens/s, %.2f GFLOP/s in the linears\n",
-                (long long)args.prefill_tokens, prefill_seconds, prefill_tps, prefill_gflops);
+  std::printf("fp32 FMA peak (independent chains on every thread): %.1f GFLOP/s\n", fma_peak / 1e9);
+  if (args.prefill_tokens > 0) {
+    std::printf("prefill %lld tokens: %.3f s, %.1f tokens/s, %.2f GFLOP/s in the linears = %.0f%% of the FMA peak\n",
+                (long long)args.prefill_tokens, prefill_seconds, prefill_tps, prefill_gflops,
+                100.0 * prefill_gflops * 1e9 / fma_peak);
+    std::printf("  ms: %s\n", phase_text(prefill_phases, prefill_seconds).c_str());
+  }
   for (const DecodeLine& l : lines) {
     const double bytes = l.weight_bytes + l.cache_bytes, gbs = bytes / l.seconds_per_token / 1e9;
     std::printf("decode @ %lld: %.2f tokens/s (%.2f ms/token); read %.2f MB/token (weights %.2f + cache %.2f): "
@@ -264,6 +318,12 @@ int run_bench(const BenchArgs& args) {
                 (long long)l.position, 1.0 / l.seconds_per_token, 1e3 * l.seconds_per_token, bytes / 1e6,
                 l.weight_bytes / 1e6, l.cache_bytes / 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, l.flops / 1e9,
                 l.flops / l.seconds_per_token / 1e9);
+    std::printf("  ms/token: %s\n", phase_text(l.phases, l.seconds_per_token).c_str());
+    if (l.indexer_flops > 0 && l.phases[Phase::indexer] > 0) {
+      const double rate = l.indexer_flops / l.phases[Phase::indexer];
+      std::printf("  indexer: %.3f GFLOP/token at %.2f GFLOP/s = %.0f%% of the FMA peak\n", l.indexer_flops / 1e9,
+                  rate / 1e9, 100.0 * rate / fma_peak);
+    }
   }
   if (lines.size() > 1)
     std::printf("tokens/s @ %lld / @ %lld = %.2f\n", (long long)lines.back().position, (long long)lines.front().position,
@@ -284,6 +344,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       "Positions are reached by writing random cache entries (decode cost depends on the cache size,\n"
       "not its values), then --tokens decode steps are timed. --concurrency N runs N requests of 64\n"
       "random ids at once through the scheduler, each decoding --tokens ids, and one request alone.\n"
+      "Each line breaks its time down by phase (projections, indexer, topk, attention, moe, mlp,\n"
+      "lm_head); compute-bound parts are also given as a share of the measured FMA peak.\n"
       "Examples:\n"
       "  dsagent make-model /tmp/bench-s --preset bench-s && dsagent bench --model /tmp/bench-s\n"
       "  dsagent bench --model /tmp/bench-s --positions 1024,131072 --attention dense --json\n"

@@ -48,18 +48,32 @@ Result<ConcurrentDecode> run_requests(BatchScheduler& s, int64_t batch, int64_t 
   for (const std::string& e : errors)
     if (!e.empty()) return make_error(e);
 
-  // Aggregate decode rate: every id after each request's first (which closes its prefill), over the
-  // time from the earliest first id to the latest last id. Requests that start late (admission,
-  // preemption) lengthen the window, so the rate is what the batch as a whole achieved.
-  Clock::time_point start = Clock::time_point::max(), end = Clock::time_point::min();
+  // Aggregate decode rate in the steady state: from the last request's first id (every prefill
+  // done) to the first request's last id (none finished), the ids sampled after the window opens,
+  // over its length. Prefills and the tail where fewer requests remain stay out. If the requests
+  // never all decoded at once (admission, preemption), the whole span from the earliest first id to
+  // the latest last id is used instead.
   ConcurrentDecode out{.batch = batch, .prompt_tokens = kPromptTokens};
+  Clock::time_point all_first = Clock::time_point::max(), all_last = Clock::time_point::min();
+  Clock::time_point last_first = Clock::time_point::min(), first_last = Clock::time_point::max();
   for (const auto& t : times) {
     if (t.empty()) continue;
-    start = std::min(start, t.front());
-    end = std::max(end, t.back());
-    out.tokens += int64_t(t.size()) - 1;
+    out.tokens_decoded += int64_t(t.size()) - 1;
+    all_first = std::min(all_first, t.front());
+    all_last = std::max(all_last, t.back());
+    last_first = std::max(last_first, t.front());
+    first_last = std::min(first_last, t.back());
   }
-  out.seconds = end > start ? std::chrono::duration<double>(end - start).count() : 0.0;
+  const auto count_in = [&](Clock::time_point a, Clock::time_point b) {
+    int64_t n = 0;
+    for (const auto& t : times)
+      n += std::count_if(t.begin(), t.end(), [&](Clock::time_point x) { return x > a && x <= b; });
+    return n;
+  };
+  out.steady = first_last > last_first && count_in(last_first, first_last) > 0;
+  const Clock::time_point a = out.steady ? last_first : all_first, b = out.steady ? first_last : all_last;
+  out.tokens = out.steady ? count_in(a, b) : out.tokens_decoded;
+  out.seconds = b > a ? std::chrono::duration<double>(b - a).count() : 0.0;
   out.tokens_per_s = out.seconds > 0 ? double(out.tokens) / out.seconds : 0;
   return out;
 }

@@ -4,8 +4,8 @@
 //
 // Each request is a short prompt of random ids (the decode steps dominate) decoding `tokens` ids
 // with EOS masked, so none stops early. The rate counts the ids sampled while all of them were
-// decoding (from the last request's first id to the first request's last id) over that time. A
-// warm-up run grows the workspaces first.
+// decoding (from the last request's first id to the first request's last id) over that time, so
+// the prompts' prefills are not in it. A warm-up run grows the workspaces first.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -19,8 +19,10 @@ namespace dsa::cli {
 struct ConcurrentDecode {
   int64_t batch = 0;
   int64_t prompt_tokens = 0;   // each request's prompt: decoding starts at this position
-  int64_t tokens = 0;          // ids decoded after each first id, all requests together
-  double seconds = 0;
+  int64_t tokens_decoded = 0;  // ids decoded after each first id, all requests together
+  bool steady = false;          // the window is the steady state (else the whole span)
+  int64_t tokens = 0;           // ids sampled in the window
+  double seconds = 0;           // the window's length
   double tokens_per_s = 0;     // all requests together
 };
 

@@ -71,11 +71,13 @@ CacheTraffic cache_traffic(const ModelConfig& cfg, cpu::LatentFormat fmt, Attent
   c.flops = attn_flops;
   if (mode == AttentionMode::sparse) {
     c.bytes += double(n) * index_key;
-    c.flops += 2.0 * double(n) * double(cfg.index_n_heads) * double(cfg.index_head_dim);
+    c.indexer_flops = 2.0 * double(n) * double(cfg.index_n_heads) * double(cfg.index_head_dim);
+    c.flops += c.indexer_flops;
   }
   const double layers = double(cfg.num_hidden_layers);
   c.bytes *= layers;
   c.flops *= layers;
+  c.indexer_flops *= layers;
   return c;
 }
 

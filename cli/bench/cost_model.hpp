@@ -29,6 +29,7 @@ WeightTraffic weight_traffic(const Checkpoint& ckpt, const ModelConfig& cfg);
 struct CacheTraffic {
   double bytes = 0;  // cache bytes read for one token at context length n
   double flops = 0;  // attention + indexer scoring FLOPs for that token
+  double indexer_flops = 0;  // of which the indexer's scores (sparse only)
 };
 
 CacheTraffic cache_traffic(const ModelConfig& cfg, cpu::LatentFormat fmt, AttentionMode mode, int64_t n);

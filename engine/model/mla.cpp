@@ -23,11 +23,15 @@ namespace dsa {
 void Model::attention(int64_t layer, KvCache& cache, int64_t S, bool decode, float* out, ForwardTrace* trace) {
   mla_project(layer, cache, S);
   indexer(layer, cache, S, trace);
-  if (decode) {
-    attend_decode(layer, cache, S);
-  } else {
-    attend_prefill(layer, cache, *ws_.row_seq[0], S);
+  {
+    PhaseScope timed(phase_times_, Phase::attention);
+    if (decode) {
+      attend_decode(layer, cache, S);
+    } else {
+      attend_prefill(layer, cache, *ws_.row_seq[0], S);
+    }
   }
+  PhaseScope timed(phase_times_, Phase::projections);
   const int64_t width = n_heads_ * cfg_.v_head_dim;
   const float* o = ws_.o.data();
   if (comm_->size() > 1) {
@@ -38,6 +42,7 @@ void Model::attention(int64_t layer, KvCache& cache, int64_t S, bool decode, flo
 }
 
 void Model::mla_project(int64_t layer, KvCache& cache, int64_t S) {
+  PhaseScope timed(phase_times_, Phase::projections);
   const LayerWeights& lw = w_.layers[layer];
   const int64_t H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dqk = dn + dr;
   const int64_t kvr = cfg_.kv_lora_rank;
@@ -68,12 +73,21 @@ void Model::mla_project(int64_t layer, KvCache& cache, int64_t S) {
 }
 
 void Model::indexer(int64_t layer, KvCache& cache, int64_t S, ForwardTrace* trace) {
+  {
+    PhaseScope timed(phase_times_, Phase::indexer);
+    write_index_keys(layer, cache, S);
+    // Dense attention needs the queries only to record the indexer's choice.
+    if (mode_ == AttentionMode::sparse || trace) score_queries(layer, S);
+  }
+  select_keys(layer, cache, S, trace);
+}
+
+void Model::write_index_keys(int64_t layer, KvCache& cache, int64_t S) {
+  // LayerNorm, rotate-half RoPE on the first dims, Hadamard, FP8 into the cache.
   const LayerWeights& lw = w_.layers[layer];
   const int64_t hd = cfg_.index_head_dim, dr = cfg_.qk_rope_head_dim;
   const int64_t* pos = ws_.pos.data();
   const float rot_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-
-  // Keys: LayerNorm, rotate-half RoPE on the first dims, Hadamard, FP8 into the cache.
   float* k = ws_.idx_k.data();  // [S, hd]
   lw.idx_wk.apply(ws_.xn.data(), S, k);
   cpu::layer_norm(k, S, hd, lw.idx_k_norm_weight.data(), lw.idx_k_norm_bias.data(),
@@ -83,10 +97,6 @@ void Model::indexer(int64_t layer, KvCache& cache, int64_t S, ForwardTrace* trac
   for (int64_t i = 0; i < S; ++i) {
     cpu::indexer_write(cache.indexer_arena(layer), ws_.row_seq[i]->pages.data(), hd, pos[i], k + i * hd);
   }
-
-  // Dense attention needs the queries only to record the indexer's choice.
-  if (mode_ == AttentionMode::sparse || trace) score_queries(layer, S);
-  select_keys(layer, cache, S, trace);
 }
 
 void Model::score_queries(int64_t layer, int64_t S) {
@@ -132,8 +142,12 @@ void Model::select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardT
       const cpu::IndexerCacheView keys = cache.indexer(layer, *ws_.row_seq[g0]);
       for (int64_t b0 = g0; b0 < g1; b0 += kIndexerScoreRows) {
         const int64_t n_q = std::min(kIndexerScoreRows, g1 - b0);
-        cpu::indexer_scores(ws_.idx_q_codes.data() + b0 * nh * hd, ws_.idx_w.data() + b0 * nh, n_q, nh, keys,
-                            n_keys + b0, scores, end);
+        {
+          PhaseScope timed(phase_times_, Phase::indexer);
+          cpu::indexer_scores(ws_.idx_q_codes.data() + b0 * nh * hd, ws_.idx_w.data() + b0 * nh, n_q, nh, keys,
+                              n_keys + b0, scores, end);
+        }
+        PhaseScope timed(phase_times_, Phase::topk);
         cpu::parallel_for(n_q, [&](int64_t b, int64_t e) {
           for (int64_t r = b; r < e; ++r) {
             const int64_t i = b0 + r;

@@ -226,8 +226,10 @@ void Model::run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* tra
     attention(layer, cache, S, decode, ws_.attn_out.data(), trace);
     cpu::add_rms_norm(ws_.attn_out.data(), residual, S, D, lw.post_attention_layernorm.data(), eps, xn);
     if (lw.is_moe) {
+      PhaseScope timed(phase_times_, Phase::moe);
       moe(lw, xn, S, x);
     } else {
+      PhaseScope timed(phase_times_, Phase::mlp);
       mlp(lw.mlp, xn, S, x, /*sharded=*/true);
     }
     if (trace) {
@@ -240,6 +242,7 @@ void Model::run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* tra
 
 void Model::head(int64_t first, int64_t n, float* logits) {
   // Final norm of the unrounded x + residual, then the fp32 head.
+  PhaseScope timed(phase_times_, Phase::lm_head);
   const int64_t D = cfg_.hidden_size;
   float* h = ws_.xn.data() + first * D;
   cpu::add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, w_.norm.data(),

@@ -15,6 +15,7 @@
 #include "engine/dist/comm.hpp"
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/phase_times.hpp"
 #include "engine/model/weights.hpp"
 #include "engine/runtime/kv_cache.hpp"
 
@@ -72,6 +73,9 @@ class Model {
 
   const ModelConfig& config() const { return cfg_; }
 
+  // Every later forward call adds its time per phase to *times (null: stop timing).
+  void set_phase_times(PhaseTimes* times) { phase_times_ = times; }
+
  private:
   // Indexer queries scored at a time: the score buffer is [kIndexerScoreRows, context] fp32.
   static constexpr int64_t kIndexerScoreRows = 64;
@@ -115,6 +119,8 @@ class Model {
   // Writes the S indexer keys to the cache and fills ws_.sel / ws_.n_sel (the indexer's top-k, the
   // dense causal set, or the forced selection).
   void indexer(int64_t layer, KvCache& cache, int64_t S, ForwardTrace* trace);
+  // The S indexer keys into the cache.
+  void write_index_keys(int64_t layer, KvCache& cache, int64_t S);
   // The indexer queries (FP8 codes) and head weights of the S tokens: ws_.idx_q_codes, ws_.idx_w.
   void score_queries(int64_t layer, int64_t S);
   void select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardTrace* trace);
@@ -141,6 +147,7 @@ class Model {
   std::vector<float> inv_freq_;  // YaRN [qk_rope_head_dim / 2]
   float softmax_scale_;
   int64_t prefill_key_limit_;
+  PhaseTimes* phase_times_ = nullptr;
   Workspace ws_;
 };
 

@@ -1,11 +1,12 @@
 // Matrix products for checkpoint linears (see gemm.hpp).
 // Layout of the work: output features are cut into blocks of kRows weight rows, spread over threads.
 // Few activation rows (decode): each block's weights are converted on the fly and streamed once.
-// Many rows (prefill): each block is converted once per tile of kTileM activation rows into an fp32
-// buffer, then reused for the whole tile.
+// More rows than one group of kRowsAtOnce (batched decode, prefill): each FP8 block is converted
+// once per tile of kTileM activation rows into an fp32 buffer, then reused by every group.
 #include "kernels/cpu/gemm.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "kernels/cpu/check.hpp"
@@ -23,17 +24,22 @@ using simd::vf;
 constexpr int kRows = 4;          // weight rows computed together (128 % kRows == 0)
 constexpr int64_t kTileM = 32;    // activation rows kept in cache while the weight blocks pass
 constexpr int kRowsAtOnce = 4;    // activation rows sharing each widened weight vector
+constexpr int kPrefetchMaxRows = 4;  // tiles of up to this many activation rows prefetch weights
 
 struct Bf16Rows {
   const uint16_t* w;
   int64_t ld;
   vf load(int64_t r, int64_t c) const { return simd::load_bf16(w + r * ld + c); }
+  static constexpr int64_t kLineElems = 64 / sizeof(*w);
+  void prefetch(int64_t r, int64_t c) const { __builtin_prefetch(w + r * ld + c); }
   float at(int64_t r, int64_t c) const { return bf16_to_float(w[r * ld + c]); }
 };
 struct F32Rows {
   const float* w;
   int64_t ld;
   vf load(int64_t r, int64_t c) const { return simd::load(w + r * ld + c); }
+  static constexpr int64_t kLineElems = 64 / sizeof(*w);
+  void prefetch(int64_t r, int64_t c) const { __builtin_prefetch(w + r * ld + c); }
   float at(int64_t r, int64_t c) const { return w[r * ld + c]; }
 };
 
@@ -47,6 +53,11 @@ inline void dot_tile(const float* x, int64_t ldx, int64_t k, const Rows& w, int6
     for (int r = 0; r < R; ++r) acc[i][r] = simd::zero();
   int64_t c = 0;
   for (; c + kWidth <= k; c += kWidth) {
+    // Few activation rows stream the weights: fetch the next block of rows ahead of use (each row
+    // is short, so the hardware prefetcher alone keeps too few lines in flight).
+    if constexpr (M <= kPrefetchMaxRows)
+      if (c % Rows::kLineElems == 0)
+        for (int r = 0; r < R; ++r) w.prefetch(j0 + r + kRows, c);
     vf wv[R];
     for (int r = 0; r < R; ++r) wv[r] = w.load(j0 + r, c);
     for (int i = 0; i < M; ++i) {
@@ -75,16 +86,35 @@ inline void for_row_groups(int64_t i0, int64_t i1, Tile&& tile) {
   }
 }
 
+// FP8 weight rows for dot_tile_fp8: e4m3 codes widened per vector (simd::load_fp8), or the same
+// values already widened into an fp32 buffer (one row of k per weight row), which gives the same
+// numbers with the conversion paid once for many activation rows.
+struct Fp8Codes {
+  const uint8_t* w;
+  int64_t ld;
+  vf load(int r, int64_t c) const { return simd::load_fp8(w + r * ld + c); }
+  // The same columns of the next block of kRows weight rows, a cache line at a time.
+  void prefetch_next(int r, int64_t c0) const {
+    for (int64_t c = c0; c < c0 + kQuantBlock; c += 64) __builtin_prefetch(w + (r + kRows) * ld + c);
+  }
+};
+struct Fp8Widened {
+  const float* w;  // [R, k]: load_fp8 of the codes
+  int64_t ld;
+  vf load(int r, int64_t c) const { return simd::load(w + r * ld + c); }
+  void prefetch_next(int, int64_t) const {}
+};
+
 // out[i * R + r] = bf16(sum_kb (xq_i[kb] . w_r[kb]) * xs_i[kb] * ws[kb]) for M activation rows and
 // R weight rows: the FP8 linear's block-scaled dot. As the reference: each block's dot is an fp32
 // sum, scaled and accumulated in fp64. xq: quantised activations as fp32 values (row stride k); xs:
-// their scales times kFp8Unscale (row stride k / 128); w: e4m3 rows (stride ldw), widened by
-// simd::load_fp8 once per vector and used by all M activation rows; ws: the weight scale row of the
-// 128-row group holding these R rows. Every (i, r) gets the same operations in the same order
-// whatever M is, so a row's result does not depend on which rows it is batched with. k % 128 == 0.
-template <int M, int R>
-inline void dot_tile_fp8(const float* xq, const float* xs, int64_t k, const uint8_t* w, int64_t ldw,
-                         const float* ws, float* out) {
+// their scales times kFp8Unscale (row stride k / 128); w: the R weight rows (Fp8Codes or
+// Fp8Widened), each vector used by all M activation rows; ws: the weight scale row of the 128-row
+// group holding these R rows. Every (i, r) gets the same operations in the same order whatever M is
+// and whichever weight source, so a row's result does not depend on which rows it is batched with.
+// k % 128 == 0.
+template <int M, int R, class W>
+inline void dot_tile_fp8(const float* xq, const float* xs, int64_t k, const W& w, const float* ws, float* out) {
   const int64_t n_kb = k / kQuantBlock;
   double acc[M][R] = {};
   for (int64_t kb = 0; kb < n_kb; ++kb) {
@@ -92,9 +122,13 @@ inline void dot_tile_fp8(const float* xq, const float* xs, int64_t k, const uint
     for (int i = 0; i < M; ++i)
       for (int r = 0; r < R; ++r) part[i][r] = simd::zero();
     const int64_t c0 = kb * kQuantBlock;
+    // Few activation rows stream the weights: fetch the next block of rows ahead of use (each row
+    // is short, so the hardware prefetcher alone keeps too few lines in flight).
+    if constexpr (M <= kPrefetchMaxRows)
+      for (int r = 0; r < R; ++r) w.prefetch_next(r, c0);
     for (int64_t c = c0; c < c0 + kQuantBlock; c += kWidth) {
       vf wv[R];
-      for (int r = 0; r < R; ++r) wv[r] = simd::load_fp8(w + r * ldw + c);
+      for (int r = 0; r < R; ++r) wv[r] = w.load(r, c);
       for (int i = 0; i < M; ++i) {
         const vf xv = simd::load(xq + i * k + c);
         for (int r = 0; r < R; ++r) part[i][r] = simd::fma(xv, wv[r], part[i][r]);
@@ -179,10 +213,33 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   }
   const float* xqp = xq.data();
   const float* xsp = xs.data();
-  // Rows i..i+M-1 of x against weight rows j0..j0+R-1.
+  // Rows i..i+M-1 of x against weight rows j0..j0+R-1. When the tile of activation rows holds more
+  // than one group, each thread widens its block of weight rows once into an fp32 buffer and every
+  // group reads that; a single group widens as it goes.
+  const bool widen_once = std::min(m, kTileM) > kRowsAtOnce;
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = widen_once ? ++calls : 0;
   auto tile = [&]<int M, int R>(int64_t i, int64_t j0) {
     float out[M * R];
-    dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, w + j0 * ldw, ldw, scale_inv + (j0 / kQuantBlock) * ld_scale, out);
+    const float* ws = scale_inv + (j0 / kQuantBlock) * ld_scale;
+    if (widen_once) {
+      // Which block this thread's buffer holds: (this call, first weight row, rows).
+      thread_local std::vector<float> widened;
+      thread_local uint64_t held_call = 0;
+      thread_local int64_t held_row = -1, held_rows = 0;
+      if (held_call != call || held_row != j0 || held_rows != R) {
+        widened.resize(std::max(widened.size(), size_t(R * k)));
+        for (int r = 0; r < R; ++r)
+          for (int64_t c = 0; c < k; c += kWidth)
+            simd::store(widened.data() + r * k + c, simd::load_fp8(w + (j0 + r) * ldw + c));
+        held_call = call;
+        held_row = j0;
+        held_rows = R;
+      }
+      dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{widened.data(), k}, ws, out);
+    } else {
+      dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Codes{w + j0 * ldw, ldw}, ws, out);
+    }
     for (int a = 0; a < M; ++a)
       for (int r = 0; r < R; ++r) y[(i + a) * ldy + j0 + r] = out[a * R + r];
   };

@@ -31,9 +31,10 @@ inline const uint8_t* page_of(const IndexerCacheView& v, int64_t pos) {
 }
 
 // Adds to score[] the weighted ReLU logits of HB consecutive heads for keys [c0, c0 + kChunk) of a
-// decoded tile; heads are added in order, as the reference's sum.
+// decoded tile; heads are added in order, as the reference's sum. score lives in memory between
+// head blocks so that the accumulators and the kVecs key vectors of one dimension stay in registers.
 template <int HB>
-inline void add_heads(const float* q, const float* w, int64_t dim, const float* kt, int64_t c0, vf* score) {
+inline void add_heads(const float* q, const float* w, int64_t dim, const float* kt, int64_t c0, float* score) {
   vf acc[HB][kVecs];
   for (int hb = 0; hb < HB; ++hb)
     for (int v = 0; v < kVecs; ++v) acc[hb][v] = simd::zero();
@@ -47,9 +48,10 @@ inline void add_heads(const float* q, const float* w, int64_t dim, const float* 
     }
   }
   const vf zero = simd::zero();
-  for (int hb = 0; hb < HB; ++hb) {
-    const vf wv = simd::set1(w[hb]);
-    for (int v = 0; v < kVecs; ++v) score[v] = simd::add(score[v], simd::mul(simd::max(acc[hb][v], zero), wv));
+  for (int v = 0; v < kVecs; ++v) {
+    vf sum = simd::load(score + v * kWidth);
+    for (int hb = 0; hb < HB; ++hb) sum = simd::add(sum, simd::mul(simd::max(acc[hb][v], zero), simd::set1(w[hb])));
+    simd::store(score + v * kWidth, sum);
   }
 }
 
@@ -57,18 +59,18 @@ inline void add_heads(const float* q, const float* w, int64_t dim, const float* 
 inline void score_chunk(const float* q, const float* w, int64_t n_heads, int64_t dim, const float* kt,
                         int64_t c0, const float* kscale, float* out) {
   constexpr int kHeadBlock = kWidth >= 16 ? 4 : 2;  // accumulators that fit the register file
-  vf score[kVecs];
-  for (int v = 0; v < kVecs; ++v) score[v] = simd::zero();
+  alignas(64) float score[kChunk] = {};
   int64_t h = 0;
   for (; h + kHeadBlock <= n_heads; h += kHeadBlock) add_heads<kHeadBlock>(q + h * dim, w + h, dim, kt, c0, score);
   for (; h < n_heads; ++h) add_heads<1>(q + h * dim, w + h, dim, kt, c0, score);
   for (int v = 0; v < kVecs; ++v)
-    simd::store(out + v * kWidth, simd::mul(score[v], simd::load(kscale + c0 + v * kWidth)));
+    simd::store(out + v * kWidth, simd::mul(simd::load(score + v * kWidth), simd::load(kscale + c0 + v * kWidth)));
 }
 
 // Decodes a page's key codes into kt[d][s] (fp32; rows s >= keys are zero), scaled by
 // 1 / kTileUnscale. The AVX-512 path gathers four dimensions of 16 keys per load and widens the
-// codes through fp16 (see simd::load_fp8); elsewhere a table lookup per code.
+// codes through fp16 (see simd::load_fp8); AVX2 transposes 8 x 8 blocks in registers and widens
+// the same way; elsewhere a table lookup per code.
 #if defined(__AVX512F__)
 constexpr float kTileUnscale = simd::kFp8Unscale;
 void decode_tile(const uint8_t* page, int64_t dim, int64_t keys, float* kt) {
@@ -88,6 +90,42 @@ void decode_tile(const uint8_t* page, int64_t dim, int64_t keys, float* kt) {
       }
     }
   }
+}
+#elif defined(__AVX2__) && defined(__F16C__)
+constexpr float kTileUnscale = simd::kFp8Unscale;
+// The low 8 codes of v as fp32 values times 2^-8 (simd::load_fp8's widening).
+inline __m256 widen_fp8(__m128i v) {
+  const __m128i s = _mm_cvtepi8_epi16(v);
+  return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(s, 7), _mm_set1_epi16(int16_t(0xBF80))));
+}
+// Blocks of 8 keys x 8 dimensions are transposed in registers (three rounds of byte, word and
+// dword interleaves) and widened a dimension at a time; a partial block of keys goes by table.
+// kt is 32-byte aligned (whole aligned stores: split unaligned ones cost a second store each).
+void decode_tile(const uint8_t* page, int64_t dim, int64_t keys, float* kt) {
+  const auto& table = dsa::detail::fp8_e4m3_table();
+  int64_t s0 = 0;
+  if (dim % 8 == 0) {
+    for (; s0 + 8 <= keys; s0 += 8) {
+      const uint8_t* base = page + s0 * dim;
+      for (int64_t d = 0; d < dim; d += 8) {
+        __m128i r[8];
+        for (int j = 0; j < 8; ++j) r[j] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(base + j * dim + d));
+        const __m128i a0 = _mm_unpacklo_epi8(r[0], r[1]), a1 = _mm_unpacklo_epi8(r[2], r[3]);
+        const __m128i a2 = _mm_unpacklo_epi8(r[4], r[5]), a3 = _mm_unpacklo_epi8(r[6], r[7]);
+        const __m128i b0 = _mm_unpacklo_epi16(a0, a1), b1 = _mm_unpackhi_epi16(a0, a1);
+        const __m128i b2 = _mm_unpacklo_epi16(a2, a3), b3 = _mm_unpackhi_epi16(a2, a3);
+        // c[j]: dimension d + 2j for keys s0..s0+7 in bytes 0-7, dimension d + 2j + 1 in bytes 8-15.
+        const __m128i c[4] = {_mm_unpacklo_epi32(b0, b2), _mm_unpackhi_epi32(b0, b2), _mm_unpacklo_epi32(b1, b3),
+                              _mm_unpackhi_epi32(b1, b3)};
+        for (int j = 0; j < 4; ++j) {
+          _mm256_store_ps(kt + (d + 2 * j) * kPage + s0, widen_fp8(c[j]));
+          _mm256_store_ps(kt + (d + 2 * j + 1) * kPage + s0, widen_fp8(_mm_unpackhi_epi64(c[j], c[j])));
+        }
+      }
+    }
+  }
+  for (int64_t s = s0; s < kPage; ++s)
+    for (int64_t d = 0; d < dim; ++d) kt[d * kPage + s] = s < keys ? table[page[s * dim + d]] / kTileUnscale : 0.0f;
 }
 #else
 constexpr float kTileUnscale = 1.0f;
@@ -135,20 +173,21 @@ void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_q, int64_t
   const float* wp = wf.data();
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
   parallel_for(n_pages, [&](int64_t p0, int64_t p1) {
-    thread_local std::vector<float> kt;
-    kt.resize(static_cast<size_t>(dim * kPage));
+    thread_local std::vector<float> kt_buf;
+    kt_buf.resize(static_cast<size_t>(dim * kPage + 16));
+    float* kt = kt_buf.data() + (16 - (reinterpret_cast<uintptr_t>(kt_buf.data()) / sizeof(float)) % 16) % 16;
     float kscale[kPage];
     float out[kChunk];
     for (int64_t p = p0; p < p1; ++p) {
       const uint8_t* page = view.arena + size_t(view.pages[p]) * view.page_bytes;
       const int64_t keys = std::min(kPage, max_keys - p * kPage);
-      decode_tile(page, dim, keys, kt.data());
+      decode_tile(page, dim, keys, kt);
       std::memcpy(kscale, page + kPage * dim, sizeof(kscale));
       for (int64_t s = keys; s < kPage; ++s) kscale[s] = 0.0f;
       for (int64_t i = 0; i < n_q; ++i) {
         const int64_t valid = std::min(kPage, n_keys[i] - p * kPage);  // keys of this page for query i
         for (int64_t c0 = 0; c0 < valid; c0 += kChunk) {
-          score_chunk(qp + i * n_heads * dim, wp + i * n_heads, n_heads, dim, kt.data(), c0, kscale, out);
+          score_chunk(qp + i * n_heads * dim, wp + i * n_heads, n_heads, dim, kt, c0, kscale, out);
           const int64_t n_out = std::min(kChunk, valid - c0);
           std::memcpy(scores + i * ld_scores + p * kPage + c0, out, size_t(n_out) * sizeof(float));
         }

@@ -3,6 +3,8 @@
 // the tokenizer does, and bench reports the bytes its documented accounting implies.
 #include <doctest/doctest.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/chat/encoder.hpp"
@@ -135,6 +137,8 @@ TEST_CASE("bench --json: lines per position with the documented byte accounting"
   // tiny: 3 layers, FP8 latent records of 128 + 4 + 2*32 = 196 bytes, indexer keys of 64 + 4 bytes,
   // index_topk 16. Timed steps run at context lengths P+2 and P+3 (one untimed warm-up first).
   const double record = 196, key = 68, layers = 3;
+  std::ifstream cfg_file(m.dir / "config.json");
+  const auto cfg = nlohmann::json::parse(cfg_file);
   for (const std::string mode : {"sparse", "dense"}) {
     CAPTURE(mode);
     const auto j = run(mode);
@@ -167,6 +171,44 @@ TEST_CASE("bench --json: lines per position with the documented byte accounting"
                 .epsilon(1e-6));
     }
     CHECK(j["runs"][1]["weight_bytes_per_token"].get<double>() > 0);
+
+    // The per-phase breakdown: every phase named, none negative, together the step's time
+    // ("other" is the rest); the indexer's selection runs only in sparse mode.
+    CHECK(j["machine"]["fma_peak_gflops"].get<double>() > 0);
+    CHECK(prefill["compute_share"].get<double>() > 0);
+    const std::vector<std::string> phases = {"projections", "indexer", "topk", "attention", "moe", "mlp",
+                                             "lm_head", "other"};
+    const auto check_phases = [&](const nlohmann::json& ms, double total_ms) {
+      REQUIRE(ms.size() == phases.size());
+      double sum = 0;
+      for (const auto& name : phases) {
+        CAPTURE(name);
+        REQUIRE(ms.contains(name));
+        CHECK(ms[name].get<double>() >= 0);
+        sum += ms[name].get<double>();
+      }
+      // tiny has a dense first layer and MoE layers after it; every one of these phases runs.
+      for (const char* name : {"projections", "indexer", "attention", "moe", "mlp", "lm_head"}) {
+        CAPTURE(name);
+        CHECK(ms[name].get<double>() > 0);
+      }
+      const bool selected = ms["topk"].get<double>() > 0;
+      CHECK(selected == (mode == "sparse"));
+      CHECK(sum >= total_ms * (1 - 1e-9));  // other = total - the phases, unless they overrun it
+    };
+    check_phases(prefill["phases_ms"], 1e3 * prefill["seconds"].get<double>());
+    for (size_t i = 1; i < 3; ++i) {
+      const auto& line = j["runs"][i];
+      check_phases(line["phases_ms_per_token"], line["ms_per_token"].get<double>());
+      CHECK(line.contains("indexer_compute_share") == (mode == "sparse"));
+      if (mode == "sparse") {
+        // 2 FLOPs per index head and dimension per cached key and layer, mean context P + 2.5.
+        const double flops = 2.0 * cfg["index_n_heads"].get<double>() * cfg["index_head_dim"].get<double>() * layers *
+                             (line["position"].get<double>() + 2.5);
+        const double ms = line["phases_ms_per_token"]["indexer"].get<double>();
+        CHECK(line["indexer_gflop_s"].get<double>() == doctest::Approx(flops / (ms * 1e-3) / 1e9).epsilon(1e-6));
+      }
+    }
   }
 }
 
@@ -187,7 +229,11 @@ TEST_CASE("bench --concurrency --json: one request, then N at once, every id cou
     CHECK(run["batch"].get<int64_t>() == batch);
     CHECK(run["position"].get<int64_t>() == 64);
     CHECK(run["bandwidth_share"].get<double>() > 0);
-    CHECK(run["tokens"].get<int64_t>() == batch * 6);  // each request decodes 6 ids after its first
+    CHECK(run["tokens_decoded"].get<int64_t>() == batch * 6);  // each request decodes 6 ids after its first
+    // The rate's window: the steady state (all decoding) when there was one, else the whole span.
+    CHECK(run["tokens"].get<int64_t>() > 0);
+    CHECK(run["tokens"].get<int64_t>() <= batch * 6);
+    if (!run["steady_state"].get<bool>()) CHECK(run["tokens"].get<int64_t>() == batch * 6);
     CHECK(run["seconds"].get<double>() > 0);
     CHECK(run["tokens_per_s"].get<double>() ==
           doctest::Approx(run["tokens"].get<double>() / run["seconds"].get<double>()));

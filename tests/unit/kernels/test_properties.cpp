@@ -51,6 +51,28 @@ TEST_CASE("parallel_for covers every index exactly once, also when nested") {
   }
 }
 
+TEST_CASE("topk_positions on long rows (histogram pre-selection) equals a full sort") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int iter = 0; iter < 12; ++iter) {
+    const int64_t n = 4096 + int64_t(rng() % 60000);
+    const int64_t k = iter % 3 == 0 ? n - 1 : 1 + int64_t(rng() % 2048);
+    std::vector<float> s(static_cast<size_t>(n));
+    // Continuous scores, a block of equal ones at the top, positive and negative, some -inf.
+    for (auto& v : s) v = iter % 2 ? normal(rng) : std::abs(normal(rng)) * 1e-3f;
+    for (int64_t i = 0; i < 300; ++i) s[size_t(rng() % n)] = 7.5f;
+    for (int64_t i = 0; i < 10; ++i) s[size_t(rng() % n)] = -std::numeric_limits<float>::infinity();
+    std::vector<int32_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return s[a] > s[b]; });
+    std::vector<int32_t> want(order.begin(), order.begin() + k);
+    std::sort(want.begin(), want.end());
+    std::vector<int32_t> got(static_cast<size_t>(k));
+    cpu::topk_positions(s.data(), n, k, got.data());
+    REQUIRE(got == want);
+  }
+}
+
 TEST_CASE("topk_positions equals a full stable sort, ties to the lower position") {
   std::mt19937 rng(7);
   for (int iter = 0; iter < 200; ++iter) {
