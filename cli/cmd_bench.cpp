@@ -42,6 +42,7 @@ struct BenchArgs {
   std::string model_dir;
   std::string device = "cpu";
   std::string positions = "1024,32768";
+  std::string batch = "1";
   std::string attention = "sparse";
   int64_t tokens = 8;
   int64_t prefill_tokens = 512;
@@ -94,10 +95,29 @@ Result<void> fill_cache(KvCache& cache, Sequence& seq, const ModelConfig& cfg, i
 
 struct DecodeLine {
   int64_t position = 0;
-  double seconds_per_token = 0;
+  int64_t batch = 1;              // sequences decoded together per step
+  double seconds_per_token = 0;   // step time / batch
   double weight_bytes = 0, cache_bytes = 0, flops = 0, indexer_flops = 0;
   PhaseTimes phases;  // seconds per token by phase
 };
+
+// Parses a comma-separated list of integers >= min_value for option `name`.
+Result<std::vector<int64_t>> parse_list(const std::string& text, const std::string& name, int64_t min_value) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size() || v < min_value) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      return make_error(name + ": '" + item + "' is not an integer >= " + std::to_string(min_value));
+    }
+  }
+  if (out.empty()) return make_error(name + ": no value given");
+  return out;
+}
 
 // Milliseconds per token by phase, "other" being what the phases leave out of the total.
 json phase_json(const PhaseTimes& p, double seconds_total) {
@@ -120,23 +140,6 @@ std::string phase_text(const PhaseTimes& p, double seconds_total) {
   return out + buf;
 }
 
-Result<std::vector<int64_t>> parse_positions(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size() || v < 0) throw std::invalid_argument(item);
-      out.push_back(v);
-    } catch (const std::exception&) {
-      return make_error("--positions: '" + item + "' is not a non-negative integer");
-    }
-  }
-  if (out.empty()) return make_error("--positions: no position given");
-  return out;
-}
-
 int fail(const std::string& msg) {
   std::fprintf(stderr, "dsagent bench: %s\n", msg.c_str());
   return 1;
@@ -144,8 +147,11 @@ int fail(const std::string& msg) {
 
 int run_bench(const BenchArgs& args) {
   if (args.device != "cpu") return fail("--device " + args.device + ": this build benchmarks the CPU engine only");
-  auto positions = parse_positions(args.positions);
+  auto positions = parse_list(args.positions, "--positions", 0);
   if (!positions.ok()) return fail(positions.error().message);
+  auto batches = parse_list(args.batch, "--batch", 1);
+  if (!batches.ok()) return fail(batches.error().message);
+  const int64_t max_batch = *std::max_element(batches->begin(), batches->end());
   if (args.threads > 0) cpu::set_num_threads(args.threads);
   const AttentionMode mode = args.attention == "dense" ? AttentionMode::dense : AttentionMode::sparse;
 
@@ -166,8 +172,8 @@ int run_bench(const BenchArgs& args) {
   if (context > cfg.max_position_embeddings)
     return fail("position " + std::to_string(context) + " is beyond max_position_embeddings " +
                 std::to_string(cfg.max_position_embeddings));
-  KvCache cache(cfg, fmt, (context + kPageTokens - 1) / kPageTokens);
-  std::vector<float> logits(size_t(cfg.vocab_size));
+  KvCache cache(cfg, fmt, max_batch * ((context + kPageTokens - 1) / kPageTokens));
+  std::vector<float> logits(size_t(max_batch * cfg.vocab_size));
   uint64_t token_seed = 1;
   const auto next_token = [&] { return int32_t(3 + splitmix64(token_seed) % uint64_t(cfg.vocab_size - 3)); };
 
@@ -188,37 +194,47 @@ int run_bench(const BenchArgs& args) {
     if (!r.ok()) return fail(r.error().message);
   }
 
+  // Decode lines: for each batch size B and position P, B sequences with P cached tokens each take
+  // --tokens steps together (forward_decode_batch; B = 1 is a plain forward).
   std::vector<DecodeLine> lines;
-  for (int64_t pos : *positions) {
-    std::fprintf(stderr, "bench: decode at position %lld...\n", (long long)pos);
-    Sequence seq;
-    if (auto r = fill_cache(cache, seq, cfg, pos); !r.ok()) return fail(r.error().message);
-    DecodeLine line{.position = pos};
-    double seconds = 0;
-    for (int64_t i = 0; i <= args.tokens; ++i) {
-      const int32_t id[1] = {next_token()};
-      model.set_phase_times(i > 0 ? &line.phases : nullptr);
-      const auto t0 = Clock::now();
-      auto r = model.forward(cache, seq, id, logits.data());
-      if (!r.ok()) return fail(r.error().message);
-      if (i > 0) {  // step 0 warms the workspace up
-        seconds += since(t0);
-        const CacheTraffic c = cache_traffic(cfg, fmt, mode, seq.n_cached);
-        line.cache_bytes += c.bytes;
-        line.flops += c.flops + 2.0 * weights.matmul_params;
-        line.indexer_flops += c.indexer_flops;
+  for (int64_t batch : *batches) {
+    for (int64_t pos : *positions) {
+      std::fprintf(stderr, "bench: decode at position %lld, batch %lld...\n", (long long)pos, (long long)batch);
+      std::vector<Sequence> seqs(static_cast<size_t>(batch));
+      std::vector<Sequence*> rows;
+      for (Sequence& seq : seqs) {
+        if (auto r = fill_cache(cache, seq, cfg, pos); !r.ok()) return fail(r.error().message);
+        rows.push_back(&seq);
       }
+      DecodeLine line{.position = pos, .batch = batch};
+      double seconds = 0;
+      std::vector<int32_t> ids(static_cast<size_t>(batch));
+      for (int64_t i = 0; i <= args.tokens; ++i) {
+        for (int32_t& id : ids) id = next_token();
+        model.set_phase_times(i > 0 ? &line.phases : nullptr);
+        const auto t0 = Clock::now();
+        auto r = batch == 1 ? model.forward(cache, seqs[0], ids, logits.data())
+                            : model.forward_decode_batch(cache, rows, ids, logits.data());
+        if (!r.ok()) return fail(r.error().message);
+        if (i > 0) {  // step 0 warms the workspace up
+          seconds += since(t0);
+          const CacheTraffic c = cache_traffic(cfg, fmt, mode, seqs[0].n_cached);
+          line.cache_bytes += c.bytes;
+          line.flops += c.flops + 2.0 * weights.matmul_params;
+          line.indexer_flops += c.indexer_flops;
+        }
+      }
+      model.set_phase_times(nullptr);
+      const double n = double(std::max<int64_t>(args.tokens, 1));
+      line.seconds_per_token = seconds / n / double(batch);
+      for (double& v : line.phases.seconds) v /= n * double(batch);
+      line.weight_bytes = weights.bytes_per_token / double(batch);  // read once per step
+      line.cache_bytes /= n;
+      line.flops /= n;
+      line.indexer_flops /= n;
+      lines.push_back(line);
+      for (Sequence& seq : seqs) cache.release(seq);
     }
-    const double n = double(std::max<int64_t>(args.tokens, 1));
-    model.set_phase_times(nullptr);
-    line.seconds_per_token = seconds / n;
-    for (double& v : line.phases.seconds) v /= n;
-    line.weight_bytes = weights.bytes_per_token;
-    line.cache_bytes /= n;
-    line.flops /= n;
-    line.indexer_flops /= n;
-    lines.push_back(line);
-    cache.release(seq);
   }
 
   std::vector<ConcurrentDecode> concurrent;  // one request, then --concurrency at once
@@ -258,11 +274,12 @@ int run_bench(const BenchArgs& args) {
       const double bytes = l.weight_bytes + l.cache_bytes;
       runs.push_back({{"phase", "decode"},
                       {"position", l.position},
-                      {"batch", 1},
+                      {"batch", l.batch},
                       {"attention", args.attention},
                       {"synthetic_cache", true},
                       {"tokens_per_s", 1.0 / l.seconds_per_token},
                       {"ms_per_token", 1e3 * l.seconds_per_token},
+                      {"ms_per_step", 1e3 * l.seconds_per_token * double(l.batch)},
                       {"bytes_per_token", bytes},
                       {"weight_bytes_per_token", l.weight_bytes},
                       {"cache_bytes_per_token", l.cache_bytes},
@@ -313,9 +330,13 @@ int run_bench(const BenchArgs& args) {
   }
   for (const DecodeLine& l : lines) {
     const double bytes = l.weight_bytes + l.cache_bytes, gbs = bytes / l.seconds_per_token / 1e9;
-    std::printf("decode @ %lld: %.2f tokens/s (%.2f ms/token); read %.2f MB/token (weights %.2f + cache %.2f): "
+    char batch[48] = "";
+    if (l.batch > 1)
+      std::snprintf(batch, sizeof batch, ", batch %lld (%.2f ms/step)", (long long)l.batch,
+                    1e3 * l.seconds_per_token * double(l.batch));
+    std::printf("decode @ %lld%s: %.2f tokens/s (%.2f ms/token); read %.2f MB/token (weights %.2f + cache %.2f): "
                 "%.2f GB/s = %.0f%% of bandwidth; %.3f GFLOP/token, %.2f GFLOP/s\n",
-                (long long)l.position, 1.0 / l.seconds_per_token, 1e3 * l.seconds_per_token, bytes / 1e6,
+                (long long)l.position, batch, 1.0 / l.seconds_per_token, 1e3 * l.seconds_per_token, bytes / 1e6,
                 l.weight_bytes / 1e6, l.cache_bytes / 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, l.flops / 1e9,
                 l.flops / l.seconds_per_token / 1e9);
     std::printf("  ms/token: %s\n", phase_text(l.phases, l.seconds_per_token).c_str());
@@ -325,9 +346,20 @@ int run_bench(const BenchArgs& args) {
                   rate / 1e9, 100.0 * rate / fma_peak);
     }
   }
-  if (lines.size() > 1)
-    std::printf("tokens/s @ %lld / @ %lld = %.2f\n", (long long)lines.back().position, (long long)lines.front().position,
-                lines.front().seconds_per_token / lines.back().seconds_per_token);
+  const size_t n_pos = positions->size();
+  for (size_t b = 0; n_pos > 1 && b < batches->size(); ++b) {
+    const DecodeLine& first = lines[b * n_pos];
+    const DecodeLine& last = lines[b * n_pos + n_pos - 1];
+    std::printf("tokens/s @ %lld / @ %lld%s = %.2f\n", (long long)last.position, (long long)first.position,
+                first.batch > 1 ? (", batch " + std::to_string(first.batch)).c_str() : "",
+                first.seconds_per_token / last.seconds_per_token);
+  }
+  for (size_t p = 0; p < n_pos && batches->size() > 1; ++p) {  // the last batch size against the first
+    const DecodeLine& one = lines[p];
+    const DecodeLine& many = lines[(batches->size() - 1) * n_pos + p];
+    std::printf("batch %lld / batch %lld @ %lld: %.2fx the tokens/s\n", (long long)many.batch, (long long)one.batch,
+                (long long)one.position, one.seconds_per_token / many.seconds_per_token);
+  }
   for (const ConcurrentDecode& c : concurrent)
     std::printf("decode, %lld concurrent request%s through the scheduler: %.2f tokens/s in all (%.2f each), %.2fx one\n",
                 (long long)c.batch, c.batch == 1 ? "" : "s", c.tokens_per_s, c.tokens_per_s / double(c.batch),
@@ -344,15 +376,21 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       "Positions are reached by writing random cache entries (decode cost depends on the cache size,\n"
       "not its values), then --tokens decode steps are timed. --concurrency N runs N requests of 64\n"
       "random ids at once through the scheduler, each decoding --tokens ids, and one request alone.\n"
+      "--batch B decodes B sequences at each position in one pass per step (the weights are read\n"
+      "once per step, counted as for one token: a lower bound when the tokens pick different experts).\n"
       "Each line breaks its time down by phase (projections, indexer, topk, attention, moe, mlp,\n"
       "lm_head); compute-bound parts are also given as a share of the measured FMA peak.\n"
       "Examples:\n"
       "  dsagent make-model /tmp/bench-s --preset bench-s && dsagent bench --model /tmp/bench-s\n"
       "  dsagent bench --model /tmp/bench-s --positions 1024,131072 --attention dense --json\n"
-      "  dsagent bench --model /tmp/bench-s --concurrency 8 --tokens 32");
+      "  dsagent bench --model /tmp/bench-s --concurrency 8 --tokens 32\n"
+      "  dsagent bench --model /tmp/bench-s --positions 1024 --batch 1,8");
   cmd->add_option("--model", args->model_dir, "model directory (config.json + safetensors)")->required();
   cmd->add_option("--device", args->device, "cpu (cuda is not in this build)")->capture_default_str();
   cmd->add_option("--positions", args->positions, "comma-separated decode positions")->capture_default_str();
+  cmd->add_option("--batch", args->batch,
+                  "comma-separated batch sizes: sequences decoded together per step, each at the position")
+      ->capture_default_str();
   cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")
       ->capture_default_str()->check(CLI::IsMember({"sparse", "dense"}));
   cmd->add_option("--tokens", args->tokens, "timed decode steps per position")->capture_default_str()->check(CLI::PositiveNumber);

@@ -98,14 +98,16 @@ void Model::ensure_workspace(int64_t S, int64_t end, bool decode) {
   grow(ws.n_sel, S);
   const int64_t inter =
       std::max(c.intermediate_size, c.moe_intermediate_size * std::max<int64_t>(1, c.n_shared_experts));
-  for (auto* v : {&ws.gate, &ws.up, &ws.act, &ws.act_full}) grow(*v, S * inter);
   const int64_t K = c.num_experts_per_tok;
+  // The FFN buffers also hold the routed experts' rows side by side: S * K rows of moe_intermediate.
+  const int64_t ffn_floats = std::max(S * inter, S * K * c.moe_intermediate_size);
+  for (auto* v : {&ws.gate, &ws.up, &ws.act, &ws.act_full}) grow(*v, ffn_floats);
   grow(ws.router_logits, S * c.n_routed_experts);
   grow(ws.route_w, S * K);
   grow(ws.route_idx, S * K);
   grow(ws.expert_rows, S * K);
-  grow(ws.expert_x, S * D);
-  grow(ws.expert_y, S * D);
+  grow(ws.expert_x, S * K * D);
+  grow(ws.expert_y, S * K * D);
   grow(ws.expert_out, S * K * D);
   grow(ws.moe_acc, S * D);
   grow(ws.gathered, S * std::max(c.num_attention_heads * dv, inter));

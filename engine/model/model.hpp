@@ -99,6 +99,7 @@ class Model {
     std::vector<float> gate, up, act, act_full;                // FFN
     std::vector<float> router_logits, route_w, expert_x, expert_y, expert_out;
     std::vector<int32_t> route_idx, expert_rows;
+    std::vector<int64_t> active_experts, expert_first;        // MoE: experts with rows, row offsets
     std::vector<double> moe_acc;
     std::vector<float> gathered;
   };
@@ -133,6 +134,10 @@ class Model {
   // x: [S, hidden] ffn_norm output; out: [S, hidden] bf16 values.
   // sharded: gate/up hold this rank's tensor-parallel rows (the dense MLP), not a whole expert's.
   void mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded = false);
+  // out = down(silu(gate(x)) * up(x)) for S rows, with caller-given [S, inter] buffers (so that
+  // several experts can run at once on disjoint rows).
+  void swiglu_mlp(const MlpWeights& w, const float* x, int64_t S, float* out, float* gate, float* up,
+                  float* act) const;
   // local [S, width] on every rank -> full [S, n_ranks * width], rank r's columns at r * width.
   void gather_columns(const float* local, int64_t S, int64_t width, float* full);
   void moe(const LayerWeights& lw, const float* x, int64_t S, float* out);

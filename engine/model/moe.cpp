@@ -5,22 +5,32 @@
 
 #include "engine/model/model.hpp"
 #include "kernels/cpu/moe.hpp"
+#include "kernels/cpu/parallel.hpp"
 #include "kernels/dtypes.hpp"
 
 namespace dsa {
 
 void Model::mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded) {
+  if (!sharded || comm_->size() == 1) {
+    swiglu_mlp(w, x, S, out, ws_.gate.data(), ws_.up.data(), ws_.act.data());
+    return;
+  }
+  // The dense MLP's intermediate is split over the ranks: gather it before the full down_proj.
   const int64_t inter = w.gate_proj.n;
-  float* gate = ws_.gate.data();
-  float* up = ws_.up.data();
-  float* act = ws_.act.data();  // [S, inter]
+  float* act = ws_.act.data();
+  w.gate_proj.apply(x, S, ws_.gate.data());
+  w.up_proj.apply(x, S, ws_.up.data());
+  cpu::swiglu(ws_.gate.data(), ws_.up.data(), S * inter, act);
+  gather_columns(act, S, inter, ws_.act_full.data());
+  w.down_proj.apply(ws_.act_full.data(), S, out);
+}
+
+void Model::swiglu_mlp(const MlpWeights& w, const float* x, int64_t S, float* out, float* gate, float* up,
+                       float* act) const {
+  const int64_t inter = w.gate_proj.n;
   w.gate_proj.apply(x, S, gate);
   w.up_proj.apply(x, S, up);
   cpu::swiglu(gate, up, S * inter, act);
-  if (sharded && comm_->size() > 1) {
-    gather_columns(act, S, inter, ws_.act_full.data());
-    act = ws_.act_full.data();
-  }
   w.down_proj.apply(act, S, out);
 }
 
@@ -38,22 +48,46 @@ void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
                    static_cast<float>(c.routed_scaling_factor), idx + i * K, weight + i * K);
   }
 
-  // Each local expert runs once on the batch of tokens routed to it; its output rows land in
-  // expert_out at the (token, slot) they came from.
-  float* expert_x = ws_.expert_x.data();
-  float* expert_y = ws_.expert_y.data();
+  // Each local expert runs once on the rows routed to it. The routed (token, slot) pairs are grouped
+  // by expert: expert e's rows are slots[first[i] .. first[i + 1]) for the i-th active expert, their
+  // inputs gathered at the same rows of expert_x and their intermediates at the same rows of the FFN
+  // buffers, so experts can run side by side. Output rows land in expert_out at their (token, slot).
+  const int64_t inter = c.moe_intermediate_size;
+  float* expert_x = ws_.expert_x.data();      // [S * K, D]
+  float* expert_y = ws_.expert_y.data();      // [S * K, D]
   float* expert_out = ws_.expert_out.data();  // [S, K, D]
-  int32_t* slots = ws_.expert_rows.data();
+  int32_t* slots = ws_.expert_rows.data();    // [S * K]
+  std::vector<int64_t>& active = ws_.active_experts;
+  std::vector<int64_t>& first = ws_.expert_first;
+  active.clear();
+  first.assign(1, 0);
   for (int64_t e = rank; e < E; e += n_ranks) {
-    int64_t n = 0;
+    int64_t n = first.back();
     for (int64_t s = 0; s < S * K; ++s) {
       if (idx[s] == e) slots[n++] = static_cast<int32_t>(s);
     }
-    if (n == 0) continue;
-    for (int64_t r = 0; r < n; ++r) std::copy(x + (slots[r] / K) * D, x + (slots[r] / K + 1) * D, expert_x + r * D);
-    mlp(lw.experts[e], expert_x, n, expert_y);
-    for (int64_t r = 0; r < n; ++r) std::copy(expert_y + r * D, expert_y + (r + 1) * D, expert_out + slots[r] * D);
+    if (n == first.back()) continue;
+    active.push_back(e);
+    first.push_back(n);
   }
+  const int64_t rows = first.back();
+  for (int64_t r = 0; r < rows; ++r) std::copy(x + (slots[r] / K) * D, x + (slots[r] / K + 1) * D, expert_x + r * D);
+  const auto run_expert = [&](int64_t i) {
+    const int64_t r0 = first[i], n = first[i + 1] - r0;
+    swiglu_mlp(lw.experts[active[i]], expert_x + r0 * D, n, expert_y + r0 * D, ws_.gate.data() + r0 * inter,
+               ws_.up.data() + r0 * inter, ws_.act.data() + r0 * inter);
+  };
+  const auto n_active = static_cast<int64_t>(active.size());
+  if (n_active >= cpu::num_threads()) {
+    // Enough experts to keep every thread busy: one expert per task, each product on one thread
+    // (the products' results do not depend on how they are threaded).
+    cpu::parallel_for(n_active, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) run_expert(i);
+    });
+  } else {
+    for (int64_t i = 0; i < n_active; ++i) run_expert(i);
+  }
+  for (int64_t r = 0; r < rows; ++r) std::copy(expert_y + r * D, expert_y + (r + 1) * D, expert_out + slots[r] * D);
 
   double* acc = ws_.moe_acc.data();  // [S, D], summed in routing order as the reference
   std::fill(acc, acc + S * D, 0.0);

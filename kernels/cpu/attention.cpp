@@ -1,7 +1,7 @@
 // Latent cache records and sparse MLA attention (see attention.hpp).
-// sparse_mla_decode splits the heads over threads; each thread walks the selected keys in tiles of
-// kTile records, decoding a tile into fp32 once per pass: pass 1 computes every score of its heads,
-// then an exact (two-pass) fp32 softmax, pass 2 accumulates the weighted latents.
+// sparse_mla_decode splits the heads over threads, one range each; each thread walks the selected
+// keys in tiles of kTile records, decoding a tile into fp32 once per pass: pass 1 computes every
+// score of its heads, then an exact (two-pass) fp32 softmax, pass 2 accumulates the weighted latents.
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/sampling.hpp"
 
@@ -158,6 +158,10 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
     std::fill(o_lat, o_lat + n_heads * kv_lora, 0.0f);
     return;
   }
+  // One range of heads per thread: every range decodes all the selected records (twice), so more,
+  // smaller ranges would only repeat that work; whole blocks of kHeadBlock share each key load.
+  const int64_t per_thread = (n_heads + num_threads() - 1) / num_threads();
+  const int64_t grain = (per_thread + kHeadBlock - 1) / kHeadBlock * kHeadBlock;
   parallel_for(n_heads, [&](int64_t h0, int64_t h1) {
     thread_local std::vector<float> ckv, kpe, p;
     ckv.resize(static_cast<size_t>(kTile * kv_lora));
@@ -202,7 +206,7 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
       }
     }
     for (int64_t i = h0 * kv_lora; i < h1 * kv_lora; ++i) o_lat[i] = round_bf16(o_lat[i]);
-  });
+  }, grain);
 }
 
 void sparse_mha(const float* q, int64_t n_heads, int64_t nope, int64_t rope, int64_t v_dim, const float* kv,

@@ -212,6 +212,35 @@ TEST_CASE("bench --json: lines per position with the documented byte accounting"
   }
 }
 
+TEST_CASE("bench --batch: B sequences per step, the weights counted once per step") {
+  TinyModel m;
+  const std::string base = test::dsagent_binary().string() + " bench --model " + m.dir.string() +
+                            " --positions 64,100 --tokens 2 --prefill-tokens 0 --probe-mib 8 --threads 1";
+  const auto r = run_command(base + " --batch 1,3 --json 2>/dev/null");
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  REQUIRE(j["runs"].size() == 4);  // batch 1 at both positions, then batch 3
+  const double weights = j["weight_bytes_per_token"].get<double>();
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& line = j["runs"][i];
+    const int64_t batch = i < 2 ? 1 : 3;
+    CAPTURE(i);
+    CHECK(line["phase"] == "decode");
+    CHECK(line["batch"].get<int64_t>() == batch);
+    CHECK(line["position"].get<int64_t>() == (i % 2 == 0 ? 64 : 100));
+    CHECK(line["weight_bytes_per_token"].get<double>() == doctest::Approx(weights / double(batch)));
+    // Each sequence reads its own cache: the same bytes per token at the same position.
+    CHECK(line["cache_bytes_per_token"].get<double>() ==
+          doctest::Approx(j["runs"][i % 2]["cache_bytes_per_token"].get<double>()));
+    CHECK(line["ms_per_step"].get<double>() ==
+          doctest::Approx(line["ms_per_token"].get<double>() * double(batch)).epsilon(1e-9));
+    CHECK(line["tokens_per_s"].get<double>() == doctest::Approx(1e3 / line["ms_per_token"].get<double>()));
+  }
+  const auto bad = run_command(base + " --batch 2,0 2>&1");
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.output.find("--batch: '0' is not an integer >= 1") != std::string::npos);
+}
+
 TEST_CASE("bench --concurrency --json: one request, then N at once, every id counted") {
   TinyModel m;
   const auto r = run_command(test::dsagent_binary().string() + " bench --model " + m.dir.string() +
