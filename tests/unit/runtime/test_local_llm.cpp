@@ -1,6 +1,6 @@
 // LocalLlm end to end on tiny checkpoints: raw completion reproduces the golden greedy ids, chat
 // turns come back parsed with streamed deltas equal to the final turn and exact usage, prefix reuse
-// shows in usage, stop strings and should_stop end generation, ids with no token are never sampled,
+// shows in usage (over a 50-step tool loop and after a discard-all reset), stop strings and should_stop end generation, ids with no token are never sampled,
 // concurrent turns each get what they get alone.
 #include <doctest/doctest.h>
 
@@ -263,4 +263,71 @@ TEST_CASE("the cache pool holds `concurrency` full requests at once; a pool for 
   REQUIRE(one.ok());
   run_all(**one);
   CHECK((*one)->peak_running() == 1);
+}
+
+TEST_CASE("a 50-step tool loop prefills only each step's new tokens; after discard-all only the changed suffix") {
+  // The agent loop's request pattern: the conversation grows by one assistant turn (reasoning and a
+  // tool call) and its tool result per step, reasoning kept (no new user message). The assistant
+  // turns are scripted, not the sampled ones, so the generated ids in the cache never match: the
+  // reusable prefix is exactly the previous prompt, and what a step prefills is what it adds.
+  TinyModelDir model;
+  auto opened = LocalLlm::open(model.dir, AttentionMode::sparse, 16384);
+  REQUIRE(opened.ok());
+  LocalLlm& llm = **opened;
+  const std::vector<ToolSpec> tools = {
+      {.name = "shell",
+       .description = "Run a shell command",
+       .parameters = json{{"type", "object"}, {"properties", {{"command", {{"type", "string"}}}}}}}};
+  std::vector<Message> messages = {{.role = Role::system, .content = "You are a careful coding agent."},
+                                   {.role = Role::user, .content = "Find the file that defines main."}};
+  const std::vector<Message> task = messages;
+  GenOptions opt;
+  opt.max_tokens = 2;
+  opt.temperature = 0;
+
+  int64_t previous_prompt = 0, steps_from_cache = 0, min_share_from_20 = 100;
+  for (int step = 1; step <= 50; ++step) {
+    CAPTURE(step);
+    const int64_t prompt = llm.count_tokens(messages, tools, true);
+    auto turn = llm.generate(messages, tools, opt, nullptr);
+    REQUIRE(turn.ok());
+    const Usage& u = turn->usage;
+    CHECK(u.prompt_tokens == prompt);
+    const int64_t prefilled = u.prompt_tokens - u.cached_tokens;
+    if (step > 1) {
+      // The new tokens, plus at most the two prompt ids the scheduler recomputes for the logits of
+      // the last prompt id (usable_prefix) when the previous prompt ended a whole prefill.
+      CHECK(prefilled <= prompt - previous_prompt + 2);
+      CHECK(u.cached_tokens >= previous_prompt - 2);
+      steps_from_cache += u.cached_tokens * 100 >= 95 * u.prompt_tokens;
+      if (step >= 20) min_share_from_20 = std::min(min_share_from_20, u.cached_tokens * 100 / u.prompt_tokens);
+    }
+    previous_prompt = prompt;
+    const std::string id = "call_" + std::to_string(step);
+    messages.push_back({.role = Role::assistant,
+                        .content = "",
+                        .reasoning_content = "Look in directory " + std::to_string(step) + ".",
+                        .tool_calls = {{.id = id, .name = "shell",
+                                        .arguments = "{\"command\":\"ls src/d" + std::to_string(step) + "\"}"}}});
+    messages.push_back({.role = Role::tool, .content = "a.c\nb.c\n", .tool_call_id = id});
+  }
+  // Each step adds ~150 tokens (this tokenizer has few merges), so from step 20 on, with prompts
+  // past 3,000 tokens, every prompt is at least 95% cached.
+  CHECK(min_share_from_20 >= 95);
+  CHECK(steps_from_cache >= 30);
+
+  // discard-all: back to system + task, with the note the context policy inserts. The task's prefix
+  // is still cached; only the note and the new generation prompt are prefilled (give or take the
+  // one token that the tokenizer may merge across the prefix's end).
+  std::vector<Message> reset = task;
+  reset.push_back({.role = Role::user, .content = "The earlier tool calls were dropped to save room. Continue."});
+  const size_t stable = stable_prefix_bytes(task, tools, EncodeOptions{});
+  const std::string task_text = join_text(encode_messages(task, tools, EncodeOptions{}));
+  const int64_t n_stable = int64_t(llm.tokenizer().encode(task_text.substr(0, stable), true).size());
+  const int64_t prompt = llm.count_tokens(reset, tools, true);
+  auto after = llm.generate(reset, tools, opt, nullptr);
+  REQUIRE(after.ok());
+  CHECK(after->usage.cached_tokens >= n_stable - 1);
+  CHECK(after->usage.prompt_tokens - after->usage.cached_tokens <= prompt - n_stable + 1);
+  CHECK(prompt - n_stable < 40);  // the suffix: the note and the generation prompt
 }
