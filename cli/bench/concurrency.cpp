@@ -86,8 +86,12 @@ Result<std::vector<ConcurrentDecode>> measure_concurrent_decode(const std::files
   const ModelConfig& cfg = model->config();
   const int64_t context = kPromptTokens + tokens + 1;
   const cpu::LatentFormat fmt = default_latent_format(cfg);  // as LocalLlm runs
+  // Room for every request at its full length plus the spare page per running request the
+  // scheduler keeps free (as LocalLlm sizes its pool), so all of them run at once.
+  const int64_t pages_each = (context + kPageTokens - 1) / kPageTokens + 1;
   BatchScheduler s(std::move(model), fmt,
-                   SchedulerOptions{.max_context = context, .pool_tokens = batch * context, .n_slots = batch});
+                   SchedulerOptions{.max_context = context, .pool_tokens = batch * pages_each * kPageTokens,
+                                    .n_slots = batch});
   std::mt19937_64 rng(1);
   std::vector<ConcurrentDecode> out;
   for (int64_t b : {int64_t(1), batch}) {

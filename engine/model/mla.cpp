@@ -135,9 +135,31 @@ void Model::select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardT
   if (run_indexer) {
     float* scores = ws_.scores.data();  // [kIndexerScoreRows, end]
     const int64_t nh = cfg_.index_n_heads, hd = cfg_.index_head_dim, topk = cfg_.index_topk;
+    bool one_row_each = S > 1 && S <= kIndexerScoreRows && S >= cpu::num_threads();
+    for (int64_t i = 1; one_row_each && i < S; ++i) one_row_each = ws_.row_seq[i] != ws_.row_seq[i - 1];
+    if (one_row_each) {
+      // Batched decode: a sequence per task for the scores, then for the selection (each kernel then
+      // runs on one thread), rather than splitting every short row over the threads.
+      {
+        PhaseScope timed(phase_times_, Phase::indexer);
+        cpu::parallel_for(S, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) {
+            cpu::indexer_scores(ws_.idx_q_codes.data() + i * nh * hd, ws_.idx_w.data() + i * nh, 1, nh,
+                                cache.indexer(layer, *ws_.row_seq[i]), n_keys + i, scores + i * end, end);
+          }
+        });
+      }
+      PhaseScope timed(phase_times_, Phase::topk);
+      cpu::parallel_for(S, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          n_sel[i] = std::min(topk, n_keys[i]);
+          cpu::topk_positions(scores + i * end, n_keys[i], n_sel[i], sel + i * stride);
+        }
+      });
+    }
     // Runs of rows of the same sequence (a prefill chunk) are scored kIndexerScoreRows queries at a
     // time: each block reads the cache pages once, and the score buffer stays [block, end].
-    for (int64_t g0 = 0, g1 = 0; g0 < S; g0 = g1) {
+    for (int64_t g0 = 0, g1 = 0; g0 < S && !one_row_each; g0 = g1) {
       while (g1 < S && ws_.row_seq[g1] == ws_.row_seq[g0]) ++g1;
       const cpu::IndexerCacheView keys = cache.indexer(layer, *ws_.row_seq[g0]);
       for (int64_t b0 = g0; b0 < g1; b0 += kIndexerScoreRows) {

@@ -88,11 +88,13 @@ LocalLlm::LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model>
         const ModelConfig& cfg = model->config();
         const cpu::LatentFormat fmt = default_latent_format(cfg);
         const int64_t context = std::min(max_context, cfg.max_position_embeddings);
-        // Each request's pages, and the spare page per running request the scheduler keeps free.
+        // Each request's pages at the full context, and the spare page per running request the
+        // scheduler keeps free.
         const int64_t n = std::max<int64_t>(1, concurrency);
+        const int64_t pages_each = (context + kPageTokens - 1) / kPageTokens + 1;
         return std::make_unique<BatchScheduler>(
             std::move(model), fmt,
-            SchedulerOptions{.max_context = context, .pool_tokens = (context + kPageTokens) * n,
+            SchedulerOptions{.max_context = context, .pool_tokens = pages_each * kPageTokens * n,
                              .n_slots = std::max(kSlots, n)});
       }()),
       think_end_id_(tokenizer_.token_id("</think>")) {

@@ -236,7 +236,18 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
         held_row = j0;
         held_rows = R;
       }
-      dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{widened.data(), k}, ws, out);
+      // Two weight rows at a time: the widened path has no conversions to share, and 4 x 2
+      // accumulators stay in registers where 4 x 4 spill. Each output's operations are unchanged.
+      if constexpr (R % 2 == 0) {
+        float half[M * 2];
+        for (int r0 = 0; r0 < R; r0 += 2) {
+          dot_tile_fp8<M, 2>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{widened.data() + r0 * k, k}, ws, half);
+          for (int a = 0; a < M; ++a)
+            for (int r = 0; r < 2; ++r) out[a * R + r0 + r] = half[a * 2 + r];
+        }
+      } else {
+        dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{widened.data(), k}, ws, out);
+      }
     } else {
       dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Codes{w + j0 * ldw, ldw}, ws, out);
     }
