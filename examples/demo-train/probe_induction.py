@@ -3,6 +3,7 @@ shape and training budget.
 
   python probe_induction.py --arch mla --mlp 0        # the demo model's layers (model.py), MLP skipped
   python probe_induction.py --arch mha --mlp 1        # a plain pre-norm transformer, for comparison
+  python probe_induction.py --arch mla --mlp 1 --offset 40   # copying at a fixed distance instead
 
 Each row is random tokens (vocab --vocab) in which a span of 10-30 tokens appears twice at random
 places; the loss is on the second copy after its first token (only an induction circuit predicts
@@ -23,13 +24,17 @@ import torch.nn.functional as F
 import model as M
 
 
-def induction_batch(rows, length, vocab, g):
+def induction_batch(rows, length, vocab, g, offset=0):
     x = torch.randint(0, vocab, (rows, length), generator=g)
     mask = torch.zeros(rows, length, dtype=torch.bool)
     for r in range(rows):
         n = int(torch.randint(10, 31, (1,), generator=g))
-        a = int(torch.randint(0, length - 2 * n, (1,), generator=g))
-        b = int(torch.randint(a + n, length - n + 1, (1,), generator=g))
+        if offset:  # the copy starts exactly `offset` tokens after the original
+            a = int(torch.randint(0, length - offset - n + 1, (1,), generator=g))
+            b = a + offset
+        else:
+            a = int(torch.randint(0, length - 2 * n, (1,), generator=g))
+            b = int(torch.randint(a + n, length - n + 1, (1,), generator=g))
         x[r, b:b + n] = x[r, a:a + n]
         mask[r, b + 1:b + n] = True
     return x, mask
@@ -95,6 +100,8 @@ def main():
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--target", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--offset", type=int, default=0,
+                    help="copy at this fixed distance (> 30) instead of anywhere: positional copying, no induction")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -108,7 +115,7 @@ def main():
     t0, ema = time.time(), None
     print(f"{a.arch} mlp={a.mlp} d={a.d} layers={a.layers} vocab={a.vocab} chance {math.log(a.vocab):.2f}")
     for step in range(a.steps):
-        x, mask = induction_batch(a.rows, a.length, a.vocab, g)
+        x, mask = induction_batch(a.rows, a.length, a.vocab, g, a.offset)
         logits = run(x)[:, :-1]
         m = mask[:, 1:]
         loss = F.cross_entropy(logits[m], x[:, 1:][m])
