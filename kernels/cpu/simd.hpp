@@ -1,7 +1,9 @@
 // Internal to the CPU kernels: the few vector operations the hot loops need, on the widest set the
-// compiler targets (AVX-512, AVX2+FMA+F16C, else one float per "vector"). Not part of the kernels'
-// API. Conversions from storage formats are exact.
+// compiler targets (AVX-512, AVX2+FMA+F16C, else eight lanes in a plain array with fused
+// multiply-adds, so a portable build sums in the same shape and rounding as AVX2). Not part of the
+// kernels' API. Conversions from storage formats are exact.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/dtypes.hpp"
@@ -76,19 +78,55 @@ inline vf load_fp8(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(s, 7), _mm_set1_epi16(int16_t(0xBF80))));
 }
 #else
-inline constexpr int kWidth = 1;
-using vf = float;
-inline vf zero() { return 0.0f; }
-inline vf set1(float a) { return a; }
-inline vf load(const float* p) { return *p; }
-inline void store(float* p, vf v) { *p = v; }
-inline vf add(vf a, vf b) { return a + b; }
-inline vf mul(vf a, vf b) { return a * b; }
-inline vf fma(vf a, vf b, vf c) { return a * b + c; }
-inline vf max(vf a, vf b) { return a > b ? a : b; }
-inline float hsum(vf v) { return v; }
-inline vf load_bf16(const uint16_t* p) { return bf16_to_float(*p); }
-inline vf load_fp8(const uint8_t* p) { return fp8_e4m3_to_float(*p) / kFp8Unscale; }
+// Portable: eight lanes in a plain array, reduced in the AVX2 order, so the sums keep the same
+// shape (eight partial sums per row, not one long chain) and about the same rounding error.
+inline constexpr int kWidth = 8;
+struct vf {
+  float v[8];
+};
+inline vf zero() { return vf{}; }
+inline vf set1(float a) {
+  vf r;
+  for (float& x : r.v) x = a;
+  return r;
+}
+inline vf load(const float* p) {
+  vf r;
+  for (int i = 0; i < 8; ++i) r.v[i] = p[i];
+  return r;
+}
+inline void store(float* p, vf v) {
+  for (int i = 0; i < 8; ++i) p[i] = v.v[i];
+}
+inline vf add(vf a, vf b) {
+  for (int i = 0; i < 8; ++i) a.v[i] += b.v[i];
+  return a;
+}
+inline vf mul(vf a, vf b) {
+  for (int i = 0; i < 8; ++i) a.v[i] *= b.v[i];
+  return a;
+}
+inline vf fma(vf a, vf b, vf c) {  // fused, as the vector units: one rounding
+  for (int i = 0; i < 8; ++i) c.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+  return c;
+}
+inline vf max(vf a, vf b) {
+  for (int i = 0; i < 8; ++i) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
+  return a;
+}
+inline float hsum(vf v) {
+  return ((v.v[0] + v.v[4]) + (v.v[2] + v.v[6])) + ((v.v[1] + v.v[5]) + (v.v[3] + v.v[7]));
+}
+inline vf load_bf16(const uint16_t* p) {
+  vf r;
+  for (int i = 0; i < 8; ++i) r.v[i] = bf16_to_float(p[i]);
+  return r;
+}
+inline vf load_fp8(const uint8_t* p) {
+  vf r;
+  for (int i = 0; i < 8; ++i) r.v[i] = fp8_e4m3_to_float(p[i]) / kFp8Unscale;
+  return r;
+}
 #endif
 
 // Dot product of two fp32 rows of length n (any n; the tail is scalar).
