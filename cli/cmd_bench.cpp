@@ -99,6 +99,11 @@ struct DecodeLine {
   double seconds_per_token = 0;   // step time / batch
   double weight_bytes = 0, cache_bytes = 0, flops = 0, indexer_flops = 0;
   PhaseTimes phases;  // seconds per token by phase
+
+  // FLOP/s of the indexer's scores (0 when it did not run: dense attention).
+  double indexer_rate() const {
+    return indexer_flops > 0 && phases[Phase::indexer] > 0 ? indexer_flops / phases[Phase::indexer] : 0;
+  }
 };
 
 // Parses a comma-separated list of integers >= min_value for option `name`.
@@ -288,8 +293,7 @@ int run_bench(const BenchArgs& args) {
                       {"gflop_per_token", l.flops / 1e9},
                       {"gflop_s", l.flops / l.seconds_per_token / 1e9},
                       {"phases_ms_per_token", phase_json(l.phases, l.seconds_per_token)}});
-      if (l.indexer_flops > 0 && l.phases[Phase::indexer] > 0) {
-        const double rate = l.indexer_flops / l.phases[Phase::indexer];
+      if (const double rate = l.indexer_rate(); rate > 0) {
         runs.back()["indexer_gflop_s"] = rate / 1e9;
         runs.back()["indexer_compute_share"] = rate / fma_peak;
       }
@@ -340,8 +344,7 @@ int run_bench(const BenchArgs& args) {
                 l.weight_bytes / 1e6, l.cache_bytes / 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, l.flops / 1e9,
                 l.flops / l.seconds_per_token / 1e9);
     std::printf("  ms/token: %s\n", phase_text(l.phases, l.seconds_per_token).c_str());
-    if (l.indexer_flops > 0 && l.phases[Phase::indexer] > 0) {
-      const double rate = l.indexer_flops / l.phases[Phase::indexer];
+    if (const double rate = l.indexer_rate(); rate > 0) {
       std::printf("  indexer: %.3f GFLOP/token at %.2f GFLOP/s = %.0f%% of the FMA peak\n", l.indexer_flops / 1e9,
                   rate / 1e9, 100.0 * rate / fma_peak);
     }

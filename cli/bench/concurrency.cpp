@@ -70,9 +70,10 @@ Result<ConcurrentDecode> run_requests(BatchScheduler& s, int64_t batch, int64_t 
       n += std::count_if(t.begin(), t.end(), [&](Clock::time_point x) { return x > a && x <= b; });
     return n;
   };
-  out.steady = first_last > last_first && count_in(last_first, first_last) > 0;
+  const int64_t in_steady = first_last > last_first ? count_in(last_first, first_last) : 0;
+  out.steady = in_steady > 0;
   const Clock::time_point a = out.steady ? last_first : all_first, b = out.steady ? first_last : all_last;
-  out.tokens = out.steady ? count_in(a, b) : out.tokens_decoded;
+  out.tokens = out.steady ? in_steady : out.tokens_decoded;
   out.seconds = b > a ? std::chrono::duration<double>(b - a).count() : 0.0;
   out.tokens_per_s = out.seconds > 0 ? double(out.tokens) / out.seconds : 0;
   return out;

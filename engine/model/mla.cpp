@@ -289,19 +289,12 @@ void Model::attend_decode(int64_t layer, const KvCache& cache, int64_t S) {
     }
   });
   float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
-  const auto attend = [&](int64_t i) {
+  // With enough sequences, one per thread: no selected record is decoded by two threads, as it is
+  // when one sequence's heads are split.
+  cpu::for_each_item(S, [&](int64_t i) {
     cpu::sparse_mla_decode(q_abs + i * H * kvr, q_pe + i * H * dr, H, cache.latent(layer, *ws_.row_seq[i]),
                            ws_.sel.data() + i * ws_.sel_stride, ws_.n_sel[i], softmax_scale_, o_lat + i * H * kvr);
-  };
-  if (S >= cpu::num_threads()) {
-    // A sequence per task (each then runs on one thread): no selected record is decoded by two
-    // threads, as it is when one sequence's heads are split.
-    cpu::parallel_for(S, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) attend(i);
-    });
-  } else {
-    for (int64_t i = 0; i < S; ++i) attend(i);
-  }
+  });
   float* o = ws_.o.data();  // [S, H, v]
   cpu::parallel_for(H, [&](int64_t b, int64_t e) {
     for (int64_t h = b; h < e; ++h) {

@@ -134,10 +134,9 @@ class Model {
   // x: [S, hidden] ffn_norm output; out: [S, hidden] bf16 values.
   // sharded: gate/up hold this rank's tensor-parallel rows (the dense MLP), not a whole expert's.
   void mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded = false);
-  // out = down(silu(gate(x)) * up(x)) for S rows, with caller-given [S, inter] buffers (so that
-  // several experts can run at once on disjoint rows).
-  void swiglu_mlp(const MlpWeights& w, const float* x, int64_t S, float* out, float* gate, float* up,
-                  float* act) const;
+  // act = silu(gate(x)) * up(x) for S rows into caller-given [S, inter] buffers (so that several
+  // experts can run at once on disjoint rows).
+  void gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act) const;
   // local [S, width] on every rank -> full [S, n_ranks * width], rank r's columns at r * width.
   void gather_columns(const float* local, int64_t S, int64_t width, float* full);
   void moe(const LayerWeights& lw, const float* x, int64_t S, float* out);

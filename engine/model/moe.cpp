@@ -11,27 +11,20 @@
 namespace dsa {
 
 void Model::mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded) {
-  if (!sharded || comm_->size() == 1) {
-    swiglu_mlp(w, x, S, out, ws_.gate.data(), ws_.up.data(), ws_.act.data());
-    return;
+  float* act = ws_.act.data();  // [S, inter]
+  gated_act(w, x, S, ws_.gate.data(), ws_.up.data(), act);
+  if (sharded && comm_->size() > 1) {
+    // The dense MLP's intermediate is split over the ranks: gather it before the full down_proj.
+    gather_columns(act, S, w.gate_proj.n, ws_.act_full.data());
+    act = ws_.act_full.data();
   }
-  // The dense MLP's intermediate is split over the ranks: gather it before the full down_proj.
-  const int64_t inter = w.gate_proj.n;
-  float* act = ws_.act.data();
-  w.gate_proj.apply(x, S, ws_.gate.data());
-  w.up_proj.apply(x, S, ws_.up.data());
-  cpu::swiglu(ws_.gate.data(), ws_.up.data(), S * inter, act);
-  gather_columns(act, S, inter, ws_.act_full.data());
-  w.down_proj.apply(ws_.act_full.data(), S, out);
+  w.down_proj.apply(act, S, out);
 }
 
-void Model::swiglu_mlp(const MlpWeights& w, const float* x, int64_t S, float* out, float* gate, float* up,
-                       float* act) const {
-  const int64_t inter = w.gate_proj.n;
+void Model::gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act) const {
   w.gate_proj.apply(x, S, gate);
   w.up_proj.apply(x, S, up);
-  cpu::swiglu(gate, up, S * inter, act);
-  w.down_proj.apply(act, S, out);
+  cpu::swiglu(gate, up, S * w.gate_proj.n, act);
 }
 
 void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
@@ -72,21 +65,14 @@ void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
   }
   const int64_t rows = first.back();
   for (int64_t r = 0; r < rows; ++r) std::copy(x + (slots[r] / K) * D, x + (slots[r] / K + 1) * D, expert_x + r * D);
-  const auto run_expert = [&](int64_t i) {
+  // With enough experts to keep every thread busy, one expert per task.
+  cpu::for_each_item(static_cast<int64_t>(active.size()), [&](int64_t i) {
     const int64_t r0 = first[i], n = first[i + 1] - r0;
-    swiglu_mlp(lw.experts[active[i]], expert_x + r0 * D, n, expert_y + r0 * D, ws_.gate.data() + r0 * inter,
-               ws_.up.data() + r0 * inter, ws_.act.data() + r0 * inter);
-  };
-  const auto n_active = static_cast<int64_t>(active.size());
-  if (n_active >= cpu::num_threads()) {
-    // Enough experts to keep every thread busy: one expert per task, each product on one thread
-    // (the products' results do not depend on how they are threaded).
-    cpu::parallel_for(n_active, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) run_expert(i);
-    });
-  } else {
-    for (int64_t i = 0; i < n_active; ++i) run_expert(i);
-  }
+    float* act = ws_.act.data() + r0 * inter;
+    gated_act(lw.experts[active[i]], expert_x + r0 * D, n, ws_.gate.data() + r0 * inter, ws_.up.data() + r0 * inter,
+              act);
+    lw.experts[active[i]].down_proj.apply(act, n, expert_y + r0 * D);
+  });
   for (int64_t r = 0; r < rows; ++r) std::copy(expert_y + r * D, expert_y + (r + 1) * D, expert_out + slots[r] * D);
 
   double* acc = ws_.moe_acc.data();  // [S, D], summed in routing order as the reference

@@ -6,7 +6,6 @@
 #include "kernels/cpu/gemm.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <vector>
 
 #include "kernels/cpu/check.hpp"
@@ -157,11 +156,16 @@ void for_row_blocks(int64_t n, int64_t k, Body&& body) {
 // Calls tile.template operator()<M, R>(i, j0) for rows i..i+M-1 of the activations against weight
 // rows j0..j0+R-1, covering the m x n product: activation tiles of kTileM rows stay in cache while
 // every block of kRows weight rows passes over them (in parallel), M = kRowsAtOnce at a time.
-template <class Tile>
-void for_tiles(int64_t m, int64_t n, int64_t k, Tile&& tile) {
+// start_block(j0, rows), when given, runs on the same thread before the tiles of each block.
+struct NoBlockStart {
+  void operator()(int64_t, int) const {}
+};
+template <class Tile, class BlockStart = NoBlockStart>
+void for_tiles(int64_t m, int64_t n, int64_t k, Tile&& tile, BlockStart&& start_block = {}) {
   for (int64_t i0 = 0; i0 < m; i0 += kTileM) {
     const int64_t i1 = std::min(m, i0 + kTileM);
     for_row_blocks(n, k, [&](int64_t j0, int rows) {
+      start_block(j0, rows);
       if (rows == kRows) {
         for_row_groups(i0, i1, [&]<int M>(int64_t i) { tile.template operator()<M, kRows>(i, j0); });
       } else {
@@ -214,39 +218,33 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   const float* xqp = xq.data();
   const float* xsp = xs.data();
   // Rows i..i+M-1 of x against weight rows j0..j0+R-1. When the tile of activation rows holds more
-  // than one group, each thread widens its block of weight rows once into an fp32 buffer and every
-  // group reads that; a single group widens as it goes.
+  // than one group, each thread widens its block of weight rows once into an fp32 buffer (row r of
+  // the block at r * k) and every group reads that; a single group widens as it goes.
   const bool widen_once = std::min(m, kTileM) > kRowsAtOnce;
-  static std::atomic<uint64_t> calls{0};
-  const uint64_t call = widen_once ? ++calls : 0;
+  thread_local std::vector<float> widened;
+  auto widen_block = [&](int64_t j0, int rows) {
+    if (!widen_once) return;
+    widened.resize(std::max(widened.size(), size_t(rows * k)));
+    for (int r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < k; c += kWidth)
+        simd::store(widened.data() + r * k + c, simd::load_fp8(w + (j0 + r) * ldw + c));
+  };
   auto tile = [&]<int M, int R>(int64_t i, int64_t j0) {
     float out[M * R];
     const float* ws = scale_inv + (j0 / kQuantBlock) * ld_scale;
     if (widen_once) {
-      // Which block this thread's buffer holds: (this call, first weight row, rows).
-      thread_local std::vector<float> widened;
-      thread_local uint64_t held_call = 0;
-      thread_local int64_t held_row = -1, held_rows = 0;
-      if (held_call != call || held_row != j0 || held_rows != R) {
-        widened.resize(std::max(widened.size(), size_t(R * k)));
-        for (int r = 0; r < R; ++r)
-          for (int64_t c = 0; c < k; c += kWidth)
-            simd::store(widened.data() + r * k + c, simd::load_fp8(w + (j0 + r) * ldw + c));
-        held_call = call;
-        held_row = j0;
-        held_rows = R;
-      }
+      const float* rows = widened.data() + (j0 % kRows) * k;  // blocks start at multiples of kRows
       // Two weight rows at a time: the widened path has no conversions to share, and 4 x 2
       // accumulators stay in registers where 4 x 4 spill. Each output's operations are unchanged.
       if constexpr (R % 2 == 0) {
         float half[M * 2];
         for (int r0 = 0; r0 < R; r0 += 2) {
-          dot_tile_fp8<M, 2>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{widened.data() + r0 * k, k}, ws, half);
+          dot_tile_fp8<M, 2>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{rows + r0 * k, k}, ws, half);
           for (int a = 0; a < M; ++a)
             for (int r = 0; r < 2; ++r) out[a * R + r0 + r] = half[a * 2 + r];
         }
       } else {
-        dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{widened.data(), k}, ws, out);
+        dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{rows, k}, ws, out);
       }
     } else {
       dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Codes{w + j0 * ldw, ldw}, ws, out);
@@ -254,7 +252,7 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
     for (int a = 0; a < M; ++a)
       for (int r = 0; r < R; ++r) y[(i + a) * ldy + j0 + r] = out[a * R + r];
   };
-  for_tiles(m, n, k, tile);
+  for_tiles(m, n, k, tile, widen_block);
 }
 
 void matmul_bf16_scalar(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,

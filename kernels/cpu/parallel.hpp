@@ -29,4 +29,19 @@ void parallel_for(int64_t n, F&& f, int64_t grain = 1) {
       const_cast<void*>(static_cast<const void*>(&f)));
 }
 
+// Calls f(i) for every i < n: one item per task on the threads when there are at least as many
+// items as threads (each item's own parallel loops then run on its thread), else in order on the
+// calling thread (so each item's loops use every thread). For independent items whose results do
+// not depend on how their loops are threaded.
+template <class F>
+void for_each_item(int64_t n, F&& f) {
+  if (n >= num_threads()) {
+    parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) f(i);
+    });
+  } else {
+    for (int64_t i = 0; i < n; ++i) f(i);
+  }
+}
+
 }  // namespace dsa::cpu
