@@ -154,6 +154,8 @@ class Attention(nn.Module):
         mscale = 0.1 * rs["mscale_all_dim"] * math.log(rs["factor"]) + 1.0
         self.scale = (self.dn + self.dr) ** -0.5 * mscale * mscale
         self.topk = c["index_topk"]
+        self.record = False  # keep the sample queries' attention (the first two heads) in self.probs
+        self.probs = None
 
     def forward(self, x, P, B, T, cos, sin, own, mode, stats):
         """x [P + B*T, d]: the prefix rows, then B rows of T tokens; own [B, T, T]: which tokens of its
@@ -179,13 +181,14 @@ class Attention(nn.Module):
         (iqp, iqs), (ikp, iks), (iwp, iws) = split(iq), split(ik), split(iw)
         # prefix queries: causal over the prefix
         causal_p = torch.ones(P, P, dtype=torch.bool, device=x.device).tril()
-        op = self._attend(qp[None], kp[None], vp[None], causal_p[None], iqp[None], ikp[None], iwp[None], mode, stats)
+        op, _ = self._attend(qp[None], kp[None], vp[None], causal_p[None], iqp[None], ikp[None], iwp[None], mode, stats)
         # sample queries: all prefix keys, then causal over their own
         kcat = torch.cat((kp[None].expand(B, *kp.shape), ks), 1)
         vcat = torch.cat((vp[None].expand(B, *vp.shape), vs), 1)
         ikcat = torch.cat((ikp[None].expand(B, *ikp.shape), iks), 1)
         allowed = torch.cat((torch.ones(B, T, P, dtype=torch.bool, device=x.device), own), 2)
-        os_ = self._attend(qs, kcat, vcat, allowed, iqs, ikcat, iws, mode, stats)
+        os_, probs = self._attend(qs, kcat, vcat, allowed, iqs, ikcat, iws, mode, stats)
+        self.probs = probs if self.record else None  # [B, 2, T, P + T]
         o = torch.cat((op[0], os_.reshape(B * T, H, self.dv)), 0)
         return self.o_proj(o.reshape(N, H * self.dv))
 
@@ -213,7 +216,27 @@ class Attention(nn.Module):
             kl = (target * (log_target - logp)).sum(-1)
             stats["kl_sum"] = stats.get("kl_sum", 0) + kl.sum()
             stats["kl_n"] = stats.get("kl_n", 0) + kl.numel()
-        return torch.einsum("bhts,bshd->bthd", probs, v)
+        return torch.einsum("bhts,bshd->bthd", probs, v), probs
+
+
+def attention_supervision(net, src, prev_ok=None):
+    """Loss that trains the two heads of an induction circuit directly instead of waiting for them to
+    emerge: the first head of layer 0 looks at the previous token (at the positions prev_ok [B, T]
+    marks; all but the first when None), the first head of layer 1 looks where src [B, T] points
+    (-1: nowhere), which is where the token to predict next was seen before. Needs `record` on both
+    layers' attention; their probabilities cover [prefix keys, the row's keys] and src and the
+    previous positions index the row's keys."""
+    p0, p1 = net.layers[0].self_attn.probs, net.layers[1].self_attn.probs
+    B, _, T, S = p1.shape
+    P = S - T
+    if prev_ok is None:
+        prev_ok = torch.arange(T, device=src.device)[None].expand(B, T) > 0
+    b, i = prev_ok.nonzero(as_tuple=True)
+    loss = -torch.log(p0[b, 0, i, P + i - 1].clamp_min(1e-9)).mean()
+    b, i = (src >= 0).nonzero(as_tuple=True)
+    if b.numel():
+        loss = loss - torch.log(p1[b, 0, i, P + src[b, i]].clamp_min(1e-9)).mean()
+    return loss
 
 
 class Layer(nn.Module):
@@ -239,7 +262,12 @@ class Model(nn.Module):
         self.lm_head = linear(c["hidden_size"], c["vocab_size"])
         self.register_buffer("inv_freq", yarn_inv_freq(c), persistent=False)
         for name, p in self.named_parameters():
-            if p.dim() == 2:
+            if name == "embed_tokens.weight":
+                # Unit-scale embeddings: with 0.02 the token's own identity is a few percent of the
+                # residual once the first attention layer has written to it, and a later head cannot
+                # match on it (the induction heads every copy needs did not form; see probe_induction.py).
+                nn.init.normal_(p, std=1.0)
+            elif p.dim() == 2:
                 std = 0.02 / math.sqrt(2 * c["num_hidden_layers"]) if name.endswith(("o_proj.weight", "down_proj.weight")) else 0.02
                 nn.init.normal_(p, std=std)
 

@@ -27,6 +27,7 @@ import model as M
 def induction_batch(rows, length, vocab, g, offset=0):
     x = torch.randint(0, vocab, (rows, length), generator=g)
     mask = torch.zeros(rows, length, dtype=torch.bool)
+    src = torch.full((rows, length), -1, dtype=torch.long)  # where an induction head should look
     for r in range(rows):
         n = int(torch.randint(10, 31, (1,), generator=g))
         if offset:  # the copy starts exactly `offset` tokens after the original
@@ -37,7 +38,8 @@ def induction_batch(rows, length, vocab, g, offset=0):
             b = int(torch.randint(a + n, length - n + 1, (1,), generator=g))
         x[r, b:b + n] = x[r, a:a + n]
         mask[r, b + 1:b + n] = True
-    return x, mask
+        src[r, b:b + n - 1] = torch.arange(a + 1, a + n)
+    return x, mask, src
 
 
 class MhaBlock(nn.Module):
@@ -102,11 +104,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--offset", type=int, default=0,
                     help="copy at this fixed distance (> 30) instead of anywhere: positional copying, no induction")
+    ap.add_argument("--supervise", type=int, default=0,
+                    help="1: supervise a previous-token head in layer 0 and an induction head in layer 1 (mla only)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.arch == "mla":
         net, run = mla_model(a)
+        for layer in net.layers[:2]:
+            layer.self_attn.record = bool(a.supervise)
     else:
         net = Mha(a.vocab, a.d, a.heads, a.layers, a.mlp)
         run = net
@@ -115,10 +121,12 @@ def main():
     t0, ema = time.time(), None
     print(f"{a.arch} mlp={a.mlp} d={a.d} layers={a.layers} vocab={a.vocab} chance {math.log(a.vocab):.2f}")
     for step in range(a.steps):
-        x, mask = induction_batch(a.rows, a.length, a.vocab, g, a.offset)
+        x, mask, src = induction_batch(a.rows, a.length, a.vocab, g, a.offset)
         logits = run(x)[:, :-1]
         m = mask[:, 1:]
         loss = F.cross_entropy(logits[m], x[:, 1:][m])
+        if a.supervise:
+            loss = loss + M.attention_supervision(net, src)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -29,10 +29,11 @@ import torch
 from tokenizers import Tokenizer
 
 import model as M
+from copy_sources import copy_sources
 
 
 def load_data(path, tok):
-    """-> prefix ids (shared by every text), samples [(ids, target mask)]."""
+    """-> prefix ids (shared by every text), samples [(ids, target mask, copy sources)]."""
     prefix, samples = None, []
     with open(path) as f:
         for line in f:
@@ -43,14 +44,15 @@ def load_data(path, tok):
             enc = tok.encode(text[cut:], add_special_tokens=False)
             spans = [(a - cut, b - cut) for a, b in r["spans"]]
             mask = [any(a <= s < b for a, b in spans) for s, _ in enc.offsets]
-            samples.append((enc.ids, mask))
+            samples.append((enc.ids, mask, copy_sources(enc.ids, mask)))
     return torch.tensor(prefix), samples
 
 
 def batches(samples, rows, row_len, rng):
     """Shuffled batches of `rows` rows, each packed with whole samples up to row_len tokens, so every
     batch mixes the kinds of task (a batch of one kind teaches the model to ignore the question).
-    Yields ids [rows, T], targets [rows, T] (-100 where no loss), seg and offs (see Model.forward)."""
+    Yields ids [rows, T], targets [rows, T] (-100 where no loss), seg and offs (see Model.forward) and
+    src [rows, T], the copy sources in row positions (-1: none)."""
     order = list(range(len(samples)))
     rng.shuffle(order)
     packed, cur, used = [], [], 0
@@ -70,18 +72,21 @@ def batches(samples, rows, row_len, rng):
         tgt = torch.full((len(group), T), -100, dtype=torch.long)
         seg = torch.full((len(group), T), -1, dtype=torch.long)
         offs = torch.zeros((len(group), T), dtype=torch.long)
+        src = torch.full((len(group), T), -1, dtype=torch.long)
         for j, row in enumerate(group):
             at = 0
             for k, i in enumerate(row):
-                x, m = samples[i]
+                x, m, s = samples[i]
                 n = len(x)
+                s = torch.tensor(s)
+                src[j, at:at + n] = torch.where(s >= 0, s + at, s)
                 ids[j, at:at + n] = torch.tensor(x)
                 tgt[j, at:at + n - 1] = torch.tensor(x)[1:].masked_fill(~torch.tensor(m[1:]), -100)
                 seg[j, at:at + n] = k
                 offs[j, at:at + n] = torch.arange(n)
                 at += n
             offs[j, at:] = torch.arange(T - at)  # the pad tail: a segment of its own
-        yield ids, tgt, seg, offs
+        yield ids, tgt, seg, offs, src
 
 
 def copy_batch(rows, content, begin, end, sep, g):
@@ -119,13 +124,16 @@ def main():
     ap.add_argument("--steps", default="", help="steps of stages A,B,C instead of the time budget (e.g. 560,100,320)")
     ap.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda")
     ap.add_argument("--init", default="", help="start from this checkpoint (e.g. to continue stage C)")
-    ap.add_argument("--stages", default="KPABC", help="which stages to run, in order")
-    ap.add_argument("--no-prefix-steps", type=int, default=300,
+    ap.add_argument("--stages", default="PABC", help="which stages to run, in order (K: copy rows alone)")
+    ap.add_argument("--no-prefix-steps", type=int, default=200,
                     help="stage P: steps of dense training on the samples without the shared prefix")
     ap.add_argument("--copy-minutes", type=float, default=20, help="stage K: minutes on copy rows alone")
     ap.add_argument("--copy-steps", type=int, default=0, help="stage K: steps instead of minutes")
-    ap.add_argument("--copy-rows", type=int, default=16,
+    ap.add_argument("--copy-rows", type=int, default=0,
                     help="copy rows added to every batch of the stages that train the main model")
+    ap.add_argument("--attn-sup", type=float, default=1.0,
+                    help="weight of the attention supervision of the induction circuit (0: off; see "
+                         "model.attention_supervision) in the stages that train the main model")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -135,10 +143,12 @@ def main():
     cfg = json.load(open(a.config))
     tok = Tokenizer.from_file(a.tokenizer)
     prefix, samples = load_data(os.path.join(a.data, "texts.jsonl"), tok)
-    n_tgt = sum(sum(m) for _, m in samples)
-    longest = max(len(x) for x, _ in samples)
+    n_tgt = sum(sum(m) for _, m, _ in samples)
+    n_src = sum(sum(1 for v in s if v >= 0) for _, _, s in samples)
+    longest = max(len(x) for x, _, _ in samples)
     print(f"{len(samples)} samples, prefix {len(prefix)} tokens, sample tokens "
-          f"{sum(len(x) for x, _ in samples)} ({n_tgt} trained), longest {max(len(x) for x, _ in samples)}", flush=True)
+          f"{sum(len(x) for x, _, _ in samples)} ({n_tgt} trained, {n_src} with a copy source), longest {longest}",
+          flush=True)
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        "cpu" if a.device == "auto" else a.device)
     prefix = prefix.to(dev)
@@ -154,7 +164,7 @@ def main():
 
     def copy_only():
         while True:
-            yield None, None, None, None
+            yield None, None, None, None, None
     net = M.Model(cfg)
     if a.init:
         net.load_state_dict(torch.load(a.init, map_location="cpu")["state"])
@@ -162,7 +172,7 @@ def main():
     stage_steps = [int(x) for x in a.steps.split(",")] if a.steps else None
     shares = [float(x) for x in a.shares.split(",")]
     log = open(os.path.join(a.out, "log.csv"), "w")
-    log.write("step,stage,seconds,lm_loss,kl,copy_loss\n")
+    log.write("step,stage,seconds,lm_loss,kl,copy_loss,attn_sup\n")
     step, t0 = 0, time.time()
 
     def save(name):
@@ -177,9 +187,12 @@ def main():
         if train_indexer:
             params.append({"params": net.indexer_parameters(), "lr": lr_idx, "base": lr_idx, "weight_decay": 0.0})
         opt = torch.optim.AdamW(params, betas=(0.9, 0.95))
+        supervise = train_main and a.attn_sup > 0
+        for layer in net.layers[:2]:
+            layer.self_attn.record = supervise
         start, k, ema, cema = time.time(), 0, None, None
         while True:
-            for ids, tgt, seg, offs in source or batches(samples, a.rows, max(a.row_len, longest), rng):
+            for ids, tgt, seg, offs, src in source or batches(samples, a.rows, max(a.row_len, longest), rng):
                 frac = k / steps if steps else (time.time() - start) / seconds
                 if frac >= 1 or (cema is not None and k > 50 and cema < stop_below):
                     return
@@ -187,14 +200,18 @@ def main():
                     g["lr"] = g["base"] * min(1.0, (k + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
                 stats = {} if train_indexer else None
                 cp = copy_loss(copy_rows, mode) if copy_rows else torch.tensor(0.0)
+                sup = torch.tensor(0.0)
                 if ids is None:  # stage K: copy rows alone
                     lm = kl = torch.tensor(0.0)
                 else:
-                    logits = net(pre, ids.to(dev), mode, stats, seg.to(dev), offs.to(dev))
+                    seg, offs = seg.to(dev), offs.to(dev)
+                    logits = net(pre, ids.to(dev), mode, stats, seg, offs)
                     lm = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                            tgt.to(dev).reshape(-1), ignore_index=-100)
                     kl = stats["kl_sum"] / stats["kl_n"] if stats else torch.tensor(0.0)
-                loss = (lm + cp if train_main else 0) + (kl if train_indexer else 0)
+                    if supervise:
+                        sup = M.attention_supervision(net, src.to(dev), (seg >= 0) & (offs > 0))
+                loss = (lm + cp + a.attn_sup * sup if train_main else 0) + (kl if train_indexer else 0)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([p for g in params for p in g["params"]], 1.0)
@@ -206,13 +223,14 @@ def main():
                 step, k = step + 1, k + 1
                 if step % 200 == 0:
                     save("latest.pt")  # a long run can be stopped and continued with --init
-                log.write(f"{step},{stage},{time.time() - t0:.1f},{lm.item():.4f},{kl.item():.4f},{cp.item():.4f}\n")
+                log.write(f"{step},{stage},{time.time() - t0:.1f},{lm.item():.4f},{kl.item():.4f},{cp.item():.4f},"
+                          f"{sup.item():.4f}\n")
                 log.flush()
                 ema = lm.item() if ema is None else 0.9 * ema + 0.1 * lm.item()
                 cema = cp.item() if cema is None else 0.9 * cema + 0.1 * cp.item()
                 if k % 20 == 0:
                     print(f"[{stage}] step {step} t={time.time() - t0:.0f}s lm {lm.item():.3f} (ema {ema:.3f}) "
-                          f"kl {kl.item():.3f} copy {cp.item():.3f}", flush=True)
+                          f"kl {kl.item():.3f} copy {cp.item():.3f} attn {sup.item():.3f}", flush=True)
 
     total = a.minutes * 60
 

@@ -2,11 +2,11 @@
 # Rebuilds the demo model (examples/demo-model) from nothing: the synthetic tasks and corpus, the
 # teacher's trajectories recorded through `dsagent run`, the byte-level BPE tokenizer, the two-stage
 # DSA training (dense warm-up of the indexer, then sparse training) and the FP8 export; then checks
-# it end to end on the held-out tasks. MINUTES sets the training time budget (default 48, plus the
-# copy stage K); STEPS=A,B,C (and COPY_STEPS for stage K) trains a fixed number of steps instead. The
-# model needs tens of millions of training tokens before it copies values (docs/demo-model.md), so a
-# useful run is a GPU run (PyTorch picks CUDA when it sees one); on a 2-core CPU the budget runs out
-# long before.
+# it end to end on the held-out tasks. MINUTES sets the time budget of stages A, B and C (default 48;
+# stage P adds its 200 steps); STEPS=A,B,C (and COPY_STEPS for the optional stage K) trains a fixed
+# number of steps instead. Copying values needs the attention supervision of train.py (on by default)
+# and more steps than a 2-core CPU gives in an hour (docs/demo-model.md), so a useful run is a GPU run
+# (PyTorch picks CUDA when it sees one).
 # Intermediate files go to OUT (default examples/demo-train/out, ignored by git).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
