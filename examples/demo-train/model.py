@@ -154,7 +154,7 @@ class Attention(nn.Module):
         mscale = 0.1 * rs["mscale_all_dim"] * math.log(rs["factor"]) + 1.0
         self.scale = (self.dn + self.dr) ** -0.5 * mscale * mscale
         self.topk = c["index_topk"]
-        self.record = False  # keep the sample queries' attention (the first two heads) in self.probs
+        self.record = False  # keep the sample queries' attention probabilities in self.probs
         self.probs = None
 
     def forward(self, x, P, B, T, cos, sin, own, mode, stats):
@@ -188,7 +188,7 @@ class Attention(nn.Module):
         ikcat = torch.cat((ikp[None].expand(B, *ikp.shape), iks), 1)
         allowed = torch.cat((torch.ones(B, T, P, dtype=torch.bool, device=x.device), own), 2)
         os_, probs = self._attend(qs, kcat, vcat, allowed, iqs, ikcat, iws, mode, stats)
-        self.probs = probs if self.record else None  # [B, 2, T, P + T]
+        self.probs = probs if self.record else None  # [B, H, T, P + T]
         o = torch.cat((op[0], os_.reshape(B * T, H, self.dv)), 0)
         return self.o_proj(o.reshape(N, H * self.dv))
 
