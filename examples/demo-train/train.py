@@ -134,6 +134,8 @@ def main():
     ap.add_argument("--attn-sup", type=float, default=1.0,
                     help="weight of the attention supervision of the induction circuit (0: off; see "
                          "model.attention_supervision) in the stages that train the main model")
+    ap.add_argument("--prev2", type=int, default=1,
+                    help="1: also supervise a head of layer 0 looking two tokens back")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -210,7 +212,8 @@ def main():
                                                            tgt.to(dev).reshape(-1), ignore_index=-100)
                     kl = stats["kl_sum"] / stats["kl_n"] if stats else torch.tensor(0.0)
                     if supervise:
-                        sup = M.attention_supervision(net, src.to(dev), (seg >= 0) & (offs > 0))
+                        sup = M.attention_supervision(net, src.to(dev), (seg >= 0) & (offs > 0),
+                                                      (seg >= 0) & (offs > 1) if a.prev2 else None)
                 loss = (lm + cp + a.attn_sup * sup if train_main else 0) + (kl if train_indexer else 0)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
