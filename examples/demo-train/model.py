@@ -220,27 +220,29 @@ class Attention(nn.Module):
 
 
 def attention_supervision(net, src, prev_ok=None, prev2_ok=None):
-    """Loss that trains the two heads of an induction circuit directly instead of waiting for them to
+    """Loss that trains the heads of an induction circuit directly instead of waiting for them to
     emerge: the first head of layer 0 looks at the previous token (at the positions prev_ok [B, T]
-    marks; all but the first when None), with prev2_ok the second head of layer 0 two tokens back
-    (the V3 pre-tokenizer makes the space before a number a token of its own, so one token of
-    context does not tell the operands apart), the first head of layer 1 looks where src [B, T] points
-    (-1: nowhere), which is where the token to predict next was seen before. Needs `record` on both
-    layers' attention; their probabilities cover [prefix keys, the row's keys] and src and the
-    previous positions index the row's keys."""
+    marks; all but the first when None); with prev2_ok, the second head of layer 0 looks two tokens
+    back (the V3 pre-tokenizer makes the space before a number a token of its own, so one token of
+    context does not tell the operands apart); the first head of layer 1 looks where src [B, T]
+    points (-1: nowhere), which is where the token to predict next was seen before. Needs `record`
+    on both layers' attention; their probabilities cover [prefix keys, the row's keys], and src and
+    the previous positions index the row's keys."""
     p0, p1 = net.layers[0].self_attn.probs, net.layers[1].self_attn.probs
     B, _, T, S = p1.shape
     P = S - T
+
+    def nll(probs, head, where, key):  # mean -log attention of `head` on key(b, i) at the positions `where`
+        b, i = where.nonzero(as_tuple=True)
+        if not b.numel():
+            return probs.new_zeros(())
+        return -torch.log(probs[b, head, i, P + key(b, i)].clamp_min(1e-9)).mean()
+
     if prev_ok is None:
         prev_ok = torch.arange(T, device=src.device)[None].expand(B, T) > 0
-    b, i = prev_ok.nonzero(as_tuple=True)
-    loss = -torch.log(p0[b, 0, i, P + i - 1].clamp_min(1e-9)).mean()
-    if prev2_ok is not None:  # a second head two tokens back: a match on two tokens of context
-        b, i = prev2_ok.nonzero(as_tuple=True)
-        loss = loss - torch.log(p0[b, 1, i, P + i - 2].clamp_min(1e-9)).mean()
-    b, i = (src >= 0).nonzero(as_tuple=True)
-    if b.numel():
-        loss = loss - torch.log(p1[b, 0, i, P + src[b, i]].clamp_min(1e-9)).mean()
+    loss = nll(p0, 0, prev_ok, lambda b, i: i - 1) + nll(p1, 0, src >= 0, lambda b, i: src[b, i])
+    if prev2_ok is not None:
+        loss = loss + nll(p0, 1, prev2_ok, lambda b, i: i - 2)
     return loss
 
 

@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--supervise", type=int, default=0,
                     help="1: supervise a previous-token head in layer 0 and an induction head in layer 1 (mla only)")
     a = ap.parse_args()
+    if a.supervise and a.arch != "mla":
+        ap.error("--supervise needs --arch mla (the heads are read from model.py's attention)")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.arch == "mla":
