@@ -46,17 +46,16 @@ int run(CLI::App& cmd, BatchArgs& a) {
   // Counted after the config files: a config's or the model's "tools" counts as asked for.
   const bool tools_given = cmd.count("--tools") > 0;
   if (!tools_given) a.agent.tools = "none";  // a search run gets only the browsing tools unless asked
-  if (!a.agent.corpus.empty()) {
-    // With a corpus the batch builds the browse tools itself, to record each task's documents.
-    std::string kept;
+  // With a corpus the batch builds the browse tools itself, to record each task's documents: they
+  // stand where "browse" stands in the tool list, so the prompt lists the tools in the order `run`
+  // gives them, and come first when the list does not name them.
+  bool browse_listed = false;
+  {
     std::stringstream ss(a.agent.tools);
-    for (std::string t; std::getline(ss, t, ',');) {
-      if (t != "browse" && !t.empty()) kept += (kept.empty() ? "" : ",") + t;
-    }
-    a.agent.tools = kept.empty() ? "none" : kept;
-  } else if (!tools_given && (!a.agent.searxng.empty() || !a.agent.web_search.is_null())) {
-    a.agent.tools = "browse";
+    for (std::string t; std::getline(ss, t, ',');) browse_listed = browse_listed || t == "browse";
   }
+  if (a.agent.corpus.empty() && !tools_given && (!a.agent.searxng.empty() || !a.agent.web_search.is_null()))
+    a.agent.tools = "browse";
 
   auto tasks = load_batch_tasks(a.input);
   if (!tasks) return fail(tasks.error().message);
@@ -96,15 +95,19 @@ int run(CLI::App& cmd, BatchArgs& a) {
   // Check the tool selection once, so a bad --tools fails before any task runs.
   {
     ToolRegistry probe;
-    if (auto ok = add_selected_tools(probe, a.agent); !ok) return fail(ok.error().message);
+    if (auto ok = add_selected_tools(probe, a.agent, corpus ? BrowseAdder([](ToolRegistry&) {}) : BrowseAdder());
+        !ok)
+      return fail(ok.error().message);
   }
   AgentFactory factory = [&]() -> Result<std::unique_ptr<TaskAgent>> {
     auto agent = std::make_unique<SearchAgent>();
+    BrowseAdder browse;
     if (corpus) {
       agent->browser_ = std::make_shared<Browser>(make_corpus_backend(corpus));
-      add_browse_tools(agent->tools_, agent->browser_, set);
+      browse = [&agent, set](ToolRegistry& r) { add_browse_tools(r, agent->browser_, set); };
+      if (!browse_listed) browse(agent->tools_);
     }
-    if (auto ok = add_selected_tools(agent->tools_, a.agent); !ok) return ok.error();
+    if (auto ok = add_selected_tools(agent->tools_, a.agent, browse); !ok) return ok.error();
     agent->loop_ = std::make_unique<AgentLoop>(*model, agent->tools_, *policy, limits, prompts, *tool_ctx, gen);
     agent->loop_->conversation().append_system(*system);
     return std::unique_ptr<TaskAgent>(std::move(agent));

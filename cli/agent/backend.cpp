@@ -85,7 +85,7 @@ bool is_group(const std::string& name) {
 
 }  // namespace
 
-Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts) {
+Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts, const BrowseAdder& browse) {
   std::stringstream ss(opts.tools);
   for (std::string name; std::getline(ss, name, ',');) {
     if (name.empty()) continue;
@@ -93,7 +93,11 @@ Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts
       return make_error("--tools: unknown tool set '" + name +
                         "' (known: shell, files, search, coding, browse, calculator, none, or a coding tool's name)");
     if (name == "browse") {
-      if (auto ok = add_browse_group(registry, opts); !ok) return ok.error();
+      if (browse) {
+        browse(registry);
+      } else if (auto ok = add_browse_group(registry, opts); !ok) {
+        return ok.error();
+      }
       continue;
     }
     add_group(registry, name);

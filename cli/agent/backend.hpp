@@ -1,6 +1,7 @@
 // Wiring for run/chat: builds the Llm, the tool registry and the tool context from AgentOptions.
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,8 +26,12 @@ AttentionMode attention_mode(const AgentOptions& opts);
 
 // Adds the tools --tools selects (shell, files = read_file/write_file/edit_file, search =
 // grep/glob, coding = all six, browse, calculator, none, or single tool names), then MCP servers (--mcp-config or the
-// config file's mcpServers) and command tools (--tool-spec). Errors name the unknown group or file.
-Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts);
+// config file's mcpServers) and command tools (--tool-spec), in the order given: the order of the
+// tool definitions in the prompt. `browse`, when set, adds the browsing tools where "browse" stands
+// in the list (a batch gives each task its own browser); else they come from --corpus or the web.
+// Errors name the unknown group or file.
+using BrowseAdder = std::function<void(ToolRegistry&)>;
+Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts, const BrowseAdder& browse = {});
 
 // Work dir (checked to exist, made absolute), approval mode, timeout and sandbox from the flags.
 // The `ask` callback is the caller's (chat prompts on the terminal).

@@ -5,6 +5,7 @@
 #include "cli/agent/corpus_cache.hpp"
 #include "cli/agent/options.hpp"
 #include "tests/test_support.hpp"
+#include "tools/coding_tools.hpp"
 
 using namespace dsa;
 using namespace dsa::test;
@@ -94,6 +95,23 @@ TEST_CASE("--tools selects tool groups by name") {
   auto bad = cli::add_selected_tools(reg2, o);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message.find("browsing") != std::string::npos);
+}
+
+TEST_CASE("the browse tools stand where \"browse\" stands in --tools, as a batch adds them") {
+  // The order of the tool definitions is part of the prompt: `batch` must give the model the
+  // prompt `run` gives it for the same flags.
+  cli::AgentOptions o;
+  o.tools = "calculator,browse,shell";
+  ToolRegistry reg;
+  int calls = 0;
+  REQUIRE(cli::add_selected_tools(reg, o, [&](ToolRegistry& r) {
+            ++calls;
+            r.add(make_read_file_tool());  // stands in for search/open/find
+          }).ok());
+  std::vector<std::string> names;
+  for (const auto& s : reg.specs()) names.push_back(s.name);
+  CHECK(calls == 1);
+  CHECK(names == std::vector<std::string>{"calculator", "read_file", "shell"});
 }
 
 namespace {
