@@ -11,6 +11,8 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kPage = int(cpu::kLatentPageTokens);
 
+__host__ __device__ constexpr int padded_slots(int n_sel) { return (n_sel + 3) / 4 * 4; }
+
 // Record access; records start 4-byte aligned (the launcher checks), so scales and bf16 pairs are
 // read with typed loads.
 struct Records {
@@ -35,7 +37,8 @@ struct Records {
 };
 
 // Shared memory: q_abs [kHeads][kv_lora], q_pe [kHeads][rope], scores / probabilities [kHeads][n_sel],
-// then the selected records' cache slots [n_sel].
+// then the selected records' cache slots, padded to a multiple of 4 entries: the compiler reads them
+// four at a time (one 16-byte load), also for the last ones.
 __global__ void __launch_bounds__(kThreads)
 sparse_mla_decode_kernel(const float* q_abs, const float* q_pe, int n_heads, Records rec, const int32_t* sel,
                          int n_sel, float softmax_scale, float* o_lat) {
@@ -48,7 +51,7 @@ sparse_mla_decode_kernel(const float* q_abs, const float* q_pe, int n_heads, Rec
   float* qp = qa + kHeads * kv_lora;
   float* p = qp + kHeads * rope;
   uint32_t* slots = reinterpret_cast<uint32_t*>(p + kHeads * n_sel);
-  for (int j = threadIdx.x; j < n_sel; j += kThreads) slots[j] = rec.slot(sel[j]);
+  for (int j = threadIdx.x; j < padded_slots(n_sel); j += kThreads) slots[j] = j < n_sel ? rec.slot(sel[j]) : 0u;
   for (int i = threadIdx.x; i < kHeads * kv_lora; i += kThreads)
     qa[i] = i / kv_lora < hn ? q_abs[size_t(h0) * kv_lora + i] : 0.0f;
   for (int i = threadIdx.x; i < kHeads * rope; i += kThreads) qp[i] = i / rope < hn ? q_pe[size_t(h0) * rope + i] : 0.0f;
@@ -162,7 +165,7 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
   DSA_CUDA_REQUIRE(view.record_bytes % 4 == 0 && reinterpret_cast<uintptr_t>(view.arena) % 4 == 0,
                    "sparse_mla_decode: records must start 4-byte aligned");
   const size_t smem = size_t(kHeads) * size_t(view.kv_lora + view.rope_dim + n_sel) * sizeof(float) +
-                      size_t(n_sel) * sizeof(uint32_t);
+                      size_t(padded_slots(int(n_sel))) * sizeof(uint32_t);
   int device = 0, smem_max = 0;
   DSA_CUDA_CHECK(cudaGetDevice(&device));
   DSA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));

@@ -7,6 +7,7 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/attention.hpp"
@@ -23,7 +24,7 @@ using dsa::test::DeviceBuffer;
 namespace {
 
 // Mean microseconds per call over `reps` calls after a warm-up, and the bandwidth for `bytes`.
-void time_it(const char* what, double bytes, const std::function<void()>& call, int reps = 50) {
+void time_it(const std::string& what, double bytes, const std::function<void()>& call, int reps = 50) {
   call();
   cudaEvent_t t0, t1;
   DSA_CUDA_OK(cudaEventCreate(&t0));
