@@ -227,16 +227,20 @@ def attention_supervision(net, src, prev_ok=None, prev2_ok=None):
     context does not tell the operands apart); the first head of layer 1 looks where src [B, T]
     points (-1: nowhere), which is where the token to predict next was seen before. Needs `record`
     on both layers' attention; their probabilities cover [prefix keys, the row's keys], and src and
-    the previous positions index the row's keys."""
+    the previous positions index the row's keys. With sparse attention a target key outside the
+    indexer's selection is left out: attention cannot reach it, and the indexer's KL loss is what
+    must bring it in."""
     p0, p1 = net.layers[0].self_attn.probs, net.layers[1].self_attn.probs
     B, _, T, S = p1.shape
     P = S - T
 
     def nll(probs, head, where, key):  # mean -log attention of `head` on key(b, i) at the positions `where`
         b, i = where.nonzero(as_tuple=True)
-        if not b.numel():
+        p = probs[b, head, i, P + key(b, i)]
+        p = p[p > 0]  # sparse attention: a key the indexer did not select is the indexer's to bring in
+        if not p.numel():
             return probs.new_zeros(())
-        return -torch.log(probs[b, head, i, P + key(b, i)].clamp_min(1e-9)).mean()
+        return -torch.log(p.clamp_min(1e-9)).mean()
 
     if prev_ok is None:
         prev_ok = torch.arange(T, device=src.device)[None].expand(B, T) > 0

@@ -1,7 +1,7 @@
 """Trains the demo model with the DeepSeek-V3.2 recipe at toy scale.
 
-  python train.py --data OUT --tokenizer MODEL_DIR/tokenizer.json --out OUT/ckpt --minutes 48
-  python train.py ... --steps 560,100,320     (a fixed number of steps per stage; on a GPU this is fast)
+  python train.py --data OUT --tokenizer MODEL_DIR/tokenizer.json --out OUT/ckpt --minutes 6   (the shipped model, on a GPU)
+  python train.py ... --steps 2600,1200,1000     (a fixed number of steps per stage)
 
 Stages:
   K. copy rows alone (see copy_batch), for --copy-minutes or --copy-steps, until their loss is low;
@@ -116,8 +116,8 @@ def main():
     ap.add_argument("--config", default=os.path.join(os.path.dirname(__file__), "config.json"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=45)
-    ap.add_argument("--shares", default="0.55,0.1,0.35", help="time shares of stages A,B,C")
-    ap.add_argument("--rows", type=int, default=8, help="packed rows per batch")
+    ap.add_argument("--shares", default="0.5,0.2,0.3", help="time shares of stages A,B,C")
+    ap.add_argument("--rows", type=int, default=16, help="packed rows per batch")
     ap.add_argument("--row-len", type=int, default=720, help="tokens per packed row (at least the longest sample)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
