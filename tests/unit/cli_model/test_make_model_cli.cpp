@@ -98,3 +98,40 @@ TEST_CASE("inspect reports an inventory problem as expected-vs-found and exits n
   CHECK(bad.exit_code != 0);
   CHECK(bad.output.find("field 'kv_lora_rank'") != std::string::npos);
 }
+
+TEST_CASE("plan: DeepSeek-V3.2 on 8 GPUs, with and without enough memory per GPU") {
+  const auto h200 = dsagent("plan --gpus 8 --gpu-memory 140.4 --json");
+  REQUIRE_MESSAGE(h200.exit_code == 0, h200.output);
+  const auto j = nlohmann::json::parse(h200.output);
+  CHECK(j["checkpoint_bytes"] == 674030368448ull);  // tests/golden/memory_plan_v32.py
+  REQUIRE(j["ranks"].size() == 8);
+  CHECK(j["ranks"][0]["weights"] == 98115668416ull);
+  CHECK(j["fits"] == true);
+  CHECK(j["max_sequences"].get<int64_t>() >= 6);
+  CHECK(j["max_sequences"].get<int64_t>() <= 8);
+
+  const auto h100 = dsagent("plan --gpus 8 --gpu-memory 79.65");
+  CHECK(h100.exit_code == 1);
+  CHECK(h100.output.find("dsagent plan: needs 100.93 GiB per GPU (rank 0: weights 91.38 GiB") != std::string::npos);
+
+  const auto uneven = dsagent("plan --gpus 3");
+  CHECK(uneven.exit_code == 1);
+  CHECK(uneven.output.find("128 attention heads do not split over 3 ranks") != std::string::npos);
+}
+
+TEST_CASE("plan reads only config.json: a made model's plan counts its checkpoint bytes") {
+  test::TempDir tmp("dsa-cli-plan");
+  const auto dir = tmp / "tiny";
+  REQUIRE(dsagent("make-model " + q(dir) + " --preset tiny --seed 1").exit_code == 0);
+  const auto out = dsagent("plan " + q(dir) + " --gpus 1 --context 1000 --json");
+  REQUIRE_MESSAGE(out.exit_code == 0, out.output);
+  const auto j = nlohmann::json::parse(out.output);
+  auto ckpt = Checkpoint::open(dir);
+  REQUIRE(ckpt.ok());
+  uint64_t bytes = 0;
+  for (const TensorInfo& t : ckpt->tensors()) bytes += t.nbytes;
+  CHECK(j["checkpoint_bytes"].get<uint64_t>() == bytes);
+  CHECK(j["ranks"][0]["weights"].get<uint64_t>() == bytes);
+  const auto missing = dsagent("plan " + q(tmp / "nowhere"));
+  CHECK(missing.exit_code == 1);
+}

@@ -1,0 +1,124 @@
+// Per-rank memory of a model before loading (see memory_plan.hpp).
+#include "engine/model/memory_plan.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "engine/loader/safetensors.hpp"
+#include "engine/model/inventory.hpp"
+
+namespace dsa {
+
+namespace {
+
+constexpr int64_t kPageTokens = 64;
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// Where a tensor lives: on every rank, on one rank, or split evenly over all of them.
+enum class Placement { every_rank, one_rank, split };
+
+Placement placement(const TensorSpec& t, int64_t n_ranks, int* owner) {
+  if (t.expert >= 0) {
+    *owner = int(t.expert % n_ranks);
+    return Placement::one_rank;
+  }
+  if (contains(t.name, ".mlp.shared_experts.")) {
+    *owner = 0;
+    return Placement::one_rank;
+  }
+  if (contains(t.name, ".self_attn.q_b_proj.") || contains(t.name, ".self_attn.kv_b_proj.") ||
+      contains(t.name, ".mlp.gate_proj.") || contains(t.name, ".mlp.up_proj."))
+    return Placement::split;
+  return Placement::every_rank;
+}
+
+// Activations of one prefill chunk of C tokens on one rank, in f32: the residual stream and its
+// normed copies, q / k / v of this rank's heads, the indexer's q, the MLP's intermediate (the dense
+// layers' split one or the routed experts' for every token), the chunk's indexer logits over the
+// whole context and its selected positions, and one row of logits per sequence.
+uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
+  const int64_t n = o.ranks, C = o.prefill_chunk;
+  const int64_t heads = c.num_attention_heads / n;
+  const int64_t per_token = 6 * c.hidden_size + heads * (2 * c.qk_head_dim() + c.v_head_dim) +
+                            c.index_n_heads * c.index_head_dim +
+                            3 * std::max(c.intermediate_size / n, c.num_experts_per_tok * c.moe_intermediate_size);
+  const int64_t floats = C * per_token + C * o.context + C * c.index_topk + o.sequences * c.vocab_size;
+  return uint64_t(floats) * sizeof(float);
+}
+
+}  // namespace
+
+int MemoryPlan::largest_rank() const {
+  int best = 0;
+  for (size_t r = 1; r < ranks.size(); ++r)
+    if (ranks[r].total() > ranks[size_t(best)].total()) best = int(r);
+  return best;
+}
+
+Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o) {
+  if (o.ranks < 1) return make_error("memory plan: ranks must be at least 1");
+  if (o.context < 1 || o.sequences < 1 || o.prefill_chunk < 1)
+    return make_error("memory plan: context, sequences and prefill chunk must be at least 1");
+  const int64_t n = o.ranks;
+  if (c.num_attention_heads % n != 0)
+    return make_error("memory plan: " + std::to_string(c.num_attention_heads) + " attention heads do not split over " +
+                      std::to_string(n) + " ranks");
+  if (c.intermediate_size % n != 0)
+    return make_error("memory plan: the dense intermediate size " + std::to_string(c.intermediate_size) +
+                      " does not split over " + std::to_string(n) + " ranks");
+  if (c.n_routed_experts % n != 0)
+    return make_error("memory plan: " + std::to_string(c.n_routed_experts) + " routed experts do not split over " +
+                      std::to_string(n) + " ranks");
+
+  MemoryPlan plan;
+  plan.options = o;
+  plan.ranks.resize(size_t(n));
+  for (const TensorSpec& t : tensor_inventory(c)) {
+    const uint64_t bytes = uint64_t(t.numel()) * dtype_size(t.dtype);
+    plan.checkpoint_bytes += bytes;
+    int owner = 0;
+    switch (placement(t, n, &owner)) {
+      case Placement::every_rank:
+        for (auto& r : plan.ranks) r.weights += bytes;
+        break;
+      case Placement::one_rank:
+        plan.ranks[size_t(owner)].weights += bytes;
+        break;
+      case Placement::split:
+        for (auto& r : plan.ranks) r.weights += bytes / uint64_t(n);
+        break;
+    }
+  }
+
+  // Cache bytes per token and layer (model-spec 8): the latent record and the indexer key.
+  const int64_t n_scales = (c.kv_lora_rank + 127) / 128;
+  const int64_t latent = o.fp8_cache ? c.kv_lora_rank + 4 * n_scales + 2 * c.qk_rope_head_dim
+                                     : 2 * (c.kv_lora_rank + c.qk_rope_head_dim);
+  const int64_t indexer = c.index_head_dim + 4;
+  const int64_t tokens = (o.context + kPageTokens - 1) / kPageTokens * kPageTokens * o.sequences;
+  const uint64_t workspace = workspace_bytes(c, o);
+  for (auto& r : plan.ranks) {
+    r.latent_cache = uint64_t(tokens * c.num_hidden_layers * latent);
+    r.indexer_cache = uint64_t(tokens * c.num_hidden_layers * indexer);
+    r.workspace = workspace;
+  }
+  return plan;
+}
+
+std::string gib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(1ull << 30));
+  return buf;
+}
+
+Result<void> check_fits(const MemoryPlan& plan, uint64_t device_bytes) {
+  const int r = plan.largest_rank();
+  const RankMemory& m = plan.ranks[size_t(r)];
+  if (m.total() <= device_bytes) return {};
+  return make_error("needs " + gib(m.total()) + " per GPU (rank " + std::to_string(r) + ": weights " + gib(m.weights) +
+                    ", caches " + gib(m.latent_cache + m.indexer_cache) + ", workspace " + gib(m.workspace) +
+                    "), the device has " + gib(device_bytes));
+}
+
+}  // namespace dsa

@@ -1,0 +1,81 @@
+// The per-rank memory plan of DeepSeek-V3.2 (the config defaults are its published values) against
+// numbers counted independently by tests/golden/memory_plan_v32.py, and the verdicts for 8 H100s
+// and 8 H200s.
+#include <doctest/doctest.h>
+
+#include "engine/model/config.hpp"
+#include "engine/model/memory_plan.hpp"
+
+using namespace dsa;
+
+namespace {
+
+constexpr uint64_t kH100 = 81559ull << 20;  // what an H100 80GB reports (MiB)
+constexpr uint64_t kH200 = 143771ull << 20;
+
+}  // namespace
+
+TEST_CASE("memory plan: one rank holds the whole checkpoint and the caches of its context") {
+  MemoryPlanOptions o;
+  o.ranks = 1;
+  const auto plan = plan_memory(ModelConfig{}, o);
+  REQUIRE(plan.ok());
+  CHECK(plan->checkpoint_bytes == 674030368448ull);  // memory_plan_v32.py
+  REQUIRE(plan->ranks.size() == 1);
+  CHECK(plan->ranks[0].weights == plan->checkpoint_bytes);
+  CHECK(plan->ranks[0].latent_cache == 5244977152ull);  // 656 B x 61 layers x 128K
+  CHECK(plan->ranks[0].indexer_cache == 1055391744ull);  // 132 B x 61 layers x 128K
+  o.fp8_cache = false;
+  CHECK(plan_memory(ModelConfig{}, o)->ranks[0].latent_cache == 131072ull * 61 * 2 * (512 + 64));
+}
+
+TEST_CASE("memory plan: 8 ranks share the experts and the split projections") {
+  MemoryPlanOptions o;
+  o.ranks = 8;
+  o.sequences = 4;
+  o.context = 100000;  // rounded up to whole 64-token pages
+  const auto plan = plan_memory(ModelConfig{}, o);
+  REQUIRE(plan.ok());
+  REQUIRE(plan->ranks.size() == 8);
+  CHECK(plan->ranks[0].weights == 98115668416ull);  // memory_plan_v32.py: with the shared experts
+  for (int r = 1; r < 8; ++r) CHECK(plan->ranks[size_t(r)].weights == 95560713664ull);
+  CHECK(plan->largest_rank() == 0);
+  CHECK(plan->ranks[3].latent_cache == 4ull * 100032 * 61 * 656);
+  CHECK(plan->ranks[3].indexer_cache == 4ull * 100032 * 61 * 132);
+}
+
+TEST_CASE("memory plan: DeepSeek-V3.2 FP8 fits 8 H200s and not 8 H100s") {
+  MemoryPlanOptions o;
+  o.ranks = 8;
+  o.sequences = 1;
+  const auto plan = plan_memory(ModelConfig{}, o);
+  REQUIRE(plan.ok());
+  CHECK(check_fits(*plan, kH200).ok());
+  const auto h100 = check_fits(*plan, kH100);
+  REQUIRE_FALSE(h100.ok());
+  CHECK(h100.error().message.find("per GPU (rank 0: weights 91.38 GiB") != std::string::npos);
+  CHECK(h100.error().message.find("the device has 79.65 GiB") != std::string::npos);
+  // The weights alone exceed an H100 on every rank.
+  for (const auto& r : plan->ranks) CHECK(r.weights > kH100);
+  // How many 128K sequences an H200 holds: the caches grow linearly until the plan stops fitting.
+  int64_t fits = 0;
+  for (int64_t s = 1; s <= 64; ++s) {
+    o.sequences = s;
+    if (check_fits(*plan_memory(ModelConfig{}, o), kH200).ok()) fits = s;
+  }
+  CHECK(fits >= 6);
+  CHECK(fits <= 8);
+}
+
+TEST_CASE("memory plan: uneven splits and bad options are one-line errors") {
+  MemoryPlanOptions o;
+  o.ranks = 3;
+  auto bad = plan_memory(ModelConfig{}, o);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == "memory plan: 128 attention heads do not split over 3 ranks");
+  o.ranks = 0;
+  CHECK_FALSE(plan_memory(ModelConfig{}, o).ok());
+  o.ranks = 1;
+  o.context = 0;
+  CHECK_FALSE(plan_memory(ModelConfig{}, o).ok());
+}
