@@ -160,6 +160,7 @@ Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32
   }
   embed(tokens);
   run_layers(cache, S, /*decode=*/S == 1, trace);
+  if (auto r = check_selections_agreed(); !r) return r.error();
   seq.n_cached = end;
   head(S - 1, 1, logits);
   return {};
@@ -196,6 +197,7 @@ Result<void> Model::forward_decode_batch(KvCache& cache, std::span<Sequence*> se
   }
   embed(tokens);
   run_layers(cache, B, /*decode=*/true, trace);
+  if (auto r = check_selections_agreed(); !r) return r.error();
   for (Sequence* seq : seqs) ++seq->n_cached;
   head(0, B, logits);
   return {};
@@ -211,7 +213,14 @@ void Model::start_trace(ForwardTrace* trace) const {
   trace->keys_attended = 0;
 }
 
+Result<void> Model::check_selections_agreed() const {
+  if (topk_mismatch_layer_ < 0) return {};
+  return make_error("forward: the ranks selected different top-k keys (first at layer " +
+                    std::to_string(topk_mismatch_layer_) + "); their indexer inputs differ");
+}
+
 void Model::run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* trace) {
+  topk_mismatch_layer_ = -1;
   const int64_t L = cfg_.num_hidden_layers, D = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   float* x = ws_.x.data();

@@ -73,6 +73,11 @@ class Model {
 
   const ModelConfig& config() const { return cfg_; }
 
+  // With several ranks, each layer's top-k selections are compared across the ranks (a fingerprint
+  // all-gathered per layer); a difference makes forward() fail on every rank with one line naming
+  // the first layer. On by default in debug builds.
+  void set_check_topk(bool on) { check_topk_ = on; }
+
   // Every later forward call adds its time per phase to *times (null: stop timing).
   void set_phase_times(PhaseTimes* times) { phase_times_ = times; }
 
@@ -125,6 +130,10 @@ class Model {
   // The indexer queries (FP8 codes) and head weights of the S tokens: ws_.idx_q_codes, ws_.idx_w.
   void score_queries(int64_t layer, int64_t S);
   void select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardTrace* trace);
+  // Compares this layer's selections with the other ranks' (set_check_topk).
+  void compare_selections(int64_t layer, int64_t S);
+  // The error of a forward whose ranks selected differently, else nothing.
+  Result<void> check_selections_agreed() const;
   void attend_prefill(int64_t layer, const KvCache& cache, const Sequence& seq, int64_t S);
   // Expands the n_rows keys at ws_.key_pos and attends queries [q0, q1) over them (ws_.sel_rows).
   void attend_prefill_group(int64_t layer, const KvCache& cache, const Sequence& seq, int32_t n_rows, int64_t q0,
@@ -152,6 +161,12 @@ class Model {
   float softmax_scale_;
   int64_t prefill_key_limit_;
   PhaseTimes* phase_times_ = nullptr;
+#ifdef NDEBUG
+  bool check_topk_ = false;
+#else
+  bool check_topk_ = true;
+#endif
+  int64_t topk_mismatch_layer_ = -1;  // the first layer whose selections differed across ranks in this forward
   Workspace ws_;
 };
 

@@ -3,7 +3,8 @@
 // --preset tiny` checkpoints, a prefill and decode steps on n = 2 and n = 4 ranks must give every
 // rank the same logits and the same indexer top-k, and logits equal to one rank's within
 // kLogitTolerance (relative to the largest |logit|): the sharded sums add in another order and
-// bf16 rounding of intermediate outputs can flip on one side, nothing more.
+// bf16 rounding of intermediate outputs can flip on one side, nothing more. The ranks compare their
+// selections as they run (set_check_topk), and ranks made to select differently fail together.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -46,6 +47,7 @@ RunRecord run_model(const std::filesystem::path& dir, Comm* comm) {
     rec.error = model.error().message;
     return rec;
   }
+  (*model)->set_check_topk(true);  // a false alarm would fail the run
   const ModelConfig& cfg = (*model)->config();
   KvCache cache(cfg, cpu::LatentFormat::fp8, 2);
   Sequence seq;
@@ -142,6 +144,37 @@ TEST_CASE("four ranks (TP 4 + EP 4) match one rank") {
     MESSAGE("fp8 on 4 ranks: " << errors[0]);
     for (const std::string& e : errors) CHECK(e == errors[0]);
   }
+}
+
+TEST_CASE("ranks whose selections differ fail the forward on every rank, naming the layer") {
+  TinyCheckpoints ckpt;
+  auto comms = make_thread_comms(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      auto m = Model::load(ckpt.bf16, AttentionMode::sparse, comms[size_t(r)].get());
+      if (!m.ok()) {
+        errors[size_t(r)] = m.error().message;
+        return;
+      }
+      (*m)->set_check_topk(true);
+      const ModelConfig& cfg = (*m)->config();
+      KvCache cache(cfg, cpu::LatentFormat::fp8, 1);
+      Sequence seq;
+      const std::vector<int32_t> prompt = test_prompt(cfg.vocab_size);
+      std::vector<float> logits(size_t(cfg.vocab_size));
+      ForwardTrace trace;
+      // Rank 1 attends to key 0 alone in every layer: its selections differ from rank 0's.
+      TopkSets forced(size_t(cfg.num_hidden_layers), std::vector<std::vector<int32_t>>(prompt.size(), {0}));
+      if (r == 1) trace.forced_topk = &forced;
+      auto out = (*m)->forward(cache, seq, prompt, logits.data(), &trace);
+      errors[size_t(r)] = out.ok() ? "" : out.error().message;
+      if (!out.ok()) CHECK(seq.n_cached == 0);  // nothing advanced
+    });
+  for (auto& t : threads) t.join();
+  for (const std::string& e : errors)
+    CHECK(e == "forward: the ranks selected different top-k keys (first at layer 0); their indexer inputs differ");
 }
 
 }  // namespace
