@@ -48,9 +48,9 @@ class NcclComm final : public Comm {
 
   void all_reduce_sum(float* data, int64_t n) override {
     if (n <= 0) return;
-    Staged s = stage(data, n, n);
-    DSA_NCCL_FATAL(ncclAllReduce(s.in, s.out, size_t(n), ncclFloat32, ncclSum, comm_, stream_));
-    finish(s, data, n);
+    float* buf = stage(data, n);
+    DSA_NCCL_FATAL(ncclAllReduce(buf, buf, size_t(n), ncclFloat32, ncclSum, comm_, stream_));
+    finish(buf, data, n);
   }
 
   void all_gather(const float* in, int64_t n, float* out) override {
@@ -72,31 +72,26 @@ class NcclComm final : public Comm {
   void broadcast(float* data, int64_t n, int root) override {
     DSA_CHECK(root >= 0 && root < size_, "broadcast root out of range");
     if (n <= 0) return;
-    Staged s = stage(data, n, 0);
-    DSA_NCCL_FATAL(ncclBroadcast(s.in, s.in, size_t(n), ncclFloat32, root, comm_, stream_));
-    s.out = s.in;
-    finish(s, data, n);
+    float* buf = stage(data, n);
+    DSA_NCCL_FATAL(ncclBroadcast(buf, buf, size_t(n), ncclFloat32, root, comm_, stream_));
+    finish(buf, data, n);
   }
 
  private:
-  struct Staged {
-    float* in;
-    float* out;
-    bool host;
-  };
-
-  // Device buffers for a collective on data[n] (plus `extra` floats for an out-of-place result):
-  // data itself when it is on the device, else the staging buffer holding a copy of it.
-  Staged stage(float* data, int64_t n, int64_t extra) {
+  // The device buffer a collective on data[n] runs in place on: data itself when it is on the
+  // device, else the staging buffer holding a copy of it.
+  float* stage(float* data, int64_t n) {
     cudaSetDevice(device_);
-    if (on_device(data)) return {data, data, false};
-    float* buf = staging(n + extra);
+    if (on_device(data)) return data;
+    float* buf = staging(n);
     DSA_CUDA_FATAL(cudaMemcpyAsync(buf, data, size_t(n) * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    return {buf, extra ? buf + n : buf, true};
+    return buf;
   }
 
-  void finish(const Staged& s, float* data, int64_t n) {
-    if (s.host) DSA_CUDA_FATAL(cudaMemcpyAsync(data, s.out, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  // Copies a staged result back and waits for the collective.
+  void finish(const float* buf, float* data, int64_t n) {
+    if (buf != data)
+      DSA_CUDA_FATAL(cudaMemcpyAsync(data, buf, size_t(n) * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     DSA_CUDA_FATAL(cudaStreamSynchronize(stream_));
   }
 
