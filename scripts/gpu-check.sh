@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU: builds the GPU tests and runs, into one log, every GPU test case
+# against its CPU reference, the decode-kernel timings, and compute-sanitizer (memcheck on every
+# case, racecheck on the DSA kernels). Exit status: non-zero when a test or a sanitizer check fails.
+# Usage: scripts/gpu-check.sh [LOG]   (build in BUILD_DIR, default build-gpu; CUDA_ARCH default 90a)
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${BUILD_DIR:-$root/build-gpu}"
+log="${1:-$build/gpu-check.log}"
+"$root/scripts/setup.sh" || exit 1
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSA_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" >/dev/null || exit 1
+cmake --build "$build" -j "${JOBS:-$(nproc)}" --target test_gpu_kernels test_gpu_dist || exit 1
+export PATH="$PATH:/usr/local/cuda/bin"
+status=0
+step() {  # step NAME COMMAND...: runs it into the log, remembers a failure
+  echo "== $1" | tee -a "$log"
+  shift
+  "$@" >>"$log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    status=1
+    echo "   failed (exit $rc)" | tee -a "$log"
+  fi
+}
+mkdir -p "$(dirname "$log")"
+: >"$log"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>&1
+kernels="$build/tests/test_gpu_kernels"
+step "GPU tests (every op against the CPU reference)" "$kernels" --duration=true
+step "NCCL" "$build/tests/test_gpu_dist"
+step "decode-kernel timings" "$kernels" --no-skip -tc="*timings*"
+step "memcheck" compute-sanitizer --tool memcheck --error-exitcode 1 "$kernels"
+step "racecheck (DSA kernels)" compute-sanitizer --tool racecheck --error-exitcode 1 "$kernels" \
+  -tc="*sparse_mla_decode matches*,*indexer_scores*,*top-k*"
+echo "log: $log" >&2
+exit $status
