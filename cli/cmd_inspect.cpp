@@ -11,10 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/units.hpp"
 #include "engine/loader/fp8_blocks.hpp"
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/config.hpp"
 #include "engine/model/inventory.hpp"
+#include "engine/model/memory_plan.hpp"
 
 namespace dsa::cli {
 
@@ -26,34 +28,6 @@ struct InspectArgs {
   std::string dir;
   bool json = false;
 };
-
-// Per-token cache bytes over all main layers (model-spec 8).
-struct CacheBytes {
-  int64_t latent_bf16 = 0;  // c_kv and k_pe in bf16
-  int64_t latent_fp8 = 0;   // the FlashMLA record: e4m3 c_kv, one f32 scale per 128, bf16 k_pe (656 B for V3.2)
-  int64_t indexer = 0;      // e4m3 key + one f32 scale (132 B for V3.2)
-};
-
-CacheBytes cache_bytes_per_token(const ModelConfig& c) {
-  const int64_t n_scales = (c.kv_lora_rank + 127) / 128;
-  CacheBytes b;
-  b.latent_bf16 = c.num_hidden_layers * 2 * (c.kv_lora_rank + c.qk_rope_head_dim);
-  b.latent_fp8 = c.num_hidden_layers * (c.kv_lora_rank + 4 * n_scales + 2 * c.qk_rope_head_dim);
-  b.indexer = c.num_hidden_layers * (c.index_head_dim + 4);
-  return b;
-}
-
-std::string with_units(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
-  return buf;
-}
 
 int run_inspect(const InspectArgs& args) {
   const std::filesystem::path dir = args.dir;
@@ -83,7 +57,7 @@ int run_inspect(const InspectArgs& args) {
       n_non_pow2 += count_non_pow2_scales(t);
     }
   }
-  const CacheBytes cache = cache_bytes_per_token(c);
+  const CacheBytesPerToken fp8 = cache_bytes_per_token(c, true), bf16 = cache_bytes_per_token(c, false);
 
   if (args.json) {
     nlohmann::ordered_json j;
@@ -95,11 +69,11 @@ int run_inspect(const InspectArgs& args) {
     j["bytes_total"] = total_bytes;
     j["n_tensors"] = ckpt->tensors().size();
     j["n_shards"] = ckpt->shard_paths().size();
-    j["cache_bytes_per_token"] = {{"kv_bf16_latent", cache.latent_bf16}, {"kv_fp8", cache.latent_fp8}, {"indexer", cache.indexer}};
+    j["cache_bytes_per_token"] = {{"kv_bf16_latent", bf16.latent}, {"kv_fp8", fp8.latent}, {"indexer", fp8.indexer}};
     j["cache_bytes_at_128k"] = {{"tokens", kContext128K},
-                                {"kv_bf16_latent", cache.latent_bf16 * kContext128K},
-                                {"kv_fp8", cache.latent_fp8 * kContext128K},
-                                {"indexer", cache.indexer * kContext128K}};
+                                {"kv_bf16_latent", bf16.latent * kContext128K},
+                                {"kv_fp8", fp8.latent * kContext128K},
+                                {"indexer", fp8.indexer * kContext128K}};
     j["fp8_scales"] = {{"count", n_scales}, {"not_power_of_two", n_non_pow2}};
     j["warnings"] = check.ok() ? *check : std::vector<std::string>{};
     j["problem"] = check.ok() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(check.error().message);
@@ -128,11 +102,11 @@ int run_inspect(const InspectArgs& args) {
                 with_units(double(total_bytes)).c_str(), ckpt->tensors().size(), ckpt->shard_paths().size(),
                 by_dtype.c_str());
     std::printf("kv cache     per token %lld B (bf16 latent) or %lld B (fp8 records); at 128K %s or %s\n",
-                (long long)cache.latent_bf16, (long long)cache.latent_fp8,
-                with_units(double(cache.latent_bf16 * kContext128K)).c_str(),
-                with_units(double(cache.latent_fp8 * kContext128K)).c_str());
-    std::printf("indexer      per token %lld B; at 128K %s\n", (long long)cache.indexer,
-                with_units(double(cache.indexer * kContext128K)).c_str());
+                (long long)bf16.latent, (long long)fp8.latent,
+                with_units(double(bf16.latent * kContext128K)).c_str(),
+                with_units(double(fp8.latent * kContext128K)).c_str());
+    std::printf("indexer      per token %lld B; at 128K %s\n", (long long)fp8.indexer,
+                with_units(double(fp8.indexer * kContext128K)).c_str());
     std::printf("fp8 scales   %lld, of which %lld not a power of two\n", (long long)n_scales, (long long)n_non_pow2);
     if (check.ok())
       for (const std::string& w : *check) std::printf("warning      %s\n", w.c_str());

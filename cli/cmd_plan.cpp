@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/units.hpp"
 #include "engine/model/config.hpp"
 #include "engine/model/memory_plan.hpp"
 
@@ -29,32 +30,6 @@ struct PlanArgs {
   bool bf16_cache = false;
   bool json = false;
 };
-
-// "627.74 GiB", "8.50 MiB".
-std::string size_string(uint64_t bytes) {
-  if (bytes >= (1ull << 30)) return gib(bytes);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f MiB", double(bytes) / double(1ull << 20));
-  return buf;
-}
-
-// The largest number of sequences at the context that fits, 0 when none does.
-int64_t max_sequences(const ModelConfig& c, MemoryPlanOptions o, uint64_t device_bytes) {
-  int64_t lo = 0, hi = 1;
-  auto fits = [&](int64_t s) {
-    o.sequences = s;
-    auto plan = plan_memory(c, o);
-    return plan.ok() && check_fits(*plan, device_bytes).ok();
-  };
-  while (fits(hi) && hi < (int64_t(1) << 20)) hi *= 2;
-  if (hi == 1) return 0;
-  lo = hi / 2;  // fits(lo), !fits(hi)
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    (fits(mid) ? lo : hi) = mid;
-  }
-  return lo;
-}
 
 int run_plan(const PlanArgs& a) {
   auto fail = [](const std::string& msg) {
@@ -108,24 +83,24 @@ int run_plan(const PlanArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("model        %s: checkpoint %s (main layers)\n", source.c_str(),
-                size_string(plan->checkpoint_bytes).c_str());
+                with_units(plan->checkpoint_bytes).c_str());
     if (a.gpus > 1)
       std::printf("layout       %d GPUs: expert e on GPU e %% %d, the shared experts on GPU 0, q_b/kv_b and the dense "
                   "gate/up split %d ways, the rest and the caches on every GPU\n", a.gpus, a.gpus, a.gpus);
     std::printf("per GPU      %lld sequence(s) x %lld tokens, %s latent records\n", (long long)a.sequences,
                 (long long)a.context, a.bf16_cache ? "bf16" : "fp8");
     if (a.gpus > 1)
-      std::printf("  weights    %s (GPU %d; the others %s)\n", size_string(m.weights).c_str(), r,
-                  size_string(plan->ranks[r == 0 ? 1 : 0].weights).c_str());
+      std::printf("  weights    %s (GPU %d; the others %s)\n", with_units(m.weights).c_str(), r,
+                  with_units(plan->ranks[r == 0 ? 1 : 0].weights).c_str());
     else
-      std::printf("  weights    %s\n", size_string(m.weights).c_str());
-    std::printf("  kv cache   %s\n", size_string(m.latent_cache).c_str());
-    std::printf("  indexer    %s\n", size_string(m.indexer_cache).c_str());
-    std::printf("  workspace  %s (a %lld-token prefill chunk)\n", size_string(m.workspace).c_str(),
+      std::printf("  weights    %s\n", with_units(m.weights).c_str());
+    std::printf("  kv cache   %s\n", with_units(m.latent_cache).c_str());
+    std::printf("  indexer    %s\n", with_units(m.indexer_cache).c_str());
+    std::printf("  workspace  %s (a %lld-token prefill chunk)\n", with_units(m.workspace).c_str(),
                 (long long)a.prefill_chunk);
-    std::printf("  total      %s\n", size_string(m.total()).c_str());
+    std::printf("  total      %s\n", with_units(m.total()).c_str());
     if (device) {
-      std::printf("device       %s per GPU: %s; at most %lld sequence(s) of %lld tokens fit\n", size_string(device).c_str(),
+      std::printf("device       %s per GPU: %s; at most %lld sequence(s) of %lld tokens fit\n", with_units(device).c_str(),
                   verdict.ok() ? "fits" : "does not fit", (long long)most, (long long)a.context);
     }
   }

@@ -6,12 +6,12 @@
 
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/inventory.hpp"
+#include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/indexer.hpp"
 
 namespace dsa {
 
 namespace {
-
-constexpr int64_t kPageTokens = 64;
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
@@ -48,6 +48,15 @@ uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
 }
 
 }  // namespace
+
+CacheBytesPerToken cache_bytes_per_token(const ModelConfig& c, bool fp8_cache) {
+  const uint64_t layers = uint64_t(c.num_hidden_layers);
+  CacheBytesPerToken b;
+  b.latent = layers * cpu::latent_record_bytes(fp8_cache ? cpu::LatentFormat::fp8 : cpu::LatentFormat::bf16,
+                                               c.kv_lora_rank, c.qk_rope_head_dim);
+  b.indexer = layers * cpu::indexer_page_bytes(c.index_head_dim) / uint64_t(cpu::kIndexerPageTokens);
+  return b;
+}
 
 int MemoryPlan::largest_rank() const {
   int best = 0;
@@ -91,19 +100,34 @@ Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o)
     }
   }
 
-  // Cache bytes per token and layer (model-spec 8): the latent record and the indexer key.
-  const int64_t n_scales = (c.kv_lora_rank + 127) / 128;
-  const int64_t latent = o.fp8_cache ? c.kv_lora_rank + 4 * n_scales + 2 * c.qk_rope_head_dim
-                                     : 2 * (c.kv_lora_rank + c.qk_rope_head_dim);
-  const int64_t indexer = c.index_head_dim + 4;
-  const int64_t tokens = (o.context + kPageTokens - 1) / kPageTokens * kPageTokens * o.sequences;
+  // Whole 64-token pages, as KvCache allocates them.
+  const uint64_t tokens = uint64_t((o.context + cpu::kIndexerPageTokens - 1) / cpu::kIndexerPageTokens *
+                                   cpu::kIndexerPageTokens * o.sequences);
+  const CacheBytesPerToken per_token = cache_bytes_per_token(c, o.fp8_cache);
   const uint64_t workspace = workspace_bytes(c, o);
   for (auto& r : plan.ranks) {
-    r.latent_cache = uint64_t(tokens * c.num_hidden_layers * latent);
-    r.indexer_cache = uint64_t(tokens * c.num_hidden_layers * indexer);
+    r.latent_cache = tokens * per_token.latent;
+    r.indexer_cache = tokens * per_token.indexer;
     r.workspace = workspace;
   }
   return plan;
+}
+
+int64_t max_sequences(const ModelConfig& c, MemoryPlanOptions o, uint64_t device_bytes) {
+  auto fits = [&](int64_t n) {
+    o.sequences = n;
+    auto plan = plan_memory(c, o);
+    return plan.ok() && check_fits(*plan, device_bytes).ok();
+  };
+  if (!fits(1)) return 0;
+  int64_t lo = 1, hi = 2;  // fits(lo); grow hi until it does not fit
+  while (fits(hi) && hi < (int64_t(1) << 20)) lo = hi, hi *= 2;
+  if (fits(hi)) return hi;
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
 }
 
 std::string gib(uint64_t bytes) {

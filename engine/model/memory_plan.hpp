@@ -40,6 +40,14 @@ struct MemoryPlan {
   int largest_rank() const;       // the rank with the largest total
 };
 
+// Cache bytes per token over all main layers: the latent record (FlashMLA's FP8 record, 656 B per
+// layer for V3.2, or bf16) and the indexer key with its scale.
+struct CacheBytesPerToken {
+  uint64_t latent = 0;
+  uint64_t indexer = 0;
+};
+CacheBytesPerToken cache_bytes_per_token(const ModelConfig& c, bool fp8_cache);
+
 // Errors when ranks < 1, context, sequences or prefill_chunk < 1, or n_routed_experts, the heads or
 // the dense intermediate do not split evenly over the ranks.
 Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o);
@@ -48,6 +56,10 @@ Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o)
 // its parts and the device's size, e.g.
 //   "needs 89.1 GiB per GPU (rank 0: weights 85.2 GiB, caches 3.4 GiB, workspace 0.5 GiB), the device has 79.1 GiB"
 Result<void> check_fits(const MemoryPlan& plan, uint64_t device_bytes);
+
+// The most sequences of o.context tokens that fit into device_bytes per GPU (0: not even one; at
+// most 2^20).
+int64_t max_sequences(const ModelConfig& c, MemoryPlanOptions o, uint64_t device_bytes);
 
 // "85.21 GiB"
 std::string gib(uint64_t bytes);

@@ -67,12 +67,18 @@ RunRecord run_model(const std::filesystem::path& dir, Comm* comm) {
   return rec;
 }
 
-std::vector<RunRecord> run_ranks(const std::filesystem::path& dir, int n) {
+// Runs body(rank, comm) for n thread ranks, one thread each, and waits for all of them.
+template <class Body>
+void on_thread_ranks(int n, Body body) {
   auto comms = make_thread_comms(n);
-  std::vector<RunRecord> recs(static_cast<size_t>(n));
   std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r) threads.emplace_back([&, r] { recs[size_t(r)] = run_model(dir, comms[size_t(r)].get()); });
+  for (int r = 0; r < n; ++r) threads.emplace_back([&, r] { body(r, comms[size_t(r)].get()); });
   for (auto& t : threads) t.join();
+}
+
+std::vector<RunRecord> run_ranks(const std::filesystem::path& dir, int n) {
+  std::vector<RunRecord> recs(static_cast<size_t>(n));
+  on_thread_ranks(n, [&](int r, Comm* comm) { recs[size_t(r)] = run_model(dir, comm); });
   return recs;
 }
 
@@ -129,15 +135,11 @@ TEST_CASE("four ranks (TP 4 + EP 4) match one rank") {
   check_parallel(ckpt.bf16, 4);
   // fp8: one head per rank would cut a 128-row weight scale block; that is a clear load error,
   // never a crash or a silent mismatch.
-  auto comms = make_thread_comms(4);
   std::vector<std::string> errors(4);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 4; ++r)
-    threads.emplace_back([&, r] {
-      auto m = Model::load(ckpt.fp8, AttentionMode::sparse, comms[size_t(r)].get());
-      errors[size_t(r)] = m.ok() ? "" : m.error().message;
-    });
-  for (auto& t : threads) t.join();
+  on_thread_ranks(4, [&](int r, Comm* comm) {
+    auto m = Model::load(ckpt.fp8, AttentionMode::sparse, comm);
+    errors[size_t(r)] = m.ok() ? "" : m.error().message;
+  });
   if (errors[0].empty()) {
     check_parallel(ckpt.fp8, 4);
   } else {
@@ -148,31 +150,27 @@ TEST_CASE("four ranks (TP 4 + EP 4) match one rank") {
 
 TEST_CASE("ranks whose selections differ fail the forward on every rank, naming the layer") {
   TinyCheckpoints ckpt;
-  auto comms = make_thread_comms(2);
   std::vector<std::string> errors(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      auto m = Model::load(ckpt.bf16, AttentionMode::sparse, comms[size_t(r)].get());
-      if (!m.ok()) {
-        errors[size_t(r)] = m.error().message;
-        return;
-      }
-      (*m)->set_check_topk(true);
-      const ModelConfig& cfg = (*m)->config();
-      KvCache cache(cfg, cpu::LatentFormat::fp8, 1);
-      Sequence seq;
-      const std::vector<int32_t> prompt = test_prompt(cfg.vocab_size);
-      std::vector<float> logits(size_t(cfg.vocab_size));
-      ForwardTrace trace;
-      // Rank 1 attends to key 0 alone in every layer: its selections differ from rank 0's.
-      TopkSets forced(size_t(cfg.num_hidden_layers), std::vector<std::vector<int32_t>>(prompt.size(), {0}));
-      if (r == 1) trace.forced_topk = &forced;
-      auto out = (*m)->forward(cache, seq, prompt, logits.data(), &trace);
-      errors[size_t(r)] = out.ok() ? "" : out.error().message;
-      if (!out.ok()) CHECK(seq.n_cached == 0);  // nothing advanced
-    });
-  for (auto& t : threads) t.join();
+  on_thread_ranks(2, [&](int r, Comm* comm) {
+    auto m = Model::load(ckpt.bf16, AttentionMode::sparse, comm);
+    if (!m.ok()) {
+      errors[size_t(r)] = m.error().message;
+      return;
+    }
+    (*m)->set_check_topk(true);
+    const ModelConfig& cfg = (*m)->config();
+    KvCache cache(cfg, cpu::LatentFormat::fp8, 1);
+    Sequence seq;
+    const std::vector<int32_t> prompt = test_prompt(cfg.vocab_size);
+    std::vector<float> logits(size_t(cfg.vocab_size));
+    ForwardTrace trace;
+    // Rank 1 attends to key 0 alone in every layer: its selections differ from rank 0's.
+    TopkSets forced(size_t(cfg.num_hidden_layers), std::vector<std::vector<int32_t>>(prompt.size(), {0}));
+    if (r == 1) trace.forced_topk = &forced;
+    auto out = (*m)->forward(cache, seq, prompt, logits.data(), &trace);
+    errors[size_t(r)] = out.ok() ? "" : out.error().message;
+    if (!out.ok()) CHECK(seq.n_cached == 0);  // nothing advanced
+  });
   for (const std::string& e : errors)
     CHECK(e == "forward: the ranks selected different top-k keys (first at layer 0); their indexer inputs differ");
 }

@@ -57,14 +57,15 @@ TEST_CASE("memory plan: DeepSeek-V3.2 FP8 fits 8 H200s and not 8 H100s") {
   CHECK(h100.error().message.find("the device has 79.65 GiB") != std::string::npos);
   // The weights alone exceed an H100 on every rank.
   for (const auto& r : plan->ranks) CHECK(r.weights > kH100);
-  // How many 128K sequences an H200 holds: the caches grow linearly until the plan stops fitting.
-  int64_t fits = 0;
-  for (int64_t s = 1; s <= 64; ++s) {
-    o.sequences = s;
-    if (check_fits(*plan_memory(ModelConfig{}, o), kH200).ok()) fits = s;
-  }
+  // How many 128K sequences an H200 holds: the most that still fit, one more does not.
+  const int64_t fits = max_sequences(ModelConfig{}, o, kH200);
   CHECK(fits >= 6);
   CHECK(fits <= 8);
+  o.sequences = fits;
+  CHECK(check_fits(*plan_memory(ModelConfig{}, o), kH200).ok());
+  o.sequences = fits + 1;
+  CHECK_FALSE(check_fits(*plan_memory(ModelConfig{}, o), kH200).ok());
+  CHECK(max_sequences(ModelConfig{}, o, kH100) == 0);
 }
 
 TEST_CASE("memory plan: uneven splits and bad options are one-line errors") {
