@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "engine/api/types.hpp"
 #include "engine/chat/encoder.hpp"
+#include "engine/model/open_model.hpp"
 #include "engine/runtime/local_llm.hpp"
 
 namespace dsa::cli {
@@ -29,6 +30,7 @@ struct GenerateArgs {
   bool special = false;  // with --raw: special-token text (<｜User｜>, <think>, ...) becomes those tokens
   std::string thinking = "on";
   std::string attention = "sparse";
+  std::string device = "cpu";
   bool json = false;
   int logprobs = -1;  // with --raw --json: per generated token its log-probability and the n most likely
 };
@@ -109,12 +111,15 @@ int run_generate(const GenerateArgs& args) {
     for (const PromptPiece& p : encode_messages(messages, {}, opt)) n_prompt += int64_t(tok->encode(p.text, p.is_template).size());
   }
   const AttentionMode mode = args.attention == "dense" ? AttentionMode::dense : AttentionMode::sparse;
-  auto model = Model::load(dir, mode);
+  const int64_t context = n_prompt + std::max<int64_t>(args.max_tokens, 1);
+  auto model = open_model(dir, OpenOptions{.attention = mode,
+                                           .device = args.device == "cuda" ? Device::cuda : Device::cpu,
+                                           .context = context});
   if (!model.ok()) {
     std::fprintf(stderr, "dsagent generate: %s\n", model.error().message.c_str());
     return 1;
   }
-  LocalLlm llm(dir.filename().string(), std::move(*tok), std::move(*model), n_prompt + std::max<int64_t>(args.max_tokens, 1));
+  LocalLlm llm(dir.filename().string(), std::move(*tok), std::move(*model), context);
 
   const auto t0 = std::chrono::steady_clock::now();
   const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -203,6 +208,8 @@ void add_generate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")
       ->capture_default_str()->check(CLI::IsMember({"sparse", "dense"}));
+  cmd->add_option("--device", args->device, "cpu or cuda (one GPU)")
+      ->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--json", args->json, "print one JSON object (ids, text, usage) instead of streaming");
   cmd->add_option("--logprobs", args->logprobs,
                   "with --raw --json: each generated token's log-probability and the N most likely [[id, logprob]]")

@@ -8,7 +8,7 @@
 #include "cli/agent/options.hpp"
 #include "engine/api/llm.hpp"
 #include "engine/api/result.hpp"
-#include "engine/model/model.hpp"
+#include "engine/model/open_model.hpp"
 #include "tools/tool.hpp"
 
 namespace dsa::cli {
@@ -19,7 +19,8 @@ Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts, int concurrency 
 
 // The local engine for --model DIR.
 Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context,
-                                            AttentionMode attention, int concurrency = 1);
+                                            AttentionMode attention, int concurrency = 1,
+                                            Device device = Device::cpu);
 
 // --attention sparse|dense.
 AttentionMode attention_mode(const AgentOptions& opts);

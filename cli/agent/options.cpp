@@ -37,6 +37,9 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--attention", o.attention, "local engine: sparse (DSA top-k, as trained) or dense (full causal)")
       ->check(CLI::IsMember({"sparse", "dense"}))
       ->group(backend);
+  cmd.add_option("--device", o.device, "local engine: cpu or cuda (one GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->group(backend);
   cmd.add_option("--thinking", o.thinking, "thinking mode")->check(CLI::IsMember({"on", "off"}))->group(backend);
   cmd.add_option("--temperature", o.temperature, "sampling temperature (0 = greedy)")->group(backend);
   cmd.add_option("--top-p", o.top_p, "nucleus sampling mass")->group(backend);

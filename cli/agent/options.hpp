@@ -40,6 +40,7 @@ struct AgentOptions {
   bool sandbox = false;
   // model
   std::string attention = "sparse";  // --attention sparse | dense: the local engine's attention
+  std::string device = "cpu";        // --device cpu | cuda: where the local engine runs
   std::string thinking = "on";
   double temperature = 0.0;
   double top_p = 1.0;

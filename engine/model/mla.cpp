@@ -117,7 +117,7 @@ void Model::score_queries(int64_t layer, int64_t S) {
   float* w = ws_.idx_w.data();  // [S, nh]
   lw.idx_weights_proj.apply(ws_.xn.data(), S, w);
   const auto head_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(nh)));
-  for (int64_t r = 0; r < S * nh; ++r) w[r] = w[r] * head_scale * q_scale[r] * rot_scale;
+  cpu::indexer_fold_weights(w, q_scale, S * nh, head_scale, rot_scale);
 }
 
 void Model::select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardTrace* trace) {

@@ -6,9 +6,11 @@
 #include <utility>
 
 #include "engine/model/model.hpp"
+
+#include "engine/model/forward_checks.hpp"
 #include "kernels/cpu/norm.hpp"
 #include "kernels/cpu/rope.hpp"
-#include "kernels/dtypes.hpp"
+#include "kernels/cpu/rows.hpp"
 
 namespace dsa {
 
@@ -17,21 +19,6 @@ namespace {
 template <class T>
 void grow(std::vector<T>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-}
-
-bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
-
-// What the CPU kernels need beyond validate_config.
-Result<void> check_engine_limits(const ModelConfig& c, const std::string& src) {
-  const auto bad = [&](const std::string& field, const std::string& what) {
-    return make_error(src + ": field '" + field + "': " + what);
-  };
-  if (!is_power_of_two(c.index_head_dim) || c.index_head_dim > 128)
-    return bad("index_head_dim", "must be a power of two up to 128 (Hadamard, one FP8 scale per key)");
-  if (c.kv_lora_rank % 128 != 0) return bad("kv_lora_rank", "must be a multiple of 128 (FP8 latent blocks)");
-  if (c.fp8 && c.weight_block_size != 128)
-    return bad("quantization_config.weight_block_size", "only [128, 128] is supported");
-  return {};
 }
 
 }  // namespace
@@ -106,43 +93,17 @@ void Model::ensure_workspace(int64_t S, int64_t end, bool decode) {
   grow(ws.route_w, S * K);
   grow(ws.route_idx, S * K);
   grow(ws.expert_rows, S * K);
+  grow(ws.slot_row, S * K);
   grow(ws.expert_x, S * K * D);
   grow(ws.expert_y, S * K * D);
-  grow(ws.expert_out, S * K * D);
-  grow(ws.moe_acc, S * D);
+  grow(ws.shared_out, S * D);
   grow(ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
 }
 
 void Model::embed(std::span<const int32_t> tokens) {
-  const int64_t D = cfg_.hidden_size;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const uint16_t* row = w_.embed_tokens + static_cast<int64_t>(tokens[i]) * D;
-    float* x = ws_.x.data() + static_cast<int64_t>(i) * D;
-    for (int64_t j = 0; j < D; ++j) x[j] = bf16_to_float(row[j]);
-  }
+  cpu::embed_rows(w_.embed_tokens, cfg_.hidden_size, tokens.data(), static_cast<int64_t>(tokens.size()),
+                  ws_.x.data());
 }
-
-namespace {
-
-Result<void> check_tokens(std::span<const int32_t> tokens, int64_t vocab) {
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0 || tokens[i] >= vocab) {
-      return make_error("forward: token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
-                        " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-    }
-  }
-  return {};
-}
-
-Result<void> check_position(int64_t end, int64_t max_positions) {
-  if (end > max_positions) {
-    return make_error("forward: position " + std::to_string(end - 1) + " is beyond max_position_embeddings " +
-                      std::to_string(max_positions));
-  }
-  return {};
-}
-
-}  // namespace
 
 Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
                             ForwardTrace* trace) {
@@ -169,23 +130,7 @@ Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32
 Result<void> Model::forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs, std::span<const int32_t> tokens,
                                          float* logits, ForwardTrace* trace) {
   const int64_t B = static_cast<int64_t>(seqs.size());
-  if (B == 0) return make_error("forward_decode_batch: no sequences");
-  if (static_cast<int64_t>(tokens.size()) != B) {
-    return make_error("forward_decode_batch: " + std::to_string(tokens.size()) + " tokens for " + std::to_string(B) +
-                      " sequences (one token each)");
-  }
-  if (auto r = check_tokens(tokens, cfg_.vocab_size); !r) return r.error();
-  int64_t end = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t a = 0; a < b; ++a) {
-      if (seqs[a] == seqs[b]) {
-        return make_error("forward_decode_batch: sequence " + std::to_string(b) + " is sequence " + std::to_string(a) +
-                          " again");
-      }
-    }
-    if (auto r = check_position(seqs[b]->n_cached + 1, cfg_.max_position_embeddings); !r) return r.error();
-    end = std::max(end, seqs[b]->n_cached + 1);
-  }
+  DSA_TRY(end, check_decode_batch(seqs, tokens, cfg_));
   for (Sequence* seq : seqs) {
     if (auto r = cache.reserve(*seq, seq->n_cached + 1); !r) return r.error();
   }

@@ -15,27 +15,14 @@
 #include "engine/dist/comm.hpp"
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/forward_pass.hpp"
 #include "engine/model/phase_times.hpp"
 #include "engine/model/weights.hpp"
 #include "engine/runtime/kv_cache.hpp"
 
 namespace dsa {
 
-enum class AttentionMode { sparse, dense };  // dense: full causal attention, for comparison
-
-using TopkSets = std::vector<std::vector<std::vector<int32_t>>>;  // [layer][query]: positions, ascending
-
-// Optional per-call record for tests and diagnostics; forward() resets it (forced_topk aside).
-struct ForwardTrace {
-  std::vector<std::vector<float>> hidden;  // [layer][S * hidden]: ffn out + residual, fp32
-  TopkSets topk;                           // the indexer's own selection (also in dense mode)
-  int64_t keys_attended = 0;               // cached keys read by attention: sum over layers and queries
-  // When set, attention uses these selections instead of the indexer's (which is still recorded in
-  // topk): golden tests compare the attention numerics without near-tie selection flips cascading.
-  const TopkSets* forced_topk = nullptr;
-};
-
-class Model {
+class Model final : public ForwardPass {
  public:
   // Opens DIR (config.json + safetensors), validates the config and binds every weight. With a
   // Comm of size n > 1, one Model per rank: attention heads and the dense MLP's intermediate are
@@ -49,20 +36,15 @@ class Model {
   Model(const Model&) = delete;  // comm_ may point at single_
   Model& operator=(const Model&) = delete;
 
-  // Runs tokens at positions seq.n_cached.. and writes the last token's logits [vocab] fp32.
-  // Errors (seq.n_cached unchanged): no tokens, a token id out of range, a position past
-  // max_position_embeddings, or the cache pool exhausted.
+  // ForwardPass. Caches in host memory.
   Result<void> forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
-                       ForwardTrace* trace = nullptr);
+                       ForwardTrace* trace = nullptr) override;
 
-  // One new token for each of B = seqs.size() distinct sequences, each at its own position
-  // seqs[b]->n_cached, as one pass over the layers: the projections, experts and head run on B rows
-  // (every weight read once per step), attention and the indexer per sequence over its own cache.
-  // Writes logits [B, vocab] fp32 and gives, bit for bit, what B separate forward() calls give;
-  // trace->hidden rows and trace->topk queries are in batch order. Errors (no sequence advanced):
-  // as forward(), plus B == 0, tokens.size() != B, or a sequence given twice.
+  // The projections, experts and head run on B rows (every weight read once per step), attention
+  // and the indexer per sequence over its own cache. Gives, bit for bit, what B separate forward()
+  // calls give; trace->hidden rows and trace->topk queries are in batch order.
   Result<void> forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs, std::span<const int32_t> tokens,
-                                    float* logits, ForwardTrace* trace = nullptr);
+                                    float* logits, ForwardTrace* trace = nullptr) override;
 
   // Prefill expands (kv_b_proj) the selected keys of groups of queries whose union holds at most
   // n_keys keys (a query's own selection always fits), so its key workspace is O(n_keys), not
@@ -71,15 +53,14 @@ class Model {
   // Bytes held by the prefill's expanded keys: grown to the largest group seen, never shrunk.
   size_t prefill_key_bytes() const;
 
-  const ModelConfig& config() const { return cfg_; }
+  const ModelConfig& config() const override { return cfg_; }
 
   // With several ranks, each layer's top-k selections are compared across the ranks (a fingerprint
   // all-gathered per layer); a difference makes forward() fail on every rank with one line naming
   // the first layer. On by default in debug builds.
   void set_check_topk(bool on) { check_topk_ = on; }
 
-  // Every later forward call adds its time per phase to *times (null: stop timing).
-  void set_phase_times(PhaseTimes* times) { phase_times_ = times; }
+  void set_phase_times(PhaseTimes* times) override { phase_times_ = times; }
 
  private:
   // Indexer queries scored at a time: the score buffer is [kIndexerScoreRows, context] fp32.
@@ -102,10 +83,9 @@ class Model {
     std::vector<int64_t> n_sel;                                // [S]
     int64_t sel_stride = 0;
     std::vector<float> gate, up, act, act_full;                // FFN
-    std::vector<float> router_logits, route_w, expert_x, expert_y, expert_out;
-    std::vector<int32_t> route_idx, expert_rows;
+    std::vector<float> router_logits, route_w, expert_x, expert_y, shared_out;
+    std::vector<int32_t> route_idx, expert_rows, slot_row;
     std::vector<int64_t> active_experts, expert_first;        // MoE: experts with rows, row offsets
-    std::vector<double> moe_acc;
     std::vector<float> gathered;
   };
 

@@ -6,7 +6,7 @@
 #include "engine/model/model.hpp"
 #include "kernels/cpu/moe.hpp"
 #include "kernels/cpu/parallel.hpp"
-#include "kernels/dtypes.hpp"
+#include "kernels/cpu/rows.hpp"
 
 namespace dsa {
 
@@ -44,11 +44,11 @@ void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
   // Each local expert runs once on the rows routed to it. The routed (token, slot) pairs are grouped
   // by expert: expert e's rows are slots[first[i] .. first[i + 1]) for the i-th active expert, their
   // inputs gathered at the same rows of expert_x and their intermediates at the same rows of the FFN
-  // buffers, so experts can run side by side. Output rows land in expert_out at their (token, slot).
+  // buffers, so experts can run side by side; each token then sums its rows of expert_y.
   const int64_t inter = c.moe_intermediate_size;
   float* expert_x = ws_.expert_x.data();      // [S * K, D]
   float* expert_y = ws_.expert_y.data();      // [S * K, D]
-  float* expert_out = ws_.expert_out.data();  // [S, K, D]
+  float* shared_out = ws_.shared_out.data();  // [S, D]: the shared expert's output
   int32_t* slots = ws_.expert_rows.data();    // [S * K]
   std::vector<int64_t>& active = ws_.active_experts;
   std::vector<int64_t>& first = ws_.expert_first;
@@ -73,25 +73,18 @@ void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
               act);
     lw.experts[active[i]].down_proj.apply(act, n, expert_y + r0 * D);
   });
-  for (int64_t r = 0; r < rows; ++r) std::copy(expert_y + r * D, expert_y + (r + 1) * D, expert_out + slots[r] * D);
-
-  double* acc = ws_.moe_acc.data();  // [S, D], summed in routing order as the reference
-  std::fill(acc, acc + S * D, 0.0);
-  for (int64_t i = 0; i < S; ++i) {
-    for (int64_t k = 0; k < K; ++k) {
-      if (idx[i * K + k] % n_ranks != rank) continue;
-      const float* y = expert_out + (i * K + k) * D;
-      const double w = weight[i * K + k];
-      for (int64_t j = 0; j < D; ++j) acc[i * D + j] += static_cast<double>(y[j]) * w;
-    }
-  }
+  int32_t* slot_row = ws_.slot_row.data();  // [S, K]: the expert_y row of each (token, slot), -1 elsewhere
+  std::fill(slot_row, slot_row + S * K, -1);
+  for (int64_t r = 0; r < rows; ++r) slot_row[slots[r]] = static_cast<int32_t>(r);
+  // Summed in routing order as the reference, plus the shared expert on rank 0.
+  float* shared = nullptr;
   if (rank == 0) {
-    mlp(lw.shared_experts, x, S, expert_y);
-    for (int64_t j = 0; j < S * D; ++j) acc[j] += expert_y[j];
+    shared = shared_out;
+    mlp(lw.shared_experts, x, S, shared);
   }
-  for (int64_t j = 0; j < S * D; ++j) out[j] = static_cast<float>(acc[j]);
+  cpu::moe_combine(expert_y, slot_row, weight, S, K, D, shared, out);
   comm_->all_reduce_sum(out, S * D);
-  for (int64_t j = 0; j < S * D; ++j) out[j] = round_bf16(out[j]);
+  cpu::round_bf16(out, S * D);
 }
 
 }  // namespace dsa

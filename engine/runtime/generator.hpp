@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "engine/api/result.hpp"
-#include "engine/model/model.hpp"
+#include "engine/model/forward_pass.hpp"
 #include "engine/runtime/kv_cache.hpp"
 #include "engine/runtime/sampler.hpp"
 
@@ -51,12 +51,12 @@ using TokenCallback = std::function<bool(int32_t id)>;
 
 class Generator {
  public:
-  Generator(std::unique_ptr<Model> model, cpu::LatentFormat latent_format, int64_t max_context);
+  Generator(std::unique_ptr<ForwardPass> model, cpu::LatentFormat latent_format, int64_t max_context);
 
   Result<Generation> generate(std::span<const int32_t> prompt, const GenerateParams& params,
                               const TokenCallback& on_token);
 
-  const Model& model() const { return *model_; }
+  const ForwardPass& model() const { return *model_; }
   int64_t max_context() const { return max_context_; }
 
  private:
@@ -64,7 +64,7 @@ class Generator {
   // sequence is cut back to the ids cached before.
   Result<void> run(std::span<const int32_t> tokens);
 
-  std::unique_ptr<Model> model_;
+  std::unique_ptr<ForwardPass> model_;
   int64_t max_context_;
   KvCache cache_;
   Sequence seq_;

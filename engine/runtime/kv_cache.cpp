@@ -8,22 +8,23 @@
 
 namespace dsa {
 
-KvCache::KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages)
+KvCache::KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages, Backend* memory)
     : format_(format),
       n_pages_(n_pages),
       kv_lora_(cfg.kv_lora_rank),
       rope_dim_(cfg.qk_rope_head_dim),
       index_head_dim_(cfg.index_head_dim),
       record_bytes_(cpu::latent_record_bytes(format, cfg.kv_lora_rank, cfg.qk_rope_head_dim)),
-      indexer_page_bytes_(cpu::indexer_page_bytes(cfg.index_head_dim)) {
+      indexer_page_bytes_(cpu::indexer_page_bytes(cfg.index_head_dim)),
+      memory_(memory) {
   static_assert(kPageTokens == cpu::kLatentPageTokens && kPageTokens == cpu::kIndexerPageTokens);
   DSA_CHECK(n_pages > 0);
   const auto layers = static_cast<size_t>(cfg.num_hidden_layers);
   const auto pages = static_cast<size_t>(n_pages);
-  auto arena = [](size_t bytes) {
-    auto* p = static_cast<uint8_t*>(std::calloc(bytes, 1));
+  auto arena = [memory](size_t bytes) {
+    auto* p = static_cast<uint8_t*>(memory ? memory->allocate(bytes) : std::calloc(bytes, 1));
     if (!p) throw std::bad_alloc();
-    return Arena{std::unique_ptr<uint8_t, Arena::Free>(p)};
+    return Arena{std::unique_ptr<uint8_t, Arena::Free>(p, Arena::Free{memory})};
   };
   for (size_t l = 0; l < layers; ++l) {
     latent_.push_back(arena(pages * kPageTokens * record_bytes_));
@@ -68,13 +69,20 @@ void KvCache::copy_prefix(const Sequence& src, Sequence& dst, int64_t n_tokens) 
   const auto n_pages = static_cast<size_t>((n_tokens + kPageTokens - 1) / kPageTokens);
   DSA_CHECK(n_tokens <= src.n_cached && dst.n_cached == 0 && dst.pages.size() >= n_pages);
   const size_t latent_page_bytes = static_cast<size_t>(kPageTokens) * record_bytes_;
+  const auto copy = [this](uint8_t* to, const uint8_t* from, size_t bytes) {
+    if (memory_) {
+      memory_->copy(to, from, bytes);
+    } else {
+      std::memcpy(to, from, bytes);
+    }
+  };
   for (size_t layer = 0; layer < latent_.size(); ++layer) {
     for (size_t p = 0; p < n_pages; ++p) {
       const auto from = static_cast<size_t>(src.pages[p]), to = static_cast<size_t>(dst.pages[p]);
-      std::memcpy(latent_[layer].data() + to * latent_page_bytes, latent_[layer].data() + from * latent_page_bytes,
-                  latent_page_bytes);
-      std::memcpy(indexer_[layer].data() + to * indexer_page_bytes_, indexer_[layer].data() + from * indexer_page_bytes_,
-                  indexer_page_bytes_);
+      copy(latent_[layer].data() + to * latent_page_bytes, latent_[layer].data() + from * latent_page_bytes,
+           latent_page_bytes);
+      copy(indexer_[layer].data() + to * indexer_page_bytes_, indexer_[layer].data() + from * indexer_page_bytes_,
+           indexer_page_bytes_);
     }
   }
   dst.n_cached = n_tokens;
@@ -91,6 +99,7 @@ cpu::IndexerCacheView KvCache::indexer(int64_t layer, const Sequence& seq) const
 }
 
 void KvCache::read_latent(int64_t layer, const Sequence& seq, int64_t pos, float* c_kv, float* k_pe) const {
+  DSA_CHECK(!memory_, "read_latent reads host arenas");
   cpu::latent_read(latent(layer, seq), pos, c_kv, k_pe);
 }
 

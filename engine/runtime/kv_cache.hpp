@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/api/result.hpp"
+#include "engine/backend/backend.hpp"
 #include "engine/model/config.hpp"
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/indexer.hpp"
@@ -24,7 +25,8 @@ struct Sequence {
 
 class KvCache {
  public:
-  KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages);
+  // memory: where the arenas live (a GPU's memory for a model on CUDA); null for host memory.
+  KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages, Backend* memory = nullptr);
 
   // Grows seq's page table to hold n_tokens; an error when the pool is exhausted.
   Result<void> reserve(Sequence& seq, int64_t n_tokens);
@@ -40,10 +42,14 @@ class KvCache {
   cpu::IndexerCacheView indexer(int64_t layer, const Sequence& seq) const;
   uint8_t* latent_arena(int64_t layer) { return latent_[layer].data(); }
   uint8_t* indexer_arena(int64_t layer) { return indexer_[layer].data(); }
-  // Decodes token pos's latent record: c_kv [kv_lora] and k_pe [rope] as fp32 (bf16 values).
+  // Decodes token pos's latent record: c_kv [kv_lora] and k_pe [rope] as fp32 (bf16 values). Host
+  // memory only.
   void read_latent(int64_t layer, const Sequence& seq, int64_t pos, float* c_kv, float* k_pe) const;
 
   cpu::LatentFormat format() const { return format_; }
+  size_t record_bytes() const { return record_bytes_; }
+  size_t indexer_page_bytes() const { return indexer_page_bytes_; }
+  Backend* memory() const { return memory_; }
   int64_t free_pages() const { return static_cast<int64_t>(free_.size()); }
   int64_t n_pages() const { return n_pages_; }
 
@@ -52,12 +58,20 @@ class KvCache {
   int64_t n_pages_;
   int64_t kv_lora_, rope_dim_, index_head_dim_;
   size_t record_bytes_, indexer_page_bytes_;
-  // Zeroed by calloc, which maps fresh (already zero) pages from the system for large sizes: memory
-  // is committed when a page is first written, so a pool sized for many long requests costs what
-  // its requests use.
+  Backend* memory_;
+  // Host arenas are zeroed by calloc, which maps fresh (already zero) pages from the system for
+  // large sizes: memory is committed when a page is first written, so a pool sized for many long
+  // requests costs what its requests use. Backend arenas come zeroed from the backend.
   struct Arena {
     struct Free {
-      void operator()(uint8_t* p) const { std::free(p); }
+      Backend* memory;
+      void operator()(uint8_t* p) const {
+        if (memory) {
+          memory->release(p);
+        } else {
+          std::free(p);
+        }
+      }
     };
     std::unique_ptr<uint8_t, Free> bytes;
     uint8_t* data() const { return bytes.get(); }

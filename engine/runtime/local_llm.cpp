@@ -72,15 +72,18 @@ int64_t count_plain(const Tokenizer& tok, const std::vector<Message>& messages) 
 }  // namespace
 
 Result<std::unique_ptr<LocalLlm>> LocalLlm::open(const std::filesystem::path& dir, AttentionMode mode,
-                                                 int64_t max_context, int64_t concurrency) {
+                                                 int64_t max_context, int64_t concurrency, Device device) {
   DSA_TRY(tok, Tokenizer::load(dir / "tokenizer.json"));
-  DSA_TRY(model, Model::load(dir, mode));
+  DSA_TRY(model, open_model(dir, OpenOptions{.attention = mode,
+                                             .device = device,
+                                             .context = max_context,
+                                             .sequences = std::max<int64_t>(1, concurrency)}));
   std::string name = dir.filename().string();
   if (name.empty()) name = dir.parent_path().filename().string();
   return std::make_unique<LocalLlm>(std::move(name), std::move(tok), std::move(model), max_context, concurrency);
 }
 
-LocalLlm::LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context,
+LocalLlm::LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<ForwardPass> model, int64_t max_context,
                    int64_t concurrency)
     : name_(std::move(name)),
       tokenizer_(std::move(tokenizer)),

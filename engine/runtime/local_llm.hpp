@@ -12,7 +12,8 @@
 #include <string>
 
 #include "engine/api/llm.hpp"
-#include "engine/model/model.hpp"
+#include "engine/model/forward_pass.hpp"
+#include "engine/model/open_model.hpp"
 #include "engine/runtime/generator.hpp"
 #include "engine/runtime/scheduler.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
@@ -26,8 +27,9 @@ class LocalLlm final : public Llm {
   // committed as pages are used); more concurrent requests than that share it, and the newest wait
   // when it runs short.
   static Result<std::unique_ptr<LocalLlm>> open(const std::filesystem::path& dir, AttentionMode mode,
-                                                int64_t max_context, int64_t concurrency = 1);
-  LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<Model> model, int64_t max_context,
+                                                int64_t max_context, int64_t concurrency = 1,
+                                                Device device = Device::cpu);
+  LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<ForwardPass> model, int64_t max_context,
            int64_t concurrency = 1);
 
   // Since opening: requests sent back to wait because the cache pool ran short, and the most

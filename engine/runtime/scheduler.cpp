@@ -79,11 +79,11 @@ struct BatchScheduler::Slot {
   }
 };
 
-BatchScheduler::BatchScheduler(std::unique_ptr<Model> model, cpu::LatentFormat latent_format,
+BatchScheduler::BatchScheduler(std::unique_ptr<ForwardPass> model, cpu::LatentFormat latent_format,
                                const SchedulerOptions& options)
     : model_(std::move(model)),
       options_(checked(options)),
-      cache_(model_->config(), latent_format, pages_for(options.pool_tokens)),
+      cache_(model_->config(), latent_format, pages_for(options.pool_tokens), model_->cache_memory()),
       logits_(size_t(model_->config().vocab_size)),
       engine_([this] { engine_main(); }) {}
 

@@ -46,7 +46,7 @@
 #include <vector>
 
 #include "engine/api/result.hpp"
-#include "engine/model/model.hpp"
+#include "engine/model/forward_pass.hpp"
 #include "engine/runtime/generator.hpp"
 #include "engine/runtime/kv_cache.hpp"
 
@@ -61,7 +61,7 @@ struct SchedulerOptions {
 
 class BatchScheduler {
  public:
-  BatchScheduler(std::unique_ptr<Model> model, cpu::LatentFormat latent_format, const SchedulerOptions& options);
+  BatchScheduler(std::unique_ptr<ForwardPass> model, cpu::LatentFormat latent_format, const SchedulerOptions& options);
   ~BatchScheduler();  // stops the engine thread; requests still queued end with an error
   BatchScheduler(const BatchScheduler&) = delete;
   BatchScheduler& operator=(const BatchScheduler&) = delete;
@@ -71,7 +71,7 @@ class BatchScheduler {
   Result<Generation> generate(std::span<const int32_t> prompt, const GenerateParams& params,
                               const TokenCallback& on_token);
 
-  const Model& model() const { return *model_; }
+  const ForwardPass& model() const { return *model_; }
   int64_t max_context() const { return options_.max_context; }
   // Since the start: requests sent back to wait because the page pool ran short, and the most
   // requests that ran in one step.
@@ -100,7 +100,7 @@ class BatchScheduler {
   void finish(Request& r);
   void fail(Request& r, Error error);
 
-  std::unique_ptr<Model> model_;
+  std::unique_ptr<ForwardPass> model_;
   SchedulerOptions options_;
   KvCache cache_;
 

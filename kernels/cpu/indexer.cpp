@@ -138,6 +138,10 @@ void decode_tile(const uint8_t* page, int64_t dim, int64_t keys, float* kt) {
 
 }  // namespace
 
+void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale) {
+  for (int64_t r = 0; r < n; ++r) w[r] = w[r] * head_scale * q_scale[r] * rot_scale;
+}
+
 void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t pos, const float* k) {
   DSA_KERNEL_REQUIRE(head_dim <= kQuantBlock, "the indexer cache holds one scale per key: head_dim <= 128");
   uint8_t* page = arena + size_t(pages[pos / kPage]) * indexer_page_bytes(head_dim);

@@ -45,6 +45,11 @@ inline void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_hea
   indexer_scores(q_codes, w, 1, n_heads, view, &n_keys, scores, n_keys);
 }
 
+// Folds the constants into the indexer's head weights, in the reference's order:
+// w[r] = w[r] * head_scale * q_scale[r] * rot_scale for r < n (w: weights_proj outputs, q_scale: the
+// queries' act_quant scales, head_scale = n_heads^-0.5, rot_scale = head_dim^-0.5).
+void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale);
+
 // Scalar reference of indexer_scores (same contract, single-threaded) for testing the fast path.
 void indexer_scores_scalar(const uint8_t* q_codes, const float* w, int64_t n_q, int64_t n_heads,
                            const IndexerCacheView& view, const int64_t* n_keys, float* scores,

@@ -83,4 +83,19 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+void moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk, int64_t dim,
+                 const float* shared, float* out) {
+  for (int64_t i = 0; i < n_tok; ++i) {
+    for (int64_t j = 0; j < dim; ++j) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < topk; ++k) {
+        const int32_t r = row[i * topk + k];
+        if (r >= 0) acc += static_cast<double>(y[static_cast<int64_t>(r) * dim + j]) * weight[i * topk + k];
+      }
+      if (shared) acc += shared[i * dim + j];
+      out[i * dim + j] = static_cast<float>(acc);
+    }
+  }
+}
+
 }  // namespace dsa::cpu

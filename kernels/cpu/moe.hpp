@@ -16,4 +16,12 @@ void moe_route(const float* logits, const float* bias, int64_t n_experts, int64_
 // out[i] = bf16(silu(gate[i]) * up[i]), math in fp64 as the reference mlp. out may alias gate or up.
 void swiglu(const float* gate, const float* up, int64_t n, float* out);
 
+// Combines the routed experts' outputs of n_tok tokens: y holds expert output rows; row: [n_tok,
+// topk] the row of y of each (token, slot), or -1 for a slot this rank does not run; weight:
+// [n_tok, topk] the routing weights. out[i] = sum_k weight[i, k] * y[row[i, k]] summed in fp64 in
+// slot order, plus shared[i] (the shared expert's output, when shared is not null), then fp32. Not
+// rounded (the ranks' partial sums are added first).
+void moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk, int64_t dim,
+                 const float* shared, float* out);
+
 }  // namespace dsa::cpu

@@ -79,6 +79,12 @@ __global__ void indexer_write_kernel(uint8_t* arena, const int32_t* pages, int d
   if (lane == 0) reinterpret_cast<float*>(page + size_t(kPage) * dim)[row] = scale;
 }
 
+__global__ void indexer_fold_weights_kernel(float* w, const float* q_scale, int64_t n, float head_scale,
+                                            float rot_scale) {
+  const int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r < n) w[r] = __fmul_rn(__fmul_rn(__fmul_rn(w[r], head_scale), q_scale[r]), rot_scale);
+}
+
 }  // namespace
 
 void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok, const int64_t* pos,
@@ -106,6 +112,14 @@ void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, con
   const int64_t n_pages = (n_keys + kPage - 1) / kPage;
   indexer_scores_kernel<<<unsigned(n_pages), kThreads, smem, stream>>>(q_codes, w, int(n_heads), view.arena, view.pages,
                                                                        int(dim), view.page_bytes, n_keys, scores);
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale,
+                          cudaStream_t stream) {
+  if (n <= 0) return;
+  indexer_fold_weights_kernel<<<unsigned((n + kThreads - 1) / kThreads), kThreads, 0, stream>>>(w, q_scale, n,
+                                                                                               head_scale, rot_scale);
   DSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,5 +1,6 @@
-// CUDA lightning-indexer scores for one query (decode) over the paged FP8 indexer cache: the
-// contract and cache layout of kernels/cpu/indexer.hpp (the view's pointers are device pointers).
+// CUDA lightning indexer: key writes, the fold of the head weights, and the scores of one query
+// (decode) over the paged FP8 indexer cache; the contracts and cache layout of
+// kernels/cpu/indexer.hpp (the view's pointers are device pointers).
 // One block per 64-token page: the page's keys are staged in shared memory dimension-major, each
 // thread owns one key and a quarter of the heads; the weighted ReLU logits are then summed over the
 // heads in order. Dots accumulate in fp32 (as the reference's fp8 MMA), so scores match the CPU's
@@ -28,5 +29,10 @@ void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64
 //   scores[s] = kscale[s] * sum_h w[h] * relu(dot(q[h], k[s]))   for s < n_keys.
 void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
                     int64_t n_keys, float* scores, cudaStream_t stream);
+
+// w[r] = w[r] * head_scale * q_scale[r] * rot_scale for r < n (fp32 products left to right, as
+// cpu::indexer_fold_weights: bit-exact). w, q_scale: [n] f32 (device).
+void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale,
+                          cudaStream_t stream);
 
 }  // namespace dsa::cuda

@@ -1,0 +1,57 @@
+// CpuBackend: the Backend on host memory with the kernels/cpu reference kernels. Weights are used
+// in place in the checkpoint's mmap; every op runs to completion before it returns.
+#pragma once
+#include "engine/backend/backend.hpp"
+
+namespace dsa {
+
+class CpuBackend final : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+
+  void* allocate(size_t bytes) override;
+  void release(void* p) override;
+  const void* resident(const void* src, size_t) override { return src; }
+  void upload(void* dst, const void* src_host, size_t bytes) override;
+  void download(void* dst_host, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void copy_rows(void* dst, size_t ld_dst, const void* src, size_t ld_src, size_t row_bytes, size_t rows) override;
+  size_t available_memory() const override;
+  void synchronize() override {}
+
+  void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) override;
+  void gather_rows(const float* src, int64_t dim, const int32_t* rows, int64_t n, float* dst) override;
+  void round_bf16(float* x, int64_t n) override;
+  void rms_norm(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y) override;
+  void add_rms_norm(const float* x, float* residual, int64_t rows, int64_t n, const float* w, float eps,
+                    float* y) override;
+  void layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps,
+                  float* y) override;
+  void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw, int64_t n,
+                   float* y, int64_t ldy, bool round_out_bf16) override;
+  void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                  const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) override;
+  void apply_rope(float* x, int64_t n_tok, int64_t n_heads, int64_t tok_stride, int64_t head_stride, int64_t dim,
+                  const int64_t* pos, const float* inv_freq, cpu::RopeLayout layout) override;
+  void hadamard(const float* x, int64_t rows, int64_t n, double scale, float* y) override;
+  void act_quant(const float* x, int64_t n, int64_t block, uint8_t* codes, float* scales) override;
+  void latent_write(uint8_t* arena, const int32_t* pages, cpu::LatentFormat fmt, int64_t kv_lora, int64_t rope_dim,
+                    int64_t n_tok, const int64_t* pos, const float* c_kv, const float* k_pe) override;
+  void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const cpu::LatentCacheView& view,
+                         const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat) override;
+  void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok, const int64_t* pos,
+                     const float* k) override;
+  void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale) override;
+  void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const cpu::IndexerCacheView& view,
+                      int64_t n_keys, float* scores) override;
+  void topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, const int32_t* n_valid, int64_t k,
+                      int32_t* out, int64_t ld_out) override;
+  void moe_route(const float* logits, const float* bias, int64_t n_tok, int64_t n_experts, int64_t n_group,
+                 int64_t topk_group, int64_t topk, bool norm_topk_prob, float routed_scaling, int32_t* idx,
+                 float* weight) override;
+  void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
+  void moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk, int64_t dim,
+                   const float* shared, float* out) override;
+};
+
+}  // namespace dsa

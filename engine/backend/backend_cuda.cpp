@@ -1,0 +1,258 @@
+// CudaBackend (see backend_cuda.hpp): memory management and one forwarding call per op.
+#include "engine/backend/backend_cuda.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <new>
+
+#include "engine/api/result.hpp"
+#include "kernels/cuda/attention.hpp"
+#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/gemm.hpp"
+#include "kernels/cuda/hadamard.hpp"
+#include "kernels/cuda/indexer.hpp"
+#include "kernels/cuda/moe.hpp"
+#include "kernels/cuda/norm.hpp"
+#include "kernels/cuda/quant.hpp"
+#include "kernels/cuda/rope.hpp"
+#include "kernels/cuda/rows.hpp"
+#include "kernels/cuda/topk.hpp"
+
+namespace dsa {
+namespace {
+
+constexpr size_t kHostCopyPiece = size_t(64) << 20;
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: clear the error for later calls
+    return 0;
+  }
+  return n;
+}
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  DSA_CHECK(device >= 0 && device < cuda_device_count(), "CudaBackend: no such CUDA device");
+  bind();
+  cudaStream_t stream = nullptr;
+  DSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  stream_ = stream;
+}
+
+// Errors are ignored here: the context may already be failing or shut down at exit.
+CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
+  cudaStreamSynchronize(stream_);
+  for (void* p : allocations_) cudaFree(p);
+  for (void* p : resident_) cudaFree(p);
+  cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::bind() const { DSA_CUDA_CHECK(cudaSetDevice(device_)); }
+
+void* CudaBackend::device_malloc(size_t bytes) {
+  bind();
+  void* p = nullptr;
+  const cudaError_t malloc_status = cudaMalloc(&p, bytes);
+  if (malloc_status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // not sticky, but keep it out of the next check
+    throw std::bad_alloc();
+  }
+  DSA_CUDA_CHECK(malloc_status);
+  return p;
+}
+
+void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
+  for (size_t off = 0; off < bytes; off += kHostCopyPiece)
+    DSA_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off,
+                                   std::min(kHostCopyPiece, bytes - off), cudaMemcpyHostToDevice, stream_));
+  DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void* CudaBackend::allocate(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = device_malloc(bytes);
+  allocations_.insert(p);
+  DSA_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+  return p;
+}
+
+void CudaBackend::release(void* p) {
+  if (!p) return;
+  DSA_CHECK(allocations_.erase(p) == 1, "CudaBackend::release of memory it did not allocate");
+  bind();
+  DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued work may still use p
+  DSA_CUDA_CHECK(cudaFree(p));
+}
+
+const void* CudaBackend::resident(const void* src, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = device_malloc(bytes);
+  resident_.push_back(p);
+  copy_from_host(p, src, bytes);
+  return p;
+}
+
+void CudaBackend::upload(void* dst, const void* src_host, size_t bytes) {
+  if (bytes == 0) return;
+  bind();
+  copy_from_host(dst, src_host, bytes);
+}
+
+void CudaBackend::download(void* dst_host, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  bind();
+  DSA_CUDA_CHECK(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  bind();
+  DSA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::copy_rows(void* dst, size_t ld_dst, const void* src, size_t ld_src, size_t row_bytes,
+                            size_t rows) {
+  if (rows == 0 || row_bytes == 0) return;
+  if (rows == 1) return copy(dst, src, row_bytes);  // any strides, as on the CPU
+  bind();
+  DSA_CUDA_CHECK(
+      cudaMemcpy2DAsync(dst, ld_dst, src, ld_src, row_bytes, rows, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::synchronize() {
+  bind();
+  DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+size_t CudaBackend::available_memory() const {
+  bind();
+  size_t free_bytes = 0, total_bytes = 0;
+  DSA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return free_bytes;
+}
+
+void CudaBackend::embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) {
+  bind();
+  cuda::embed_rows(table, dim, ids, n, out, stream_);
+}
+
+void CudaBackend::gather_rows(const float* src, int64_t dim, const int32_t* rows, int64_t n, float* dst) {
+  bind();
+  cuda::gather_rows(src, dim, rows, n, dst, stream_);
+}
+
+void CudaBackend::round_bf16(float* x, int64_t n) {
+  bind();
+  cuda::round_bf16(x, n, stream_);
+}
+
+void CudaBackend::rms_norm(const float* x, int64_t rows, int64_t n, const float* w, float eps, float* y) {
+  bind();
+  cuda::rms_norm(x, rows, n, w, eps, y, stream_);
+}
+
+void CudaBackend::add_rms_norm(const float* x, float* residual, int64_t rows, int64_t n, const float* w, float eps,
+                               float* y) {
+  bind();
+  cuda::add_rms_norm(x, residual, rows, n, w, eps, y, stream_);
+}
+
+void CudaBackend::layer_norm(const float* x, int64_t rows, int64_t n, const float* w, const float* b, float eps,
+                             float* y) {
+  bind();
+  cuda::layer_norm(x, rows, n, w, b, eps, y, stream_);
+}
+
+void CudaBackend::matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
+                              int64_t n, float* y, int64_t ldy, bool round_out_bf16) {
+  bind();
+  cuda::matmul_bf16(x, ldx, m, k, w, ldw, n, y, ldy, round_out_bf16, stream_);
+}
+
+void CudaBackend::matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                             const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
+  bind();
+  cuda::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream_);
+}
+
+void CudaBackend::apply_rope(float* x, int64_t n_tok, int64_t n_heads, int64_t tok_stride, int64_t head_stride,
+                             int64_t dim, const int64_t* pos, const float* inv_freq, cpu::RopeLayout layout) {
+  bind();
+  cuda::apply_rope(x, n_tok, n_heads, tok_stride, head_stride, dim, pos, inv_freq, layout, stream_);
+}
+
+void CudaBackend::hadamard(const float* x, int64_t rows, int64_t n, double scale, float* y) {
+  bind();
+  cuda::hadamard(x, rows, n, scale, y, stream_);
+}
+
+void CudaBackend::act_quant(const float* x, int64_t n, int64_t block, uint8_t* codes, float* scales) {
+  bind();
+  cuda::act_quant(x, n, block, codes, scales, stream_);
+}
+
+void CudaBackend::latent_write(uint8_t* arena, const int32_t* pages, cpu::LatentFormat fmt, int64_t kv_lora,
+                               int64_t rope_dim, int64_t n_tok, const int64_t* pos, const float* c_kv,
+                               const float* k_pe) {
+  bind();
+  cuda::latent_write(arena, pages, fmt, kv_lora, rope_dim, n_tok, pos, c_kv, k_pe, stream_);
+}
+
+void CudaBackend::sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads,
+                                    const cpu::LatentCacheView& view, const int32_t* sel, int64_t n_sel,
+                                    float softmax_scale, float* o_lat) {
+  bind();
+  cuda::sparse_mla_decode(q_abs, q_pe, n_heads, view, sel, n_sel, softmax_scale, o_lat, stream_);
+}
+
+void CudaBackend::indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok,
+                                const int64_t* pos, const float* k) {
+  bind();
+  cuda::indexer_write(arena, pages, head_dim, n_tok, pos, k, stream_);
+}
+
+void CudaBackend::indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale,
+                                       float rot_scale) {
+  bind();
+  cuda::indexer_fold_weights(w, q_scale, n, head_scale, rot_scale, stream_);
+}
+
+void CudaBackend::indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads,
+                                 const cpu::IndexerCacheView& view, int64_t n_keys, float* scores) {
+  bind();
+  cuda::indexer_scores(q_codes, w, n_heads, view, n_keys, scores, stream_);
+}
+
+// The kernel's n (candidates of every row when n_valid is null) is the row stride.
+void CudaBackend::topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, const int32_t* n_valid,
+                                 int64_t k, int32_t* out, int64_t ld_out) {
+  bind();
+  cuda::topk_positions(scores, ld_scores, n_rows, ld_scores, n_valid, k, out, ld_out, stream_);
+}
+
+void CudaBackend::moe_route(const float* logits, const float* bias, int64_t n_tok, int64_t n_experts,
+                            int64_t n_group, int64_t topk_group, int64_t topk, bool norm_topk_prob,
+                            float routed_scaling, int32_t* idx, float* weight) {
+  bind();
+  cuda::moe_route(logits, bias, n_tok, n_experts, n_group, topk_group, topk, norm_topk_prob, routed_scaling, idx,
+                  weight, stream_);
+}
+
+void CudaBackend::swiglu(const float* gate, const float* up, int64_t n, float* out) {
+  bind();
+  cuda::swiglu(gate, up, n, out, stream_);
+}
+
+void CudaBackend::moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk,
+                              int64_t dim, const float* shared, float* out) {
+  bind();
+  cuda::moe_combine(y, row, weight, n_tok, topk, dim, shared, out, stream_);
+}
+
+}  // namespace dsa

@@ -1,0 +1,578 @@
+// The forward pass of BackendModel: Model's block loop (model.cpp, mla.cpp, moe.cpp) as a sequence
+// of backend ops over backend buffers.
+#include "engine/model/backend_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "engine/model/forward_checks.hpp"
+#include "kernels/cpu/rope.hpp"
+
+namespace dsa {
+
+namespace {
+
+template <class T>
+void grow(Backend& be, Buffer<T>& b, int64_t n) {
+  b.grow(be, static_cast<size_t>(std::max<int64_t>(n, 1)));
+}
+
+size_t linear_bytes(const Linear& l) { return static_cast<size_t>(l.n * l.k) * (l.scale_inv ? 1 : 2); }
+
+size_t scale_bytes(const Linear& l) {
+  return static_cast<size_t>(((l.n + 127) / 128) * ((l.k + 127) / 128)) * sizeof(float);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BackendModel>> BackendModel::load(const std::filesystem::path& dir, AttentionMode mode,
+                                                         std::unique_ptr<Backend> backend, MemoryPlanOptions plan,
+                                                         Comm* comm) {
+  const auto config_path = dir / "config.json";
+  DSA_TRY(cfg, load_config(config_path));
+  if (auto r = check_engine_limits(cfg, config_path.string()); !r) return r.error();
+  const int rank = comm ? comm->rank() : 0;
+  const int size = comm ? comm->size() : 1;
+  plan.ranks = size;
+  plan.context = std::min(plan.context, cfg.max_position_embeddings);
+  DSA_TRY(need, plan_memory(cfg, plan));
+  const size_t free = backend->available_memory();
+  if (free != SIZE_MAX) {
+    if (auto r = check_fits(need, free); !r) {
+      return make_error(std::string(backend->name()) + ": " + dir.string() + " " + r.error().message);
+    }
+  }
+  DSA_TRY(ckpt, Checkpoint::open(dir));
+  DSA_TRY(w, bind_weights(ckpt, cfg, rank, size));
+  try {
+    return std::make_unique<BackendModel>(std::move(cfg), std::move(ckpt), std::move(w), mode, std::move(backend),
+                                          comm);
+  } catch (const std::bad_alloc&) {
+    return make_error(dir.string() + ": the weights do not fit into the backend's memory");
+  }
+}
+
+BackendModel::BackendModel(ModelConfig cfg, Checkpoint ckpt, Weights host, AttentionMode mode,
+                           std::unique_ptr<Backend> backend, Comm* comm)
+    : cfg_(std::move(cfg)),
+      ckpt_(std::move(ckpt)),
+      host_(std::move(host)),
+      mode_(mode),
+      be_(std::move(backend)),
+      comm_(comm ? comm : &single_) {
+  n_heads_ = cfg_.num_attention_heads / comm_->size();
+  softmax_scale_ = static_cast<float>(cfg_.softmax_scale());
+  const RopeScaling& rs = cfg_.rope_scaling;
+  inv_freq_host_ = cpu::yarn_inv_freq(cfg_.qk_rope_head_dim, cfg_.rope_theta, rs.factor,
+                                      rs.original_max_position_embeddings, rs.beta_fast, rs.beta_slow);
+  make_resident();
+}
+
+// --- weights ---
+
+const float* BackendModel::resident(const std::vector<float>& v) {
+  return static_cast<const float*>(be_->resident(v.data(), v.size() * sizeof(float)));
+}
+
+const uint16_t* BackendModel::resident(const std::vector<uint16_t>& v) {
+  return static_cast<const uint16_t*>(be_->resident(v.data(), v.size() * sizeof(uint16_t)));
+}
+
+Linear BackendModel::resident(const Linear& l) {
+  Linear out = l;
+  if (!l.w) return out;
+  out.w = be_->resident(l.w, linear_bytes(l));
+  if (l.scale_inv) out.scale_inv = static_cast<const float*>(be_->resident(l.scale_inv, scale_bytes(l)));
+  return out;
+}
+
+MlpWeights BackendModel::resident(const MlpWeights& m) {
+  return MlpWeights{resident(m.gate_proj), resident(m.up_proj), resident(m.down_proj)};
+}
+
+void BackendModel::make_resident() {
+  const int64_t D = cfg_.hidden_size;
+  const auto resident_matrix = [this](const Bf16Matrix& m) {
+    Bf16Matrix out = m;
+    out.w = static_cast<const uint16_t*>(be_->resident(m.w, static_cast<size_t>(m.n * m.k) * sizeof(uint16_t)));
+    return out;
+  };
+  embed_ = static_cast<const uint16_t*>(
+      be_->resident(host_.embed_tokens, static_cast<size_t>(cfg_.vocab_size * D) * sizeof(uint16_t)));
+  norm_ = resident(host_.norm);
+  lm_head_ = resident_matrix(host_.lm_head);
+  inv_freq_ = resident(inv_freq_host_);
+  const int rank = comm_->rank(), n_ranks = comm_->size();
+  for (const LayerWeights& h : host_.layers) {
+    Layer l;
+    l.input_norm = resident(h.input_layernorm);
+    l.post_norm = resident(h.post_attention_layernorm);
+    l.q_a_norm = resident(h.q_a_layernorm);
+    l.kv_a_norm = resident(h.kv_a_layernorm);
+    l.idx_k_norm_w = resident(h.idx_k_norm_weight);
+    l.idx_k_norm_b = resident(h.idx_k_norm_bias);
+    l.q_a_proj = resident(h.q_a_proj);
+    l.q_b_proj = resident(h.q_b_proj);
+    l.kv_a_proj = resident(h.kv_a_proj_with_mqa);
+    l.o_proj = resident(h.o_proj);
+    l.idx_wq_b = resident(h.idx_wq_b);
+    l.idx_wk = resident(h.idx_wk);
+    l.w_uk_t = resident(h.w_uk_t);
+    l.w_uv = resident(h.w_uv);
+    l.idx_weights_proj = resident_matrix(h.idx_weights_proj);
+    l.is_moe = h.is_moe;
+    if (h.is_moe) {
+      l.gate = resident_matrix(h.gate);
+      l.gate_bias = resident(h.gate_bias);
+      l.experts.resize(h.experts.size());
+      for (size_t e = 0; e < h.experts.size(); ++e) {
+        if (static_cast<int>(e) % n_ranks == rank) l.experts[e] = resident(h.experts[e]);
+      }
+      if (rank == 0) l.shared_experts = resident(h.shared_experts);
+    } else {
+      l.mlp = resident(h.mlp);
+    }
+    layers_.push_back(std::move(l));
+  }
+}
+
+void BackendModel::linear(const Linear& l, const float* x, int64_t m, float* y) {
+  if (l.scale_inv) {
+    be_->matmul_fp8(x, l.k, m, l.k, static_cast<const uint8_t*>(l.w), l.k, l.scale_inv, (l.k + 127) / 128, l.n, y,
+                    l.n);
+  } else {
+    be_->matmul_bf16(x, l.k, m, l.k, static_cast<const uint16_t*>(l.w), l.k, l.n, y, l.n, /*round_out_bf16=*/true);
+  }
+}
+
+void BackendModel::matrix(const Bf16Matrix& w, const float* x, int64_t m, float* y) {
+  be_->matmul_bf16(x, w.k, m, w.k, w.w, w.k, w.n, y, w.n, /*round_out_bf16=*/false);
+}
+
+// --- one call ---
+
+Result<void> BackendModel::forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
+                                   ForwardTrace* trace) {
+  DSA_CHECK(cache.memory() == be_.get(), "the cache must live in the model's backend memory");
+  const int64_t S = static_cast<int64_t>(tokens.size());
+  if (S == 0) return make_error("forward: no tokens");
+  if (auto r = check_tokens(tokens, cfg_.vocab_size); !r) return r.error();
+  const int64_t end = seq.n_cached + S;
+  if (auto r = check_position(end, cfg_.max_position_embeddings); !r) return r.error();
+  if (auto r = cache.reserve(seq, end); !r) return r.error();
+  Sequence* one[] = {&seq};
+  begin(tokens, one, /*one_sequence=*/true);
+  run_layers(cache, trace);
+  seq.n_cached = end;
+  head(S - 1, 1, logits);
+  return {};
+}
+
+Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs,
+                                                std::span<const int32_t> tokens, float* logits, ForwardTrace* trace) {
+  DSA_CHECK(cache.memory() == be_.get(), "the cache must live in the model's backend memory");
+  DSA_TRY(end, check_decode_batch(seqs, tokens, cfg_));
+  (void)end;
+  for (Sequence* seq : seqs) {
+    if (auto r = cache.reserve(*seq, seq->n_cached + 1); !r) return r.error();
+  }
+  begin(tokens, seqs, /*one_sequence=*/false);
+  run_layers(cache, trace);
+  for (Sequence* seq : seqs) ++seq->n_cached;
+  head(0, static_cast<int64_t>(seqs.size()), logits);
+  return {};
+}
+
+void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool one_sequence) {
+  Backend& be = *be_;
+  const ModelConfig& c = cfg_;
+  const int64_t S = static_cast<int64_t>(tokens.size());
+  S_ = S;
+  pos_.resize(static_cast<size_t>(S));
+  slot_.resize(static_cast<size_t>(S));
+  row_seq_.resize(static_cast<size_t>(S));
+  end_ = 0;
+  max_pages_ = 0;
+  for (const Sequence* seq : seqs) max_pages_ = std::max<int64_t>(max_pages_, static_cast<int64_t>(seq->pages.size()));
+  for (int64_t i = 0; i < S; ++i) {
+    const int64_t b = one_sequence ? 0 : i;
+    slot_[i] = b;
+    row_seq_[i] = seqs[b];
+    pos_[i] = seqs[b]->n_cached + (one_sequence ? i : 0);
+    end_ = std::max(end_, pos_[i] + 1);
+  }
+  sel_stride_ = mode_ == AttentionMode::dense ? end_ : std::min(c.index_topk, end_);
+
+  // Workspace.
+  const int64_t D = c.hidden_size, H = n_heads_, dqk = c.qk_head_dim(), dv = c.v_head_dim;
+  const int64_t kvr = c.kv_lora_rank, dr = c.qk_rope_head_dim, nh = c.index_n_heads, hd = c.index_head_dim;
+  const int64_t K = c.num_experts_per_tok;
+  const int64_t inter =
+      std::max(c.intermediate_size, c.moe_intermediate_size * std::max<int64_t>(1, c.n_shared_experts));
+  const int64_t ffn = std::max(S * inter, S * K * c.moe_intermediate_size);
+  Workspace& ws = ws_;
+  grow(be, ws.pos, S);
+  grow(be, ws.ids, S);
+  grow(be, ws.pages, static_cast<int64_t>(seqs.size()) * max_pages_);
+  grow(be, ws.n_valid, S);
+  grow(be, ws.sel, S * sel_stride_);
+  for (auto* b : {&ws.x, &ws.xn, &ws.residual, &ws.attn_out, &ws.shared_out}) grow(be, *b, S * D);
+  grow(be, ws.qr, S * c.q_lora_rank);
+  grow(be, ws.q, S * H * dqk);
+  grow(be, ws.kv, S * (kvr + dr));
+  grow(be, ws.c_kv, S * kvr);
+  grow(be, ws.k_pe, S * dr);
+  grow(be, ws.q_abs, S * H * kvr);
+  grow(be, ws.q_pe, S * H * dr);
+  grow(be, ws.o_lat, S * H * kvr);
+  grow(be, ws.o, S * H * dv);
+  grow(be, ws.o_full, S * c.num_attention_heads * dv);
+  grow(be, ws.idx_q, S * nh * hd);
+  grow(be, ws.idx_k, S * hd);
+  grow(be, ws.idx_w, S * nh);
+  grow(be, ws.idx_q_scale, S * nh);
+  grow(be, ws.idx_q_codes, S * nh * hd);
+  grow(be, ws.scores, std::min(S, kScoreRows) * end_);
+  for (auto* b : {&ws.gate, &ws.up, &ws.act, &ws.act_full}) grow(be, *b, ffn);
+  grow(be, ws.router_logits, S * c.n_routed_experts);
+  grow(be, ws.route_w, S * K);
+  grow(be, ws.route_idx, S * K);
+  grow(be, ws.gather_rows, S * K);
+  grow(be, ws.slot_row, S * K);
+  grow(be, ws.expert_x, S * K * D);
+  grow(be, ws.expert_y, S * K * D);
+  grow(be, ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
+  grow(be, ws.logits, S * c.vocab_size);
+
+  // Inputs of the call.
+  be.upload(ws.ids.data(), tokens.data(), static_cast<size_t>(S) * sizeof(int32_t));
+  be.upload(ws.pos.data(), pos_.data(), static_cast<size_t>(S) * sizeof(int64_t));
+  host_i32_.assign(seqs.size() * static_cast<size_t>(max_pages_), -1);
+  for (size_t b = 0; b < seqs.size(); ++b) {
+    std::copy(seqs[b]->pages.begin(), seqs[b]->pages.end(), host_i32_.begin() + static_cast<int64_t>(b) * max_pages_);
+  }
+  be.upload(ws.pages.data(), host_i32_.data(), host_i32_.size() * sizeof(int32_t));
+  host_i32_.resize(static_cast<size_t>(S));
+  n_sel_.resize(static_cast<size_t>(S));
+  for (int64_t i = 0; i < S; ++i) {
+    host_i32_[i] = static_cast<int32_t>(pos_[i] + 1);
+    n_sel_[i] = std::min(sel_stride_, pos_[i] + 1);
+  }
+  be.upload(ws.n_valid.data(), host_i32_.data(), static_cast<size_t>(S) * sizeof(int32_t));
+  be.embed_rows(embed_, D, ws.ids.data(), S, ws.x.data());
+}
+
+cpu::LatentCacheView BackendModel::latent_view(KvCache& cache, int64_t layer, int64_t row) const {
+  return cpu::LatentCacheView{cache.latent_arena(layer), ws_.pages.data() + slot_[row] * max_pages_, cache.format(),
+                              cfg_.kv_lora_rank, cfg_.qk_rope_head_dim, cache.record_bytes()};
+}
+
+cpu::IndexerCacheView BackendModel::indexer_view(KvCache& cache, int64_t layer, int64_t row) const {
+  return cpu::IndexerCacheView{cache.indexer_arena(layer), ws_.pages.data() + slot_[row] * max_pages_,
+                               cfg_.index_head_dim, cache.indexer_page_bytes()};
+}
+
+void BackendModel::run_layers(KvCache& cache, ForwardTrace* trace) {
+  Backend& be = *be_;
+  const int64_t S = S_, L = cfg_.num_hidden_layers, D = cfg_.hidden_size;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  if (trace) {
+    DSA_CHECK(!trace->forced_topk || static_cast<int64_t>(trace->forced_topk->size()) == L,
+              "forced_topk needs one entry per layer");
+    trace->hidden.assign(static_cast<size_t>(L), {});
+    trace->topk.assign(static_cast<size_t>(L), {});
+    trace->keys_attended = 0;
+  }
+  float* x = ws_.x.data();
+  float* xn = ws_.xn.data();
+  float* residual = ws_.residual.data();
+  for (int64_t layer = 0; layer < L; ++layer) {
+    const Layer& lw = layers_[layer];
+    if (layer == 0) {
+      be.copy(residual, x, static_cast<size_t>(S * D) * sizeof(float));
+      be.rms_norm(x, S, D, lw.input_norm, eps, xn);
+    } else {
+      be.add_rms_norm(x, residual, S, D, lw.input_norm, eps, xn);
+    }
+    attention(layer, cache, ws_.attn_out.data(), trace);
+    be.add_rms_norm(ws_.attn_out.data(), residual, S, D, lw.post_norm, eps, xn);
+    if (lw.is_moe) {
+      moe(lw, xn, x);
+    } else {
+      mlp(lw.mlp, xn, S, x, /*sharded=*/true);
+    }
+    if (trace) {
+      std::vector<float> r(static_cast<size_t>(S * D));
+      auto& h = trace->hidden[layer];
+      h.resize(static_cast<size_t>(S * D));
+      be.download(h.data(), x, h.size() * sizeof(float));
+      be.download(r.data(), residual, r.size() * sizeof(float));
+      for (size_t j = 0; j < h.size(); ++j) h[j] += r[j];
+    }
+  }
+}
+
+void BackendModel::head(int64_t first, int64_t n, float* logits) {
+  const int64_t D = cfg_.hidden_size;
+  float* h = ws_.xn.data() + first * D;
+  be_->add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, norm_,
+                    static_cast<float>(cfg_.rms_norm_eps), h);
+  matrix(lm_head_, h, n, ws_.logits.data());
+  be_->download(logits, ws_.logits.data(), static_cast<size_t>(n * cfg_.vocab_size) * sizeof(float));
+}
+
+void BackendModel::gather_columns(const float* local, int64_t S, int64_t width, float* full) {
+  const int64_t n = comm_->size();
+  const size_t row = static_cast<size_t>(width) * sizeof(float);
+  if (n == 1) {
+    be_->copy(full, local, static_cast<size_t>(S) * row);
+    return;
+  }
+  float* all = ws_.gathered.data();  // [rank][S, width]
+  be_->synchronize();  // the Comm runs on its own stream
+  comm_->all_gather(local, S * width, all);
+  for (int64_t r = 0; r < n; ++r) {
+    be_->copy_rows(full + r * width, static_cast<size_t>(n) * row, all + r * S * width, row, row,
+                   static_cast<size_t>(S));
+  }
+}
+
+// --- attention ---
+
+void BackendModel::attention(int64_t layer, KvCache& cache, float* out, ForwardTrace* trace) {
+  mla_project(layer, cache);
+  write_index_keys(layer, cache);
+  if (mode_ == AttentionMode::sparse || trace) score_queries(layer);
+  select_keys(layer, cache, trace);
+  attend(layer, cache);
+  const int64_t width = n_heads_ * cfg_.v_head_dim;
+  const float* o = ws_.o.data();
+  if (comm_->size() > 1) {
+    gather_columns(o, S_, width, ws_.o_full.data());
+    o = ws_.o_full.data();
+  }
+  linear(layers_[layer].o_proj, o, S_, out);
+}
+
+void BackendModel::mla_project(int64_t layer, KvCache& cache) {
+  Backend& be = *be_;
+  const Layer& lw = layers_[layer];
+  const int64_t S = S_, H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dqk = dn + dr;
+  const int64_t kvr = cfg_.kv_lora_rank;
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  const int64_t* pos = ws_.pos.data();
+
+  float* qr = ws_.qr.data();
+  linear(lw.q_a_proj, ws_.xn.data(), S, qr);
+  be.rms_norm(qr, S, cfg_.q_lora_rank, lw.q_a_norm, eps, qr);
+  float* q = ws_.q.data();  // [S, H, nope | rope]
+  linear(lw.q_b_proj, qr, S, q);
+  be.apply_rope(q + dn, S, H, H * dqk, dqk, dr, pos, inv_freq_, cpu::RopeLayout::interleaved);
+
+  float* kv = ws_.kv.data();  // [S, latent | rope]
+  float* c_kv = ws_.c_kv.data();
+  float* k_pe = ws_.k_pe.data();
+  linear(lw.kv_a_proj, ws_.xn.data(), S, kv);
+  const size_t f = sizeof(float);
+  be.copy_rows(c_kv, kvr * f, kv, (kvr + dr) * f, kvr * f, static_cast<size_t>(S));
+  be.copy_rows(k_pe, dr * f, kv + kvr, (kvr + dr) * f, dr * f, static_cast<size_t>(S));
+  be.rms_norm(c_kv, S, kvr, lw.kv_a_norm, eps, c_kv);
+  be.apply_rope(k_pe, S, 1, dr, dr, dr, pos, inv_freq_, cpu::RopeLayout::interleaved);
+  // One write per run of rows of the same sequence.
+  for (int64_t i0 = 0, i1 = 0; i0 < S; i0 = i1) {
+    while (i1 < S && slot_[i1] == slot_[i0]) ++i1;
+    be.latent_write(cache.latent_arena(layer), ws_.pages.data() + slot_[i0] * max_pages_, cache.format(), kvr, dr,
+                    i1 - i0, pos + i0, c_kv + i0 * kvr, k_pe + i0 * dr);
+  }
+}
+
+void BackendModel::write_index_keys(int64_t layer, KvCache& cache) {
+  Backend& be = *be_;
+  const Layer& lw = layers_[layer];
+  const int64_t S = S_, hd = cfg_.index_head_dim, dr = cfg_.qk_rope_head_dim;
+  const int64_t* pos = ws_.pos.data();
+  const float rot_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  float* k = ws_.idx_k.data();  // [S, hd]
+  linear(lw.idx_wk, ws_.xn.data(), S, k);
+  be.layer_norm(k, S, hd, lw.idx_k_norm_w, lw.idx_k_norm_b, static_cast<float>(cfg_.rms_norm_eps), k);
+  be.apply_rope(k, S, 1, hd, hd, dr, pos, inv_freq_, cpu::RopeLayout::rotate_half);
+  be.hadamard(k, S, hd, rot_scale, k);
+  for (int64_t i0 = 0, i1 = 0; i0 < S; i0 = i1) {
+    while (i1 < S && slot_[i1] == slot_[i0]) ++i1;
+    be.indexer_write(cache.indexer_arena(layer), ws_.pages.data() + slot_[i0] * max_pages_, hd, i1 - i0, pos + i0,
+                     k + i0 * hd);
+  }
+}
+
+void BackendModel::score_queries(int64_t layer) {
+  Backend& be = *be_;
+  const Layer& lw = layers_[layer];
+  const int64_t S = S_, nh = cfg_.index_n_heads, hd = cfg_.index_head_dim, dr = cfg_.qk_rope_head_dim;
+  const float rot_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  float* q = ws_.idx_q.data();  // [S, nh, hd]
+  linear(lw.idx_wq_b, ws_.qr.data(), S, q);
+  be.apply_rope(q, S, nh, nh * hd, hd, dr, ws_.pos.data(), inv_freq_, cpu::RopeLayout::rotate_half);
+  be.hadamard(q, S * nh, hd, rot_scale, q);
+  be.act_quant(q, S * nh * hd, hd, ws_.idx_q_codes.data(), ws_.idx_q_scale.data());
+  float* w = ws_.idx_w.data();  // [S, nh]
+  matrix(lw.idx_weights_proj, ws_.xn.data(), S, w);
+  const auto head_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(nh)));
+  be.indexer_fold_weights(w, ws_.idx_q_scale.data(), S * nh, head_scale, rot_scale);
+}
+
+void BackendModel::select_keys(int64_t layer, KvCache& cache, ForwardTrace* trace) {
+  Backend& be = *be_;
+  const int64_t S = S_, stride = sel_stride_, nh = cfg_.index_n_heads, hd = cfg_.index_head_dim;
+  int32_t* sel = ws_.sel.data();
+  const bool run_indexer = mode_ == AttentionMode::sparse || trace;
+  if (run_indexer) {
+    float* scores = ws_.scores.data();  // [kScoreRows, end_]
+    for (int64_t b0 = 0; b0 < S; b0 += kScoreRows) {
+      const int64_t n_q = std::min(kScoreRows, S - b0);
+      for (int64_t r = 0; r < n_q; ++r) {
+        const int64_t i = b0 + r;
+        be.indexer_scores(ws_.idx_q_codes.data() + i * nh * hd, ws_.idx_w.data() + i * nh, nh,
+                          indexer_view(cache, layer, i), pos_[i] + 1, scores + r * end_);
+      }
+      // Dense mode runs the indexer only to record its choice: its own top-k, within the wider rows.
+      be.topk_positions(scores, end_, n_q, ws_.n_valid.data() + b0, std::min(cfg_.index_topk, stride),
+                        sel + b0 * stride, stride);
+    }
+  }
+  std::vector<int32_t> host;
+  if (trace) {
+    host.resize(static_cast<size_t>(S * stride));
+    be.download(host.data(), sel, host.size() * sizeof(int32_t));
+    auto& rec = trace->topk[layer];
+    for (int64_t i = 0; i < S; ++i) {
+      const int64_t n = std::min(cfg_.index_topk, pos_[i] + 1);
+      rec.emplace_back(host.begin() + i * stride, host.begin() + i * stride + n);
+    }
+  }
+  // Selections made on the host: all causal keys (dense), or the trace's forced ones.
+  const TopkSets* forced = trace ? trace->forced_topk : nullptr;
+  if (mode_ == AttentionMode::dense || forced) {
+    host.assign(static_cast<size_t>(S * stride), -1);
+    for (int64_t i = 0; i < S; ++i) {
+      int32_t* row = host.data() + i * stride;
+      if (forced) {
+        const auto& f = (*forced)[layer];
+        DSA_CHECK(static_cast<int64_t>(f.size()) == S, "forced_topk needs one selection per query");
+        DSA_CHECK(static_cast<int64_t>(f[i].size()) <= stride, "forced selection larger than index_topk");
+        n_sel_[i] = static_cast<int64_t>(f[i].size());
+        for (int64_t j = 0; j < n_sel_[i]; ++j) {
+          DSA_CHECK(f[i][j] >= 0 && f[i][j] <= pos_[i], "forced selection outside the causal keys");
+          row[j] = f[i][j];
+        }
+      } else {
+        n_sel_[i] = pos_[i] + 1;
+        for (int64_t j = 0; j < n_sel_[i]; ++j) row[j] = static_cast<int32_t>(j);
+      }
+    }
+    be.upload(sel, host.data(), host.size() * sizeof(int32_t));
+  }
+  if (trace) {
+    for (int64_t i = 0; i < S; ++i) trace->keys_attended += n_sel_[i];
+  }
+}
+
+void BackendModel::attend(int64_t layer, KvCache& cache) {
+  // The absorbed form for every row: q_nope . W_UK, attention over the selected latents, . W_UV.
+  Backend& be = *be_;
+  const Layer& lw = layers_[layer];
+  const int64_t S = S_, H = n_heads_, dn = cfg_.qk_nope_head_dim, dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim;
+  const int64_t kvr = cfg_.kv_lora_rank, dqk = dn + dr;
+  const float* q = ws_.q.data();    // [S, H, nope | rope]
+  float* q_abs = ws_.q_abs.data();  // [S, H, kv_lora]
+  float* q_pe = ws_.q_pe.data();    // [S, H, rope]
+  for (int64_t h = 0; h < H; ++h) {
+    be.matmul_bf16(q + h * dqk, H * dqk, S, dn, lw.w_uk_t + h * kvr * dn, dn, kvr, q_abs + h * kvr, H * kvr, true);
+  }
+  const size_t f = sizeof(float);
+  be.copy_rows(q_pe, dr * f, q + dn, dqk * f, dr * f, static_cast<size_t>(S * H));
+  float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
+  for (int64_t i = 0; i < S; ++i) {
+    be.sparse_mla_decode(q_abs + i * H * kvr, q_pe + i * H * dr, H, latent_view(cache, layer, i),
+                         ws_.sel.data() + i * sel_stride_, n_sel_[i], softmax_scale_, o_lat + i * H * kvr);
+  }
+  float* o = ws_.o.data();  // [S, H, v]
+  for (int64_t h = 0; h < H; ++h) {
+    be.matmul_bf16(o_lat + h * kvr, H * kvr, S, kvr, lw.w_uv + h * dv * kvr, kvr, dv, o + h * dv, H * dv, true);
+  }
+}
+
+// --- FFN ---
+
+void BackendModel::gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act) {
+  linear(w.gate_proj, x, S, gate);
+  linear(w.up_proj, x, S, up);
+  be_->swiglu(gate, up, S * w.gate_proj.n, act);
+}
+
+void BackendModel::mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded) {
+  float* act = ws_.act.data();
+  gated_act(w, x, S, ws_.gate.data(), ws_.up.data(), act);
+  if (sharded && comm_->size() > 1) {
+    gather_columns(act, S, w.gate_proj.n, ws_.act_full.data());
+    act = ws_.act_full.data();
+  }
+  linear(w.down_proj, act, S, out);
+}
+
+void BackendModel::moe(const Layer& lw, const float* x, float* out) {
+  Backend& be = *be_;
+  const ModelConfig& c = cfg_;
+  const int64_t S = S_, D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const int64_t inter = c.moe_intermediate_size;
+  const int rank = comm_->rank(), n_ranks = comm_->size();
+
+  matrix(lw.gate, x, S, ws_.router_logits.data());
+  be.moe_route(ws_.router_logits.data(), lw.gate_bias, S, E, c.n_group, c.topk_group, K, c.norm_topk_prob,
+               static_cast<float>(c.routed_scaling_factor), ws_.route_idx.data(), ws_.route_w.data());
+
+  // The host groups the (token, slot) pairs by expert, as Model does: expert active[i]'s rows are
+  // [first[i], first[i + 1]) of expert_x / expert_y.
+  std::vector<int32_t> idx(static_cast<size_t>(S * K));
+  be.download(idx.data(), ws_.route_idx.data(), idx.size() * sizeof(int32_t));
+  std::vector<int32_t> token_of_row, slot_row(static_cast<size_t>(S * K), -1);
+  std::vector<int64_t> active, first{0};
+  for (int64_t e = rank; e < E; e += n_ranks) {
+    const size_t before = token_of_row.size();
+    for (int64_t s = 0; s < S * K; ++s) {
+      if (idx[s] != e) continue;
+      slot_row[s] = static_cast<int32_t>(token_of_row.size());
+      token_of_row.push_back(static_cast<int32_t>(s / K));
+    }
+    if (token_of_row.size() == before) continue;
+    active.push_back(e);
+    first.push_back(static_cast<int64_t>(token_of_row.size()));
+  }
+  const int64_t rows = first.back();
+  be.upload(ws_.gather_rows.data(), token_of_row.data(), token_of_row.size() * sizeof(int32_t));
+  be.upload(ws_.slot_row.data(), slot_row.data(), slot_row.size() * sizeof(int32_t));
+  float* expert_x = ws_.expert_x.data();
+  float* expert_y = ws_.expert_y.data();
+  be.gather_rows(x, D, ws_.gather_rows.data(), rows, expert_x);
+  for (size_t i = 0; i < active.size(); ++i) {
+    const int64_t r0 = first[i], n = first[i + 1] - r0;
+    const MlpWeights& w = lw.experts[static_cast<size_t>(active[i])];
+    float* act = ws_.act.data() + r0 * inter;
+    gated_act(w, expert_x + r0 * D, n, ws_.gate.data() + r0 * inter, ws_.up.data() + r0 * inter, act);
+    linear(w.down_proj, act, n, expert_y + r0 * D);
+  }
+  float* shared = nullptr;
+  if (rank == 0) {
+    shared = ws_.shared_out.data();
+    mlp(lw.shared_experts, x, S, shared, /*sharded=*/false);
+  }
+  be.moe_combine(expert_y, ws_.slot_row.data(), ws_.route_w.data(), S, K, D, shared, out);
+  if (n_ranks > 1) {
+    be.synchronize();  // the Comm runs on its own stream
+    comm_->all_reduce_sum(out, S * D);
+  }
+  be.round_bf16(out, S * D);
+}
+
+}  // namespace dsa

@@ -1,0 +1,136 @@
+// BackendModel: the DeepSeek-V3.2 forward pass on a Backend (backend.hpp), for GPUs. Weights,
+// caches and activations live in the backend's memory and every step is a backend op; the host
+// only orders the ops, keeps the page tables and positions, and groups the MoE rows by expert.
+//
+// The same math as Model (model.hpp, the CPU engine and reference), with one difference in form:
+// every query, prefill or decode, attends in the absorbed (MQA) form over its selected latent
+// records (as FlashMLA's sparse kernels do), where Model's prefill expands the selected keys
+// through kv_b_proj (the MHA form). So decode steps give Model's logits bit for bit on the CPU
+// backend, and a prefill chunk gives them to bf16 rounding.
+//
+// Parallel layout (with a Comm of size n > 1): as Model. The Comm must work on the backend's
+// memory (threads on host memory for CpuBackend, NCCL on device memory for CudaBackend).
+// Not yet: the top-k agreement check across ranks (Model::set_check_topk), per-phase times.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/api/result.hpp"
+#include "engine/backend/backend.hpp"
+#include "engine/dist/comm.hpp"
+#include "engine/loader/safetensors.hpp"
+#include "engine/model/config.hpp"
+#include "engine/model/forward_pass.hpp"
+#include "engine/model/memory_plan.hpp"
+#include "engine/model/weights.hpp"
+
+namespace dsa {
+
+class BackendModel final : public ForwardPass {
+ public:
+  // Opens DIR, binds the weights, checks the memory plan for `plan` (context, sequences) against
+  // the backend's free memory (an error naming what does not fit, before anything is copied), then
+  // makes the weights resident on the backend.
+  static Result<std::unique_ptr<BackendModel>> load(const std::filesystem::path& dir, AttentionMode mode,
+                                                    std::unique_ptr<Backend> backend, MemoryPlanOptions plan = {},
+                                                    Comm* comm = nullptr);
+  BackendModel(ModelConfig cfg, Checkpoint ckpt, Weights host, AttentionMode mode, std::unique_ptr<Backend> backend,
+               Comm* comm);
+  BackendModel(const BackendModel&) = delete;
+  BackendModel& operator=(const BackendModel&) = delete;
+
+  const ModelConfig& config() const override { return cfg_; }
+  Result<void> forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
+                       ForwardTrace* trace = nullptr) override;
+  Result<void> forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs, std::span<const int32_t> tokens,
+                                    float* logits, ForwardTrace* trace = nullptr) override;
+  // The backend's ops are asynchronous: phases are not timed.
+  void set_phase_times(PhaseTimes*) override {}
+  Backend* cache_memory() const override { return be_.get(); }
+  Backend& backend() const { return *be_; }
+
+ private:
+  // Indexer queries scored at a time: the score buffer is [kScoreRows, context] fp32.
+  static constexpr int64_t kScoreRows = 64;
+
+  // The weights as the backend holds them: Linear / Bf16Matrix with backend pointers, vectors as
+  // backend arrays.
+  struct Layer {
+    const float *input_norm = nullptr, *post_norm = nullptr, *q_a_norm = nullptr, *kv_a_norm = nullptr;
+    const float *idx_k_norm_w = nullptr, *idx_k_norm_b = nullptr, *gate_bias = nullptr;
+    Linear q_a_proj, q_b_proj, kv_a_proj, o_proj, idx_wq_b, idx_wk;
+    const uint16_t *w_uk_t = nullptr, *w_uv = nullptr;
+    Bf16Matrix idx_weights_proj, gate;
+    bool is_moe = false;
+    MlpWeights mlp, shared_experts;
+    std::vector<MlpWeights> experts;  // this rank's experts resident, the others empty
+  };
+
+  // Activations of one call, in backend memory, grown to the largest call seen.
+  struct Workspace {
+    Buffer<int64_t> pos;
+    Buffer<int32_t> ids, pages, n_valid, sel, gather_rows, slot_row, route_idx;
+    Buffer<float> x, xn, residual, attn_out, qr, q, kv, c_kv, k_pe, q_abs, q_pe, o_lat, o, o_full;
+    Buffer<float> idx_q, idx_k, idx_w, idx_q_scale, scores;
+    Buffer<uint8_t> idx_q_codes;
+    Buffer<float> gate, up, act, act_full, router_logits, route_w, expert_x, expert_y, shared_out, gathered, logits;
+  };
+
+  void make_resident();
+  Linear resident(const Linear& l);
+  MlpWeights resident(const MlpWeights& m);
+  const float* resident(const std::vector<float>& v);
+  const uint16_t* resident(const std::vector<uint16_t>& v);
+
+  // Sets up the S rows of a call: ids, positions and page tables uploaded, the row -> page-table
+  // slot map, the selection stride; grows the workspace.
+  void begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool one_sequence);
+  void run_layers(KvCache& cache, ForwardTrace* trace);
+  void attention(int64_t layer, KvCache& cache, float* out, ForwardTrace* trace);
+  void mla_project(int64_t layer, KvCache& cache);
+  void write_index_keys(int64_t layer, KvCache& cache);
+  void score_queries(int64_t layer);
+  void select_keys(int64_t layer, KvCache& cache, ForwardTrace* trace);
+  void attend(int64_t layer, KvCache& cache);
+  void mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded);
+  void gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act);
+  void moe(const Layer& lw, const float* x, float* out);
+  void gather_columns(const float* local, int64_t S, int64_t width, float* full);
+  // logits [n, vocab] of rows [first, first + n) into host memory.
+  void head(int64_t first, int64_t n, float* logits);
+
+  cpu::LatentCacheView latent_view(KvCache& cache, int64_t layer, int64_t row) const;
+  cpu::IndexerCacheView indexer_view(KvCache& cache, int64_t layer, int64_t row) const;
+  void linear(const Linear& l, const float* x, int64_t m, float* y);
+  void matrix(const Bf16Matrix& w, const float* x, int64_t m, float* y);
+
+  ModelConfig cfg_;
+  Checkpoint ckpt_;  // owns the mmap the host weights point into
+  Weights host_;     // bound on the host; the CPU backend uses it in place
+  AttentionMode mode_;
+  std::unique_ptr<Backend> be_;
+  SingleComm single_;
+  Comm* comm_;
+  int64_t n_heads_;
+  float softmax_scale_;
+  const uint16_t* embed_ = nullptr;
+  const float* norm_ = nullptr;
+  Bf16Matrix lm_head_;
+  const float* inv_freq_ = nullptr;
+  std::vector<float> inv_freq_host_;
+  std::vector<Layer> layers_;
+
+  // The rows of the current call.
+  int64_t S_ = 0, end_ = 0, sel_stride_ = 0, max_pages_ = 0;
+  std::vector<int64_t> pos_;               // [S] positions
+  std::vector<int64_t> slot_;              // [S] the row's page table in ws_.pages
+  std::vector<const Sequence*> row_seq_;   // [S]
+  std::vector<int64_t> n_sel_;             // [S]
+  std::vector<int32_t> host_i32_;          // staging for uploads and downloads
+  Workspace ws_;
+};
+
+}  // namespace dsa
