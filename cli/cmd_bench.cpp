@@ -27,12 +27,15 @@
 #include "cli/commands.hpp"
 #include "engine/api/types.hpp"
 #include "engine/loader/safetensors.hpp"
-#include "engine/model/model.hpp"
+#include "engine/model/open_model.hpp"
 #include "engine/runtime/generator.hpp"
 #include "engine/runtime/kv_cache.hpp"
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/cpu/peak.hpp"
 #include "kernels/dtypes.hpp"
+#ifdef DSA_WITH_CUDA
+#include "engine/backend/backend_cuda.hpp"
+#endif
 
 namespace dsa::cli {
 
@@ -70,13 +73,25 @@ void random_bf16(uint64_t& s, float* out, int64_t n) {
   }
 }
 
-// Writes random cache entries for positions 0..n-1 of every layer; seq then holds n tokens.
+// Writes random cache entries for positions 0..n-1 of every layer; seq then holds n tokens. A cache
+// in a backend's memory (a GPU's) is written on the host, page by page, and uploaded.
 Result<void> fill_cache(KvCache& cache, Sequence& seq, const ModelConfig& cfg, int64_t n) {
   if (auto r = cache.reserve(seq, n); !r) return r.error();
   const int64_t lora = cfg.kv_lora_rank, rope = cfg.qk_rope_head_dim, dk = cfg.index_head_dim;
+  Backend* device = cache.memory();
+  const size_t latent_page = size_t(kPageTokens) * cache.record_bytes(), index_page = cache.indexer_page_bytes();
+  const int64_t n_pages = (n + kPageTokens - 1) / kPageTokens;
+  std::vector<uint8_t> latent_host, index_host;
+  std::vector<int32_t> host_pages;  // page i of seq at host page i
+  if (device) {
+    latent_host.assign(size_t(n_pages) * latent_page, 0);
+    index_host.assign(size_t(n_pages) * index_page, 0);
+    for (int64_t i = 0; i < n_pages; ++i) host_pages.push_back(int32_t(i));
+  }
   for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
-    uint8_t* latent = cache.latent_arena(layer);
-    uint8_t* index = cache.indexer_arena(layer);
+    uint8_t* latent = device ? latent_host.data() : cache.latent_arena(layer);
+    uint8_t* index = device ? index_host.data() : cache.indexer_arena(layer);
+    const int32_t* pages = device ? host_pages.data() : seq.pages.data();
     cpu::parallel_for(n, [&](int64_t lo, int64_t hi) {
       std::vector<float> c_kv(static_cast<size_t>(lora)), k_pe(static_cast<size_t>(rope)), key(static_cast<size_t>(dk));
       for (int64_t pos = lo; pos < hi; ++pos) {
@@ -84,10 +99,15 @@ Result<void> fill_cache(KvCache& cache, Sequence& seq, const ModelConfig& cfg, i
         random_bf16(s, c_kv.data(), lora);
         random_bf16(s, k_pe.data(), rope);
         random_bf16(s, key.data(), dk);
-        cpu::latent_write(latent, seq.pages.data(), cache.format(), lora, rope, pos, c_kv.data(), k_pe.data());
-        cpu::indexer_write(index, seq.pages.data(), dk, pos, key.data());
+        cpu::latent_write(latent, pages, cache.format(), lora, rope, pos, c_kv.data(), k_pe.data());
+        cpu::indexer_write(index, pages, dk, pos, key.data());
       }
     }, 64);
+    for (int64_t i = 0; device && i < n_pages; ++i) {
+      const auto page = size_t(seq.pages[size_t(i)]);
+      device->upload(cache.latent_arena(layer) + page * latent_page, latent + size_t(i) * latent_page, latent_page);
+      device->upload(cache.indexer_arena(layer) + page * index_page, index + size_t(i) * index_page, index_page);
+    }
   }
   seq.n_cached = n;
   return {};
@@ -151,7 +171,8 @@ int fail(const std::string& msg) {
 }
 
 int run_bench(const BenchArgs& args) {
-  if (args.device != "cpu") return fail("--device " + args.device + ": this build benchmarks the CPU engine only");
+  auto device = parse_device(args.device);
+  if (!device.ok()) return fail(device.error().message);
   auto positions = parse_list(args.positions, "--positions", 0);
   if (!positions.ok()) return fail(positions.error().message);
   auto batches = parse_list(args.batch, "--batch", 1);
@@ -162,22 +183,37 @@ int run_bench(const BenchArgs& args) {
 
   auto ckpt = Checkpoint::open(args.model_dir);
   if (!ckpt.ok()) return fail(ckpt.error().message);
-  auto loaded = Model::load(args.model_dir, mode);
+  auto config = load_config(std::filesystem::path(args.model_dir) / "config.json");
+  if (!config.ok()) return fail(config.error().message);
+  const int64_t max_pos = *std::max_element(positions->begin(), positions->end());
+  const int64_t context = std::max(max_pos + args.tokens + 1, args.prefill_tokens);
+  if (context > config->max_position_embeddings)
+    return fail("position " + std::to_string(context) + " is beyond max_position_embeddings " +
+                std::to_string(config->max_position_embeddings));
+  auto loaded = open_model(args.model_dir,
+                           OpenOptions{.attention = mode, .device = *device, .context = context, .sequences = max_batch});
   if (!loaded.ok()) return fail(loaded.error().message);
-  Model& model = **loaded;
+  ForwardPass& model = **loaded;
   const ModelConfig& cfg = model.config();
   const WeightTraffic weights = weight_traffic(*ckpt, cfg);
   const cpu::LatentFormat fmt = default_latent_format(cfg);  // as LocalLlm runs
   std::fprintf(stderr, "bench: measuring memory bandwidth...\n");
-  const double bandwidth = measure_read_bandwidth(args.probe_mib << 20);
-  const double fma_peak = cpu::measure_fma_peak();
+  // The limits: host read bandwidth and the FMA peak on the CPU; device-memory bandwidth on a GPU
+  // (no compute peak measured there: compute shares are left out).
+  std::string machine = "cpu";
+  double bandwidth = 0, fma_peak = 0;
+  if (*device == Device::cpu) {
+    bandwidth = measure_read_bandwidth(args.probe_mib << 20);
+    fma_peak = cpu::measure_fma_peak();
+  } else {
+#ifdef DSA_WITH_CUDA
+    auto& gpu = dynamic_cast<CudaBackend&>(*model.cache_memory());
+    machine = gpu.device_name();
+    bandwidth = gpu.measure_copy_bandwidth(size_t(std::max<int64_t>(args.probe_mib, 1024)) << 20);
+#endif
+  }
 
-  const int64_t max_pos = *std::max_element(positions->begin(), positions->end());
-  const int64_t context = std::max(max_pos + args.tokens + 1, args.prefill_tokens);
-  if (context > cfg.max_position_embeddings)
-    return fail("position " + std::to_string(context) + " is beyond max_position_embeddings " +
-                std::to_string(cfg.max_position_embeddings));
-  KvCache cache(cfg, fmt, max_batch * ((context + kPageTokens - 1) / kPageTokens));
+  KvCache cache(cfg, fmt, max_batch * ((context + kPageTokens - 1) / kPageTokens), model.cache_memory());
   std::vector<float> logits(size_t(max_batch * cfg.vocab_size));
   uint64_t token_seed = 1;
   const auto next_token = [&] { return int32_t(3 + splitmix64(token_seed) % uint64_t(cfg.vocab_size - 3)); };
@@ -246,7 +282,7 @@ int run_bench(const BenchArgs& args) {
   if (args.concurrency > 0) {
     std::fprintf(stderr, "bench: decode of %lld concurrent requests through the scheduler...\n",
                  (long long)args.concurrency);
-    auto c = measure_concurrent_decode(args.model_dir, mode, args.concurrency, args.tokens);
+    auto c = measure_concurrent_decode(args.model_dir, mode, args.concurrency, args.tokens, *device);
     if (!c.ok()) return fail(c.error().message);
     concurrent = std::move(*c);
   }
@@ -258,7 +294,7 @@ int run_bench(const BenchArgs& args) {
     // decode per position (batch 1, synthetic cache), then the concurrent decodes.
     json out = {{"model", std::filesystem::path(args.model_dir).filename().string()},
                 {"machine",
-                 {{"device", "cpu"},
+                 {{"device", machine},
                   {"threads", cpu::num_threads()},
                   {"mem_bw_gbs", bandwidth / 1e9},
                   {"fma_peak_gflops", fma_peak / 1e9}}},
@@ -272,7 +308,7 @@ int run_bench(const BenchArgs& args) {
                       {"tokens", args.prefill_tokens}, {"seconds", prefill_seconds}, {"tokens_per_s", prefill_tps},
                       {"bytes_per_token", bytes}, {"bandwidth_share", bytes * prefill_tps / bandwidth},
                       {"linear_gflop_s", prefill_gflops},
-                      {"compute_share", prefill_gflops * 1e9 / fma_peak},
+                      {"compute_share", fma_peak > 0 ? prefill_gflops * 1e9 / fma_peak : 0.0},
                       {"phases_ms", phase_json(prefill_phases, prefill_seconds)}});
     }
     for (const DecodeLine& l : lines) {
@@ -293,7 +329,7 @@ int run_bench(const BenchArgs& args) {
                       {"gflop_per_token", l.flops / 1e9},
                       {"gflop_s", l.flops / l.seconds_per_token / 1e9},
                       {"phases_ms_per_token", phase_json(l.phases, l.seconds_per_token)}});
-      if (const double rate = l.indexer_rate(); rate > 0) {
+      if (const double rate = l.indexer_rate(); rate > 0 && fma_peak > 0) {
         runs.back()["indexer_gflop_s"] = rate / 1e9;
         runs.back()["indexer_compute_share"] = rate / fma_peak;
       }
@@ -320,16 +356,22 @@ int run_bench(const BenchArgs& args) {
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
-  std::printf("model %s: %lld layers, hidden %lld, %s weights (%.1f MB in the main layers), attention %s, %d threads\n",
+  std::printf("model %s: %lld layers, hidden %lld, %s weights (%.1f MB in the main layers), attention %s, on %s\n",
               args.model_dir.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
-              cfg.fp8 ? "FP8" : "BF16", weights.checkpoint_bytes / 1e6, args.attention.c_str(), cpu::num_threads());
-  std::printf("memory bandwidth (two-array fp32 dot product, 2 x %lld MiB): %.2f GB/s\n", (long long)args.probe_mib,
-              bandwidth / 1e9);
-  std::printf("fp32 FMA peak (independent chains on every thread): %.1f GFLOP/s\n", fma_peak / 1e9);
+              cfg.fp8 ? "FP8" : "BF16", weights.checkpoint_bytes / 1e6, args.attention.c_str(),
+              *device == Device::cpu ? (std::to_string(cpu::num_threads()) + " CPU threads").c_str() : machine.c_str());
+  if (fma_peak > 0) {
+    std::printf("memory bandwidth (two-array fp32 dot product, 2 x %lld MiB): %.2f GB/s\n", (long long)args.probe_mib,
+                bandwidth / 1e9);
+    std::printf("fp32 FMA peak (independent chains on every thread): %.1f GFLOP/s\n", fma_peak / 1e9);
+  } else {
+    std::printf("device memory bandwidth (device-to-device copy, read + write): %.2f GB/s\n", bandwidth / 1e9);
+  }
   if (args.prefill_tokens > 0) {
-    std::printf("prefill %lld tokens: %.3f s, %.1f tokens/s, %.2f GFLOP/s in the linears = %.0f%% of the FMA peak\n",
-                (long long)args.prefill_tokens, prefill_seconds, prefill_tps, prefill_gflops,
-                100.0 * prefill_gflops * 1e9 / fma_peak);
+    std::printf("prefill %lld tokens: %.3f s, %.1f tokens/s, %.2f GFLOP/s in the linears", (long long)args.prefill_tokens,
+                prefill_seconds, prefill_tps, prefill_gflops);
+    if (fma_peak > 0) std::printf(" = %.0f%% of the FMA peak", 100.0 * prefill_gflops * 1e9 / fma_peak);
+    std::printf("\n");
     std::printf("  ms: %s\n", phase_text(prefill_phases, prefill_seconds).c_str());
   }
   for (const DecodeLine& l : lines) {
@@ -344,7 +386,7 @@ int run_bench(const BenchArgs& args) {
                 l.weight_bytes / 1e6, l.cache_bytes / 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, l.flops / 1e9,
                 l.flops / l.seconds_per_token / 1e9);
     std::printf("  ms/token: %s\n", phase_text(l.phases, l.seconds_per_token).c_str());
-    if (const double rate = l.indexer_rate(); rate > 0) {
+    if (const double rate = l.indexer_rate(); rate > 0 && fma_peak > 0) {
       std::printf("  indexer: %.3f GFLOP/token at %.2f GFLOP/s = %.0f%% of the FMA peak\n", l.indexer_flops / 1e9,
                   rate / 1e9, 100.0 * rate / fma_peak);
     }
@@ -389,7 +431,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       "  dsagent bench --model /tmp/bench-s --concurrency 8 --tokens 32\n"
       "  dsagent bench --model /tmp/bench-s --positions 1024 --batch 1,8");
   cmd->add_option("--model", args->model_dir, "model directory (config.json + safetensors)")->required();
-  cmd->add_option("--device", args->device, "cpu (cuda is not in this build)")->capture_default_str();
+  cmd->add_option("--device", args->device, "cpu or cuda (one GPU; phases are not timed there)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--positions", args->positions, "comma-separated decode positions")->capture_default_str();
   cmd->add_option("--batch", args->batch,
                   "comma-separated batch sizes: sequences decoded together per step, each at the position")

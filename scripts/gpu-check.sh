@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: builds the GPU tests and runs, into one log, every GPU test case
-# against its CPU reference, the decode-kernel timings, and compute-sanitizer (memcheck on every
-# case, racecheck on the DSA kernels). Exit status: non-zero when a test or a sanitizer check fails.
+# against its CPU reference, the engine on the GPU against the CPU backend, the decode-kernel
+# timings, compute-sanitizer (memcheck on every case, racecheck on the DSA kernels), and
+# `dsagent bench --device cuda` on a bench-m checkpoint (made once in $build/bench-m). Exit status:
+# non-zero when a test or a sanitizer check fails.
 # Usage: scripts/gpu-check.sh [LOG]   (build in BUILD_DIR, default build-gpu; CUDA_ARCH default 90a)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -10,7 +12,7 @@ log="${1:-$build/gpu-check.log}"
 "$root/scripts/setup.sh" || exit 1
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSA_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" >/dev/null || exit 1
-cmake --build "$build" -j "${JOBS:-$(nproc)}" --target test_gpu_kernels test_gpu_dist || exit 1
+cmake --build "$build" -j "${JOBS:-$(nproc)}" --target test_gpu_kernels test_gpu_dist test_gpu_backend dsagent || exit 1
 export PATH="$PATH:/usr/local/cuda/bin"
 status=0
 step() {  # step NAME COMMAND...: runs it into the log, remembers a failure
@@ -29,9 +31,15 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>
 kernels="$build/tests/test_gpu_kernels"
 step "GPU tests (every op against the CPU reference)" "$kernels" --duration=true
 step "NCCL" "$build/tests/test_gpu_dist"
+step "engine on the GPU (CudaBackend, BackendModel)" "$build/tests/test_gpu_backend" --duration=true
 step "decode-kernel timings" "$kernels" --no-skip -tc="*timings*"
 step "memcheck" compute-sanitizer --tool memcheck --error-exitcode 1 "$kernels"
 step "racecheck (DSA kernels)" compute-sanitizer --tool racecheck --error-exitcode 1 "$kernels" \
   -tc="*sparse_mla_decode matches*,*indexer_scores*,*top-k*"
+step "memcheck (engine)" compute-sanitizer --tool memcheck --error-exitcode 1 "$build/tests/test_gpu_backend"
+dsagent="$build/cli/dsagent"
+[ -f "$build/bench-m/config.json" ] || "$dsagent" make-model "$build/bench-m" --preset bench-m >>"$log" 2>&1
+step "bench --device cuda (bench-m)" "$dsagent" bench --model "$build/bench-m" --device cuda \
+  --positions 1024,131072 --batch 1,16 --tokens 8 --prefill-tokens 2048
 echo "log: $log" >&2
 exit $status

@@ -82,10 +82,11 @@ Result<ConcurrentDecode> run_requests(BatchScheduler& s, int64_t batch, int64_t 
 }  // namespace
 
 Result<std::vector<ConcurrentDecode>> measure_concurrent_decode(const std::filesystem::path& dir, AttentionMode mode,
-                                                                int64_t batch, int64_t tokens) {
-  DSA_TRY(model, Model::load(dir, mode));
-  const ModelConfig& cfg = model->config();
+                                                                int64_t batch, int64_t tokens, Device device) {
   const int64_t context = kPromptTokens + tokens + 1;
+  DSA_TRY(model, open_model(dir, OpenOptions{.attention = mode, .device = device, .context = context,
+                                             .sequences = batch}));
+  const ModelConfig& cfg = model->config();
   const cpu::LatentFormat fmt = default_latent_format(cfg);  // as LocalLlm runs
   // Room for every request at its full length plus the spare page per running request the
   // scheduler keeps free (as LocalLlm sizes its pool), so all of them run at once.

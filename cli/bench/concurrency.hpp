@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "engine/api/result.hpp"
-#include "engine/model/model.hpp"
+#include "engine/model/open_model.hpp"
 
 namespace dsa::cli {
 
@@ -28,6 +28,7 @@ struct ConcurrentDecode {
 
 // Loads the model in DIR into one scheduler and measures one request, then `batch` at once.
 Result<std::vector<ConcurrentDecode>> measure_concurrent_decode(const std::filesystem::path& dir, AttentionMode mode,
-                                                                int64_t batch, int64_t tokens);
+                                                                int64_t batch, int64_t tokens,
+                                                                Device device = Device::cpu);
 
 }  // namespace dsa::cli

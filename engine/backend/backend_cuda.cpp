@@ -125,6 +125,33 @@ void CudaBackend::copy_rows(void* dst, size_t ld_dst, const void* src, size_t ld
       cudaMemcpy2DAsync(dst, ld_dst, src, ld_src, row_bytes, rows, cudaMemcpyDeviceToDevice, stream_));
 }
 
+std::string CudaBackend::device_name() const {
+  cudaDeviceProp prop{};
+  DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  return prop.name;
+}
+
+double CudaBackend::measure_copy_bandwidth(size_t bytes) {
+  bind();
+  Buffer<uint8_t> a(*this, bytes), b(*this, bytes);
+  cudaEvent_t start, stop;
+  DSA_CUDA_CHECK(cudaEventCreate(&start));
+  DSA_CUDA_CHECK(cudaEventCreate(&stop));
+  float best_ms = 0;
+  for (int rep = 0; rep < 6; ++rep) {  // the first is a warm-up
+    DSA_CUDA_CHECK(cudaEventRecord(start, stream_));
+    DSA_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice, stream_));
+    DSA_CUDA_CHECK(cudaEventRecord(stop, stream_));
+    DSA_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    DSA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (rep > 0 && (best_ms == 0 || ms < best_ms)) best_ms = ms;
+  }
+  DSA_CUDA_CHECK(cudaEventDestroy(start));
+  DSA_CUDA_CHECK(cudaEventDestroy(stop));
+  return best_ms > 0 ? 2.0 * double(bytes) / (double(best_ms) * 1e-3) : 0.0;
+}
+
 void CudaBackend::synchronize() {
   bind();
   DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));

@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -31,6 +32,11 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   const char* name() const override { return "cuda"; }
+  // The device's name as the driver gives it, e.g. "NVIDIA H100 80GB HBM3".
+  std::string device_name() const;
+  // Device-memory bandwidth in bytes/s: a device-to-device copy of `bytes` timed with events (each
+  // byte read once and written once), the best of a few repeats.
+  double measure_copy_bandwidth(size_t bytes);
 
   void* allocate(size_t bytes) override;
   void release(void* p) override;

@@ -165,6 +165,7 @@ Result<void> BackendModel::forward(KvCache& cache, Sequence& seq, std::span<cons
   Sequence* one[] = {&seq};
   begin(tokens, one, /*one_sequence=*/true);
   run_layers(cache, trace);
+  if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   seq.n_cached = end;
   head(S - 1, 1, logits);
   return {};
@@ -180,6 +181,7 @@ Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequen
   }
   begin(tokens, seqs, /*one_sequence=*/false);
   run_layers(cache, trace);
+  if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   for (Sequence* seq : seqs) ++seq->n_cached;
   head(0, static_cast<int64_t>(seqs.size()), logits);
   return {};
@@ -285,6 +287,7 @@ void BackendModel::run_layers(KvCache& cache, ForwardTrace* trace) {
     trace->topk.assign(static_cast<size_t>(L), {});
     trace->keys_attended = 0;
   }
+  topk_mismatch_layer_ = -1;
   float* x = ws_.x.data();
   float* xn = ws_.xn.data();
   float* residual = ws_.residual.data();
@@ -475,6 +478,12 @@ void BackendModel::select_keys(int64_t layer, KvCache& cache, ForwardTrace* trac
   }
   if (trace) {
     for (int64_t i = 0; i < S; ++i) trace->keys_attended += n_sel_[i];
+  }
+  if (check_topk_ && comm_->size() > 1) {
+    host.resize(static_cast<size_t>(S * stride));
+    be.download(host.data(), sel, host.size() * sizeof(int32_t));
+    const bool agreed = ranks_agree(*comm_, selection_fingerprint(host.data(), stride, n_sel_.data(), S));
+    if (!agreed && topk_mismatch_layer_ < 0) topk_mismatch_layer_ = layer;
   }
 }
 

@@ -10,7 +10,7 @@
 //
 // Parallel layout (with a Comm of size n > 1): as Model. The Comm must work on the backend's
 // memory (threads on host memory for CpuBackend, NCCL on device memory for CudaBackend).
-// Not yet: the top-k agreement check across ranks (Model::set_check_topk), per-phase times.
+// Not yet: per-phase times (the ops are asynchronous), CUDA graphs (the host groups the MoE rows).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -51,6 +51,9 @@ class BackendModel final : public ForwardPass {
   void set_phase_times(PhaseTimes*) override {}
   Backend* cache_memory() const override { return be_.get(); }
   Backend& backend() const { return *be_; }
+  // As Model::set_check_topk: each layer's selections compared across the ranks; a difference
+  // fails forward() on every rank, naming the first layer. On by default in debug builds.
+  void set_check_topk(bool on) { check_topk_ = on; }
 
  private:
   // Indexer queries scored at a time: the score buffer is [kScoreRows, context] fp32.
@@ -130,6 +133,12 @@ class BackendModel final : public ForwardPass {
   std::vector<const Sequence*> row_seq_;   // [S]
   std::vector<int64_t> n_sel_;             // [S]
   std::vector<int32_t> host_i32_;          // staging for uploads and downloads
+#ifdef NDEBUG
+  bool check_topk_ = false;
+#else
+  bool check_topk_ = true;
+#endif
+  int64_t topk_mismatch_layer_ = -1;       // the first layer whose selections differed across ranks
   Workspace ws_;
 };
 

@@ -1,6 +1,7 @@
 #include "engine/model/forward_checks.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace dsa {
 
@@ -61,6 +62,37 @@ Result<int64_t> check_decode_batch(std::span<Sequence* const> seqs, std::span<co
     end = std::max(end, seqs[b]->n_cached + 1);
   }
   return end;
+}
+
+uint64_t selection_fingerprint(const int32_t* sel, int64_t stride, const int64_t* n_sel, int64_t S) {
+  uint64_t h = 1469598103934665603ull;
+  const auto mix = [&h](uint64_t v) {
+    for (int b = 0; b < 8; ++b) {
+      h ^= (v >> (8 * b)) & 0xffu;
+      h *= 1099511628211ull;
+    }
+  };
+  for (int64_t i = 0; i < S; ++i) {
+    mix(static_cast<uint64_t>(n_sel[i]));
+    for (int64_t j = 0; j < n_sel[i]; ++j) mix(static_cast<uint32_t>(sel[i * stride + j]));
+  }
+  return h;
+}
+
+bool ranks_agree(Comm& comm, uint64_t fingerprint) {
+  // Sent as four 16-bit pieces, exact in fp32.
+  float mine[4];
+  for (int k = 0; k < 4; ++k) mine[k] = static_cast<float>((fingerprint >> (16 * k)) & 0xffffu);
+  std::vector<float> all(static_cast<size_t>(4 * comm.size()));
+  comm.all_gather(mine, 4, all.data());
+  for (int r = 1; r < comm.size(); ++r)
+    if (!std::equal(all.begin(), all.begin() + 4, all.begin() + 4 * r)) return false;
+  return true;
+}
+
+Error topk_mismatch_error(int64_t layer) {
+  return make_error("forward: the ranks selected different top-k keys (first at layer " + std::to_string(layer) +
+                    "); their indexer inputs differ");
 }
 
 }  // namespace dsa

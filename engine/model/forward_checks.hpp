@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/api/result.hpp"
+#include "engine/dist/comm.hpp"
 #include "engine/model/config.hpp"
 #include "engine/runtime/kv_cache.hpp"
 
@@ -24,5 +25,15 @@ Result<void> check_position(int64_t end, int64_t max_positions);
 // within max_positions. Gives the largest end (n_cached + 1) of the batch.
 Result<int64_t> check_decode_batch(std::span<Sequence* const> seqs, std::span<const int32_t> tokens,
                                    const ModelConfig& c);
+
+// FNV-1a over the counts and positions of S selections (row i: n_sel[i] positions at sel + i * stride).
+uint64_t selection_fingerprint(const int32_t* sel, int64_t stride, const int64_t* n_sel, int64_t S);
+
+// Whether every rank holds the same fingerprint. Collective: every rank calls it and gets the same
+// answer, so all of them stay in step. Host memory.
+bool ranks_agree(Comm& comm, uint64_t fingerprint);
+
+// The error of a forward whose ranks selected differently, first at `layer`.
+Error topk_mismatch_error(int64_t layer);
 
 }  // namespace dsa

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/model/model.hpp"
+#include "engine/model/forward_checks.hpp"
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/cpu/hadamard.hpp"
@@ -209,26 +210,8 @@ void Model::select_keys(int64_t layer, const KvCache& cache, int64_t S, ForwardT
 }
 
 void Model::compare_selections(int64_t layer, int64_t S) {
-  // FNV-1a over the selection counts and positions, sent as four 16-bit pieces (exact in fp32).
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](uint64_t v) {
-    for (int b = 0; b < 8; ++b) {
-      h ^= (v >> (8 * b)) & 0xffu;
-      h *= 1099511628211ull;
-    }
-  };
-  for (int64_t i = 0; i < S; ++i) {
-    mix(static_cast<uint64_t>(ws_.n_sel[i]));
-    const int32_t* sel = ws_.sel.data() + i * ws_.sel_stride;
-    for (int64_t j = 0; j < ws_.n_sel[i]; ++j) mix(static_cast<uint32_t>(sel[j]));
-  }
-  float mine[4];
-  for (int k = 0; k < 4; ++k) mine[k] = static_cast<float>((h >> (16 * k)) & 0xffffu);
-  std::vector<float> all(static_cast<size_t>(4 * comm_->size()));
-  comm_->all_gather(mine, 4, all.data());
-  // Every rank sees every fingerprint, so all ranks reach the same verdict and stay in step.
-  for (int r = 1; topk_mismatch_layer_ < 0 && r < comm_->size(); ++r)
-    if (!std::equal(all.begin(), all.begin() + 4, all.begin() + 4 * r)) topk_mismatch_layer_ = layer;
+  const uint64_t mine = selection_fingerprint(ws_.sel.data(), ws_.sel_stride, ws_.n_sel.data(), S);
+  if (!ranks_agree(*comm_, mine) && topk_mismatch_layer_ < 0) topk_mismatch_layer_ = layer;
 }
 
 void Model::attend_prefill(int64_t layer, const KvCache& cache, const Sequence& seq, int64_t S) {

@@ -160,8 +160,7 @@ void Model::start_trace(ForwardTrace* trace) const {
 
 Result<void> Model::check_selections_agreed() const {
   if (topk_mismatch_layer_ < 0) return {};
-  return make_error("forward: the ranks selected different top-k keys (first at layer " +
-                    std::to_string(topk_mismatch_layer_) + "); their indexer inputs differ");
+  return topk_mismatch_error(topk_mismatch_layer_);
 }
 
 void Model::run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* trace) {

@@ -218,7 +218,10 @@ TEST_CASE("two thread ranks on the CPU backend give one rank's logits") {
     const std::vector<float> expect = steps(*single);
     auto comms = make_thread_comms(2);
     std::vector<std::unique_ptr<BackendModel>> ranks(2);
-    for (int r = 0; r < 2; ++r) ranks[r] = load_backend_model(fmt, AttentionMode::sparse, comms[r].get());
+    for (int r = 0; r < 2; ++r) {
+      ranks[r] = load_backend_model(fmt, AttentionMode::sparse, comms[r].get());
+      ranks[r]->set_check_topk(true);  // a false alarm would fail the run
+    }
     std::vector<std::vector<float>> got(2);
     std::thread t1([&] { got[1] = steps(*ranks[1]); });
     got[0] = steps(*ranks[0]);
@@ -227,6 +230,36 @@ TEST_CASE("two thread ranks on the CPU backend give one rank's logits") {
     const Diff d = diff(got[0], expect);
     MESSAGE(fmt << " backend model, 2 ranks vs 1: logits max abs " << d.max_abs);
     CHECK(d.max_abs < 1e-3);
+  }
+}
+
+TEST_CASE("backend model ranks whose selections differ fail the forward on every rank, naming the layer") {
+  auto comms = make_thread_comms(2);
+  std::vector<std::string> errors(2);
+  std::vector<int64_t> cached(2, -1);
+  const auto run_rank = [&](int r) {
+    auto model = load_backend_model("bf16", AttentionMode::sparse, comms[size_t(r)].get());
+    model->set_check_topk(true);
+    const ModelConfig& cfg = model->config();
+    KvCache cache(cfg, cpu::LatentFormat::fp8, 2, model->cache_memory());
+    Sequence seq;
+    const auto prompt = Golden::load("bf16").ids("prompt");
+    std::vector<float> logits(size_t(cfg.vocab_size));
+    // Rank 1 attends to key 0 alone in every layer: its selections differ from rank 0's.
+    TopkSets forced(size_t(cfg.num_hidden_layers), std::vector<std::vector<int32_t>>(prompt.size(), {0}));
+    ForwardTrace trace;
+    if (r == 1) trace.forced_topk = &forced;
+    auto out = model->forward(cache, seq, prompt, logits.data(), &trace);
+    errors[size_t(r)] = out.ok() ? "" : out.error().message;
+    cached[size_t(r)] = seq.n_cached;
+  };
+  std::thread t1([&] { run_rank(1); });
+  run_rank(0);
+  t1.join();
+  for (int r = 0; r < 2; ++r) {
+    CHECK(errors[size_t(r)] ==
+          "forward: the ranks selected different top-k keys (first at layer 0); their indexer inputs differ");
+    CHECK(cached[size_t(r)] == 0);
   }
 }
 
