@@ -213,7 +213,7 @@ int run_bench(const BenchArgs& args) {
 #endif
   }
 
-  KvCache cache(cfg, fmt, max_batch * ((context + kPageTokens - 1) / kPageTokens), model.cache_memory());
+  KvCache cache = model.make_cache(fmt, max_batch * ((context + kPageTokens - 1) / kPageTokens));
   std::vector<float> logits(size_t(max_batch * cfg.vocab_size));
   uint64_t token_seed = 1;
   const auto next_token = [&] { return int32_t(3 + splitmix64(token_seed) % uint64_t(cfg.vocab_size - 3)); };

@@ -31,6 +31,7 @@ struct GenerateArgs {
   std::string thinking = "on";
   std::string attention = "sparse";
   std::string device = "cpu";
+  int gpus = 1;
   bool json = false;
   int logprobs = -1;  // with --raw --json: per generated token its log-probability and the n most likely
 };
@@ -114,7 +115,8 @@ int run_generate(const GenerateArgs& args) {
   const int64_t context = n_prompt + std::max<int64_t>(args.max_tokens, 1);
   auto model = open_model(dir, OpenOptions{.attention = mode,
                                            .device = args.device == "cuda" ? Device::cuda : Device::cpu,
-                                           .context = context});
+                                           .context = context,
+                                           .gpus = args.gpus});
   if (!model.ok()) {
     std::fprintf(stderr, "dsagent generate: %s\n", model.error().message.c_str());
     return 1;
@@ -208,8 +210,10 @@ void add_generate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")
       ->capture_default_str()->check(CLI::IsMember({"sparse", "dense"}));
-  cmd->add_option("--device", args->device, "cpu or cuda (one GPU)")
+  cmd->add_option("--device", args->device, "cpu or cuda")
       ->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--gpus", args->gpus, "with --device cuda: GPUs 0..N-1, heads and experts split over them (NCCL)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "print one JSON object (ids, text, usage) instead of streaming");
   cmd->add_option("--logprobs", args->logprobs,
                   "with --raw --json: each generated token's log-probability and the N most likely [[id, logprob]]")

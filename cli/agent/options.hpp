@@ -41,6 +41,7 @@ struct AgentOptions {
   // model
   std::string attention = "sparse";  // --attention sparse | dense: the local engine's attention
   std::string device = "cpu";        // --device cpu | cuda: where the local engine runs
+  int gpus = 1;                      // --gpus N: with cuda, tensor and expert parallel over N GPUs
   std::string thinking = "on";
   double temperature = 0.0;
   double top_p = 1.0;

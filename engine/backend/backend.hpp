@@ -8,6 +8,7 @@
 // values. Ops are ordered: each sees the results of the ones before it. download() waits for them.
 #pragma once
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -69,6 +70,8 @@ class Backend {
   virtual void latent_write(uint8_t* arena, const int32_t* pages, cpu::LatentFormat fmt, int64_t kv_lora,
                             int64_t rope_dim, int64_t n_tok, const int64_t* pos, const float* c_kv,
                             const float* k_pe) = 0;
+  // The most keys one sparse_mla_decode call takes (INT64_MAX: no limit).
+  virtual int64_t max_selected_keys(int64_t kv_lora, int64_t rope_dim) const = 0;
   virtual void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads,
                                  const cpu::LatentCacheView& view, const int32_t* sel, int64_t n_sel,
                                  float softmax_scale, float* o_lat) = 0;
@@ -113,9 +116,11 @@ class Buffer {
   Buffer& operator=(const Buffer&) = delete;
   ~Buffer() { reset(); }
 
-  // Reallocates (contents lost) when fewer than n elements are held.
+  // Reallocates (contents lost) when fewer than n elements are held, to at least 1.5 times the old
+  // size: a buffer that grows by a little every step (the scores row of a decode) reallocates
+  // rarely.
   void grow(Backend& be, size_t n) {
-    if (n > n_) *this = Buffer(be, n);
+    if (n > n_) *this = Buffer(be, std::max(n, n_ + n_ / 2));
   }
   T* data() const { return p_; }
   size_t size() const { return n_; }

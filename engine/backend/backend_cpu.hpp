@@ -1,6 +1,8 @@
 // CpuBackend: the Backend on host memory with the kernels/cpu reference kernels. Weights are used
 // in place in the checkpoint's mmap; every op runs to completion before it returns.
 #pragma once
+#include <cstdint>
+
 #include "engine/backend/backend.hpp"
 
 namespace dsa {
@@ -37,6 +39,7 @@ class CpuBackend final : public Backend {
   void act_quant(const float* x, int64_t n, int64_t block, uint8_t* codes, float* scales) override;
   void latent_write(uint8_t* arena, const int32_t* pages, cpu::LatentFormat fmt, int64_t kv_lora, int64_t rope_dim,
                     int64_t n_tok, const int64_t* pos, const float* c_kv, const float* k_pe) override;
+  int64_t max_selected_keys(int64_t, int64_t) const override { return INT64_MAX; }
   void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const cpu::LatentCacheView& view,
                          const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat) override;
   void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok, const int64_t* pos,

@@ -152,6 +152,11 @@ double CudaBackend::measure_copy_bandwidth(size_t bytes) {
   return best_ms > 0 ? 2.0 * double(bytes) / (double(best_ms) * 1e-3) : 0.0;
 }
 
+int64_t CudaBackend::max_selected_keys(int64_t kv_lora, int64_t rope_dim) const {
+  bind();
+  return cuda::sparse_mla_decode_max_sel(kv_lora, rope_dim);
+}
+
 void CudaBackend::synchronize() {
   bind();
   DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));

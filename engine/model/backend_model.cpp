@@ -161,10 +161,15 @@ Result<void> BackendModel::forward(KvCache& cache, Sequence& seq, std::span<cons
   if (auto r = check_tokens(tokens, cfg_.vocab_size); !r) return r.error();
   const int64_t end = seq.n_cached + S;
   if (auto r = check_position(end, cfg_.max_position_embeddings); !r) return r.error();
+  if (auto r = check_attention_keys(end); !r) return r.error();
   if (auto r = cache.reserve(seq, end); !r) return r.error();
   Sequence* one[] = {&seq};
-  begin(tokens, one, /*one_sequence=*/true);
-  run_layers(cache, trace);
+  try {
+    begin(tokens, one, /*one_sequence=*/true);
+    run_layers(cache, trace);
+  } catch (const std::bad_alloc&) {
+    return workspace_error(S);
+  }
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   seq.n_cached = end;
   head(S - 1, 1, logits);
@@ -175,16 +180,35 @@ Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequen
                                                 std::span<const int32_t> tokens, float* logits, ForwardTrace* trace) {
   DSA_CHECK(cache.memory() == be_.get(), "the cache must live in the model's backend memory");
   DSA_TRY(end, check_decode_batch(seqs, tokens, cfg_));
-  (void)end;
+  if (auto r = check_attention_keys(end); !r) return r.error();
   for (Sequence* seq : seqs) {
     if (auto r = cache.reserve(*seq, seq->n_cached + 1); !r) return r.error();
   }
-  begin(tokens, seqs, /*one_sequence=*/false);
-  run_layers(cache, trace);
+  try {
+    begin(tokens, seqs, /*one_sequence=*/false);
+    run_layers(cache, trace);
+  } catch (const std::bad_alloc&) {
+    return workspace_error(static_cast<int64_t>(seqs.size()));
+  }
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   for (Sequence* seq : seqs) ++seq->n_cached;
   head(0, static_cast<int64_t>(seqs.size()), logits);
   return {};
+}
+
+Result<void> BackendModel::check_attention_keys(int64_t end) const {
+  // Every query attends to at most index_topk keys, or to its whole context in dense mode.
+  const int64_t keys = mode_ == AttentionMode::dense ? end : std::min(cfg_.index_topk, end);
+  const int64_t limit = be_->max_selected_keys(cfg_.kv_lora_rank, cfg_.qk_rope_head_dim);
+  if (keys <= limit) return {};
+  return make_error("forward: " + std::string(mode_ == AttentionMode::dense ? "dense attention" : "attention") +
+                    " over " + std::to_string(keys) + " keys; the " + be_->name() + " attention kernel takes at most " +
+                    std::to_string(limit));
+}
+
+Error BackendModel::workspace_error(int64_t rows) const {
+  return make_error("forward: " + std::to_string(rows) + " rows do not fit into the " + std::string(be_->name()) +
+                    " memory left for the workspace (try a smaller prefill chunk or fewer sequences)");
 }
 
 void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool one_sequence) {
@@ -220,6 +244,7 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.pages, static_cast<int64_t>(seqs.size()) * max_pages_);
   grow(be, ws.n_valid, S);
   grow(be, ws.sel, S * sel_stride_);
+  if (mode_ == AttentionMode::dense) grow(be, ws.dense_sel, S * sel_stride_);
   for (auto* b : {&ws.x, &ws.xn, &ws.residual, &ws.attn_out, &ws.shared_out}) grow(be, *b, S * D);
   grow(be, ws.qr, S * c.q_lora_rank);
   grow(be, ws.q, S * H * dqk);
@@ -246,7 +271,7 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.expert_x, S * K * D);
   grow(be, ws.expert_y, S * K * D);
   grow(be, ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
-  grow(be, ws.logits, S * c.vocab_size);
+  grow(be, ws.logits, (one_sequence ? 1 : S) * c.vocab_size);
 
   // Inputs of the call.
   be.upload(ws.ids.data(), tokens.data(), static_cast<size_t>(S) * sizeof(int32_t));
@@ -263,6 +288,15 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
     n_sel_[i] = std::min(sel_stride_, pos_[i] + 1);
   }
   be.upload(ws.n_valid.data(), host_i32_.data(), static_cast<size_t>(S) * sizeof(int32_t));
+  if (mode_ == AttentionMode::dense) {
+    // Every causal key, the same in every layer: uploaded once per call.
+    host_i32_.assign(static_cast<size_t>(S * sel_stride_), -1);
+    for (int64_t i = 0; i < S; ++i) {
+      n_sel_[i] = pos_[i] + 1;
+      for (int64_t j = 0; j <= pos_[i]; ++j) host_i32_[i * sel_stride_ + j] = static_cast<int32_t>(j);
+    }
+    be.upload(ws.dense_sel.data(), host_i32_.data(), host_i32_.size() * sizeof(int32_t));
+  }
   be.embed_rows(embed_, D, ws.ids.data(), S, ws.x.data());
 }
 
@@ -454,34 +488,30 @@ void BackendModel::select_keys(int64_t layer, KvCache& cache, ForwardTrace* trac
       rec.emplace_back(host.begin() + i * stride, host.begin() + i * stride + n);
     }
   }
-  // Selections made on the host: all causal keys (dense), or the trace's forced ones.
-  const TopkSets* forced = trace ? trace->forced_topk : nullptr;
-  if (mode_ == AttentionMode::dense || forced) {
+  // What attention reads: the indexer's selection, every causal key (dense, made in begin()), or
+  // the trace's forced selection.
+  attend_sel_ = mode_ == AttentionMode::dense ? ws_.dense_sel.data() : sel;
+  if (const TopkSets* forced = trace ? trace->forced_topk : nullptr) {
     host.assign(static_cast<size_t>(S * stride), -1);
+    const auto& f = (*forced)[layer];
+    DSA_CHECK(static_cast<int64_t>(f.size()) == S, "forced_topk needs one selection per query");
     for (int64_t i = 0; i < S; ++i) {
-      int32_t* row = host.data() + i * stride;
-      if (forced) {
-        const auto& f = (*forced)[layer];
-        DSA_CHECK(static_cast<int64_t>(f.size()) == S, "forced_topk needs one selection per query");
-        DSA_CHECK(static_cast<int64_t>(f[i].size()) <= stride, "forced selection larger than index_topk");
-        n_sel_[i] = static_cast<int64_t>(f[i].size());
-        for (int64_t j = 0; j < n_sel_[i]; ++j) {
-          DSA_CHECK(f[i][j] >= 0 && f[i][j] <= pos_[i], "forced selection outside the causal keys");
-          row[j] = f[i][j];
-        }
-      } else {
-        n_sel_[i] = pos_[i] + 1;
-        for (int64_t j = 0; j < n_sel_[i]; ++j) row[j] = static_cast<int32_t>(j);
+      DSA_CHECK(static_cast<int64_t>(f[i].size()) <= stride, "forced selection larger than index_topk");
+      n_sel_[i] = static_cast<int64_t>(f[i].size());
+      for (int64_t j = 0; j < n_sel_[i]; ++j) {
+        DSA_CHECK(f[i][j] >= 0 && f[i][j] <= pos_[i], "forced selection outside the causal keys");
+        host[i * stride + j] = f[i][j];
       }
     }
     be.upload(sel, host.data(), host.size() * sizeof(int32_t));
+    attend_sel_ = sel;
   }
   if (trace) {
     for (int64_t i = 0; i < S; ++i) trace->keys_attended += n_sel_[i];
   }
   if (check_topk_ && comm_->size() > 1) {
     host.resize(static_cast<size_t>(S * stride));
-    be.download(host.data(), sel, host.size() * sizeof(int32_t));
+    be.download(host.data(), attend_sel_, host.size() * sizeof(int32_t));
     const bool agreed = ranks_agree(*comm_, selection_fingerprint(host.data(), stride, n_sel_.data(), S));
     if (!agreed && topk_mismatch_layer_ < 0) topk_mismatch_layer_ = layer;
   }
@@ -504,7 +534,7 @@ void BackendModel::attend(int64_t layer, KvCache& cache) {
   float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
   for (int64_t i = 0; i < S; ++i) {
     be.sparse_mla_decode(q_abs + i * H * kvr, q_pe + i * H * dr, H, latent_view(cache, layer, i),
-                         ws_.sel.data() + i * sel_stride_, n_sel_[i], softmax_scale_, o_lat + i * H * kvr);
+                         attend_sel_ + i * sel_stride_, n_sel_[i], softmax_scale_, o_lat + i * H * kvr);
   }
   float* o = ws_.o.data();  // [S, H, v]
   for (int64_t h = 0; h < H; ++h) {

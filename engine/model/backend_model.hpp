@@ -75,7 +75,7 @@ class BackendModel final : public ForwardPass {
   // Activations of one call, in backend memory, grown to the largest call seen.
   struct Workspace {
     Buffer<int64_t> pos;
-    Buffer<int32_t> ids, pages, n_valid, sel, gather_rows, slot_row, route_idx;
+    Buffer<int32_t> ids, pages, n_valid, sel, dense_sel, gather_rows, slot_row, route_idx;
     Buffer<float> x, xn, residual, attn_out, qr, q, kv, c_kv, k_pe, q_abs, q_pe, o_lat, o, o_full;
     Buffer<float> idx_q, idx_k, idx_w, idx_q_scale, scores;
     Buffer<uint8_t> idx_q_codes;
@@ -91,6 +91,9 @@ class BackendModel final : public ForwardPass {
   // Sets up the S rows of a call: ids, positions and page tables uploaded, the row -> page-table
   // slot map, the selection stride; grows the workspace.
   void begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool one_sequence);
+  // An error when a query would attend to more keys than the backend's attention kernel takes.
+  Result<void> check_attention_keys(int64_t end) const;
+  Error workspace_error(int64_t rows) const;
   void run_layers(KvCache& cache, ForwardTrace* trace);
   void attention(int64_t layer, KvCache& cache, float* out, ForwardTrace* trace);
   void mla_project(int64_t layer, KvCache& cache);
@@ -132,6 +135,7 @@ class BackendModel final : public ForwardPass {
   std::vector<int64_t> slot_;              // [S] the row's page table in ws_.pages
   std::vector<const Sequence*> row_seq_;   // [S]
   std::vector<int64_t> n_sel_;             // [S]
+  const int32_t* attend_sel_ = nullptr;    // [S, sel_stride_]: the keys attention reads this layer
   std::vector<int32_t> host_i32_;          // staging for uploads and downloads
 #ifdef NDEBUG
   bool check_topk_ = false;

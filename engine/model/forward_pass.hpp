@@ -53,6 +53,12 @@ class ForwardPass {
 
   // Where this model's caches must live (KvCache's memory): null for host memory.
   virtual Backend* cache_memory() const { return nullptr; }
+
+  // A cache pool of n_pages pages for this model, in its memory (a RankGroup adds the other ranks'
+  // mirrors, owned by the group).
+  virtual KvCache make_cache(cpu::LatentFormat format, int64_t n_pages) {
+    return KvCache(config(), format, n_pages, cache_memory());
+  }
 };
 
 }  // namespace dsa

@@ -20,10 +20,12 @@ struct OpenOptions {
   Device device = Device::cpu;
   int64_t context = 32768;  // tokens per sequence, for the memory check on a GPU
   int64_t sequences = 1;    // sequences held at once, likewise
+  int gpus = 1;             // with cuda: GPUs 0..gpus-1, tensor and expert parallel (one thread each, NCCL)
 };
 
-// An error (one line) when the device is cuda and this build has no CUDA or the machine no GPU,
-// when the model does not fit into the GPU, or when the model directory is bad.
+// An error (one line) when the device is cuda and this build has no CUDA (or no NCCL for gpus > 1)
+// or the machine too few GPUs, when the model does not fit into a GPU, when its heads, experts or
+// dense intermediate do not split over the GPUs, or when the model directory is bad.
 Result<std::unique_ptr<ForwardPass>> open_model(const std::filesystem::path& dir, const OpenOptions& options);
 
 }  // namespace dsa

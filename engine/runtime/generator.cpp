@@ -12,7 +12,7 @@ namespace dsa {
 Generator::Generator(std::unique_ptr<ForwardPass> model, cpu::LatentFormat latent_format, int64_t max_context)
     : model_(std::move(model)),
       max_context_(max_context),
-      cache_(model_->config(), latent_format, (max_context + kPageTokens - 1) / kPageTokens, model_->cache_memory()),
+      cache_(model_->make_cache(latent_format, (max_context + kPageTokens - 1) / kPageTokens)),
       logits_(size_t(model_->config().vocab_size)) {}
 
 Result<void> Generator::run(std::span<const int32_t> tokens) {

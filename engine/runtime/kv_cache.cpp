@@ -86,6 +86,18 @@ void KvCache::copy_prefix(const Sequence& src, Sequence& dst, int64_t n_tokens) 
     }
   }
   dst.n_cached = n_tokens;
+  for (KvCache* m : mirrors_) {
+    Sequence d = dst;
+    d.n_cached = 0;
+    m->copy_prefix(src, d, n_tokens);
+  }
+}
+
+void KvCache::add_mirror(KvCache& mirror) {
+  DSA_CHECK(mirror.n_pages_ == n_pages_ && mirror.format_ == format_ && mirror.record_bytes_ == record_bytes_ &&
+                mirror.indexer_page_bytes_ == indexer_page_bytes_ && mirror.latent_.size() == latent_.size(),
+            "a mirror has the cache's geometry");
+  mirrors_.push_back(&mirror);
 }
 
 cpu::LatentCacheView KvCache::latent(int64_t layer, const Sequence& seq) const {

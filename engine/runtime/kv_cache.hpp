@@ -35,8 +35,15 @@ class KvCache {
   // Cuts seq back to its first n_tokens (at most n_cached) and returns the pages they do not use.
   void truncate(Sequence& seq, int64_t n_tokens);
   // Copies src's entries of tokens 0..n_tokens-1 (n_tokens <= src.n_cached) into dst, which holds
-  // no entries and pages for them; dst then holds those n_tokens, byte for byte.
+  // no entries and pages for them; dst then holds those n_tokens, byte for byte. In the mirrors too.
   void copy_prefix(const Sequence& src, Sequence& dst, int64_t n_tokens);
+
+  // Mirrors: caches of the same geometry in other ranks' memory (one per GPU of a RankGroup). This
+  // cache hands out the pages; a page id means the same slots in every mirror, and copy_prefix
+  // copies in each. The mirror must outlive this cache's use.
+  void add_mirror(KvCache& mirror);
+  KvCache& mirror(size_t i) const { return *mirrors_[i]; }
+  size_t n_mirrors() const { return mirrors_.size(); }
 
   cpu::LatentCacheView latent(int64_t layer, const Sequence& seq) const;
   cpu::IndexerCacheView indexer(int64_t layer, const Sequence& seq) const;
@@ -78,6 +85,7 @@ class KvCache {
   };
   std::vector<Arena> latent_, indexer_;  // [layer] arenas of n_pages pages
   std::vector<int32_t> free_;                            // free page ids, popped from the back
+  std::vector<KvCache*> mirrors_;
 };
 
 }  // namespace dsa

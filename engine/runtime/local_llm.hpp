@@ -28,7 +28,7 @@ class LocalLlm final : public Llm {
   // when it runs short.
   static Result<std::unique_ptr<LocalLlm>> open(const std::filesystem::path& dir, AttentionMode mode,
                                                 int64_t max_context, int64_t concurrency = 1,
-                                                Device device = Device::cpu);
+                                                Device device = Device::cpu, int gpus = 1);
   LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<ForwardPass> model, int64_t max_context,
            int64_t concurrency = 1);
 

@@ -83,7 +83,7 @@ BatchScheduler::BatchScheduler(std::unique_ptr<ForwardPass> model, cpu::LatentFo
                                const SchedulerOptions& options)
     : model_(std::move(model)),
       options_(checked(options)),
-      cache_(model_->config(), latent_format, pages_for(options.pool_tokens), model_->cache_memory()),
+      cache_(model_->make_cache(latent_format, pages_for(options.pool_tokens))),
       logits_(size_t(model_->config().vocab_size)),
       engine_([this] { engine_main(); }) {}
 

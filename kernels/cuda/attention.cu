@@ -151,6 +151,30 @@ void latent_write(uint8_t* arena, const int32_t* pages, LatentFormat fmt, int64_
   DSA_CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+// Dynamic shared memory of one sparse_mla_decode block, and the device's opt-in limit.
+size_t decode_smem(int64_t kv_lora, int64_t rope_dim, int64_t n_sel) {
+  return size_t(kHeads) * size_t(kv_lora + rope_dim + n_sel) * sizeof(float) +
+         size_t(padded_slots(int(n_sel))) * sizeof(uint32_t);
+}
+
+size_t smem_optin() {
+  int device = 0, smem_max = 0;
+  DSA_CUDA_CHECK(cudaGetDevice(&device));
+  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return size_t(smem_max);
+}
+
+}  // namespace
+
+int64_t sparse_mla_decode_max_sel(int64_t kv_lora, int64_t rope_dim) {
+  const size_t limit = smem_optin();
+  int64_t n = int64_t(limit / (kHeads * sizeof(float) + sizeof(uint32_t)));
+  while (n > 0 && decode_smem(kv_lora, rope_dim, n) + 2048 > limit) --n;
+  return n;
+}
+
 void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                        const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat, cudaStream_t stream) {
   const bool fp8 = view.fmt == LatentFormat::fp8;
@@ -164,12 +188,8 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
   }
   DSA_CUDA_REQUIRE(view.record_bytes % 4 == 0 && reinterpret_cast<uintptr_t>(view.arena) % 4 == 0,
                    "sparse_mla_decode: records must start 4-byte aligned");
-  const size_t smem = size_t(kHeads) * size_t(view.kv_lora + view.rope_dim + n_sel) * sizeof(float) +
-                      size_t(padded_slots(int(n_sel))) * sizeof(uint32_t);
-  int device = 0, smem_max = 0;
-  DSA_CUDA_CHECK(cudaGetDevice(&device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  DSA_CUDA_REQUIRE(smem + 2048 <= size_t(smem_max), "sparse_mla_decode: n_sel too large for shared memory");
+  const size_t smem = decode_smem(view.kv_lora, view.rope_dim, n_sel);
+  DSA_CUDA_REQUIRE(smem + 2048 <= smem_optin(), "sparse_mla_decode: n_sel too large for shared memory");
   DSA_CUDA_CHECK(
       cudaFuncSetAttribute(sparse_mla_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const Records rec{view.arena, view.pages, view.record_bytes, int(view.kv_lora), int(view.rope_dim), fp8};

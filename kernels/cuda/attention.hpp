@@ -29,8 +29,13 @@ void latent_write(uint8_t* arena, const int32_t* pages, LatentFormat fmt, int64_
 // order; o_lat: [n_heads, kv_lora] f32 (device):
 //   score[h, j] = (q_abs[h] . c_kv[sel[j]] + q_pe[h] . k_pe[sel[j]]) * softmax_scale
 //   o_lat[h] = bf16(sum_j softmax_j(score[h]) * c_kv[sel[j]]);   n_sel == 0 gives zeros.
-// n_sel is bounded by shared memory (4 * n_sel floats per block): up to 16K on H100.
+// n_sel is bounded by shared memory (4 scores and one slot per selected key, 20 bytes, next to the
+// block's 4 queries): at most sparse_mla_decode_max_sel(kv_lora, rope_dim), 11059 for 512 + 64 on
+// an H100.
 void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                        const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat, cudaStream_t stream);
+
+// The largest n_sel sparse_mla_decode takes on the current device for these record widths.
+int64_t sparse_mla_decode_max_sel(int64_t kv_lora, int64_t rope_dim);
 
 }  // namespace dsa::cuda

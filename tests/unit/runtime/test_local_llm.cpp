@@ -10,7 +10,11 @@
 
 #include "engine/chat/dsml_parser.hpp"
 #include "engine/chat/encoder.hpp"
+#include "engine/backend/backend_cpu.hpp"
+#include "engine/model/backend_model.hpp"
+#include "engine/dist/comm.hpp"
 #include "engine/model/make_model.hpp"
+#include "engine/model/rank_group.hpp"
 #include "engine/runtime/local_llm.hpp"
 #include "engine/tokenizer/make_tokenizer.hpp"
 #include "tests/unit/runtime/runtime_test_support.hpp"
@@ -330,4 +334,100 @@ TEST_CASE("a 50-step tool loop prefills only each step's new tokens; after disca
   CHECK(after->usage.cached_tokens >= n_stable - 1);
   CHECK(after->usage.prompt_tokens - after->usage.cached_tokens <= prompt - n_stable + 1);
   CHECK(prompt - n_stable < 40);  // the suffix: the note and the generation prompt
+}
+
+TEST_CASE("LocalLlm over BackendModel (CPU backend): concurrent turns get what they get alone, prefixes are reused") {
+  TinyModelDir model;
+  const auto open_backend = [&](int64_t concurrency) {
+    auto tok = Tokenizer::load(model.dir / "tokenizer.json");
+    REQUIRE(tok.ok());
+    auto m = BackendModel::load(model.dir, AttentionMode::sparse, std::make_unique<CpuBackend>());
+    REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message));
+    return std::make_unique<LocalLlm>("tiny", std::move(*tok), std::move(*m), 512, concurrency);
+  };
+  auto shared = open_backend(3);
+  auto single = open_backend(1);
+  const std::vector<std::string> asks = {"Tell me a story.", "Write a function that adds two numbers.",
+                                         "What is two plus two?"};
+  GenOptions opt;
+  opt.max_tokens = 16;
+  opt.seed = 4;
+  opt.temperature = 0.8;
+  std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < asks.size(); ++i)
+    threads.emplace_back([&, i] { turns[i].emplace(shared->generate(ask(asks[i]), {}, opt, nullptr)); });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < asks.size(); ++i) {
+    CAPTURE(asks[i]);
+    REQUIRE(turns[i]->ok());
+    auto ref = single->generate(ask(asks[i]), {}, opt, nullptr);
+    REQUIRE(ref.ok());
+    CHECK(turns[i]->value().raw_text == ref->raw_text);
+  }
+
+  // The same conversation again, one turn longer: its prefix comes from the cache (in the backend's
+  // memory), and the turn is what a fresh engine gives.
+  std::vector<Message> next = ask(asks[0]);
+  next.push_back(Message{.role = Role::assistant, .content = "Once upon a time."});
+  next.push_back(Message{.role = Role::user, .content = "Go on."});
+  const size_t stable = stable_prefix_bytes(ask(asks[0]), {}, EncodeOptions{});
+  const std::string first_text = join_text(encode_messages(ask(asks[0]), {}, EncodeOptions{}));
+  const int64_t n_stable = int64_t(shared->tokenizer().encode(first_text.substr(0, stable), true).size());
+  auto again = shared->generate(next, {}, opt, nullptr);
+  REQUIRE(again.ok());
+  CHECK(again->usage.cached_tokens >= n_stable - 1);
+  auto fresh = open_backend(1)->generate(next, {}, opt, nullptr);
+  REQUIRE(fresh.ok());
+  CHECK(fresh->usage.cached_tokens == 0);
+  CHECK(again->raw_text == fresh->raw_text);
+}
+
+TEST_CASE("LocalLlm over a RankGroup of two CPU-backend ranks: one rank's turns, batched, with prefixes reused") {
+  TinyModelDir model;
+  const auto open_group = [&](int n_ranks, int64_t concurrency) {
+    auto tok = Tokenizer::load(model.dir / "tokenizer.json");
+    REQUIRE(tok.ok());
+    auto comms = make_thread_comms(n_ranks);
+    std::vector<std::unique_ptr<ForwardPass>> ranks;
+    for (int r = 0; r < n_ranks; ++r) {
+      auto m = BackendModel::load(model.dir, AttentionMode::sparse, std::make_unique<CpuBackend>(), {},
+                                  comms[size_t(r)].get());
+      REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message));
+      (*m)->set_check_topk(true);  // a false alarm would fail the turns
+      ranks.push_back(std::move(*m));
+    }
+    auto group = std::make_unique<RankGroup>(std::move(comms), std::move(ranks));
+    return std::make_unique<LocalLlm>("tiny", std::move(*tok), std::move(group), 512, concurrency);
+  };
+  auto group = open_group(2, 3);
+  auto one = open_group(1, 1);
+  const std::vector<std::string> asks = {"Tell me a story.", "Write a function that adds two numbers.",
+                                         "What is two plus two?"};
+  GenOptions opt;
+  opt.max_tokens = 12;
+  opt.temperature = 0;
+  std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < asks.size(); ++i)
+    threads.emplace_back([&, i] { turns[i].emplace(group->generate(ask(asks[i]), {}, opt, nullptr)); });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < asks.size(); ++i) {
+    CAPTURE(asks[i]);
+    REQUIRE(turns[i]->ok());
+    auto ref = one->generate(ask(asks[i]), {}, opt, nullptr);
+    REQUIRE(ref.ok());
+    CHECK(turns[i]->value().raw_text == ref->raw_text);
+  }
+  // A longer conversation starting like one already run: the pages of its prefix are copied to a
+  // free slot (in rank 0's cache and the mirror), and the turn is the single rank's.
+  std::vector<Message> next = ask(asks[1]);
+  next.push_back(Message{.role = Role::assistant, .content = "def add(a, b): return a + b"});
+  next.push_back(Message{.role = Role::user, .content = "Now subtract."});
+  auto again = group->generate(next, {}, opt, nullptr);
+  REQUIRE(again.ok());
+  CHECK(again->usage.cached_tokens > 0);
+  auto ref = one->generate(next, {}, opt, nullptr);
+  REQUIRE(ref.ok());
+  CHECK(again->raw_text == ref->raw_text);
 }
