@@ -125,6 +125,26 @@ TEST_CASE("generate: bad input is one line on stderr and a non-zero exit") {
   CHECK(bad_mode.exit_code != 0);
 }
 
+TEST_CASE("generate and bench --device cuda without a GPU, and --gpus without cuda: one line, non-zero exit") {
+  TinyModel m;
+  const std::string bin = test::dsagent_binary().string();
+  // This machine has no usable GPU (or the build no CUDA): the line says which.
+  for (const std::string& cmd : {m.generate("--prompt hi --device cuda 2>&1"),
+                                 bin + " bench --model " + m.dir.string() + " --device cuda 2>&1"}) {
+    CAPTURE(cmd);
+    const auto r = run_command(cmd);
+    if (r.exit_code == 0) {
+      MESSAGE("a CUDA GPU is present");
+      continue;
+    }
+    CHECK(r.output.find("--device cuda: ") != std::string::npos);
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+  }
+  const auto gpus = run_command(m.generate("--prompt hi --gpus 2 2>&1"));
+  CHECK(gpus.exit_code != 0);
+  CHECK(gpus.output == "dsagent generate: --gpus 2 needs --device cuda\n");
+}
+
 TEST_CASE("bench --json: lines per position with the documented byte accounting") {
   TinyModel m;
   const auto run = [&](const std::string& mode) {
