@@ -11,6 +11,7 @@
 // Parallel layout (with a Comm of size n > 1): as Model. The Comm must work on the backend's
 // memory (threads on host memory for CpuBackend, NCCL on device memory for CudaBackend).
 // Not yet: per-phase times (the ops are asynchronous), CUDA graphs (the host groups the MoE rows).
+// Files: backend_model.cpp (load, block loop, head), backend_mla.cpp (attention), backend_moe.cpp.
 #pragma once
 #include <cstdint>
 #include <filesystem>

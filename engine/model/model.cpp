@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "engine/model/model.hpp"
-
 #include "engine/model/forward_checks.hpp"
 #include "kernels/cpu/norm.hpp"
 #include "kernels/cpu/rope.hpp"

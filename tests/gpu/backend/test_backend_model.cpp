@@ -162,6 +162,10 @@ TEST_CASE("dense attention on CUDA past the attention kernel's key limit is an e
   auto model = load("bf16", std::make_unique<CudaBackend>(0), AttentionMode::dense);
   const ModelConfig& c = model->config();
   const int64_t limit = model->backend().max_selected_keys(c.kv_lora_rank, c.qk_rope_head_dim);
+  if (limit == INT64_MAX) {
+    MESSAGE("sparse_mla_decode takes any number of keys");
+    return;
+  }
   MESSAGE("sparse_mla_decode takes up to " << limit << " keys for " << c.kv_lora_rank << " + " << c.qk_rope_head_dim);
   REQUIRE(limit > c.index_topk);
   REQUIRE(limit + 1 < c.max_position_embeddings);

@@ -1,0 +1,79 @@
+// BackendModel's FFN (moe.cpp's, as backend ops): the SwiGLU MLP and the MoE layer, its rows
+// grouped by expert on the host from the routing the backend computed.
+#include <vector>
+
+#include "engine/model/backend_model.hpp"
+
+namespace dsa {
+
+void BackendModel::gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act) {
+  linear(w.gate_proj, x, S, gate);
+  linear(w.up_proj, x, S, up);
+  be_->swiglu(gate, up, S * w.gate_proj.n, act);
+}
+
+void BackendModel::mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded) {
+  float* act = ws_.act.data();
+  gated_act(w, x, S, ws_.gate.data(), ws_.up.data(), act);
+  if (sharded && comm_->size() > 1) {
+    gather_columns(act, S, w.gate_proj.n, ws_.act_full.data());
+    act = ws_.act_full.data();
+  }
+  linear(w.down_proj, act, S, out);
+}
+
+void BackendModel::moe(const Layer& lw, const float* x, float* out) {
+  Backend& be = *be_;
+  const ModelConfig& c = cfg_;
+  const int64_t S = S_, D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const int64_t inter = c.moe_intermediate_size;
+  const int rank = comm_->rank(), n_ranks = comm_->size();
+
+  matrix(lw.gate, x, S, ws_.router_logits.data());
+  be.moe_route(ws_.router_logits.data(), lw.gate_bias, S, E, c.n_group, c.topk_group, K, c.norm_topk_prob,
+               static_cast<float>(c.routed_scaling_factor), ws_.route_idx.data(), ws_.route_w.data());
+
+  // The host groups the (token, slot) pairs by expert, as Model does: expert active[i]'s rows are
+  // [first[i], first[i + 1]) of expert_x / expert_y.
+  std::vector<int32_t> idx(static_cast<size_t>(S * K));
+  be.download(idx.data(), ws_.route_idx.data(), idx.size() * sizeof(int32_t));
+  std::vector<int32_t> token_of_row, slot_row(static_cast<size_t>(S * K), -1);
+  std::vector<int64_t> active, first{0};
+  for (int64_t e = rank; e < E; e += n_ranks) {
+    const size_t before = token_of_row.size();
+    for (int64_t s = 0; s < S * K; ++s) {
+      if (idx[s] != e) continue;
+      slot_row[s] = static_cast<int32_t>(token_of_row.size());
+      token_of_row.push_back(static_cast<int32_t>(s / K));
+    }
+    if (token_of_row.size() == before) continue;
+    active.push_back(e);
+    first.push_back(static_cast<int64_t>(token_of_row.size()));
+  }
+  const int64_t rows = first.back();
+  be.upload(ws_.gather_rows.data(), token_of_row.data(), token_of_row.size() * sizeof(int32_t));
+  be.upload(ws_.slot_row.data(), slot_row.data(), slot_row.size() * sizeof(int32_t));
+  float* expert_x = ws_.expert_x.data();
+  float* expert_y = ws_.expert_y.data();
+  be.gather_rows(x, D, ws_.gather_rows.data(), rows, expert_x);
+  for (size_t i = 0; i < active.size(); ++i) {
+    const int64_t r0 = first[i], n = first[i + 1] - r0;
+    const MlpWeights& w = lw.experts[static_cast<size_t>(active[i])];
+    float* act = ws_.act.data() + r0 * inter;
+    gated_act(w, expert_x + r0 * D, n, ws_.gate.data() + r0 * inter, ws_.up.data() + r0 * inter, act);
+    linear(w.down_proj, act, n, expert_y + r0 * D);
+  }
+  float* shared = nullptr;
+  if (rank == 0) {
+    shared = ws_.shared_out.data();
+    mlp(lw.shared_experts, x, S, shared, /*sharded=*/false);
+  }
+  be.moe_combine(expert_y, ws_.slot_row.data(), ws_.route_w.data(), S, K, D, shared, out);
+  if (n_ranks > 1) {
+    be.synchronize();  // the Comm runs on its own stream
+    comm_->all_reduce_sum(out, S * D);
+  }
+  be.round_bf16(out, S * D);
+}
+
+}  // namespace dsa
