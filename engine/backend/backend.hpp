@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "engine/api/result.hpp"
+#include "engine/model/config.hpp"
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/indexer.hpp"
 #include "kernels/cpu/rope.hpp"
@@ -39,6 +41,9 @@ class Backend {
                          size_t rows) = 0;
   // Bytes the backend can still allocate, or SIZE_MAX when it cannot tell (host memory).
   virtual size_t available_memory() const = 0;
+  // A one-line error when a model of config c needs more than the backend's kernels take (heads,
+  // widths, experts), checked at load.
+  virtual Result<void> supports(const ModelConfig& c) const = 0;
   // Waits until every op issued so far has finished: before another party (a Comm's collective on
   // its own stream) reads what the ops wrote.
   virtual void synchronize() = 0;

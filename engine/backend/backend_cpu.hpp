@@ -19,6 +19,7 @@ class CpuBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void copy_rows(void* dst, size_t ld_dst, const void* src, size_t ld_src, size_t row_bytes, size_t rows) override;
   size_t available_memory() const override;
+  Result<void> supports(const ModelConfig&) const override { return {}; }
   void synchronize() override {}
 
   void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) override;

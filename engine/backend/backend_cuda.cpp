@@ -157,6 +157,20 @@ int64_t CudaBackend::max_selected_keys(int64_t kv_lora, int64_t rope_dim) const 
   return cuda::sparse_mla_decode_max_sel(kv_lora, rope_dim);
 }
 
+Result<void> CudaBackend::supports(const ModelConfig& c) const {
+  const auto over = [](const char* field, int64_t value, const char* limit) {
+    return make_error(std::string("the CUDA kernels take ") + limit + "; the model's " + field + " is " +
+                      std::to_string(value));
+  };
+  if (c.index_n_heads > 128) return over("index_n_heads", c.index_n_heads, "index_n_heads <= 128");
+  if (c.index_head_dim % 16 != 0) return over("index_head_dim", c.index_head_dim, "index_head_dim % 16 == 0");
+  if (c.n_routed_experts > cuda::kMoeMaxExperts) return over("n_routed_experts", c.n_routed_experts, "<= 256 experts");
+  if (c.n_group > cuda::kMoeMaxGroups) return over("n_group", c.n_group, "n_group <= 32");
+  if (c.num_experts_per_tok > cuda::kMoeMaxTopk)
+    return over("num_experts_per_tok", c.num_experts_per_tok, "num_experts_per_tok <= 32");
+  return {};
+}
+
 void CudaBackend::synchronize() {
   bind();
   DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));

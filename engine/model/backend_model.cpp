@@ -37,6 +37,7 @@ Result<std::unique_ptr<BackendModel>> BackendModel::load(const std::filesystem::
   const int size = comm ? comm->size() : 1;
   plan.ranks = size;
   plan.context = std::min(plan.context, cfg.max_position_embeddings);
+  if (auto r = backend->supports(cfg); !r) return make_error(config_path.string() + ": " + r.error().message);
   DSA_TRY(need, plan_memory(cfg, plan));
   const size_t free = backend->available_memory();
   if (free != SIZE_MAX) {

@@ -24,6 +24,7 @@
 #include "engine/dist/comm.hpp"
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/expert_groups.hpp"
 #include "engine/model/forward_pass.hpp"
 #include "engine/model/memory_plan.hpp"
 #include "engine/model/weights.hpp"
@@ -138,6 +139,7 @@ class BackendModel final : public ForwardPass {
   std::vector<int64_t> n_sel_;             // [S]
   const int32_t* attend_sel_ = nullptr;    // [S, sel_stride_]: the keys attention reads this layer
   std::vector<int32_t> host_i32_;          // staging for uploads and downloads
+  ExpertGroups groups_;                    // MoE: the rows of each local expert
 #ifdef NDEBUG
   bool check_topk_ = false;
 #else

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "engine/model/backend_model.hpp"
+#include "engine/model/expert_groups.hpp"
 
 namespace dsa {
 
@@ -37,20 +38,15 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
   // [first[i], first[i + 1]) of expert_x / expert_y.
   std::vector<int32_t> idx(static_cast<size_t>(S * K));
   be.download(idx.data(), ws_.route_idx.data(), idx.size() * sizeof(int32_t));
-  std::vector<int32_t> token_of_row, slot_row(static_cast<size_t>(S * K), -1);
-  std::vector<int64_t> active, first{0};
-  for (int64_t e = rank; e < E; e += n_ranks) {
-    const size_t before = token_of_row.size();
-    for (int64_t s = 0; s < S * K; ++s) {
-      if (idx[s] != e) continue;
-      slot_row[s] = static_cast<int32_t>(token_of_row.size());
-      token_of_row.push_back(static_cast<int32_t>(s / K));
-    }
-    if (token_of_row.size() == before) continue;
-    active.push_back(e);
-    first.push_back(static_cast<int64_t>(token_of_row.size()));
+  group_by_expert(idx.data(), S * K, E, rank, n_ranks, groups_);
+  const std::vector<int64_t>& active = groups_.active;
+  const std::vector<int64_t>& first = groups_.first;
+  const int64_t rows = groups_.rows();
+  std::vector<int32_t> token_of_row(static_cast<size_t>(rows)), slot_row(static_cast<size_t>(S * K), -1);
+  for (int64_t r = 0; r < rows; ++r) {
+    token_of_row[r] = groups_.slots[r] / static_cast<int32_t>(K);
+    slot_row[groups_.slots[r]] = static_cast<int32_t>(r);
   }
-  const int64_t rows = first.back();
   be.upload(ws_.gather_rows.data(), token_of_row.data(), token_of_row.size() * sizeof(int32_t));
   be.upload(ws_.slot_row.data(), slot_row.data(), slot_row.size() * sizeof(int32_t));
   float* expert_x = ws_.expert_x.data();

@@ -91,7 +91,6 @@ void Model::ensure_workspace(int64_t S, int64_t end, bool decode) {
   grow(ws.router_logits, S * c.n_routed_experts);
   grow(ws.route_w, S * K);
   grow(ws.route_idx, S * K);
-  grow(ws.expert_rows, S * K);
   grow(ws.slot_row, S * K);
   grow(ws.expert_x, S * K * D);
   grow(ws.expert_y, S * K * D);

@@ -15,6 +15,7 @@
 #include "engine/dist/comm.hpp"
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/expert_groups.hpp"
 #include "engine/model/forward_pass.hpp"
 #include "engine/model/phase_times.hpp"
 #include "engine/model/weights.hpp"
@@ -84,8 +85,8 @@ class Model final : public ForwardPass {
     int64_t sel_stride = 0;
     std::vector<float> gate, up, act, act_full;                // FFN
     std::vector<float> router_logits, route_w, expert_x, expert_y, shared_out;
-    std::vector<int32_t> route_idx, expert_rows, slot_row;
-    std::vector<int64_t> active_experts, expert_first;        // MoE: experts with rows, row offsets
+    std::vector<int32_t> route_idx, slot_row;
+    ExpertGroups expert_groups;                                // MoE: the rows of each local expert
     std::vector<float> gathered;
   };
 

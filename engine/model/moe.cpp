@@ -3,6 +3,7 @@
 // routed to them, outputs combined per token in routing order plus the unweighted shared expert.
 #include <algorithm>
 
+#include "engine/model/expert_groups.hpp"
 #include "engine/model/model.hpp"
 #include "kernels/cpu/moe.hpp"
 #include "kernels/cpu/parallel.hpp"
@@ -49,21 +50,12 @@ void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
   float* expert_x = ws_.expert_x.data();      // [S * K, D]
   float* expert_y = ws_.expert_y.data();      // [S * K, D]
   float* shared_out = ws_.shared_out.data();  // [S, D]: the shared expert's output
-  int32_t* slots = ws_.expert_rows.data();    // [S * K]
-  std::vector<int64_t>& active = ws_.active_experts;
-  std::vector<int64_t>& first = ws_.expert_first;
-  active.clear();
-  first.assign(1, 0);
-  for (int64_t e = rank; e < E; e += n_ranks) {
-    int64_t n = first.back();
-    for (int64_t s = 0; s < S * K; ++s) {
-      if (idx[s] == e) slots[n++] = static_cast<int32_t>(s);
-    }
-    if (n == first.back()) continue;
-    active.push_back(e);
-    first.push_back(n);
-  }
-  const int64_t rows = first.back();
+  ExpertGroups& groups = ws_.expert_groups;
+  group_by_expert(idx, S * K, E, rank, n_ranks, groups);
+  const std::vector<int64_t>& active = groups.active;
+  const std::vector<int64_t>& first = groups.first;
+  const int32_t* slots = groups.slots.data();
+  const int64_t rows = groups.rows();
   for (int64_t r = 0; r < rows; ++r) std::copy(x + (slots[r] / K) * D, x + (slots[r] / K + 1) * D, expert_x + r * D);
   // With enough experts to keep every thread busy, one expert per task.
   cpu::for_each_item(static_cast<int64_t>(active.size()), [&](int64_t i) {

@@ -76,13 +76,18 @@ void KvCache::copy_prefix(const Sequence& src, Sequence& dst, int64_t n_tokens) 
       std::memcpy(to, from, bytes);
     }
   };
-  for (size_t layer = 0; layer < latent_.size(); ++layer) {
-    for (size_t p = 0; p < n_pages; ++p) {
-      const auto from = static_cast<size_t>(src.pages[p]), to = static_cast<size_t>(dst.pages[p]);
+  // Runs of pages consecutive in both tables (the pool hands pages out in order) go as one copy.
+  for (size_t p = 0, run = 0; p < n_pages; p += run) {
+    const auto from = static_cast<size_t>(src.pages[p]), to = static_cast<size_t>(dst.pages[p]);
+    run = 1;
+    while (p + run < n_pages && static_cast<size_t>(src.pages[p + run]) == from + run &&
+           static_cast<size_t>(dst.pages[p + run]) == to + run)
+      ++run;
+    for (size_t layer = 0; layer < latent_.size(); ++layer) {
       copy(latent_[layer].data() + to * latent_page_bytes, latent_[layer].data() + from * latent_page_bytes,
-           latent_page_bytes);
+           run * latent_page_bytes);
       copy(indexer_[layer].data() + to * indexer_page_bytes_, indexer_[layer].data() + from * indexer_page_bytes_,
-           indexer_page_bytes_);
+           run * indexer_page_bytes_);
     }
   }
   dst.n_cached = n_tokens;

@@ -145,3 +145,14 @@ TEST_CASE("CudaBackend ops run the CUDA kernels on its stream, with the CPU's re
     CHECK(std::vector<int32_t>(out.begin() + r * ld_out, out.begin() + r * ld_out + k) == want);
   }
 }
+
+TEST_CASE("CudaBackend::supports names the first model width its kernels do not take") {
+  DSA_REQUIRE_GPU();
+  CudaBackend be(0);
+  ModelConfig c;  // DeepSeek-V3.2's published values
+  CHECK(be.supports(c).ok());
+  c.index_n_heads = 256;
+  const auto r = be.supports(c);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "the CUDA kernels take index_n_heads <= 128; the model's index_n_heads is 256");
+}

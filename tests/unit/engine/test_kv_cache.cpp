@@ -44,6 +44,49 @@ TEST_CASE("sequences draw distinct 64-token pages from one pool and give them ba
   CHECK(cache.reserve(a, 320).ok());
 }
 
+TEST_CASE("copy_prefix copies the first tokens' entries of every layer, in runs of pages and in the mirrors") {
+  const ModelConfig c = small_config();
+  KvCache cache(c, cpu::LatentFormat::fp8, 12), mirror(c, cpu::LatentFormat::fp8, 12);
+  cache.add_mirror(mirror);
+  Sequence src, other, dst;
+  // src's pages are not all consecutive: another sequence takes one in between.
+  REQUIRE(cache.reserve(src, 128).ok());
+  REQUIRE(cache.reserve(other, 64).ok());
+  REQUIRE(cache.reserve(src, 300).ok());
+  const int64_t n = 280;
+  std::vector<float> c_kv(size_t(c.kv_lora_rank)), k_pe(size_t(c.qk_rope_head_dim)), key(size_t(c.index_head_dim));
+  for (KvCache* k : {&cache, &mirror}) {
+    for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+      for (int64_t t = 0; t < 300; ++t) {
+        for (size_t j = 0; j < c_kv.size(); ++j) c_kv[j] = float((t * 7 + j * 3 + layer) % 23) - 11.0f;
+        for (size_t j = 0; j < k_pe.size(); ++j) k_pe[j] = float((t + j + 2 * layer) % 9) - 4.0f;
+        for (size_t j = 0; j < key.size(); ++j) key[j] = float((t * 5 + j + layer) % 13) - 6.0f;
+        cpu::latent_write(k->latent_arena(layer), src.pages.data(), k->format(), c.kv_lora_rank, c.qk_rope_head_dim,
+                          t, c_kv.data(), k_pe.data());
+        cpu::indexer_write(k->indexer_arena(layer), src.pages.data(), c.index_head_dim, t, key.data());
+      }
+    }
+  }
+  src.n_cached = 300;
+  REQUIRE(cache.reserve(dst, n).ok());
+  cache.copy_prefix(src, dst, n);
+  CHECK(dst.n_cached == n);
+  std::vector<float> a_kv(c_kv.size()), a_pe(k_pe.size()), b_kv(c_kv.size()), b_pe(k_pe.size());
+  std::vector<uint8_t> a_codes(key.size()), b_codes(key.size());
+  float a_scale = 0, b_scale = 0;
+  for (const KvCache* k : {&cache, &mirror}) {
+    for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+      for (int64_t t = 0; t < n; ++t) {
+        cpu::latent_read(k->latent(layer, src), t, a_kv.data(), a_pe.data());
+        cpu::latent_read(k->latent(layer, dst), t, b_kv.data(), b_pe.data());
+        cpu::indexer_read(k->indexer(layer, src), t, a_codes.data(), &a_scale);
+        cpu::indexer_read(k->indexer(layer, dst), t, b_codes.data(), &b_scale);
+        REQUIRE((a_kv == b_kv && a_pe == b_pe && a_codes == b_codes && a_scale == b_scale));
+      }
+    }
+  }
+}
+
 TEST_CASE("latent records of both formats read back the FP8-round-tripped latent and the rope part") {
   const ModelConfig c = small_config();
   for (auto fmt : {cpu::LatentFormat::bf16, cpu::LatentFormat::fp8}) {
