@@ -62,6 +62,9 @@ class Backend {
   // gemm.hpp (strided forms)
   virtual void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                            int64_t n, float* y, int64_t ldy, bool round_out_bf16) = 0;
+  virtual void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                                   int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy,
+                                   int64_t batch, bool round_out_bf16) = 0;
   virtual void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                           const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) = 0;
   // rope.hpp; pos: [n_tok] int64 and inv_freq in backend memory.

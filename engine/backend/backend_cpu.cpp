@@ -67,6 +67,12 @@ void CpuBackend::matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, 
   cpu::matmul_bf16(x, ldx, m, k, w, ldw, n, y, ldy, round_out_bf16);
 }
 
+void CpuBackend::matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k,
+                                     const uint16_t* w, int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy,
+                                     int64_t bsy, int64_t batch, bool round_out_bf16) {
+  cpu::matmul_bf16_batched(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16);
+}
+
 void CpuBackend::matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                             const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
   cpu::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);

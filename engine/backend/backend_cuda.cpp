@@ -221,6 +221,13 @@ void CudaBackend::matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k,
   cuda::matmul_bf16(x, ldx, m, k, w, ldw, n, y, ldy, round_out_bf16, stream_);
 }
 
+void CudaBackend::matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k,
+                                      const uint16_t* w, int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy,
+                                      int64_t bsy, int64_t batch, bool round_out_bf16) {
+  bind();
+  cuda::matmul_bf16_batched(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream_);
+}
+
 void CudaBackend::matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                              const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
   bind();

@@ -62,6 +62,9 @@ class CudaBackend final : public Backend {
                   float* y) override;
   void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw, int64_t n,
                    float* y, int64_t ldy, bool round_out_bf16) override;
+  void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                           int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                           bool round_out_bf16) override;
   void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                   const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) override;
   void apply_rope(float* x, int64_t n_tok, int64_t n_heads, int64_t tok_stride, int64_t head_stride, int64_t dim,

@@ -158,9 +158,8 @@ void BackendModel::attend(int64_t layer, KvCache& cache) {
   const float* q = ws_.q.data();    // [S, H, nope | rope]
   float* q_abs = ws_.q_abs.data();  // [S, H, kv_lora]
   float* q_pe = ws_.q_pe.data();    // [S, H, rope]
-  for (int64_t h = 0; h < H; ++h) {
-    be.matmul_bf16(q + h * dqk, H * dqk, S, dn, lw.w_uk_t + h * kvr * dn, dn, kvr, q_abs + h * kvr, H * kvr, true);
-  }
+  // One launch for all heads each: q_abs[:, h] = q_nope[:, h] . W_UK[h], o[:, h] = o_lat[:, h] . W_UV[h].
+  be.matmul_bf16_batched(q, H * dqk, dqk, S, dn, lw.w_uk_t, dn, kvr * dn, kvr, q_abs, H * kvr, kvr, H, true);
   const size_t f = sizeof(float);
   be.copy_rows(q_pe, dr * f, q + dn, dqk * f, dr * f, static_cast<size_t>(S * H));
   float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
@@ -169,9 +168,7 @@ void BackendModel::attend(int64_t layer, KvCache& cache) {
                          attend_sel_ + i * sel_stride_, n_sel_[i], softmax_scale_, o_lat + i * H * kvr);
   }
   float* o = ws_.o.data();  // [S, H, v]
-  for (int64_t h = 0; h < H; ++h) {
-    be.matmul_bf16(o_lat + h * kvr, H * kvr, S, kvr, lw.w_uv + h * dv * kvr, kvr, dv, o + h * dv, H * dv, true);
-  }
+  be.matmul_bf16_batched(o_lat, H * kvr, kvr, S, kvr, lw.w_uv, kvr, dv * kvr, dv, o, H * dv, dv, H, true);
 }
 
 }  // namespace dsa

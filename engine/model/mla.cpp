@@ -284,17 +284,10 @@ void Model::attend_decode(int64_t layer, const KvCache& cache, int64_t S) {
   const float* q = ws_.q.data();    // [S, H, nope | rope]
   float* q_abs = ws_.q_abs.data();  // [S, H, kv_lora]: q_nope . W_UK, bf16
   float* q_pe = ws_.q_pe.data();    // [S, H, rope]
-  // One product per head over all S rows, so each head's W_UK / W_UV is read once per step:
-  // parallel over heads (the nested kernel loops then run serially).
-  cpu::parallel_for(H, [&](int64_t b, int64_t e) {
-    for (int64_t h = b; h < e; ++h) {
-      cpu::matmul_bf16(q + h * dqk, H * dqk, S, dn, lw.w_uk_t.data() + h * kvr * dn, dn, kvr, q_abs + h * kvr,
-                       H * kvr, true);
-      for (int64_t i = 0; i < S; ++i) {
-        std::copy(q + (i * H + h) * dqk + dn, q + (i * H + h + 1) * dqk, q_pe + (i * H + h) * dr);
-      }
-    }
-  });
+  // One product per head over all S rows (a batch over the heads, parallel over them), so each
+  // head's W_UK / W_UV is read once per step.
+  cpu::matmul_bf16_batched(q, H * dqk, dqk, S, dn, lw.w_uk_t.data(), dn, kvr * dn, kvr, q_abs, H * kvr, kvr, H, true);
+  for (int64_t r = 0; r < S * H; ++r) std::copy(q + r * dqk + dn, q + (r + 1) * dqk, q_pe + r * dr);
   float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
   // With enough sequences, one per thread: no selected record is decoded by two threads, as it is
   // when one sequence's heads are split.
@@ -303,12 +296,7 @@ void Model::attend_decode(int64_t layer, const KvCache& cache, int64_t S) {
                            ws_.sel.data() + i * ws_.sel_stride, ws_.n_sel[i], softmax_scale_, o_lat + i * H * kvr);
   });
   float* o = ws_.o.data();  // [S, H, v]
-  cpu::parallel_for(H, [&](int64_t b, int64_t e) {
-    for (int64_t h = b; h < e; ++h) {
-      cpu::matmul_bf16(o_lat + h * kvr, H * kvr, S, kvr, lw.w_uv.data() + h * dv * kvr, kvr, dv, o + h * dv, H * dv,
-                       true);
-    }
-  });
+  cpu::matmul_bf16_batched(o_lat, H * kvr, kvr, S, kvr, lw.w_uv.data(), kvr, dv * kvr, dv, o, H * dv, dv, H, true);
 }
 
 }  // namespace dsa

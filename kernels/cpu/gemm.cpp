@@ -196,6 +196,16 @@ void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16
   matmul_generic(x, ldx, m, k, Bf16Rows{w, ldw}, n, y, ldy, round_out_bf16);
 }
 
+void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                         int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                         bool round_out_bf16) {
+  parallel_for(batch, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      matmul_bf16(x + b * bsx, ldx, m, k, w + b * bsw, ldw, n, y + b * bsy, ldy, round_out_bf16);
+    }
+  });
+}
+
 void matmul_f32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y) {
   matmul_generic(x, k, m, k, F32Rows{w, k}, n, y, n, false);
 }

@@ -17,6 +17,13 @@ inline void matmul_bf16(const float* x, int64_t m, int64_t k, const uint16_t* w,
   matmul_bf16(x, k, m, k, w, k, n, y, n, round_out_bf16);
 }
 
+// batch products y_b = x_b . w_b^T, b < batch, each as matmul_bf16, their operands bsx, bsw and bsy
+// elements apart (x_b = x + b * bsx, ...): the absorbed MLA projections of every head. Multi-threaded
+// over the products, each then computed on one thread, with the same results as separate calls.
+void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                         int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                         bool round_out_bf16);
+
 // As matmul_bf16 for an fp32 weight w [n, k] (the indexer's weights_proj); fp32 output, not rounded.
 void matmul_f32(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y);
 

@@ -14,8 +14,12 @@ constexpr int kGemvFp8RowsPerWarp = 4;  // the fp8 GEMV's act_quant of x is shar
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // ---- decode GEMV, bf16 weights: lane c covers 8 consecutive weights per step --------------------
-__global__ void gemv_bf16_kernel(const float* x, int64_t k, const uint16_t* w, int64_t ldw, int64_t n, float* y,
-                                 bool round_out) {
+// blockIdx.y: the product of a batch, its operands batch strides (bsx, bsw, bsy) apart.
+__global__ void gemv_bf16_kernel(const float* x, int64_t bsx, int64_t k, const uint16_t* w, int64_t ldw, int64_t bsw,
+                                 int64_t n, float* y, int64_t bsy, bool round_out) {
+  x += int64_t(blockIdx.y) * bsx;
+  w += int64_t(blockIdx.y) * bsw;
+  y += int64_t(blockIdx.y) * bsy;
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (row >= n) return;
@@ -105,8 +109,13 @@ __global__ void gemv_fp8_kernel(const float* x, int64_t k, const uint8_t* w, int
 constexpr int kTile = 64;
 constexpr int kBkBf16 = 32;
 
-__global__ void gemm_bf16_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
-                                 int64_t n, float* y, int64_t ldy, bool round_out) {
+// blockIdx.z: the product of a batch, as in gemv_bf16_kernel.
+__global__ void gemm_bf16_kernel(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                                 int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy,
+                                 bool round_out) {
+  x += int64_t(blockIdx.z) * bsx;
+  w += int64_t(blockIdx.z) * bsw;
+  y += int64_t(blockIdx.z) * bsy;
   __shared__ float xt[kTile][kBkBf16 + 1];
   __shared__ float wt[kTile][kBkBf16 + 1];
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -187,22 +196,31 @@ __global__ void gemm_fp8_kernel(const float* x, int64_t ldx, int64_t m, int64_t 
     }
 }
 
-dim3 tile_grid(int64_t m, int64_t n) {
-  return dim3(unsigned((n + kTile - 1) / kTile), unsigned((m + kTile - 1) / kTile));
+dim3 tile_grid(int64_t m, int64_t n, int64_t batch = 1) {
+  return dim3(unsigned((n + kTile - 1) / kTile), unsigned((m + kTile - 1) / kTile), unsigned(batch));
 }
 
 }  // namespace
 
 void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                  int64_t n, float* y, int64_t ldy, bool round_out_bf16, cudaStream_t stream) {
-  if (m <= 0 || n <= 0) return;
+  matmul_bf16_batched(x, ldx, 0, m, k, w, ldw, 0, n, y, ldy, 0, 1, round_out_bf16, stream);
+}
+
+void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                         int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                         bool round_out_bf16, cudaStream_t stream) {
+  if (m <= 0 || n <= 0 || batch <= 0) return;
   DSA_CUDA_REQUIRE(m <= 65535 * int64_t(kTile), "matmul_bf16: m too large for one launch");
-  const bool vec = k % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w);
+  DSA_CUDA_REQUIRE(batch <= 65535, "matmul_bf16: batch too large for one launch");
+  // The vector path needs every product's x and w 16-byte aligned.
+  const bool vec = k % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w) && (batch == 1 || (bsx % 4 == 0 && bsw % 8 == 0));
   if (m == 1 && vec) {
-    gemv_bf16_kernel<<<unsigned((n + kGemvWarps - 1) / kGemvWarps), kGemvWarps * 32, 0, stream>>>(x, k, w, ldw, n, y,
-                                                                                                round_out_bf16);
+    const dim3 grid(unsigned((n + kGemvWarps - 1) / kGemvWarps), unsigned(batch));
+    gemv_bf16_kernel<<<grid, kGemvWarps * 32, 0, stream>>>(x, bsx, k, w, ldw, bsw, n, y, bsy, round_out_bf16);
   } else {
-    gemm_bf16_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, n, y, ldy, round_out_bf16);
+    gemm_bf16_kernel<<<tile_grid(m, n, batch), 256, 0, stream>>>(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy,
+                                                                 round_out_bf16);
   }
   DSA_CUDA_CHECK_LAUNCH();
 }

@@ -18,6 +18,12 @@ namespace dsa::cuda {
 void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                  int64_t n, float* y, int64_t ldy, bool round_out_bf16, cudaStream_t stream);
 
+// batch products y_b = x_b . w_b^T, b < batch, each as matmul_bf16, their operands bsx, bsw and bsy
+// elements apart (x_b = x + b * bsx, ...): the absorbed MLA projections of every head in one launch.
+void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                         int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                         bool round_out_bf16, cudaStream_t stream);
+
 // The reference FP8 linear (model-spec 3.1): per row of x and 128-block of k, act_quant (ue8m0 scale
 // sa, e4m3 codes); y[i, j] = bf16(sum_kb dot(xq[i, kb], wq[j, kb]) * sa[i, kb] * scale_inv[j/128, kb]).
 // x: [m, k] f32 (row stride ldx), k % 128 == 0; w: [n, k] e4m3 (row stride ldw); scale_inv:

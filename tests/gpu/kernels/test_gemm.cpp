@@ -79,3 +79,31 @@ TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and tiled)") {
                            Shape{3, 257, 1000, 0}, Shape{67, 65, 96, 0}})
       run_bf16(s, round_out, rng);
 }
+
+TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (the absorbed MLA layout)") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(23);
+  // q_abs[:, h] = q_nope[:, h] . W_UK[h]: x rows [S, H, nope | rope], w [H, kv_lora, nope], y [S, H, kv_lora];
+  // V3.2's 128 heads x (128 nope + 64 rope) -> 512, and a tiny shape; one row (GEMV) and several (tiled).
+  struct Case {
+    int64_t S, H, nope, rope, out;
+  };
+  for (const Case c : {Case{1, 128, 128, 64, 512}, Case{3, 128, 128, 64, 512}, Case{1, 4, 32, 32, 128},
+                       Case{70, 4, 32, 32, 128}}) {
+    CAPTURE(c.S);
+    CAPTURE(c.H);
+    const int64_t dqk = c.nope + c.rope;
+    const auto x = test::random_bf16(size_t(c.S * c.H * dqk), rng);
+    const auto w = test::to_bf16_bits(test::random_bf16(size_t(c.H * c.out * c.nope), rng, 0.05f));
+    std::vector<float> want(size_t(c.S * c.H * c.out));
+    for (int64_t h = 0; h < c.H; ++h) {
+      cpu::matmul_bf16_scalar(x.data() + h * dqk, c.H * dqk, c.S, c.nope, w.data() + h * c.out * c.nope, c.nope, c.out,
+                              want.data() + h * c.out, c.H * c.out, true);
+    }
+    DeviceBuffer<float> dx(x), dy(want.size());
+    DeviceBuffer<uint16_t> dw(w);
+    cuda::matmul_bf16_batched(dx.get(), c.H * dqk, dqk, c.S, c.nope, dw.get(), c.nope, c.out * c.nope, c.out, dy.get(),
+                              c.H * c.out, c.out, c.H, true, nullptr);
+    test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_bf16_batched");
+  }
+}

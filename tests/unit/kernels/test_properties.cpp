@@ -161,6 +161,24 @@ TEST_CASE("matmul_bf16 (vector, threaded) agrees with the scalar reference, tail
   }
 }
 
+TEST_CASE("matmul_bf16_batched gives each product of the batch as a separate matmul_bf16, bit for bit") {
+  std::mt19937 rng(14);
+  // The absorbed MLA layout: x [S, H, nope | rope] (only nope read), w [H, out, nope], y [S, H, out].
+  const int64_t S = 3, H = 5, nope = 32, rope = 16, out = 40, dqk = nope + rope;
+  const auto x = random_bf16(rng, size_t(S * H * dqk));
+  const auto wf = random_bf16(rng, size_t(H * out * nope), 0.1f);
+  std::vector<uint16_t> w(wf.size());
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float_to_bf16(wf[i]);
+  std::vector<float> y(size_t(S * H * out), -1.0f), want(y.size(), -2.0f);
+  cpu::matmul_bf16_batched(x.data(), H * dqk, dqk, S, nope, w.data(), nope, out * nope, out, y.data(), H * out, out, H,
+                           true);
+  for (int64_t h = 0; h < H; ++h) {
+    cpu::matmul_bf16(x.data() + h * dqk, H * dqk, S, nope, w.data() + h * out * nope, nope, out, want.data() + h * out,
+                     H * out, true);
+  }
+  CHECK(y == want);
+}
+
 TEST_CASE("indexer_scores (vector, threaded) agrees with the scalar reference on partial pages") {
   std::mt19937 rng(17);
   for (int64_t dim : {64, 128}) {
