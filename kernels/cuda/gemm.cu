@@ -1,5 +1,7 @@
 // CUDA linears (see gemm.hpp).
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
@@ -10,13 +12,16 @@ namespace {
 
 constexpr int kGemvWarps = 8;          // warps per GEMV block, one output row at a time each
 constexpr int kGemvFp8RowsPerWarp = 4;  // the fp8 GEMV's act_quant of x is shared by 32 rows
+constexpr int kGemvMaxM = 8;            // activation rows the GEMVs take (decode batches); more: tiled
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // ---- decode GEMV, bf16 weights: lane c covers 8 consecutive weights per step --------------------
-// blockIdx.y: the product of a batch, its operands batch strides (bsx, bsw, bsy) apart.
-__global__ void gemv_bf16_kernel(const float* x, int64_t bsx, int64_t k, const uint16_t* w, int64_t ldw, int64_t bsw,
-                                 int64_t n, float* y, int64_t bsy, bool round_out) {
+// M activation rows (ldx, ldy apart) share each weight load. blockIdx.y: the product of a batch,
+// its operands batch strides (bsx, bsw, bsy) apart.
+template <int M>
+__global__ void gemv_bf16_kernel(const float* x, int64_t ldx, int64_t bsx, int64_t k, const uint16_t* w, int64_t ldw,
+                                 int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, bool round_out) {
   x += int64_t(blockIdx.y) * bsx;
   w += int64_t(blockIdx.y) * bsw;
   y += int64_t(blockIdx.y) * bsy;
@@ -24,23 +29,33 @@ __global__ void gemv_bf16_kernel(const float* x, int64_t bsx, int64_t k, const u
   const int64_t row = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (row >= n) return;
   const uint16_t* wr = w + row * ldw;
-  float acc = 0.0f;
+  float acc[M] = {};
 #pragma unroll 4
   for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
     const uint4 wv = __ldg(reinterpret_cast<const uint4*>(wr + c));
-    const float4 x0 = __ldg(reinterpret_cast<const float4*>(x + c));
-    const float4 x1 = __ldg(reinterpret_cast<const float4*>(x + c + 4));
-    acc = fmaf(x0.x, __uint_as_float(wv.x << 16), acc);
-    acc = fmaf(x0.y, __uint_as_float(wv.x & 0xffff0000u), acc);
-    acc = fmaf(x0.z, __uint_as_float(wv.y << 16), acc);
-    acc = fmaf(x0.w, __uint_as_float(wv.y & 0xffff0000u), acc);
-    acc = fmaf(x1.x, __uint_as_float(wv.z << 16), acc);
-    acc = fmaf(x1.y, __uint_as_float(wv.z & 0xffff0000u), acc);
-    acc = fmaf(x1.z, __uint_as_float(wv.w << 16), acc);
-    acc = fmaf(x1.w, __uint_as_float(wv.w & 0xffff0000u), acc);
+    const float wf[8] = {__uint_as_float(wv.x << 16), __uint_as_float(wv.x & 0xffff0000u),
+                         __uint_as_float(wv.y << 16), __uint_as_float(wv.y & 0xffff0000u),
+                         __uint_as_float(wv.z << 16), __uint_as_float(wv.z & 0xffff0000u),
+                         __uint_as_float(wv.w << 16), __uint_as_float(wv.w & 0xffff0000u)};
+#pragma unroll
+    for (int r = 0; r < M; ++r) {
+      const float4 x0 = __ldg(reinterpret_cast<const float4*>(x + r * ldx + c));
+      const float4 x1 = __ldg(reinterpret_cast<const float4*>(x + r * ldx + c + 4));
+      acc[r] = fmaf(x0.x, wf[0], acc[r]);
+      acc[r] = fmaf(x0.y, wf[1], acc[r]);
+      acc[r] = fmaf(x0.z, wf[2], acc[r]);
+      acc[r] = fmaf(x0.w, wf[3], acc[r]);
+      acc[r] = fmaf(x1.x, wf[4], acc[r]);
+      acc[r] = fmaf(x1.y, wf[5], acc[r]);
+      acc[r] = fmaf(x1.z, wf[6], acc[r]);
+      acc[r] = fmaf(x1.w, wf[7], acc[r]);
+    }
   }
-  acc = dev::warp_sum(acc);
-  if (lane == 0) y[row] = round_out ? dev::round_bf16(acc) : acc;
+#pragma unroll
+  for (int r = 0; r < M; ++r) {
+    const float sum = dev::warp_sum(acc[r]);
+    if (lane == 0) y[r * ldy + row] = round_out ? dev::round_bf16(sum) : sum;
+  }
 }
 
 // ---- decode GEMV, fp8 weights ---------------------------------------------------------------------
@@ -62,46 +77,73 @@ __device__ __forceinline__ float dot16_fp8(uint4 a, uint4 b) {
   return s;
 }
 
-__global__ void gemv_fp8_kernel(const float* x, int64_t k, const uint8_t* w, int64_t ldw, const float* scale_inv,
-                                int64_t ld_scale, int64_t n, float* y) {
+// M activation rows (ldx, ldy apart): shared memory holds each row's codes [M][k], then the scales
+// [M][k / 128]; every weight load serves the M rows.
+template <int M>
+__global__ void gemv_fp8_kernel(const float* x, int64_t ldx, int64_t k, const uint8_t* w, int64_t ldw,
+                                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* xq = smem;
-  float* xs = reinterpret_cast<float*>(smem + k);
+  float* xs = reinterpret_cast<float*>(smem + M * k);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t n_kb = k / dev::kQuantBlock;
-  for (int64_t kb = warp; kb < n_kb; kb += kGemvWarps) {  // act_quant of x, one warp per block
-    const float4 v = *reinterpret_cast<const float4*>(x + kb * dev::kQuantBlock + lane * 4);
+  for (int64_t b = warp; b < M * n_kb; b += kGemvWarps) {  // act_quant of x, one warp per (row, block)
+    const int64_t r = b / n_kb, kb = b % n_kb;
+    const float4 v = *reinterpret_cast<const float4*>(x + r * ldx + kb * dev::kQuantBlock + lane * 4);
     const float amax = dev::warp_max(fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
     const float s = dev::ue8m0_scale(amax);
     const uint32_t q = uint32_t(dev::quantise(v.x, s)) | uint32_t(dev::quantise(v.y, s)) << 8 |
                        uint32_t(dev::quantise(v.z, s)) << 16 | uint32_t(dev::quantise(v.w, s)) << 24;
-    *reinterpret_cast<uint32_t*>(xq + kb * dev::kQuantBlock + lane * 4) = q;
-    if (lane == 0) xs[kb] = s;
+    *reinterpret_cast<uint32_t*>(xq + r * k + kb * dev::kQuantBlock + lane * 4) = q;
+    if (lane == 0) xs[r * n_kb + kb] = s;
   }
   __syncthreads();
-  for (int r = 0; r < kGemvFp8RowsPerWarp; ++r) {
-    const int64_t row = (int64_t(blockIdx.x) * kGemvFp8RowsPerWarp + r) * kGemvWarps + warp;
+  for (int rr = 0; rr < kGemvFp8RowsPerWarp; ++rr) {
+    const int64_t row = (int64_t(blockIdx.x) * kGemvFp8RowsPerWarp + rr) * kGemvWarps + warp;
     if (row >= n) return;
     const uint8_t* wr = w + row * ldw;
     const float* si = scale_inv + (row / dev::kQuantBlock) * ld_scale;
-    float acc = 0.0f;
+    float acc[M] = {};
     for (int64_t c0 = 0; c0 < k; c0 += 32 * 16) {
       const int64_t c = c0 + int64_t(lane) * 16;
-      float part = 0.0f;
-      if (c < k)
-        part = dot16_fp8(__ldg(reinterpret_cast<const uint4*>(wr + c)), *reinterpret_cast<const uint4*>(xq + c));
-      part += __shfl_xor_sync(0xffffffffu, part, 1);
-      part += __shfl_xor_sync(0xffffffffu, part, 2);
-      part += __shfl_xor_sync(0xffffffffu, part, 4);
-      if (c < k) {
-        const int64_t kb = c / dev::kQuantBlock;
-        acc += part * xs[kb] * si[kb];
+      const uint4 wv = c < k ? __ldg(reinterpret_cast<const uint4*>(wr + c)) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+        float part = 0.0f;
+        if (c < k) part = dot16_fp8(wv, *reinterpret_cast<const uint4*>(xq + r * k + c));
+        part += __shfl_xor_sync(0xffffffffu, part, 1);
+        part += __shfl_xor_sync(0xffffffffu, part, 2);
+        part += __shfl_xor_sync(0xffffffffu, part, 4);
+        if (c < k) {
+          const int64_t kb = c / dev::kQuantBlock;
+          acc[r] += part * xs[r * n_kb + kb] * si[kb];
+        }
       }
     }
-    // Every lane of a group holds its group's sum: add the four groups.
-    acc += __shfl_xor_sync(0xffffffffu, acc, 8);
-    acc += __shfl_xor_sync(0xffffffffu, acc, 16);
-    if (lane == 0) y[row] = dev::round_bf16(acc);
+#pragma unroll
+    for (int r = 0; r < M; ++r) {
+      // Every lane of a group holds its group's sum: add the four groups.
+      float sum = acc[r];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 8);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 16);
+      if (lane == 0) y[r * ldy + row] = dev::round_bf16(sum);
+    }
+  }
+}
+
+// Calls f(std::integral_constant<int, M>) for M == m, 1 <= m <= kGemvMaxM: the GEMV instance for m rows.
+template <class F>
+void with_rows(int64_t m, F&& f) {
+  static_assert(kGemvMaxM == 8);
+  switch (m) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
   }
 }
 
@@ -213,11 +255,15 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
   if (m <= 0 || n <= 0 || batch <= 0) return;
   DSA_CUDA_REQUIRE(m <= 65535 * int64_t(kTile), "matmul_bf16: m too large for one launch");
   DSA_CUDA_REQUIRE(batch <= 65535, "matmul_bf16: batch too large for one launch");
-  // The vector path needs every product's x and w 16-byte aligned.
-  const bool vec = k % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w) && (batch == 1 || (bsx % 4 == 0 && bsw % 8 == 0));
-  if (m == 1 && vec) {
+  // The vector path needs every product's and row's x and w 16-byte aligned.
+  const bool vec = k % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w) && (m == 1 || ldx % 4 == 0) &&
+                   (batch == 1 || (bsx % 4 == 0 && bsw % 8 == 0));
+  if (m <= kGemvMaxM && vec) {
     const dim3 grid(unsigned((n + kGemvWarps - 1) / kGemvWarps), unsigned(batch));
-    gemv_bf16_kernel<<<grid, kGemvWarps * 32, 0, stream>>>(x, bsx, k, w, ldw, bsw, n, y, bsy, round_out_bf16);
+    with_rows(m, [&](auto rows) {
+      gemv_bf16_kernel<decltype(rows)::value>
+          <<<grid, kGemvWarps * 32, 0, stream>>>(x, ldx, bsx, k, w, ldw, bsw, n, y, ldy, bsy, round_out_bf16);
+    });
   } else {
     gemm_bf16_kernel<<<tile_grid(m, n, batch), 256, 0, stream>>>(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy,
                                                                  round_out_bf16);
@@ -231,12 +277,24 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   DSA_CUDA_REQUIRE(k % dev::kQuantBlock == 0, "matmul_fp8 needs k to be a multiple of 128");
   if (m <= 0 || n <= 0) return;
   DSA_CUDA_REQUIRE(m <= 65535 * int64_t(kTile), "matmul_fp8: m too large for one launch");
-  const size_t smem = size_t(k) + size_t(k / dev::kQuantBlock) * sizeof(float);
-  const bool vec = ldw % 16 == 0 && aligned16(x) && aligned16(w) && smem <= 48 * 1024;
-  if (m == 1 && vec) {
+  // Shared memory of the GEMV: m rows of codes and scales; past 48 KiB it is opted into per kernel.
+  const size_t smem = size_t(std::min<int64_t>(m, kGemvMaxM)) * (size_t(k) + size_t(k / dev::kQuantBlock) * sizeof(float));
+  int device = 0, smem_max = 48 * 1024;
+  if (smem > size_t(smem_max)) {
+    DSA_CUDA_CHECK(cudaGetDevice(&device));
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  }
+  const bool vec = ldw % 16 == 0 && aligned16(x) && aligned16(w) && (m == 1 || ldx % 4 == 0) &&
+                   smem <= size_t(smem_max);
+  if (m <= kGemvMaxM && vec) {
     constexpr int64_t rows_per_block = kGemvWarps * kGemvFp8RowsPerWarp;
-    gemv_fp8_kernel<<<unsigned((n + rows_per_block - 1) / rows_per_block), kGemvWarps * 32, smem, stream>>>(
-        x, k, w, ldw, scale_inv, ld_scale, n, y);
+    const unsigned blocks = unsigned((n + rows_per_block - 1) / rows_per_block);
+    with_rows(m, [&](auto rows) {
+      constexpr int M = decltype(rows)::value;
+      if (smem > 48 * 1024)
+        DSA_CUDA_CHECK(cudaFuncSetAttribute(gemv_fp8_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      gemv_fp8_kernel<M><<<blocks, kGemvWarps * 32, smem, stream>>>(x, ldx, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
+    });
   } else {
     gemm_fp8_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
   }

@@ -66,8 +66,10 @@ TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and tiled)") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(21);
   // n = 300: a partial last scale row and a partial GEMV block; k = 640: a partial warp step.
+  // m = 2..8 take the GEMV (8 x 7168: shared memory past 48 KiB), 9 and 70 the tiled GEMM.
   for (const Shape& s : {Shape{1, 300, 1024, 0}, Shape{1, 130, 640, 0}, Shape{1, 77, 384, 8}, Shape{1, 1536, 7168, 0},
-                         Shape{5, 300, 640, 0}, Shape{70, 129, 256, 0}})
+                         Shape{5, 300, 640, 0}, Shape{2, 257, 2048, 0}, Shape{8, 520, 7168, 0}, Shape{9, 129, 384, 0},
+                         Shape{70, 129, 256, 0}})
     run_fp8(s, rng);
 }
 
@@ -76,7 +78,7 @@ TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and tiled)") {
   std::mt19937 rng(22);
   for (bool round_out : {true, false})
     for (const Shape& s : {Shape{1, 257, 1000, 0}, Shape{1, 64, 1003, 0}, Shape{1, 33, 512, 4}, Shape{1, 512, 7168, 0},
-                           Shape{3, 257, 1000, 0}, Shape{67, 65, 96, 0}})
+                           Shape{3, 257, 1000, 0}, Shape{8, 130, 7168, 0}, Shape{9, 65, 200, 0}, Shape{67, 65, 96, 0}})
       run_bf16(s, round_out, rng);
 }
 
