@@ -74,22 +74,30 @@ class Backend {
   virtual void hadamard(const float* x, int64_t rows, int64_t n, double scale, float* y) = 0;
   virtual void act_quant(const float* x, int64_t n, int64_t block, uint8_t* codes, float* scales) = 0;
   // attention.hpp: n_tok tokens at positions pos (backend memory) of one sequence (page table in
-  // backend memory); then the absorbed decode of one query over its selection sel [n_sel].
+  // backend memory); then the absorbed decode of queries over their selections.
   virtual void latent_write(uint8_t* arena, const int32_t* pages, cpu::LatentFormat fmt, int64_t kv_lora,
                             int64_t rope_dim, int64_t n_tok, const int64_t* pos, const float* c_kv,
                             const float* k_pe) = 0;
   // The most keys one sparse_mla_decode call takes (INT64_MAX: no limit).
   virtual int64_t max_selected_keys(int64_t kv_lora, int64_t rope_dim) const = 0;
+  // n_q queries at once (kernels/cuda/attention.hpp sparse_mla_decode_batched): query i's q_abs /
+  // o_lat [n_heads, kv_lora] and q_pe [n_heads, rope] follow query i-1's, its page table is
+  // view.pages + i * pages_stride (0: all of one sequence), its selection sel + i * sel_stride with
+  // n_sel[i] keys (backend memory, each <= max_sel).
   virtual void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads,
-                                 const cpu::LatentCacheView& view, const int32_t* sel, int64_t n_sel,
+                                 const cpu::LatentCacheView& view, int64_t pages_stride, int64_t n_q,
+                                 const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t max_sel,
                                  float softmax_scale, float* o_lat) = 0;
-  // indexer.hpp: keys of n_tok tokens into the cache; one query's scores over n_keys cached keys.
+  // indexer.hpp: keys of n_tok tokens into the cache; queries' scores over their cached keys.
   virtual void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok,
                              const int64_t* pos, const float* k) = 0;
   virtual void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale,
                                     float rot_scale) = 0;
+  // n_q queries' scores (query i: q_codes and w after query i-1's, page table view.pages + i *
+  // pages_stride, n_keys[i] keys (backend memory, each <= max_keys), scores + i * ld_scores).
   virtual void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads,
-                              const cpu::IndexerCacheView& view, int64_t n_keys, float* scores) = 0;
+                              const cpu::IndexerCacheView& view, int64_t pages_stride, int64_t n_q,
+                              const int32_t* n_keys, int64_t max_keys, float* scores, int64_t ld_scores) = 0;
   // topk.hpp, for n_rows rows: row r has n_valid[r] candidates (backend memory); out [n_rows, ld_out]
   // gets the min(k, n_valid[r]) best positions ascending, then -1.
   virtual void topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, const int32_t* n_valid,

@@ -100,9 +100,16 @@ void CpuBackend::latent_write(uint8_t* arena, const int32_t* pages, cpu::LatentF
 }
 
 void CpuBackend::sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads,
-                                   const cpu::LatentCacheView& view, const int32_t* sel, int64_t n_sel,
+                                   const cpu::LatentCacheView& view, int64_t pages_stride, int64_t n_q,
+                                   const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t,
                                    float softmax_scale, float* o_lat) {
-  cpu::sparse_mla_decode(q_abs, q_pe, n_heads, view, sel, n_sel, softmax_scale, o_lat);
+  const int64_t kv_lora = view.kv_lora, rope = view.rope_dim;
+  for (int64_t i = 0; i < n_q; ++i) {
+    cpu::LatentCacheView row = view;
+    row.pages += i * pages_stride;
+    cpu::sparse_mla_decode(q_abs + i * n_heads * kv_lora, q_pe + i * n_heads * rope, n_heads, row,
+                           sel + i * sel_stride, n_sel[i], softmax_scale, o_lat + i * n_heads * kv_lora);
+  }
 }
 
 void CpuBackend::indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok,
@@ -115,8 +122,15 @@ void CpuBackend::indexer_fold_weights(float* w, const float* q_scale, int64_t n,
 }
 
 void CpuBackend::indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads,
-                                const cpu::IndexerCacheView& view, int64_t n_keys, float* scores) {
-  cpu::indexer_scores(q_codes, w, n_heads, view, n_keys, scores);
+                                const cpu::IndexerCacheView& view, int64_t pages_stride, int64_t n_q,
+                                const int32_t* n_keys, int64_t, float* scores, int64_t ld_scores) {
+  const int64_t dim = view.head_dim;
+  for (int64_t i = 0; i < n_q; ++i) {
+    cpu::IndexerCacheView row = view;
+    row.pages += i * pages_stride;
+    cpu::indexer_scores(q_codes + i * n_heads * dim, w + i * n_heads, n_heads, row, n_keys[i],
+                        scores + i * ld_scores);
+  }
 }
 
 void CpuBackend::topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, const int32_t* n_valid,

@@ -45,12 +45,14 @@ class CpuBackend final : public Backend {
                     int64_t n_tok, const int64_t* pos, const float* c_kv, const float* k_pe) override;
   int64_t max_selected_keys(int64_t, int64_t) const override { return INT64_MAX; }
   void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const cpu::LatentCacheView& view,
-                         const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat) override;
+                         int64_t pages_stride, int64_t n_q, const int32_t* sel, int64_t sel_stride,
+                         const int32_t* n_sel, int64_t max_sel, float softmax_scale, float* o_lat) override;
   void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok, const int64_t* pos,
                      const float* k) override;
   void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale) override;
   void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const cpu::IndexerCacheView& view,
-                      int64_t n_keys, float* scores) override;
+                      int64_t pages_stride, int64_t n_q, const int32_t* n_keys, int64_t max_keys, float* scores,
+                      int64_t ld_scores) override;
   void topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, const int32_t* n_valid, int64_t k,
                       int32_t* out, int64_t ld_out) override;
   void moe_route(const float* logits, const float* bias, int64_t n_tok, int64_t n_experts, int64_t n_group,

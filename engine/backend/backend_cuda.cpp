@@ -258,10 +258,12 @@ void CudaBackend::latent_write(uint8_t* arena, const int32_t* pages, cpu::Latent
 }
 
 void CudaBackend::sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads,
-                                    const cpu::LatentCacheView& view, const int32_t* sel, int64_t n_sel,
+                                    const cpu::LatentCacheView& view, int64_t pages_stride, int64_t n_q,
+                                    const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t max_sel,
                                     float softmax_scale, float* o_lat) {
   bind();
-  cuda::sparse_mla_decode(q_abs, q_pe, n_heads, view, sel, n_sel, softmax_scale, o_lat, stream_);
+  cuda::sparse_mla_decode_batched(q_abs, q_pe, n_heads, view, pages_stride, n_q, sel, sel_stride, n_sel, max_sel,
+                                  softmax_scale, o_lat, stream_);
 }
 
 void CudaBackend::indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64_t n_tok,
@@ -277,9 +279,11 @@ void CudaBackend::indexer_fold_weights(float* w, const float* q_scale, int64_t n
 }
 
 void CudaBackend::indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads,
-                                 const cpu::IndexerCacheView& view, int64_t n_keys, float* scores) {
+                                 const cpu::IndexerCacheView& view, int64_t pages_stride, int64_t n_q,
+                                 const int32_t* n_keys, int64_t max_keys, float* scores, int64_t ld_scores) {
   bind();
-  cuda::indexer_scores(q_codes, w, n_heads, view, n_keys, scores, stream_);
+  cuda::indexer_scores_batched(q_codes, w, n_heads, view, pages_stride, n_q, n_keys, max_keys, scores, ld_scores,
+                               stream_);
 }
 
 // The kernel's n (candidates of every row when n_valid is null) is the row stride.

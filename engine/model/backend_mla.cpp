@@ -100,11 +100,11 @@ void BackendModel::select_keys(int64_t layer, KvCache& cache, ForwardTrace* trac
     float* scores = ws_.scores.data();  // [kScoreRows, end_]
     for (int64_t b0 = 0; b0 < S; b0 += kScoreRows) {
       const int64_t n_q = std::min(kScoreRows, S - b0);
-      for (int64_t r = 0; r < n_q; ++r) {
-        const int64_t i = b0 + r;
-        be.indexer_scores(ws_.idx_q_codes.data() + i * nh * hd, ws_.idx_w.data() + i * nh, nh,
-                          indexer_view(cache, layer, i), pos_[i] + 1, scores + r * end_);
-      }
+      int64_t max_keys = 0;
+      for (int64_t i = b0; i < b0 + n_q; ++i) max_keys = std::max(max_keys, pos_[i] + 1);
+      be.indexer_scores(ws_.idx_q_codes.data() + b0 * nh * hd, ws_.idx_w.data() + b0 * nh, nh,
+                        indexer_view(cache, layer, b0), pages_stride_, n_q, ws_.n_valid.data() + b0, max_keys, scores,
+                        end_);
       // Dense mode runs the indexer only to record its choice: its own top-k, within the wider rows.
       be.topk_positions(scores, end_, n_q, ws_.n_valid.data() + b0, std::min(cfg_.index_topk, stride),
                         sel + b0 * stride, stride);
@@ -136,6 +136,7 @@ void BackendModel::select_keys(int64_t layer, KvCache& cache, ForwardTrace* trac
       }
     }
     be.upload(sel, host.data(), host.size() * sizeof(int32_t));
+    upload_n_sel();
     attend_sel_ = sel;
   }
   if (trace) {
@@ -163,10 +164,9 @@ void BackendModel::attend(int64_t layer, KvCache& cache) {
   const size_t f = sizeof(float);
   be.copy_rows(q_pe, dr * f, q + dn, dqk * f, dr * f, static_cast<size_t>(S * H));
   float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
-  for (int64_t i = 0; i < S; ++i) {
-    be.sparse_mla_decode(q_abs + i * H * kvr, q_pe + i * H * dr, H, latent_view(cache, layer, i),
-                         attend_sel_ + i * sel_stride_, n_sel_[i], softmax_scale_, o_lat + i * H * kvr);
-  }
+  const int64_t max_sel = *std::max_element(n_sel_.begin(), n_sel_.begin() + S);
+  be.sparse_mla_decode(q_abs, q_pe, H, latent_view(cache, layer, 0), pages_stride_, S, attend_sel_, sel_stride_,
+                       ws_.n_sel.data(), max_sel, softmax_scale_, o_lat);
   float* o = ws_.o.data();  // [S, H, v]
   be.matmul_bf16_batched(o_lat, H * kvr, kvr, S, kvr, lw.w_uv, kvr, dv * kvr, dv, o, H * dv, dv, H, true);
 }

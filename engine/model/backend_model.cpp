@@ -223,6 +223,7 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   end_ = 0;
   max_pages_ = 0;
   for (const Sequence* seq : seqs) max_pages_ = std::max<int64_t>(max_pages_, static_cast<int64_t>(seq->pages.size()));
+  pages_stride_ = one_sequence ? 0 : max_pages_;
   for (int64_t i = 0; i < S; ++i) {
     const int64_t b = one_sequence ? 0 : i;
     slot_[i] = b;
@@ -244,6 +245,7 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.ids, S);
   grow(be, ws.pages, static_cast<int64_t>(seqs.size()) * max_pages_);
   grow(be, ws.n_valid, S);
+  grow(be, ws.n_sel, S);
   grow(be, ws.sel, S * sel_stride_);
   if (mode_ == AttentionMode::dense) grow(be, ws.dense_sel, S * sel_stride_);
   for (auto* b : {&ws.x, &ws.xn, &ws.residual, &ws.attn_out, &ws.shared_out}) grow(be, *b, S * D);
@@ -298,7 +300,14 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
     }
     be.upload(ws.dense_sel.data(), host_i32_.data(), host_i32_.size() * sizeof(int32_t));
   }
+  upload_n_sel();
   be.embed_rows(embed_, D, ws.ids.data(), S, ws.x.data());
+}
+
+void BackendModel::upload_n_sel() {
+  host_i32_.resize(static_cast<size_t>(S_));
+  for (int64_t i = 0; i < S_; ++i) host_i32_[i] = static_cast<int32_t>(n_sel_[i]);
+  be_->upload(ws_.n_sel.data(), host_i32_.data(), host_i32_.size() * sizeof(int32_t));
 }
 
 cpu::LatentCacheView BackendModel::latent_view(KvCache& cache, int64_t layer, int64_t row) const {

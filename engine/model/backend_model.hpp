@@ -77,7 +77,7 @@ class BackendModel final : public ForwardPass {
   // Activations of one call, in backend memory, grown to the largest call seen.
   struct Workspace {
     Buffer<int64_t> pos;
-    Buffer<int32_t> ids, pages, n_valid, sel, dense_sel, gather_rows, slot_row, route_idx;
+    Buffer<int32_t> ids, pages, n_valid, n_sel, sel, dense_sel, gather_rows, slot_row, route_idx;
     Buffer<float> x, xn, residual, attn_out, qr, q, kv, c_kv, k_pe, q_abs, q_pe, o_lat, o, o_full;
     Buffer<float> idx_q, idx_k, idx_w, idx_q_scale, scores;
     Buffer<uint8_t> idx_q_codes;
@@ -93,6 +93,8 @@ class BackendModel final : public ForwardPass {
   // Sets up the S rows of a call: ids, positions and page tables uploaded, the row -> page-table
   // slot map, the selection stride; grows the workspace.
   void begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool one_sequence);
+  // n_sel_ into ws_.n_sel.
+  void upload_n_sel();
   // An error when a query would attend to more keys than the backend's attention kernel takes.
   Result<void> check_attention_keys(int64_t end) const;
   Error workspace_error(int64_t rows) const;
@@ -133,6 +135,7 @@ class BackendModel final : public ForwardPass {
 
   // The rows of the current call.
   int64_t S_ = 0, end_ = 0, sel_stride_ = 0, max_pages_ = 0;
+  int64_t pages_stride_ = 0;               // between the rows' page tables in ws_.pages: 0 for one sequence
   std::vector<int64_t> pos_;               // [S] positions
   std::vector<int64_t> slot_;              // [S] the row's page table in ws_.pages
   std::vector<const Sequence*> row_seq_;   // [S]

@@ -38,15 +38,29 @@ struct Records {
 
 // Shared memory: q_abs [kHeads][kv_lora], q_pe [kHeads][rope], scores / probabilities [kHeads][n_sel],
 // then the selected records' cache slots, padded to a multiple of 4 entries: the compiler reads them
-// four at a time (one 16-byte load), also for the last ones.
+// four at a time (one 16-byte load), also for the last ones. blockIdx.y: the query (its q_abs, q_pe
+// and o_lat after the previous query's, its page table pages_stride entries on, its selection
+// sel_stride on, n_sel_of[y] keys, or n_sel).
 __global__ void __launch_bounds__(kThreads)
-sparse_mla_decode_kernel(const float* q_abs, const float* q_pe, int n_heads, Records rec, const int32_t* sel,
-                         int n_sel, float softmax_scale, float* o_lat) {
+sparse_mla_decode_kernel(const float* q_abs, const float* q_pe, int n_heads, Records rec, int64_t pages_stride,
+                         const int32_t* sel, int64_t sel_stride, const int32_t* n_sel_of, int n_sel,
+                         float softmax_scale, float* o_lat) {
   extern __shared__ __align__(16) float smem_f[];
   __shared__ double dscratch[32];
   __shared__ float fscratch[32];
   const int kv_lora = rec.kv_lora, rope = rec.rope;
   const int h0 = blockIdx.x * kHeads, hn = min(kHeads, n_heads - h0);
+  const int64_t query = blockIdx.y;
+  q_abs += query * n_heads * kv_lora;
+  q_pe += query * n_heads * rope;
+  o_lat += query * n_heads * kv_lora;
+  rec.pages += query * pages_stride;
+  sel += query * sel_stride;
+  if (n_sel_of) n_sel = n_sel_of[query];
+  if (n_sel == 0) {  // the whole block: zeros
+    for (int i = threadIdx.x; i < hn * kv_lora; i += kThreads) o_lat[size_t(h0) * kv_lora + i] = 0.0f;
+    return;
+  }
   float* qa = smem_f;
   float* qp = qa + kHeads * kv_lora;
   float* p = qp + kHeads * rope;
@@ -177,24 +191,37 @@ int64_t sparse_mla_decode_max_sel(int64_t kv_lora, int64_t rope_dim) {
 
 void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                        const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat, cudaStream_t stream) {
+  if (n_heads > 0 && n_sel <= 0) {
+    DSA_CUDA_CHECK(cudaMemsetAsync(o_lat, 0, size_t(n_heads * view.kv_lora) * sizeof(float), stream));
+    return;
+  }
+  sparse_mla_decode_batched(q_abs, q_pe, n_heads, view, 0, 1, sel, 0, nullptr, n_sel, softmax_scale, o_lat, stream);
+}
+
+void sparse_mla_decode_batched(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
+                               int64_t pages_stride, int64_t n_q, const int32_t* sel, int64_t sel_stride,
+                               const int32_t* n_sel, int64_t max_sel, float softmax_scale, float* o_lat,
+                               cudaStream_t stream) {
   const bool fp8 = view.fmt == LatentFormat::fp8;
+  DSA_CUDA_REQUIRE(n_q <= 65535, "sparse_mla_decode: at most 65535 queries per launch");
   DSA_CUDA_REQUIRE(!fp8 || view.kv_lora % 128 == 0, "sparse_mla_decode: fp8 records need kv_lora % 128 == 0");
   DSA_CUDA_REQUIRE(view.record_bytes == cpu::latent_record_bytes(view.fmt, view.kv_lora, view.rope_dim),
                    "sparse_mla_decode: record_bytes does not match the format");
-  if (n_heads <= 0) return;
-  if (n_sel <= 0) {
-    DSA_CUDA_CHECK(cudaMemsetAsync(o_lat, 0, size_t(n_heads * view.kv_lora) * sizeof(float), stream));
+  if (n_heads <= 0 || n_q <= 0) return;
+  if (max_sel <= 0) {
+    DSA_CUDA_CHECK(cudaMemsetAsync(o_lat, 0, size_t(n_q * n_heads * view.kv_lora) * sizeof(float), stream));
     return;
   }
   DSA_CUDA_REQUIRE(view.record_bytes % 4 == 0 && reinterpret_cast<uintptr_t>(view.arena) % 4 == 0,
                    "sparse_mla_decode: records must start 4-byte aligned");
-  const size_t smem = decode_smem(view.kv_lora, view.rope_dim, n_sel);
+  const size_t smem = decode_smem(view.kv_lora, view.rope_dim, max_sel);
   DSA_CUDA_REQUIRE(smem + 2048 <= smem_optin(), "sparse_mla_decode: n_sel too large for shared memory");
   DSA_CUDA_CHECK(
       cudaFuncSetAttribute(sparse_mla_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const Records rec{view.arena, view.pages, view.record_bytes, int(view.kv_lora), int(view.rope_dim), fp8};
-  sparse_mla_decode_kernel<<<unsigned((n_heads + kHeads - 1) / kHeads), kThreads, smem, stream>>>(
-      q_abs, q_pe, int(n_heads), rec, sel, int(n_sel), softmax_scale, o_lat);
+  const dim3 grid(unsigned((n_heads + kHeads - 1) / kHeads), unsigned(n_q));
+  sparse_mla_decode_kernel<<<grid, kThreads, smem, stream>>>(q_abs, q_pe, int(n_heads), rec, pages_stride, sel,
+                                                             sel_stride, n_sel, int(max_sel), softmax_scale, o_lat);
   DSA_CUDA_CHECK_LAUNCH();
 }
 

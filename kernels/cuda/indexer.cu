@@ -13,15 +13,23 @@ constexpr int kMaxHeads = 128;
 constexpr int kMaxHeadsPerThread = kMaxHeads / kHeadGroups;
 
 // Shared memory: q as fp32 [n_heads][dim], keys as fp16 [dim][64] (e4m3 values are exact in
-// fp16), the weighted logits [n_heads][64].
+// fp16), the weighted logits [n_heads][64]. blockIdx.x: the page; blockIdx.y: the query, its page
+// table pages_stride entries after the previous one's, its key count n_keys_of[y] (or n_keys).
 __global__ void __launch_bounds__(kThreads)
 indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const uint8_t* arena,
-                      const int32_t* pages, int dim, size_t page_bytes, int64_t n_keys, float* scores) {
+                      const int32_t* pages, int64_t pages_stride, int dim, size_t page_bytes, const int32_t* n_keys_of,
+                      int64_t n_keys, float* scores, int64_t ld_scores) {
   extern __shared__ __align__(16) uint8_t smem[];
   float* qf = reinterpret_cast<float*>(smem);
   __half* kt = reinterpret_cast<__half*>(qf + n_heads * dim);
   float* logits = reinterpret_cast<float*>(kt + dim * kPage);
-  const int64_t p = blockIdx.x;
+  const int64_t p = blockIdx.x, query = blockIdx.y;
+  if (n_keys_of) n_keys = n_keys_of[query];
+  if (p * kPage >= n_keys) return;  // the whole block: this query has fewer pages
+  q_codes += query * n_heads * dim;
+  w += query * n_heads;
+  pages += query * pages_stride;
+  scores += query * ld_scores;
   const uint8_t* page = arena + size_t(pages[p]) * page_bytes;
   const int keys = int(min(int64_t(kPage), n_keys - p * kPage));
   for (int i = threadIdx.x; i < n_heads * dim; i += kThreads) qf[i] = dev::fp8_to_float(q_codes[i]);
@@ -100,18 +108,26 @@ void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64
 
 void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
                     int64_t n_keys, float* scores, cudaStream_t stream) {
+  indexer_scores_batched(q_codes, w, n_heads, view, 0, 1, nullptr, n_keys, scores, n_keys, stream);
+}
+
+void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
+                            int64_t pages_stride, int64_t n_q, const int32_t* n_keys, int64_t max_keys, float* scores,
+                            int64_t ld_scores, cudaStream_t stream) {
   const int64_t dim = view.head_dim;
+  DSA_CUDA_REQUIRE(n_q <= 65535, "indexer_scores: at most 65535 queries per launch");
   DSA_CUDA_REQUIRE(dim > 0 && dim <= 128 && dim % 16 == 0, "indexer_scores needs head_dim = 16 * (1..8)");
   DSA_CUDA_REQUIRE(n_heads > 0 && n_heads <= kMaxHeads, "indexer_scores needs 1..128 heads");
   DSA_CUDA_REQUIRE(view.page_bytes == cpu::indexer_page_bytes(dim), "indexer_scores: page_bytes mismatch");
   DSA_CUDA_REQUIRE(reinterpret_cast<uintptr_t>(view.arena) % 16 == 0, "indexer_scores: the arena must be 16-byte aligned");
-  if (n_keys <= 0) return;
+  if (max_keys <= 0 || n_q <= 0) return;
   const size_t smem = size_t(n_heads * dim) * sizeof(float) + size_t(dim * kPage) * sizeof(__half) +
                       size_t(n_heads * kPage) * sizeof(float);
   DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const int64_t n_pages = (n_keys + kPage - 1) / kPage;
-  indexer_scores_kernel<<<unsigned(n_pages), kThreads, smem, stream>>>(q_codes, w, int(n_heads), view.arena, view.pages,
-                                                                       int(dim), view.page_bytes, n_keys, scores);
+  const int64_t n_pages = (max_keys + kPage - 1) / kPage;
+  indexer_scores_kernel<<<dim3(unsigned(n_pages), unsigned(n_q)), kThreads, smem, stream>>>(
+      q_codes, w, int(n_heads), view.arena, view.pages, pages_stride, int(dim), view.page_bytes, n_keys, max_keys,
+      scores, ld_scores);
   DSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -30,6 +30,14 @@ void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64
 void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
                     int64_t n_keys, float* scores, cudaStream_t stream);
 
+// n_q queries at once (a prefill chunk, or a decode batch): query i's q_codes [n_heads, head_dim] and
+// w [n_heads] follow query i-1's, its page table is view.pages + i * pages_stride (0: one sequence),
+// its key count n_keys[i] (device int32, each <= max_keys), its scores at scores + i * ld_scores.
+// n_q <= 65535.
+void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
+                            int64_t pages_stride, int64_t n_q, const int32_t* n_keys, int64_t max_keys, float* scores,
+                            int64_t ld_scores, cudaStream_t stream);
+
 // w[r] = w[r] * head_scale * q_scale[r] * rot_scale for r < n (fp32 products left to right, as
 // cpu::indexer_fold_weights: bit-exact). w, q_scale: [n] f32 (device).
 void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale,
