@@ -1,14 +1,15 @@
 // Backend: where the forward pass of BackendModel runs. Memory (buffers, uploads, copies) and the
 // ops of kernels/ on that memory, one virtual call per kernel launch with the kernel's contract
-// (see the kernels/cpu header named at each op). Two implementations: CpuBackend (host memory,
+// (see the kernels/cpu header named at each op; the batched forms of attention and the indexer are
+// the CPU contract applied to each query). Two implementations: CpuBackend (host memory,
 // kernels/cpu, what CI runs) and CudaBackend (device memory, kernels/cuda, one stream). The model
 // picks one at load time and never branches on the device.
 //
 // Pointers passed to the ops are backend memory unless said otherwise; sizes and scalars are host
 // values. Ops are ordered: each sees the results of the ones before it. download() waits for them.
 #pragma once
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 
