@@ -269,8 +269,7 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.router_logits, S * c.n_routed_experts);
   grow(be, ws.route_w, S * K);
   grow(be, ws.route_idx, S * K);
-  grow(be, ws.gather_rows, S * K);
-  grow(be, ws.slot_row, S * K);
+  grow(be, ws.moe_maps, 2 * S * K);
   grow(be, ws.expert_x, S * K * D);
   grow(be, ws.expert_y, S * K * D);
   grow(be, ws.gathered, S * std::max(c.num_attention_heads * dv, inter));

@@ -77,7 +77,8 @@ class BackendModel final : public ForwardPass {
   // Activations of one call, in backend memory, grown to the largest call seen.
   struct Workspace {
     Buffer<int64_t> pos;
-    Buffer<int32_t> ids, pages, n_valid, n_sel, sel, dense_sel, gather_rows, slot_row, route_idx;
+    Buffer<int32_t> ids, pages, n_valid, n_sel, sel, dense_sel, route_idx;
+    Buffer<int32_t> moe_maps;  // [S * K] slot -> expert row (-1: another rank's), then [rows] row -> token
     Buffer<float> x, xn, residual, attn_out, qr, q, kv, c_kv, k_pe, q_abs, q_pe, o_lat, o, o_full;
     Buffer<float> idx_q, idx_k, idx_w, idx_q_scale, scores;
     Buffer<uint8_t> idx_q_codes;

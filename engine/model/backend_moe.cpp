@@ -42,16 +42,19 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
   const std::vector<int64_t>& active = groups_.active;
   const std::vector<int64_t>& first = groups_.first;
   const int64_t rows = groups_.rows();
-  std::vector<int32_t> token_of_row(static_cast<size_t>(rows)), slot_row(static_cast<size_t>(S * K), -1);
+  // One upload: the slot -> row map [S * K] (-1 for other ranks' experts), then each row's token.
+  std::vector<int32_t>& maps = host_i32_;
+  maps.assign(static_cast<size_t>(S * K + rows), -1);
+  int32_t* slot_row = maps.data();
+  int32_t* token_of_row = slot_row + S * K;
   for (int64_t r = 0; r < rows; ++r) {
     token_of_row[r] = groups_.slots[r] / static_cast<int32_t>(K);
     slot_row[groups_.slots[r]] = static_cast<int32_t>(r);
   }
-  be.upload(ws_.gather_rows.data(), token_of_row.data(), token_of_row.size() * sizeof(int32_t));
-  be.upload(ws_.slot_row.data(), slot_row.data(), slot_row.size() * sizeof(int32_t));
+  be.upload(ws_.moe_maps.data(), maps.data(), maps.size() * sizeof(int32_t));
   float* expert_x = ws_.expert_x.data();
   float* expert_y = ws_.expert_y.data();
-  be.gather_rows(x, D, ws_.gather_rows.data(), rows, expert_x);
+  be.gather_rows(x, D, ws_.moe_maps.data() + S * K, rows, expert_x);
   for (size_t i = 0; i < active.size(); ++i) {
     const int64_t r0 = first[i], n = first[i + 1] - r0;
     const MlpWeights& w = lw.experts[static_cast<size_t>(active[i])];
@@ -64,7 +67,7 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
     shared = ws_.shared_out.data();
     mlp(lw.shared_experts, x, S, shared, /*sharded=*/false);
   }
-  be.moe_combine(expert_y, ws_.slot_row.data(), ws_.route_w.data(), S, K, D, shared, out);
+  be.moe_combine(expert_y, ws_.moe_maps.data(), ws_.route_w.data(), S, K, D, shared, out);
   if (n_ranks > 1) {
     be.synchronize();  // the Comm runs on its own stream
     comm_->all_reduce_sum(out, S * D);
