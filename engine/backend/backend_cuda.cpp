@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "engine/api/result.hpp"
@@ -41,6 +42,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   cudaStream_t stream = nullptr;
   DSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_ = stream;
+  staging_.resize(kStagingSlots);
+  for (Staging& s : staging_) {
+    DSA_CUDA_CHECK(cudaMallocHost(&s.host, kStagingBytes));
+    cudaEvent_t done = nullptr;
+    DSA_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    s.done = done;
+  }
 }
 
 // Errors are ignored here: the context may already be failing or shut down at exit.
@@ -49,6 +57,10 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);
   for (void* p : allocations_) cudaFree(p);
   for (void* p : resident_) cudaFree(p);
+  for (Staging& s : staging_) {
+    cudaFreeHost(s.host);
+    cudaEventDestroy(s.done);
+  }
   cudaStreamDestroy(stream_);
 }
 
@@ -100,7 +112,17 @@ const void* CudaBackend::resident(const void* src, size_t bytes) {
 void CudaBackend::upload(void* dst, const void* src_host, size_t bytes) {
   if (bytes == 0) return;
   bind();
-  copy_from_host(dst, src_host, bytes);
+  if (bytes > kStagingBytes) {
+    copy_from_host(dst, src_host, bytes);
+    return;
+  }
+  Staging& s = staging_[size_t(next_staging_)];
+  next_staging_ = (next_staging_ + 1) % kStagingSlots;
+  if (s.pending) DSA_CUDA_CHECK(cudaEventSynchronize(s.done));
+  std::memcpy(s.host, src_host, bytes);
+  DSA_CUDA_CHECK(cudaMemcpyAsync(dst, s.host, bytes, cudaMemcpyHostToDevice, stream_));
+  DSA_CUDA_CHECK(cudaEventRecord(s.done, stream_));
+  s.pending = true;
 }
 
 void CudaBackend::download(void* dst_host, const void* src, size_t bytes) {

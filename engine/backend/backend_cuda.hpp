@@ -1,9 +1,10 @@
 // CudaBackend: the Backend on one CUDA device, running kernels/cuda on one stream it owns. Memory
 // is device memory (cudaMalloc). Ops, copy() and copy_rows() are enqueued on the stream and return
-// at once; upload(), download(), resident() and release() wait for the stream (the host buffer may
-// be reused, or the memory freed, as soon as they return), so uploads belong at the start of a
-// step, not between its kernels. Work of another stream (an NCCL communicator's) on this memory
-// must be ordered by the caller, after a waiting call. Built only with DSA_CUDA.
+// at once. upload() of up to 1 MiB copies the host bytes into one of 8 pinned staging buffers and
+// enqueues the transfer, so it returns at once too; larger uploads, download(), resident() and
+// release() wait for the stream. Either way the host buffer may be reused, or the memory freed, as
+// soon as the call returns. Work of another stream (an NCCL communicator's) on this memory must be
+// ordered by the caller, after a waiting call (synchronize()). Built only with DSA_CUDA.
 //
 // A CUDA failure or a violated kernel contract stops the program (kernels/cuda/check.hpp); only
 // running short of device memory in allocate() or resident() is reported, as std::bad_alloc.
@@ -17,6 +18,7 @@
 #include "engine/backend/backend.hpp"
 
 struct CUstream_st;  // cudaStream_t, without the CUDA headers
+struct CUevent_st;   // cudaEvent_t
 
 namespace dsa {
 
@@ -97,6 +99,18 @@ class CudaBackend final : public Backend {
   void bind() const;
   void* device_malloc(size_t bytes);  // std::bad_alloc when short
   void copy_from_host(void* dst, const void* src, size_t bytes);  // waits for the stream
+
+  // Pinned buffers small uploads go through, in turn; a buffer is refilled once its last transfer
+  // (event `done`) has finished.
+  static constexpr size_t kStagingBytes = size_t(1) << 20;
+  static constexpr int kStagingSlots = 8;
+  struct Staging {
+    void* host = nullptr;
+    CUevent_st* done = nullptr;
+    bool pending = false;
+  };
+  std::vector<Staging> staging_;
+  int next_staging_ = 0;
 
   int device_;
   CUstream_st* stream_ = nullptr;

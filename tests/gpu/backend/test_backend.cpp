@@ -156,3 +156,27 @@ TEST_CASE("CudaBackend::supports names the first model width its kernels do not 
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message == "the CUDA kernels take index_n_heads <= 128; the model's index_n_heads is 256");
 }
+
+TEST_CASE("CudaBackend small uploads return at once through the staging buffers, and the host buffer is free at once") {
+  DSA_REQUIRE_GPU();
+  CudaBackend be(0);
+  // 20 uploads (more than the 8 staging buffers) from one host vector rewritten after each call.
+  const size_t n = 4096;
+  Buffer<int32_t> dst(be, 20 * n);
+  std::vector<int32_t> host(n);
+  for (int u = 0; u < 20; ++u) {
+    for (size_t i = 0; i < n; ++i) host[i] = int32_t(u * 100000 + int(i));
+    be.upload(dst.data() + size_t(u) * n, host.data(), n * sizeof(int32_t));
+    std::fill(host.begin(), host.end(), -1);  // reused at once
+  }
+  const auto got = download(be, dst.data(), 20 * n);
+  bool ok = true;
+  for (int u = 0; u < 20; ++u)
+    for (size_t i = 0; i < n; ++i) ok = ok && got[size_t(u) * n + i] == int32_t(u * 100000 + int(i));
+  CHECK(ok);
+  // A large upload (past the staging size) takes the waiting path: same result.
+  std::vector<float> big((size_t(1) << 20) / sizeof(float) + 17, 2.5f);
+  Buffer<float> dbig(be, big.size());
+  be.upload(dbig.data(), big.data(), big.size() * sizeof(float));
+  CHECK(download(be, dbig.data(), big.size()) == big);
+}
