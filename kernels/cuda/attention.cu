@@ -1,4 +1,6 @@
 // CUDA sparse MLA decode (see attention.hpp).
+#include <algorithm>
+
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/attention.hpp"
@@ -56,7 +58,7 @@ sparse_mla_decode_kernel(const float* q_abs, const float* q_pe, int n_heads, Rec
   o_lat += query * n_heads * kv_lora;
   rec.pages += query * pages_stride;
   sel += query * sel_stride;
-  if (n_sel_of) n_sel = n_sel_of[query];
+  if (n_sel_of) n_sel = min(n_sel_of[query], n_sel);  // never past the shared memory sized for max_sel
   if (n_sel == 0) {  // the whole block: zeros
     for (int i = threadIdx.x; i < hn * kv_lora; i += kThreads) o_lat[size_t(h0) * kv_lora + i] = 0.0f;
     return;
@@ -203,7 +205,6 @@ void sparse_mla_decode_batched(const float* q_abs, const float* q_pe, int64_t n_
                                const int32_t* n_sel, int64_t max_sel, float softmax_scale, float* o_lat,
                                cudaStream_t stream) {
   const bool fp8 = view.fmt == LatentFormat::fp8;
-  DSA_CUDA_REQUIRE(n_q <= 65535, "sparse_mla_decode: at most 65535 queries per launch");
   DSA_CUDA_REQUIRE(!fp8 || view.kv_lora % 128 == 0, "sparse_mla_decode: fp8 records need kv_lora % 128 == 0");
   DSA_CUDA_REQUIRE(view.record_bytes == cpu::latent_record_bytes(view.fmt, view.kv_lora, view.rope_dim),
                    "sparse_mla_decode: record_bytes does not match the format");
@@ -218,11 +219,18 @@ void sparse_mla_decode_batched(const float* q_abs, const float* q_pe, int64_t n_
   DSA_CUDA_REQUIRE(smem + 2048 <= smem_optin(), "sparse_mla_decode: n_sel too large for shared memory");
   DSA_CUDA_CHECK(
       cudaFuncSetAttribute(sparse_mla_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const Records rec{view.arena, view.pages, view.record_bytes, int(view.kv_lora), int(view.rope_dim), fp8};
-  const dim3 grid(unsigned((n_heads + kHeads - 1) / kHeads), unsigned(n_q));
-  sparse_mla_decode_kernel<<<grid, kThreads, smem, stream>>>(q_abs, q_pe, int(n_heads), rec, pages_stride, sel,
-                                                             sel_stride, n_sel, int(max_sel), softmax_scale, o_lat);
-  DSA_CUDA_CHECK_LAUNCH();
+  // Up to 65535 queries per launch (grid.y).
+  for (int64_t q0 = 0; q0 < n_q; q0 += 65535) {
+    const int64_t n = std::min<int64_t>(65535, n_q - q0);
+    const Records rec{view.arena, view.pages + q0 * pages_stride, view.record_bytes, int(view.kv_lora),
+                      int(view.rope_dim), fp8};
+    const dim3 grid(unsigned((n_heads + kHeads - 1) / kHeads), unsigned(n));
+    sparse_mla_decode_kernel<<<grid, kThreads, smem, stream>>>(
+        q_abs + q0 * n_heads * view.kv_lora, q_pe + q0 * n_heads * view.rope_dim, int(n_heads), rec, pages_stride,
+        sel + q0 * sel_stride, sel_stride, n_sel ? n_sel + q0 : nullptr, int(max_sel), softmax_scale,
+        o_lat + q0 * n_heads * view.kv_lora);
+    DSA_CUDA_CHECK_LAUNCH();
+  }
 }
 
 }  // namespace dsa::cuda

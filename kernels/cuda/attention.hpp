@@ -38,7 +38,7 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
 // n_q queries at once (a prefill chunk, or a decode batch): query i's q_abs / o_lat [n_heads,
 // kv_lora] and q_pe [n_heads, rope_dim] follow query i-1's, its page table is view.pages + i *
 // pages_stride (0: one sequence), its selection sel + i * sel_stride with n_sel[i] keys (device
-// int32, each <= max_sel <= sparse_mla_decode_max_sel). n_q <= 65535.
+// int32, each <= max_sel <= sparse_mla_decode_max_sel).
 void sparse_mla_decode_batched(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                                int64_t pages_stride, int64_t n_q, const int32_t* sel, int64_t sel_stride,
                                const int32_t* n_sel, int64_t max_sel, float softmax_scale, float* o_lat,

@@ -1,4 +1,6 @@
 // CUDA indexer scores (see indexer.hpp).
+#include <algorithm>
+
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/indexer.hpp"
@@ -24,7 +26,7 @@ indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const
   __half* kt = reinterpret_cast<__half*>(qf + n_heads * dim);
   float* logits = reinterpret_cast<float*>(kt + dim * kPage);
   const int64_t p = blockIdx.x, query = blockIdx.y;
-  if (n_keys_of) n_keys = n_keys_of[query];
+  if (n_keys_of) n_keys = min(int64_t(n_keys_of[query]), n_keys);  // within the grid sized for max_keys
   if (p * kPage >= n_keys) return;  // the whole block: this query has fewer pages
   q_codes += query * n_heads * dim;
   w += query * n_heads;
@@ -115,7 +117,6 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
                             int64_t pages_stride, int64_t n_q, const int32_t* n_keys, int64_t max_keys, float* scores,
                             int64_t ld_scores, cudaStream_t stream) {
   const int64_t dim = view.head_dim;
-  DSA_CUDA_REQUIRE(n_q <= 65535, "indexer_scores: at most 65535 queries per launch");
   DSA_CUDA_REQUIRE(dim > 0 && dim <= 128 && dim % 16 == 0, "indexer_scores needs head_dim = 16 * (1..8)");
   DSA_CUDA_REQUIRE(n_heads > 0 && n_heads <= kMaxHeads, "indexer_scores needs 1..128 heads");
   DSA_CUDA_REQUIRE(view.page_bytes == cpu::indexer_page_bytes(dim), "indexer_scores: page_bytes mismatch");
@@ -125,10 +126,15 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
                       size_t(n_heads * kPage) * sizeof(float);
   DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
-  indexer_scores_kernel<<<dim3(unsigned(n_pages), unsigned(n_q)), kThreads, smem, stream>>>(
-      q_codes, w, int(n_heads), view.arena, view.pages, pages_stride, int(dim), view.page_bytes, n_keys, max_keys,
-      scores, ld_scores);
-  DSA_CUDA_CHECK_LAUNCH();
+  // Up to 65535 queries per launch (grid.y).
+  for (int64_t q0 = 0; q0 < n_q; q0 += 65535) {
+    const int64_t n = std::min<int64_t>(65535, n_q - q0);
+    indexer_scores_kernel<<<dim3(unsigned(n_pages), unsigned(n)), kThreads, smem, stream>>>(
+        q_codes + q0 * n_heads * dim, w + q0 * n_heads, int(n_heads), view.arena, view.pages + q0 * pages_stride,
+        pages_stride, int(dim), view.page_bytes, n_keys ? n_keys + q0 : nullptr, max_keys, scores + q0 * ld_scores,
+        ld_scores);
+    DSA_CUDA_CHECK_LAUNCH();
+  }
 }
 
 void indexer_fold_weights(float* w, const float* q_scale, int64_t n, float head_scale, float rot_scale,

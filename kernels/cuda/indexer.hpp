@@ -33,7 +33,6 @@ void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, con
 // n_q queries at once (a prefill chunk, or a decode batch): query i's q_codes [n_heads, head_dim] and
 // w [n_heads] follow query i-1's, its page table is view.pages + i * pages_stride (0: one sequence),
 // its key count n_keys[i] (device int32, each <= max_keys), its scores at scores + i * ld_scores.
-// n_q <= 65535.
 void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
                             int64_t pages_stride, int64_t n_q, const int32_t* n_keys, int64_t max_keys, float* scores,
                             int64_t ld_scores, cudaStream_t stream);

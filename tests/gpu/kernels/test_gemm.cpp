@@ -86,7 +86,7 @@ TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (
   DSA_REQUIRE_GPU();
   std::mt19937 rng(23);
   // q_abs[:, h] = q_nope[:, h] . W_UK[h]: x rows [S, H, nope | rope], w [H, kv_lora, nope], y [S, H, kv_lora];
-  // V3.2's 128 heads x (128 nope + 64 rope) -> 512, and a tiny shape; one row (GEMV) and several (tiled).
+  // V3.2's 128 heads x (128 nope + 64 rope) -> 512, and a tiny shape; 1 and 3 rows (GEMV), 70 (tiled).
   struct Case {
     int64_t S, H, nope, rope, out;
   };
@@ -107,5 +107,38 @@ TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (
     cuda::matmul_bf16_batched(dx.get(), c.H * dqk, dqk, c.S, c.nope, dw.get(), c.nope, c.out * c.nope, c.out, dy.get(),
                               c.H * c.out, c.out, c.H, true, nullptr);
     test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_bf16_batched");
+  }
+}
+
+TEST_CASE("gpu GEMVs for every row count 1..8, strided rows, and rows the vector path cannot take") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(24);
+  for (int64_t m = 1; m <= 8; ++m) {
+    run_bf16(Shape{m, 70, 256, 0}, true, rng);
+    run_fp8(Shape{m, 70, 256, 0}, rng);
+  }
+  // Rows ldx apart (ldx != k) and outputs ldy apart (ldy != n), on both GEMVs and on the fallback
+  // (ldx % 4 != 0: unaligned rows take the tiled GEMM).
+  for (const int64_t ldx : {260, 258}) {
+    CAPTURE(ldx);
+    const int64_t m = 5, n = 40, k = 256, ldy = 45;
+    const auto x = test::random_bf16(static_cast<size_t>(m * ldx), rng);
+    const auto wb = test::to_bf16_bits(test::random_bf16(static_cast<size_t>(n * k), rng, 0.05f));
+    std::vector<float> want(static_cast<size_t>(m * ldy), 0.0f);
+    cpu::matmul_bf16_scalar(x.data(), ldx, m, k, wb.data(), k, n, want.data(), ldy, true);
+    DeviceBuffer<float> dx(x), dy(std::vector<float>(want.size(), 0.0f));
+    DeviceBuffer<uint16_t> dw(wb);
+    cuda::matmul_bf16(dx.get(), ldx, m, k, dw.get(), k, n, dy.get(), ldy, true, nullptr);
+    test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_bf16 strided");
+
+    std::vector<uint8_t> w8(static_cast<size_t>(n * k));
+    for (auto& c : w8) c = uint8_t(rng() % 126);
+    const std::vector<float> si(static_cast<size_t>(2), 1e-3f);
+    std::fill(want.begin(), want.end(), 0.0f);
+    cpu::matmul_fp8_scalar(x.data(), ldx, m, k, w8.data(), k, si.data(), 2, n, want.data(), ldy);
+    DeviceBuffer<uint8_t> dw8(w8);
+    DeviceBuffer<float> dsi(si), dy8(std::vector<float>(want.size(), 0.0f));
+    cuda::matmul_fp8(dx.get(), ldx, m, k, dw8.get(), k, dsi.get(), 2, n, dy8.get(), ldy, nullptr);
+    test::check_close(dy8.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8 strided");
   }
 }
