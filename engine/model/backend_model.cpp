@@ -323,13 +323,7 @@ void BackendModel::run_layers(KvCache& cache, ForwardTrace* trace) {
   Backend& be = *be_;
   const int64_t S = S_, L = cfg_.num_hidden_layers, D = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  if (trace) {
-    DSA_CHECK(!trace->forced_topk || static_cast<int64_t>(trace->forced_topk->size()) == L,
-              "forced_topk needs one entry per layer");
-    trace->hidden.assign(static_cast<size_t>(L), {});
-    trace->topk.assign(static_cast<size_t>(L), {});
-    trace->keys_attended = 0;
-  }
+  start_trace(trace, L);
   topk_mismatch_layer_ = -1;
   float* x = ws_.x.data();
   float* xn = ws_.xn.data();

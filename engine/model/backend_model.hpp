@@ -144,6 +144,7 @@ class BackendModel final : public ForwardPass {
   const int32_t* attend_sel_ = nullptr;    // [S, sel_stride_]: the keys attention reads this layer
   std::vector<int32_t> host_i32_;          // staging for uploads and downloads
   ExpertGroups groups_;                    // MoE: the rows of each local expert
+  std::vector<int32_t> route_host_;        // MoE: the routing, downloaded
 #ifdef NDEBUG
   bool check_topk_ = false;
 #else

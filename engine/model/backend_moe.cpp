@@ -36,7 +36,8 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
 
   // The host groups the (token, slot) pairs by expert, as Model does: expert active[i]'s rows are
   // [first[i], first[i + 1]) of expert_x / expert_y.
-  std::vector<int32_t> idx(static_cast<size_t>(S * K));
+  std::vector<int32_t>& idx = route_host_;
+  idx.resize(static_cast<size_t>(S * K));
   be.download(idx.data(), ws_.route_idx.data(), idx.size() * sizeof(int32_t));
   group_by_expert(idx.data(), S * K, E, rank, n_ranks, groups_);
   const std::vector<int64_t>& active = groups_.active;

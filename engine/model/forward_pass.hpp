@@ -28,6 +28,17 @@ struct ForwardTrace {
   const TopkSets* forced_topk = nullptr;
 };
 
+// Empties the record of a forward call over n_layers layers (forced_topk stays; it must have one
+// entry per layer). Nothing when trace is null.
+inline void start_trace(ForwardTrace* trace, int64_t n_layers) {
+  if (!trace) return;
+  DSA_CHECK(!trace->forced_topk || static_cast<int64_t>(trace->forced_topk->size()) == n_layers,
+            "forced_topk needs one entry per layer");
+  trace->hidden.assign(static_cast<size_t>(n_layers), {});
+  trace->topk.assign(static_cast<size_t>(n_layers), {});
+  trace->keys_attended = 0;
+}
+
 class ForwardPass {
  public:
   virtual ~ForwardPass() = default;

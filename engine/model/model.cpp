@@ -111,7 +111,7 @@ Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32
   const int64_t pos0 = seq.n_cached, end = pos0 + S;
   if (auto r = check_position(end, cfg_.max_position_embeddings); !r) return r.error();
   if (auto r = cache.reserve(seq, end); !r) return r.error();
-  start_trace(trace);
+  start_trace(trace, cfg_.num_hidden_layers);
   ensure_workspace(S, end, /*decode=*/S == 1);
   for (int64_t i = 0; i < S; ++i) {
     ws_.pos[i] = pos0 + i;
@@ -132,7 +132,7 @@ Result<void> Model::forward_decode_batch(KvCache& cache, std::span<Sequence*> se
   for (Sequence* seq : seqs) {
     if (auto r = cache.reserve(*seq, seq->n_cached + 1); !r) return r.error();
   }
-  start_trace(trace);
+  start_trace(trace, cfg_.num_hidden_layers);
   ensure_workspace(B, end, /*decode=*/true);
   for (int64_t b = 0; b < B; ++b) {
     ws_.pos[b] = seqs[b]->n_cached;
@@ -144,16 +144,6 @@ Result<void> Model::forward_decode_batch(KvCache& cache, std::span<Sequence*> se
   for (Sequence* seq : seqs) ++seq->n_cached;
   head(0, B, logits);
   return {};
-}
-
-void Model::start_trace(ForwardTrace* trace) const {
-  if (!trace) return;
-  const int64_t L = cfg_.num_hidden_layers;
-  DSA_CHECK(!trace->forced_topk || static_cast<int64_t>(trace->forced_topk->size()) == L,
-            "forced_topk needs one entry per layer");
-  trace->hidden.assign(static_cast<size_t>(L), {});
-  trace->topk.assign(static_cast<size_t>(L), {});
-  trace->keys_attended = 0;
 }
 
 Result<void> Model::check_selections_agreed() const {

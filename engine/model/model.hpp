@@ -94,7 +94,6 @@ class Model final : public ForwardPass {
   // S > 1) or one decode row per distinct sequence (decode == true).
   void ensure_workspace(int64_t n_tokens, int64_t end, bool decode);
   void embed(std::span<const int32_t> tokens);
-  void start_trace(ForwardTrace* trace) const;
   // The block loop over the S rows of ws_.x; leaves the last layer's output in ws_.x / ws_.residual.
   void run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* trace);
   // Final norm and head of rows [first, first + n): logits [n, vocab].

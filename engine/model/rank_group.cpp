@@ -63,6 +63,34 @@ KvCache RankGroup::make_cache(cpu::LatentFormat format, int64_t n_pages) {
   return cache;
 }
 
+Result<void> RankGroup::on_every_rank(KvCache& cache, std::span<Sequence* const> seqs, int64_t logit_rows,
+                                      float* logits, ForwardTrace* trace, const RankCall& call) {
+  const int n = size();
+  const auto vocab = static_cast<size_t>(config().vocab_size);
+  std::vector<Result<void>> results(static_cast<size_t>(n), Result<void>{});
+  // Ranks r > 0 work on copies of the sequences (their page tables), into scratch logits.
+  std::vector<std::vector<Sequence>> copies(static_cast<size_t>(n));
+  std::vector<std::vector<Sequence*>> rows(static_cast<size_t>(n));
+  rows[0].assign(seqs.begin(), seqs.end());
+  for (int r = 1; r < n; ++r) {
+    for (Sequence* s : seqs) copies[size_t(r)].push_back(*s);
+    for (Sequence& s : copies[size_t(r)]) rows[size_t(r)].push_back(&s);
+  }
+  scratch_.resize(static_cast<size_t>(n - 1) * static_cast<size_t>(logit_rows) * vocab);
+  const std::function<void(int)> job = [&](int r) {
+    if (r == 0) {
+      results[0] = call(*ranks_[0], cache, rows[0], logits, trace);
+      return;
+    }
+    ForwardTrace local;  // the forced selections apply on every rank; the record is rank 0's
+    if (trace) local.forced_topk = trace->forced_topk;
+    results[size_t(r)] = call(*ranks_[size_t(r)], cache.mirror(size_t(r - 1)), rows[size_t(r)],
+                              scratch_.data() + size_t(r - 1) * size_t(logit_rows) * vocab, trace ? &local : nullptr);
+  };
+  run_all(job);
+  return results[0];
+}
+
 Result<void> RankGroup::forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
                                 ForwardTrace* trace) {
   DSA_CHECK(static_cast<int>(cache.n_mirrors()) == size() - 1, "the cache comes from this group's make_cache");
@@ -71,22 +99,11 @@ Result<void> RankGroup::forward(KvCache& cache, Sequence& seq, std::span<const i
   const int64_t end = seq.n_cached + static_cast<int64_t>(tokens.size());
   if (auto r = check_position(end, config().max_position_embeddings); !r) return r.error();
   if (auto r = cache.reserve(seq, end); !r) return r.error();
-  std::vector<Result<void>> results(static_cast<size_t>(size()), Result<void>{});
-  std::vector<Sequence> copies(static_cast<size_t>(size()), seq);
-  std::vector<float> scratch(static_cast<size_t>((size() - 1) * config().vocab_size));
-  const std::function<void(int)> job = [&](int r) {
-    if (r == 0) {
-      results[0] = ranks_[0]->forward(cache, seq, tokens, logits, trace);
-      return;
-    }
-    ForwardTrace local;
-    if (trace) local.forced_topk = trace->forced_topk;
-    results[size_t(r)] = ranks_[size_t(r)]->forward(cache.mirror(size_t(r - 1)), copies[size_t(r)], tokens,
-                                                    scratch.data() + (r - 1) * config().vocab_size,
-                                                    trace ? &local : nullptr);
-  };
-  run_all(job);
-  return results[0];
+  Sequence* one[] = {&seq};
+  return on_every_rank(cache, one, 1, logits, trace,
+                       [&](ForwardPass& m, KvCache& c, std::span<Sequence*> s, float* out, ForwardTrace* t) {
+                         return m.forward(c, *s[0], tokens, out, t);
+                       });
 }
 
 Result<void> RankGroup::forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs,
@@ -96,29 +113,10 @@ Result<void> RankGroup::forward_decode_batch(KvCache& cache, std::span<Sequence*
   for (Sequence* s : seqs) {
     if (auto r = cache.reserve(*s, s->n_cached + 1); !r) return r.error();
   }
-  const int64_t B = static_cast<int64_t>(seqs.size());
-  std::vector<Result<void>> results(static_cast<size_t>(size()), Result<void>{});
-  // Rank r > 0 decodes copies of the sequences.
-  std::vector<std::vector<Sequence>> copies(static_cast<size_t>(size()));
-  std::vector<std::vector<Sequence*>> rows(static_cast<size_t>(size()));
-  for (int r = 1; r < size(); ++r) {
-    for (Sequence* s : seqs) copies[size_t(r)].push_back(*s);
-    for (Sequence& s : copies[size_t(r)]) rows[size_t(r)].push_back(&s);
-  }
-  std::vector<float> scratch(static_cast<size_t>((size() - 1) * B * config().vocab_size));
-  const std::function<void(int)> job = [&](int r) {
-    if (r == 0) {
-      results[0] = ranks_[0]->forward_decode_batch(cache, seqs, tokens, logits, trace);
-      return;
-    }
-    ForwardTrace local;
-    if (trace) local.forced_topk = trace->forced_topk;
-    results[size_t(r)] = ranks_[size_t(r)]->forward_decode_batch(
-        cache.mirror(size_t(r - 1)), rows[size_t(r)], tokens, scratch.data() + (r - 1) * B * config().vocab_size,
-        trace ? &local : nullptr);
-  };
-  run_all(job);
-  return results[0];
+  return on_every_rank(cache, seqs, static_cast<int64_t>(seqs.size()), logits, trace,
+                       [&](ForwardPass& m, KvCache& c, std::span<Sequence*> s, float* out, ForwardTrace* t) {
+                         return m.forward_decode_batch(c, s, tokens, out, t);
+                       });
 }
 
 }  // namespace dsa

@@ -42,6 +42,11 @@ class RankGroup final : public ForwardPass {
   int size() const { return static_cast<int>(ranks_.size()); }
 
  private:
+  // One forward call on every rank: rank 0 with the caller's cache, sequences and logits, rank r > 0
+  // with its mirror, copies of the sequences and scratch logits (logit_rows rows). Rank 0's result.
+  using RankCall = std::function<Result<void>(ForwardPass&, KvCache&, std::span<Sequence*>, float*, ForwardTrace*)>;
+  Result<void> on_every_rank(KvCache& cache, std::span<Sequence* const> seqs, int64_t logit_rows, float* logits,
+                             ForwardTrace* trace, const RankCall& call);
   // Runs job(r) for r = 1..n-1 on the rank threads and job(0) here; returns when all are done.
   void run_all(const std::function<void(int)>& job);
   void worker(int rank);
@@ -49,6 +54,7 @@ class RankGroup final : public ForwardPass {
   std::vector<std::unique_ptr<Comm>> comms_;          // outlive the ranks' models
   std::vector<std::unique_ptr<ForwardPass>> ranks_;
   std::vector<std::unique_ptr<KvCache>> mirrors_;     // [cache][rank - 1], of every make_cache
+  std::vector<float> scratch_;                        // the other ranks' logits, grown to the largest call
   std::vector<std::thread> threads_;                  // ranks 1..n-1
   std::mutex mu_;
   std::condition_variable wake_, done_;

@@ -193,10 +193,6 @@ int64_t sparse_mla_decode_max_sel(int64_t kv_lora, int64_t rope_dim) {
 
 void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                        const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat, cudaStream_t stream) {
-  if (n_heads > 0 && n_sel <= 0) {
-    DSA_CUDA_CHECK(cudaMemsetAsync(o_lat, 0, size_t(n_heads * view.kv_lora) * sizeof(float), stream));
-    return;
-  }
   sparse_mla_decode_batched(q_abs, q_pe, n_heads, view, 0, 1, sel, 0, nullptr, n_sel, softmax_scale, o_lat, stream);
 }
 

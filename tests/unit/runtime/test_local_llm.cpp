@@ -57,6 +57,18 @@ struct RecordingSink final : StreamSink {
 
 std::vector<Message> ask(const std::string& text) { return {Message{.role = Role::user, .content = text}}; }
 
+// Each ask as a chat turn of its own, all at once, one thread each (streaming into (*sinks)[i]).
+std::vector<std::optional<Result<AssistantTurn>>> concurrent_turns(LocalLlm& llm, const std::vector<std::string>& asks,
+                                                                   const GenOptions& opt,
+                                                                   std::vector<RecordingSink>* sinks = nullptr) {
+  std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < asks.size(); ++i)
+    threads.emplace_back([&, i] { turns[i].emplace(llm.generate(ask(asks[i]), {}, opt, sinks ? &(*sinks)[i] : nullptr)); });
+  for (auto& t : threads) t.join();
+  return turns;
+}
+
 }  // namespace
 
 TEST_CASE("complete() reproduces the golden greedy ids and streams their text") {
@@ -214,12 +226,8 @@ TEST_CASE("concurrent chat turns each stream and get what they get alone") {
   opt.max_tokens = 24;
   opt.seed = 4;
   opt.temperature = 0.8;
-  std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
   std::vector<RecordingSink> sinks(asks.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < asks.size(); ++i)
-    threads.emplace_back([&, i] { turns[i].emplace((*shared)->generate(ask(asks[i]), {}, opt, &sinks[i])); });
-  for (auto& t : threads) t.join();
+  const auto turns = concurrent_turns(**shared, asks, opt, &sinks);
   for (size_t i = 0; i < asks.size(); ++i) {
     CAPTURE(asks[i]);
     REQUIRE(turns[i]->ok());
@@ -247,12 +255,7 @@ TEST_CASE("the cache pool holds `concurrency` full requests at once; a pool for 
   opt.seed = 1;
   opt.temperature = 0.8;
   auto run_all = [&](LocalLlm& llm) {
-    std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
-    std::vector<std::thread> threads;
-    for (size_t i = 0; i < asks.size(); ++i)
-      threads.emplace_back([&, i] { turns[i].emplace(llm.generate(ask(asks[i]), {}, opt, nullptr)); });
-    for (auto& t : threads) t.join();
-    for (auto& t : turns) {
+    for (const auto& t : concurrent_turns(llm, asks, opt)) {
       REQUIRE(t->ok());
       CHECK(t->value().usage.prompt_tokens > 150);
       CHECK(t->value().usage.prompt_tokens + t->value().usage.completion_tokens <= 256);
@@ -353,11 +356,7 @@ TEST_CASE("LocalLlm over BackendModel (CPU backend): concurrent turns get what t
   opt.max_tokens = 16;
   opt.seed = 4;
   opt.temperature = 0.8;
-  std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < asks.size(); ++i)
-    threads.emplace_back([&, i] { turns[i].emplace(shared->generate(ask(asks[i]), {}, opt, nullptr)); });
-  for (auto& t : threads) t.join();
+  const auto turns = concurrent_turns(*shared, asks, opt);
   for (size_t i = 0; i < asks.size(); ++i) {
     CAPTURE(asks[i]);
     REQUIRE(turns[i]->ok());
@@ -407,11 +406,7 @@ TEST_CASE("LocalLlm over a RankGroup of two CPU-backend ranks: one rank's turns,
   GenOptions opt;
   opt.max_tokens = 12;
   opt.temperature = 0;
-  std::vector<std::optional<Result<AssistantTurn>>> turns(asks.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < asks.size(); ++i)
-    threads.emplace_back([&, i] { turns[i].emplace(group->generate(ask(asks[i]), {}, opt, nullptr)); });
-  for (auto& t : threads) t.join();
+  const auto turns = concurrent_turns(*group, asks, opt);
   for (size_t i = 0; i < asks.size(); ++i) {
     CAPTURE(asks[i]);
     REQUIRE(turns[i]->ok());
