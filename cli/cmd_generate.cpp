@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "engine/api/types.hpp"
 #include "engine/chat/encoder.hpp"
+#include "cli/engine_flags.hpp"
 #include "engine/model/open_model.hpp"
 #include "engine/runtime/local_llm.hpp"
 
@@ -30,8 +31,7 @@ struct GenerateArgs {
   bool special = false;  // with --raw: special-token text (<｜User｜>, <think>, ...) becomes those tokens
   std::string thinking = "on";
   std::string attention = "sparse";
-  std::string device = "cpu";
-  int gpus = 1;
+  EngineFlags engine;
   bool json = false;
   int logprobs = -1;  // with --raw --json: per generated token its log-probability and the n most likely
 };
@@ -113,10 +113,14 @@ int run_generate(const GenerateArgs& args) {
   }
   const AttentionMode mode = args.attention == "dense" ? AttentionMode::dense : AttentionMode::sparse;
   const int64_t context = n_prompt + std::max<int64_t>(args.max_tokens, 1);
-  auto model = open_model(dir, OpenOptions{.attention = mode,
-                                           .device = args.device == "cuda" ? Device::cuda : Device::cpu,
-                                           .context = context,
-                                           .gpus = args.gpus});
+  auto engine = engine_options(args.engine);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "dsagent generate: %s\n", engine.error().message.c_str());
+    return 1;
+  }
+  engine->attention = mode;
+  engine->context = context;
+  auto model = open_model(dir, *engine);
   if (!model.ok()) {
     std::fprintf(stderr, "dsagent generate: %s\n", model.error().message.c_str());
     return 1;
@@ -210,10 +214,7 @@ void add_generate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")
       ->capture_default_str()->check(CLI::IsMember({"sparse", "dense"}));
-  cmd->add_option("--device", args->device, "cpu or cuda")
-      ->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_option("--gpus", args->gpus, "with --device cuda: GPUs 0..N-1, heads and experts split over them (NCCL)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+  add_engine_flags(*cmd, args->engine);
   cmd->add_flag("--json", args->json, "print one JSON object (ids, text, usage) instead of streaming");
   cmd->add_option("--logprobs", args->logprobs,
                   "with --raw --json: each generated token's log-probability and the N most likely [[id, logprob]]")

@@ -16,5 +16,6 @@ void add_make_model_command(CLI::App& app, int& exit_code);
 void add_inspect_command(CLI::App& app, int& exit_code);
 void add_bench_command(CLI::App& app, int& exit_code);
 void add_plan_command(CLI::App& app, int& exit_code);
+void add_rank_worker_command(CLI::App& app, int& exit_code);
 
 }  // namespace dsa::cli

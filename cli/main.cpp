@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   dsa::cli::add_inspect_command(app, exit_code);
   dsa::cli::add_bench_command(app, exit_code);
   dsa::cli::add_plan_command(app, exit_code);
+  dsa::cli::add_rank_worker_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,10 +16,9 @@
 namespace dsa::cli {
 
 Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context,
-                                            AttentionMode attention, int concurrency, Device device, int gpus) {
+                                            AttentionMode attention, int concurrency, const OpenOptions& engine) {
   // The caches are sized for the context window; without --context-window a local run gets 32K.
-  DSA_TRY(llm, LocalLlm::open(model_dir, attention, max_context > 0 ? max_context : 32768, concurrency, device,
-                                gpus));
+  DSA_TRY(llm, LocalLlm::open(model_dir, attention, max_context > 0 ? max_context : 32768, concurrency, engine));
   return std::unique_ptr<Llm>(std::move(llm));
 }
 
@@ -29,8 +28,8 @@ AttentionMode attention_mode(const AgentOptions& opts) {
 
 Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts, int concurrency) {
   if (!opts.model_dir.empty()) {
-    DSA_TRY(device, parse_device(opts.device));
-    return make_local_llm(opts.model_dir, opts.context_window, attention_mode(opts), concurrency, device, opts.gpus);
+    DSA_TRY(engine, engine_options(opts.engine));
+    return make_local_llm(opts.model_dir, opts.context_window, attention_mode(opts), concurrency, engine);
   }
   RemoteConfig config;
   config.base_url = opts.api_url;

@@ -20,7 +20,7 @@ Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts, int concurrency 
 // The local engine for --model DIR.
 Result<std::unique_ptr<Llm>> make_local_llm(const std::filesystem::path& model_dir, int64_t max_context,
                                             AttentionMode attention, int concurrency = 1,
-                                            Device device = Device::cpu, int gpus = 1);
+                                            const OpenOptions& engine = {});
 
 // --attention sparse|dense.
 AttentionMode attention_mode(const AgentOptions& opts);

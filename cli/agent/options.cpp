@@ -37,12 +37,7 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--attention", o.attention, "local engine: sparse (DSA top-k, as trained) or dense (full causal)")
       ->check(CLI::IsMember({"sparse", "dense"}))
       ->group(backend);
-  cmd.add_option("--device", o.device, "local engine: cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
-      ->group(backend);
-  cmd.add_option("--gpus", o.gpus, "local engine on cuda: GPUs 0..N-1, heads and experts split over them (NCCL)")
-      ->check(CLI::PositiveNumber)
-      ->group(backend);
+  add_engine_flags(cmd, o.engine, backend);
   cmd.add_option("--thinking", o.thinking, "thinking mode")->check(CLI::IsMember({"on", "off"}))->group(backend);
   cmd.add_option("--temperature", o.temperature, "sampling temperature (0 = greedy)")->group(backend);
   cmd.add_option("--top-p", o.top_p, "nucleus sampling mass")->group(backend);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/engine_flags.hpp"
 #include "engine/api/result.hpp"
 #include "engine/api/types.hpp"
 
@@ -40,8 +41,7 @@ struct AgentOptions {
   bool sandbox = false;
   // model
   std::string attention = "sparse";  // --attention sparse | dense: the local engine's attention
-  std::string device = "cpu";        // --device cpu | cuda: where the local engine runs
-  int gpus = 1;                      // --gpus N: with cuda, tensor and expert parallel over N GPUs
+  EngineFlags engine;                // --device, --gpus, --ranks, --launch: where the local engine runs
   std::string thinking = "on";
   double temperature = 0.0;
   double top_p = 1.0;

@@ -3,6 +3,7 @@
 #include "engine/model/backend_model.hpp"
 #include "engine/model/model.hpp"
 #include "engine/model/rank_group.hpp"
+#include "engine/model/rank_processes.hpp"
 #include "engine/runtime/generator.hpp"
 #ifdef DSA_WITH_CUDA
 #include "engine/backend/backend_cuda.hpp"
@@ -19,46 +20,70 @@ Result<Device> parse_device(const std::string& name) {
   return make_error("unknown device '" + name + "' (cpu or cuda)");
 }
 
-Result<std::unique_ptr<ForwardPass>> open_model(const std::filesystem::path& dir, const OpenOptions& options) {
-  if (options.gpus < 1) return make_error("--gpus must be at least 1");
+Result<std::unique_ptr<ForwardPass>> load_rank(const std::filesystem::path& dir, const OpenOptions& options,
+                                               Comm* comm) {
   if (options.device == Device::cpu) {
-    if (options.gpus > 1) return make_error("--gpus " + std::to_string(options.gpus) + " needs --device cuda");
-    DSA_TRY(model, Model::load(dir, options.attention));
+    DSA_TRY(model, Model::load(dir, options.attention, comm));
     return std::unique_ptr<ForwardPass>(std::move(model));
   }
 #ifdef DSA_WITH_CUDA
-  const int visible = cuda_device_count();
-  if (visible == 0) return make_error("--device cuda: no CUDA GPU is visible to this process");
-  if (options.gpus > visible) {
-    return make_error("--gpus " + std::to_string(options.gpus) + ": only " + std::to_string(visible) +
-                      " CUDA GPU(s) are visible to this process");
-  }
   DSA_TRY(cfg, load_config(dir / "config.json"));
   MemoryPlanOptions plan;
   plan.context = options.context;
   plan.sequences = options.sequences;
   plan.fp8_cache = default_latent_format(cfg) == cpu::LatentFormat::fp8;
-  if (options.gpus == 1) {
-    DSA_TRY(model, BackendModel::load(dir, options.attention, std::make_unique<CudaBackend>(0), plan));
-    return std::unique_ptr<ForwardPass>(std::move(model));
-  }
-#ifdef DSA_WITH_NCCL
-  std::vector<int> devices;
-  for (int g = 0; g < options.gpus; ++g) devices.push_back(g);
-  DSA_TRY(comms, make_nccl_comms(devices));
-  std::vector<std::unique_ptr<ForwardPass>> ranks;
-  for (int g = 0; g < options.gpus; ++g) {
-    DSA_TRY(model, BackendModel::load(dir, options.attention, std::make_unique<CudaBackend>(g), plan,
-                                      comms[size_t(g)].get()));
-    ranks.push_back(std::move(model));
-  }
-  return std::unique_ptr<ForwardPass>(std::make_unique<RankGroup>(std::move(comms), std::move(ranks)));
-#else
-  return make_error("--gpus " + std::to_string(options.gpus) + ": this dsagent was built without NCCL");
-#endif
+  const int gpu = comm ? comm->rank() : 0;
+  DSA_TRY(model, BackendModel::load(dir, options.attention, std::make_unique<CudaBackend>(gpu), plan, comm));
+  return std::unique_ptr<ForwardPass>(std::move(model));
 #else
   return make_error("--device cuda: this dsagent was built without CUDA (rebuild with the CUDA toolkit present)");
 #endif
+}
+
+namespace {
+
+// Ranks on threads of this process: thread Comms on the CPU, NCCL on GPUs 0..n-1.
+Result<std::unique_ptr<ForwardPass>> open_rank_threads(const std::filesystem::path& dir, const OpenOptions& options) {
+  std::vector<std::unique_ptr<Comm>> comms;
+  if (options.device == Device::cpu) {
+    comms = make_thread_comms(options.ranks);
+  } else {
+#ifdef DSA_WITH_NCCL
+    std::vector<int> devices;
+    for (int g = 0; g < options.ranks; ++g) devices.push_back(g);
+    DSA_TRY(nccl, make_nccl_comms(devices));
+    comms = std::move(nccl);
+#else
+    return make_error("--gpus " + std::to_string(options.ranks) + ": this dsagent was built without NCCL");
+#endif
+  }
+  std::vector<std::unique_ptr<ForwardPass>> ranks;
+  for (int r = 0; r < options.ranks; ++r) {
+    DSA_TRY(model, load_rank(dir, options, comms[size_t(r)].get()));
+    ranks.push_back(std::move(model));
+  }
+  return std::unique_ptr<ForwardPass>(std::make_unique<RankGroup>(std::move(comms), std::move(ranks)));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ForwardPass>> open_model(const std::filesystem::path& dir, const OpenOptions& options) {
+  if (options.ranks < 1) return make_error("--ranks must be at least 1");
+  if (options.device == Device::cuda) {
+#ifdef DSA_WITH_CUDA
+    const int visible = cuda_device_count();
+    if (visible == 0) return make_error("--device cuda: no CUDA GPU is visible to this process");
+    if (options.ranks > visible) {
+      return make_error("--gpus " + std::to_string(options.ranks) + ": only " + std::to_string(visible) +
+                        " CUDA GPU(s) are visible to this process");
+    }
+#else
+    return make_error("--device cuda: this dsagent was built without CUDA (rebuild with the CUDA toolkit present)");
+#endif
+  }
+  if (options.ranks == 1) return load_rank(dir, options, nullptr);
+  if (options.processes) return open_rank_processes(dir, options);
+  return open_rank_threads(dir, options);
 }
 
 }  // namespace dsa

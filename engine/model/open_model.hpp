@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/api/result.hpp"
+#include "engine/dist/comm.hpp"
 #include "engine/model/forward_pass.hpp"
 
 namespace dsa {
@@ -20,12 +21,23 @@ struct OpenOptions {
   Device device = Device::cpu;
   int64_t context = 32768;  // tokens per sequence, for the memory check on a GPU
   int64_t sequences = 1;    // sequences held at once, likewise
-  int gpus = 1;             // with cuda: GPUs 0..gpus-1, tensor and expert parallel (one thread each, NCCL)
+  // Tensor- and expert-parallel ranks (model.hpp "parallel layout"): with cuda, GPUs 0..ranks-1
+  // (NCCL); on the CPU, ranks sharing this machine's cores.
+  int ranks = 1;
+  // One process per rank (this one is rank 0; the others run `rank_program rank-worker`) instead
+  // of one thread per rank (engine/model/rank_processes.hpp).
+  bool processes = false;
+  std::string rank_program;  // "" = this process's own program (/proc/self/exe)
 };
 
-// An error (one line) when the device is cuda and this build has no CUDA (or no NCCL for gpus > 1)
+// An error (one line) when the device is cuda and this build has no CUDA (or no NCCL for ranks > 1)
 // or the machine too few GPUs, when the model does not fit into a GPU, when its heads, experts or
 // dense intermediate do not split over the GPUs, or when the model directory is bad.
 Result<std::unique_ptr<ForwardPass>> open_model(const std::filesystem::path& dir, const OpenOptions& options);
+
+// One rank's model for `options`' device (GPU `comm->rank()` on cuda), joined to the others by comm
+// (null: a single rank): what open_model loads per rank, and a worker process loads for itself.
+Result<std::unique_ptr<ForwardPass>> load_rank(const std::filesystem::path& dir, const OpenOptions& options,
+                                               Comm* comm);
 
 }  // namespace dsa

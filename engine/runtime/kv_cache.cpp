@@ -96,6 +96,7 @@ void KvCache::copy_prefix(const Sequence& src, Sequence& dst, int64_t n_tokens) 
     d.n_cached = 0;
     m->copy_prefix(src, d, n_tokens);
   }
+  if (replica_) replica_->copy_prefix(src, dst, n_tokens);
 }
 
 void KvCache::add_mirror(KvCache& mirror) {

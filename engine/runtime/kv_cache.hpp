@@ -45,6 +45,16 @@ class KvCache {
   KvCache& mirror(size_t i) const { return *mirrors_[i]; }
   size_t n_mirrors() const { return mirrors_.size(); }
 
+  // A copy of this pool held by other processes (the worker ranks of a process group,
+  // engine/model/rank_processes.hpp): told of every copy_prefix, dropped (and told so) with the pool.
+  class Replica {
+   public:
+    virtual ~Replica() = default;
+    virtual void copy_prefix(const Sequence& src, const Sequence& dst, int64_t n_tokens) = 0;
+  };
+  void set_replica(std::unique_ptr<Replica> replica) { replica_ = std::move(replica); }
+  Replica* replica() const { return replica_.get(); }
+
   cpu::LatentCacheView latent(int64_t layer, const Sequence& seq) const;
   cpu::IndexerCacheView indexer(int64_t layer, const Sequence& seq) const;
   uint8_t* latent_arena(int64_t layer) { return latent_[layer].data(); }
@@ -86,6 +96,7 @@ class KvCache {
   std::vector<Arena> latent_, indexer_;  // [layer] arenas of n_pages pages
   std::vector<int32_t> free_;                            // free page ids, popped from the back
   std::vector<KvCache*> mirrors_;
+  std::unique_ptr<Replica> replica_;
 };
 
 }  // namespace dsa

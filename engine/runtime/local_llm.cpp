@@ -72,14 +72,12 @@ int64_t count_plain(const Tokenizer& tok, const std::vector<Message>& messages) 
 }  // namespace
 
 Result<std::unique_ptr<LocalLlm>> LocalLlm::open(const std::filesystem::path& dir, AttentionMode mode,
-                                                 int64_t max_context, int64_t concurrency, Device device,
-                                                 int gpus) {
+                                                 int64_t max_context, int64_t concurrency, OpenOptions engine) {
   DSA_TRY(tok, Tokenizer::load(dir / "tokenizer.json"));
-  DSA_TRY(model, open_model(dir, OpenOptions{.attention = mode,
-                                             .device = device,
-                                             .context = max_context,
-                                             .sequences = std::max<int64_t>(1, concurrency),
-                                             .gpus = gpus}));
+  engine.attention = mode;
+  engine.context = max_context;
+  engine.sequences = std::max<int64_t>(1, concurrency);
+  DSA_TRY(model, open_model(dir, engine));
   std::string name = dir.filename().string();
   if (name.empty()) name = dir.parent_path().filename().string();
   return std::make_unique<LocalLlm>(std::move(name), std::move(tok), std::move(model), max_context, concurrency);

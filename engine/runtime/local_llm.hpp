@@ -25,10 +25,11 @@ class LocalLlm final : public Llm {
   // DIR holds config.json, the safetensors and tokenizer.json; max_context bounds one request.
   // The cache pool holds `concurrency` requests of max_context tokens at once (its memory is
   // committed as pages are used); more concurrent requests than that share it, and the newest wait
-  // when it runs short.
+  // when it runs short. engine: the device and the ranks (open_model); its attention, context and
+  // sequences come from the other arguments.
   static Result<std::unique_ptr<LocalLlm>> open(const std::filesystem::path& dir, AttentionMode mode,
                                                 int64_t max_context, int64_t concurrency = 1,
-                                                Device device = Device::cpu, int gpus = 1);
+                                                OpenOptions engine = {});
   LocalLlm(std::string name, Tokenizer tokenizer, std::unique_ptr<ForwardPass> model, int64_t max_context,
            int64_t concurrency = 1);
 

@@ -145,6 +145,42 @@ TEST_CASE("generate and bench --device cuda without a GPU, and --gpus without cu
   CHECK(gpus.output == "dsagent generate: --gpus 2 needs --device cuda\n");
 }
 
+TEST_CASE("generate --ranks 2: threads and processes give one rank's output; a lost or failing rank is one line") {
+  TinyModel m;
+  const std::string flags = "--prompt 'Hello world' --raw --max-tokens 10 --json --logprobs 3 2>/dev/null";
+  const auto one = run_command(m.generate(flags));
+  REQUIRE(one.exit_code == 0);
+  const auto threads = run_command(m.generate("--ranks 2 " + flags));
+  const auto processes = run_command(m.generate("--ranks 2 --launch processes " + flags));
+  REQUIRE(threads.exit_code == 0);
+  REQUIRE(processes.exit_code == 0);
+  CHECK(threads.output == one.output);  // tokens and log-probabilities, bit for bit
+  CHECK(processes.output == threads.output);
+
+  // A rank that cannot load its share (tiny's heads do not split 3 ways): the error, one line.
+  const auto uneven = run_command(m.generate("--ranks 3 --launch processes --prompt hi 2>&1"));
+  CHECK(uneven.exit_code == 1);
+  CHECK(std::count(uneven.output.begin(), uneven.output.end(), '\n') == 1);
+  CHECK(uneven.output.rfind("dsagent generate: ", 0) == 0);
+
+  // The worker killed mid-generation: rank 0 stops at once with one line naming rank 1.
+  const std::string script =
+      m.generate("--prompt hi --raw --temperature 1 --seed 3 --max-tokens 100000 --ranks 2 --launch processes") +
+      " >/dev/null 2>" + (m.tmp / "err").string() + " & P=$!; W=; for i in $(seq 1 300); do W=$(pgrep -P $P); "
+      "[ -n \"$W\" ] && break; sleep 0.1; done; sleep 0.3; kill -9 $W; wait $P; echo rc=$?; grep -v '^usage' " +
+      (m.tmp / "err").string();
+  const auto killed = run_command("bash -c '" + [&] {
+    std::string quoted;
+    for (char c : script) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted;
+  }() + "'");
+  CAPTURE(killed.output);
+  CHECK(killed.output.rfind("rc=1\n", 0) == 0);
+  CHECK(killed.output.find("rank 1") != std::string::npos);
+  CHECK(killed.output.find("the rank group cannot go on") != std::string::npos);
+  CHECK(std::count(killed.output.begin(), killed.output.end(), '\n') == 2);
+}
+
 TEST_CASE("bench --json: lines per position with the documented byte accounting") {
   TinyModel m;
   const auto run = [&](const std::string& mode) {

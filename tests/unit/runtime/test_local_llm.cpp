@@ -14,7 +14,9 @@
 #include "engine/model/backend_model.hpp"
 #include "engine/dist/comm.hpp"
 #include "engine/model/make_model.hpp"
+#include "engine/model/model.hpp"
 #include "engine/model/rank_group.hpp"
+#include "engine/model/rank_processes.hpp"
 #include "engine/runtime/local_llm.hpp"
 #include "engine/tokenizer/make_tokenizer.hpp"
 #include "tests/unit/runtime/runtime_test_support.hpp"
@@ -425,4 +427,68 @@ TEST_CASE("LocalLlm over a RankGroup of two CPU-backend ranks: one rank's turns,
   auto ref = one->generate(next, {}, opt, nullptr);
   REQUIRE(ref.ok());
   CHECK(again->raw_text == ref->raw_text);
+}
+
+TEST_CASE("LocalLlm over ProcessRanks (two CPU ranks joined by sockets, rank 1 on a thread): the thread ranks' turns") {
+  TinyModelDir model;
+  auto tok = Tokenizer::load(model.dir / "tokenizer.json");
+  REQUIRE(tok.ok());
+  // Rank 1 as a worker process runs it, on a thread: join, load its share, serve.
+  auto group = SocketGroup::listen(2);
+  REQUIRE(group.ok());
+  Result<void> served = make_error("rank 1 did not run");
+  std::thread worker([&, path = (*group)->path()] {
+    auto g = SocketGroup::connect(path, 1, 2);
+    REQUIRE(g.ok());
+    auto comm = make_socket_comm(**g);
+    auto m = Model::load(model.dir, AttentionMode::sparse, comm.get());
+    REQUIRE(m.ok());
+    served = serve_rank(**g, **m);
+  });
+  REQUIRE((*group)->accept_all(30.0).ok());
+  auto comm = make_socket_comm(**group);
+  auto local = Model::load(model.dir, AttentionMode::sparse, comm.get());
+  REQUIRE(local.ok());
+  {
+    LocalLlm llm("tiny", std::move(*tok),
+                 std::make_unique<ProcessRanks>(std::move(*group), std::move(comm), std::move(*local)), 512, 3);
+    // The reference: the same two ranks on threads of one process.
+    auto tok1 = Tokenizer::load(model.dir / "tokenizer.json");
+    REQUIRE(tok1.ok());
+    auto comms = make_thread_comms(2);
+    std::vector<std::unique_ptr<ForwardPass>> ranks;
+    for (int r = 0; r < 2; ++r) {
+      auto m = Model::load(model.dir, AttentionMode::sparse, comms[size_t(r)].get());
+      REQUIRE(m.ok());
+      ranks.push_back(std::move(*m));
+    }
+    LocalLlm ref("tiny", std::move(*tok1), std::make_unique<RankGroup>(std::move(comms), std::move(ranks)), 512, 1);
+
+    const std::vector<std::string> asks = {"Tell me a story.", "Write a function that adds two numbers.",
+                                           "What is two plus two?"};
+    GenOptions opt;
+    opt.max_tokens = 12;
+    opt.temperature = 0;
+    const auto turns = concurrent_turns(llm, asks, opt);  // batched decode steps across the processes
+    for (size_t i = 0; i < asks.size(); ++i) {
+      CAPTURE(asks[i]);
+      REQUIRE(turns[i]->ok());
+      auto want = ref.generate(ask(asks[i]), {}, opt, nullptr);
+      REQUIRE(want.ok());
+      CHECK(turns[i]->value().raw_text == want->raw_text);
+    }
+    // A longer conversation starting like one already run: its prefix pages are copied in rank 0's
+    // pool and, by message, in rank 1's.
+    std::vector<Message> next = ask(asks[1]);
+    next.push_back(Message{.role = Role::assistant, .content = "def add(a, b): return a + b"});
+    next.push_back(Message{.role = Role::user, .content = "Now subtract."});
+    auto again = llm.generate(next, {}, opt, nullptr);
+    REQUIRE(again.ok());
+    CHECK(again->usage.cached_tokens > 0);
+    auto want = ref.generate(next, {}, opt, nullptr);
+    REQUIRE(want.ok());
+    CHECK(again->raw_text == want->raw_text);
+  }  // closing the group stops rank 1
+  worker.join();
+  CHECK(served.ok());
 }

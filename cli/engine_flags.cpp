@@ -1,0 +1,37 @@
+#include "cli/engine_flags.hpp"
+
+namespace dsa::cli {
+
+void add_engine_flags(CLI::App& cmd, EngineFlags& flags, const std::string& group) {
+  cmd.add_option("--device", flags.device, "local engine: cpu or cuda")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->group(group);
+  cmd.add_option("--gpus", flags.gpus, "local engine on cuda: GPUs 0..N-1, heads and experts split over them (NCCL)")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
+  cmd.add_option("--ranks", flags.ranks,
+                 "local engine: N tensor- and expert-parallel ranks (GPUs 0..N-1 with cuda, else CPU ranks)")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
+  cmd.add_option("--launch", flags.launch, "with several ranks: one thread per rank, or one process per rank")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"threads", "processes"}))
+      ->group(group);
+}
+
+Result<OpenOptions> engine_options(const EngineFlags& flags) {
+  DSA_TRY(device, parse_device(flags.device));
+  if (flags.gpus > 1 && device != Device::cuda)
+    return make_error("--gpus " + std::to_string(flags.gpus) + " needs --device cuda");
+  if (flags.gpus > 0 && flags.ranks > 0 && flags.gpus != flags.ranks)
+    return make_error("--gpus " + std::to_string(flags.gpus) + " and --ranks " + std::to_string(flags.ranks) +
+                      " disagree (with cuda each rank is one GPU)");
+  OpenOptions options;
+  options.device = device;
+  options.ranks = std::max({1, flags.gpus, flags.ranks});
+  options.processes = flags.launch == "processes";
+  return options;
+}
+
+}  // namespace dsa::cli

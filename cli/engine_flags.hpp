@@ -1,0 +1,27 @@
+// The local engine's device and rank flags, shared by generate, run, chat and batch:
+// --device cpu|cuda, --gpus N (cuda), --ranks N (either device) and --launch threads|processes.
+#pragma once
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "engine/api/result.hpp"
+#include "engine/model/open_model.hpp"
+
+namespace dsa::cli {
+
+struct EngineFlags {
+  std::string device = "cpu";
+  int gpus = 0;                    // --gpus N: cuda only; 0 = not given
+  int ranks = 0;                   // --ranks N: tensor- and expert-parallel ranks; 0 = not given
+  std::string launch = "threads";  // one thread or one process per rank
+};
+
+// Adds the four flags to cmd, in `group` ("" for none).
+void add_engine_flags(CLI::App& cmd, EngineFlags& flags, const std::string& group = "");
+
+// The device and rank fields of OpenOptions; an error for --gpus without cuda, or --gpus and
+// --ranks that disagree.
+Result<OpenOptions> engine_options(const EngineFlags& flags);
+
+}  // namespace dsa::cli

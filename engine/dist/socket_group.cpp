@@ -1,0 +1,226 @@
+// SocketGroup and the socket Comm (see socket_group.hpp).
+#include "engine/dist/socket_group.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+namespace dsa {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+Result<sockaddr_un> socket_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return make_error("rank socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SocketGroup>> SocketGroup::listen(int n_ranks) {
+  if (n_ranks < 2) return make_error("a process group needs at least two ranks");
+  std::unique_ptr<SocketGroup> g(new SocketGroup(0, n_ranks));
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/dsagent-ranks-XXXXXX";
+  if (!::mkdtemp(templ.data())) return make_error("cannot create a directory for the rank socket: " + errno_text());
+  g->dir_ = templ;
+  g->path_ = templ + "/rank0.sock";
+  DSA_TRY(addr, socket_address(g->path_));
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error("cannot open the rank socket: " + errno_text());
+  g->fds_[0] = fd;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, n_ranks) != 0)
+    return make_error("cannot listen on " + g->path_ + ": " + errno_text());
+  return g;
+}
+
+Result<void> SocketGroup::accept_all(double timeout_s, const std::function<Result<void>()>& check) {
+  DSA_CHECK(rank_ == 0, "only rank 0 accepts");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (int joined = 1; joined < n_ranks_;) {
+    if (check) {
+      if (auto r = check(); !r) return r.error();
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      return make_error("ranks did not connect within " + std::to_string(int(timeout_s)) + " s (" +
+                        std::to_string(joined - 1) + " of " + std::to_string(n_ranks_ - 1) + " did)");
+    pollfd p{fds_[0], POLLIN, 0};
+    const int ready = ::poll(&p, 1, 100);
+    if (ready < 0 && errno != EINTR) return make_error("waiting for ranks: " + errno_text());
+    if (ready <= 0) continue;
+    const int fd = ::accept4(fds_[0], nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    int32_t rank = -1;
+    size_t got = 0;
+    while (got < sizeof(rank)) {
+      const ssize_t n = ::recv(fd, reinterpret_cast<char*>(&rank) + got, sizeof(rank) - got, 0);
+      if (n <= 0) break;
+      got += size_t(n);
+    }
+    if (got != sizeof(rank) || rank < 1 || rank >= n_ranks_ || fds_[size_t(rank)] >= 0) {
+      ::close(fd);
+      return make_error("a process connected to the rank socket without a valid rank");
+    }
+    fds_[size_t(rank)] = fd;
+    ++joined;
+  }
+  // Everyone is in: the socket's name is no longer needed (and a process that stops abruptly
+  // leaves nothing behind).
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+  dir_.clear();
+  return {};
+}
+
+Result<std::unique_ptr<SocketGroup>> SocketGroup::connect(const std::string& path, int rank, int n_ranks) {
+  if (rank < 1 || rank >= n_ranks) return make_error("rank " + std::to_string(rank) + " is not in 1.." +
+                                                     std::to_string(n_ranks - 1));
+  DSA_TRY(addr, socket_address(path));
+  std::unique_ptr<SocketGroup> g(new SocketGroup(rank, n_ranks));
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error("cannot open a socket: " + errno_text());
+  g->fds_[0] = fd;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0)
+    return make_error("cannot connect to rank 0 at " + path + ": " + errno_text());
+  const int32_t r = rank;
+  if (auto sent = g->send(0, &r, sizeof(r)); !sent) return sent.error();
+  return g;
+}
+
+SocketGroup::~SocketGroup() {
+  for (int fd : fds_)
+    if (fd >= 0) ::close(fd);
+  if (!dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+}
+
+int SocketGroup::fd_of(int peer) const {
+  DSA_CHECK(peer >= 0 && peer < n_ranks_ && peer != rank_ && (rank_ == 0 || peer == 0),
+            "a rank talks to rank 0, rank 0 to every rank");
+  return fds_[size_t(peer)];
+}
+
+Result<void> SocketGroup::send(int peer, const void* data, size_t bytes) {
+  const int fd = fd_of(peer);
+  const auto* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::send(fd, p, bytes, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return make_error("rank " + std::to_string(peer) + " is gone (" + errno_text() + ")");
+    p += n;
+    bytes -= size_t(n);
+  }
+  return {};
+}
+
+Result<void> SocketGroup::recv(int peer, void* data, size_t bytes) {
+  const int fd = fd_of(peer);
+  auto* p = static_cast<char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::recv(fd, p, bytes, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return make_error("rank " + std::to_string(peer) + " is gone (connection closed)");
+    if (n < 0) return make_error("rank " + std::to_string(peer) + " is gone (" + errno_text() + ")");
+    p += n;
+    bytes -= size_t(n);
+  }
+  return {};
+}
+
+Result<void> SocketGroup::send_message(int peer, const std::vector<uint8_t>& message) {
+  const uint64_t n = message.size();
+  if (auto r = send(peer, &n, sizeof(n)); !r) return r;
+  return send(peer, message.data(), message.size());
+}
+
+Result<std::vector<uint8_t>> SocketGroup::recv_message(int peer) {
+  uint64_t n = 0;
+  if (auto r = recv(peer, &n, sizeof(n)); !r) return r.error();
+  std::vector<uint8_t> message(n);
+  if (auto r = recv(peer, message.data(), n); !r) return r.error();
+  return message;
+}
+
+namespace {
+
+class SocketComm final : public Comm {
+ public:
+  explicit SocketComm(SocketGroup& g) : g_(g) {}
+  int rank() const override { return g_.rank(); }
+  int size() const override { return g_.size(); }
+
+  void all_reduce_sum(float* data, int64_t n) override {
+    const size_t bytes = size_t(n) * sizeof(float);
+    if (rank() != 0) {
+      must(g_.send(0, data, bytes));
+      must(g_.recv(0, data, bytes));
+      return;
+    }
+    // data already holds rank 0's part; add the others in rank order, as the thread ranks do.
+    part_.resize(size_t(n));
+    for (int r = 1; r < size(); ++r) {
+      must(g_.recv(r, part_.data(), bytes));
+      for (int64_t i = 0; i < n; ++i) data[i] += part_[size_t(i)];
+    }
+    for (int r = 1; r < size(); ++r) must(g_.send(r, data, bytes));
+  }
+
+  void all_gather(const float* in, int64_t n, float* out) override {
+    const size_t bytes = size_t(n) * sizeof(float);
+    if (rank() != 0) {
+      must(g_.send(0, in, bytes));
+      must(g_.recv(0, out, bytes * size_t(size())));
+      return;
+    }
+    std::memcpy(out, in, bytes);
+    for (int r = 1; r < size(); ++r) must(g_.recv(r, out + r * n, bytes));
+    for (int r = 1; r < size(); ++r) must(g_.send(r, out, bytes * size_t(size())));
+  }
+
+  void broadcast(float* data, int64_t n, int root) override {
+    DSA_CHECK(root >= 0 && root < size(), "broadcast root out of range");
+    const size_t bytes = size_t(n) * sizeof(float);
+    if (rank() != 0) {
+      if (rank() == root) {
+        must(g_.send(0, data, bytes));
+      } else {
+        must(g_.recv(0, data, bytes));
+      }
+      return;
+    }
+    if (root != 0) must(g_.recv(root, data, bytes));
+    for (int r = 1; r < size(); ++r)
+      if (r != root) must(g_.send(r, data, bytes));
+  }
+
+ private:
+  void must(const Result<void>& r) const {
+    if (r) return;
+    std::fprintf(stderr, "dsagent: rank %d: %s; the rank group cannot go on\n", rank(), r.error().message.c_str());
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+
+  SocketGroup& g_;
+  std::vector<float> part_;
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> make_socket_comm(SocketGroup& group) { return std::make_unique<SocketComm>(group); }
+
+}  // namespace dsa

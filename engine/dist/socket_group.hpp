@@ -1,0 +1,63 @@
+// SocketGroup: ranks in separate processes on one machine, each joined to rank 0 by a Unix-domain
+// stream socket (a star). It carries a process group's set-up and control messages
+// (engine/model/rank_processes.hpp) and, through make_socket_comm, the collectives of CPU ranks in
+// separate processes. One thread per process uses it at a time; messages between two ranks arrive
+// in the order they were sent.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/api/result.hpp"
+#include "engine/dist/comm.hpp"
+
+namespace dsa {
+
+class SocketGroup {
+ public:
+  // Rank 0 of n_ranks: listens on a socket in a new private directory; path() is what the other
+  // ranks connect to.
+  static Result<std::unique_ptr<SocketGroup>> listen(int n_ranks);
+  // Rank 0: waits until ranks 1..n-1 have connected (each names its rank first), then removes the
+  // socket's directory. `check` runs about every 100 ms; its error (say, a rank's process exited)
+  // stops the wait, as does timeout_s.
+  Result<void> accept_all(double timeout_s, const std::function<Result<void>()>& check = {});
+  // Rank `rank` (1..n_ranks-1): connects to rank 0's socket at path.
+  static Result<std::unique_ptr<SocketGroup>> connect(const std::string& path, int rank, int n_ranks);
+
+  ~SocketGroup();  // closes the sockets; rank 0 removes the socket and its directory
+  SocketGroup(const SocketGroup&) = delete;
+  SocketGroup& operator=(const SocketGroup&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return n_ranks_; }
+  const std::string& path() const { return path_; }
+
+  // Exactly `bytes` bytes to or from `peer`: rank 0 talks to any rank, the others only to rank 0.
+  // An error when the peer has closed its end (its process ended) or the socket fails.
+  Result<void> send(int peer, const void* data, size_t bytes);
+  Result<void> recv(int peer, void* data, size_t bytes);
+  // A message of any length: its size, then its bytes.
+  Result<void> send_message(int peer, const std::vector<uint8_t>& message);
+  Result<std::vector<uint8_t>> recv_message(int peer);
+
+ private:
+  SocketGroup(int rank, int n_ranks) : rank_(rank), n_ranks_(n_ranks), fds_(size_t(n_ranks), -1) {}
+  int fd_of(int peer) const;
+
+  int rank_, n_ranks_;
+  std::vector<int> fds_;  // rank 0: [peer] connection (the listening socket at [0]); rank r: [0]
+  std::string path_, dir_;
+};
+
+// The Comm of CPU ranks in separate processes, over their SocketGroup: rank 0 receives every
+// rank's data, reduces or gathers it in rank order (the bits of the in-process thread ranks) and
+// sends the result back. A lost peer cannot be reported through a collective, and the group cannot
+// go on without it: the process stops (exit 1) with one line naming the rank. The group must
+// outlive the Comm.
+std::unique_ptr<Comm> make_socket_comm(SocketGroup& group);
+
+}  // namespace dsa
