@@ -16,6 +16,7 @@
 #include "engine/api/result.hpp"
 #include "engine/model/config.hpp"
 #include "kernels/cpu/attention.hpp"
+#include "kernels/cpu/gemm.hpp"
 #include "kernels/cpu/indexer.hpp"
 #include "kernels/cpu/rope.hpp"
 
@@ -111,6 +112,12 @@ class Backend {
   virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
   virtual void moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk,
                            int64_t dim, const float* shared, float* out) = 0;
+  // Routed pairs without a host round trip (gemm.hpp matmul_fp8_routed: idx and the experts' table
+  // in backend memory; moe.hpp moe_owned_rows: moe_combine's row map of its output).
+  virtual void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs,
+                                 int rank, int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y,
+                                 int64_t ldy) = 0;
+  virtual void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) = 0;
 };
 
 // An owned allocation of n elements of T in a backend's memory.

@@ -159,4 +159,14 @@ void CpuBackend::moe_combine(const float* y, const int32_t* row, const float* we
   cpu::moe_combine(y, row, weight, n_tok, topk, dim, shared, out);
 }
 
+void CpuBackend::matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs,
+                                   int rank, int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n,
+                                   float* y, int64_t ldy) {
+  cpu::matmul_fp8_routed(x, ldx, x_div, idx, n_pairs, rank, n_ranks, experts, k, n, y, ldy);
+}
+
+void CpuBackend::moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) {
+  cpu::moe_owned_rows(idx, n_pairs, rank, n_ranks, rows);
+}
+
 }  // namespace dsa

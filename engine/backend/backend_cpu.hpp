@@ -61,6 +61,10 @@ class CpuBackend final : public Backend {
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override;
   void moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk, int64_t dim,
                    const float* shared, float* out) override;
+  void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs, int rank,
+                         int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y,
+                         int64_t ldy) override;
+  void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) override;
 };
 
 }  // namespace dsa

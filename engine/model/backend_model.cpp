@@ -131,6 +131,19 @@ void BackendModel::make_resident() {
       for (size_t e = 0; e < h.experts.size(); ++e) {
         if (static_cast<int>(e) % n_ranks == rank) l.experts[e] = resident(h.experts[e]);
       }
+      if (!h.experts.empty() && h.experts[0].gate_proj.scale_inv) {
+        for (int m = 0; m < 3; ++m) {
+          std::vector<cpu::Fp8Matrix>& table = l.routed_host[m];
+          table.assign(l.experts.size(), cpu::Fp8Matrix{});
+          for (size_t e = 0; e < l.experts.size(); ++e) {
+            const MlpWeights& w = l.experts[e];
+            const Linear& lin = m == 0 ? w.gate_proj : m == 1 ? w.up_proj : w.down_proj;
+            table[e] = cpu::Fp8Matrix{static_cast<const uint8_t*>(lin.w), lin.scale_inv};
+          }
+          l.routed[m] = static_cast<const cpu::Fp8Matrix*>(
+              be_->resident(table.data(), table.size() * sizeof(cpu::Fp8Matrix)));
+        }
+      }
       if (rank == 0) l.shared_experts = resident(h.shared_experts);
     } else {
       l.mlp = resident(h.mlp);

@@ -60,6 +60,9 @@ class BackendModel final : public ForwardPass {
  private:
   // Indexer queries scored at a time: the score buffer is [kScoreRows, context] fp32.
   static constexpr int64_t kScoreRows = 64;
+  // Calls of up to this many tokens (decode steps and batches) run FP8 experts per routed pair, the
+  // expert read on the device (matmul_fp8_routed); longer ones group the pairs by expert on the host.
+  static constexpr int64_t kRoutedMaxTokens = 16;
 
   // The weights as the backend holds them: Linear / Bf16Matrix with backend pointers, vectors as
   // backend arrays.
@@ -72,6 +75,11 @@ class BackendModel final : public ForwardPass {
     bool is_moe = false;
     MlpWeights mlp, shared_experts;
     std::vector<MlpWeights> experts;  // this rank's experts resident, the others empty
+    // With FP8 experts, for the decode path that needs no host round trip: per expert its gate, up
+    // and down projection ({null, null} for other ranks' experts), as the backend holds the tables
+    // (routed) and on the host (routed_host, which the CPU backend uses in place).
+    std::vector<cpu::Fp8Matrix> routed_host[3];
+    const cpu::Fp8Matrix* routed[3] = {};
   };
 
   // Activations of one call, in backend memory, grown to the largest call seen.
@@ -109,6 +117,9 @@ class BackendModel final : public ForwardPass {
   void mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool sharded);
   void gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act);
   void moe(const Layer& lw, const float* x, float* out);
+  // The routed experts' outputs of a longer call, grouped by expert on the host: expert_y's rows and
+  // moe_maps as moe_combine reads them.
+  void group_routed_pairs(const Layer& lw, const float* x);
   void gather_columns(const float* local, int64_t S, int64_t width, float* full);
   // logits [n, vocab] of rows [first, first + n) into host memory.
   void head(int64_t first, int64_t n, float* logits);

@@ -1,5 +1,6 @@
-// BackendModel's FFN (moe.cpp's, as backend ops): the SwiGLU MLP and the MoE layer, its rows
-// grouped by expert on the host from the routing the backend computed.
+// BackendModel's FFN (moe.cpp's, as backend ops): the SwiGLU MLP and the MoE layer. Decode steps
+// run FP8 experts per routed pair, each reading its expert on the device; longer calls group the
+// rows by expert on the host from the routing the backend computed. Both give Model's numbers.
 #include <vector>
 
 #include "engine/model/backend_model.hpp"
@@ -34,6 +35,40 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
   be.moe_route(ws_.router_logits.data(), lw.gate_bias, S, E, c.n_group, c.topk_group, K, c.norm_topk_prob,
                static_cast<float>(c.routed_scaling_factor), ws_.route_idx.data(), ws_.route_w.data());
 
+  float* expert_y = ws_.expert_y.data();
+  if (lw.routed[0] && S <= kRoutedMaxTokens) {
+    // Row p of gate / up / act / expert_y is pair p (token p / K); other ranks' pairs are zero rows
+    // that moe_combine skips.
+    const int64_t P = S * K;
+    const int32_t* idx = ws_.route_idx.data();
+    float *gate = ws_.gate.data(), *up = ws_.up.data(), *act = ws_.act.data();
+    be.moe_owned_rows(idx, P, rank, n_ranks, ws_.moe_maps.data());
+    be.matmul_fp8_routed(x, D, K, idx, P, rank, n_ranks, lw.routed[0], D, inter, gate, inter);
+    be.matmul_fp8_routed(x, D, K, idx, P, rank, n_ranks, lw.routed[1], D, inter, up, inter);
+    be.swiglu(gate, up, P * inter, act);
+    be.matmul_fp8_routed(act, inter, 1, idx, P, rank, n_ranks, lw.routed[2], inter, D, expert_y, D);
+  } else {
+    group_routed_pairs(lw, x);
+  }
+  float* shared = nullptr;
+  if (rank == 0) {
+    shared = ws_.shared_out.data();
+    mlp(lw.shared_experts, x, S, shared, /*sharded=*/false);
+  }
+  be.moe_combine(expert_y, ws_.moe_maps.data(), ws_.route_w.data(), S, K, D, shared, out);
+  if (n_ranks > 1) {
+    be.synchronize();  // the Comm runs on its own stream
+    comm_->all_reduce_sum(out, S * D);
+  }
+  be.round_bf16(out, S * D);
+}
+
+void BackendModel::group_routed_pairs(const Layer& lw, const float* x) {
+  Backend& be = *be_;
+  const ModelConfig& c = cfg_;
+  const int64_t S = S_, D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const int64_t inter = c.moe_intermediate_size;
+  const int rank = comm_->rank(), n_ranks = comm_->size();
   // The host groups the (token, slot) pairs by expert, as Model does: expert active[i]'s rows are
   // [first[i], first[i + 1]) of expert_x / expert_y.
   std::vector<int32_t>& idx = route_host_;
@@ -63,17 +98,6 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
     gated_act(w, expert_x + r0 * D, n, ws_.gate.data() + r0 * inter, ws_.up.data() + r0 * inter, act);
     linear(w.down_proj, act, n, expert_y + r0 * D);
   }
-  float* shared = nullptr;
-  if (rank == 0) {
-    shared = ws_.shared_out.data();
-    mlp(lw.shared_experts, x, S, shared, /*sharded=*/false);
-  }
-  be.moe_combine(expert_y, ws_.moe_maps.data(), ws_.route_w.data(), S, K, D, shared, out);
-  if (n_ranks > 1) {
-    be.synchronize();  // the Comm runs on its own stream
-    comm_->all_reduce_sum(out, S * D);
-  }
-  be.round_bf16(out, S * D);
 }
 
 }  // namespace dsa

@@ -265,6 +265,22 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   for_tiles(m, n, k, tile, widen_block);
 }
 
+void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs, int rank,
+                       int n_ranks, const Fp8Matrix* experts, int64_t k, int64_t n, float* y, int64_t ldy) {
+  DSA_KERNEL_REQUIRE(x_div >= 1 && n_ranks >= 1, "matmul_fp8_routed needs x_div >= 1 and n_ranks >= 1");
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const int32_t e = idx[p];
+    const Fp8Matrix& m = experts[e];
+    float* out = y + p * ldy;
+    if (e % n_ranks != rank || !m.w) {
+      std::fill(out, out + n, 0.0f);
+      continue;
+    }
+    matmul_fp8(x + (p / x_div) * ldx, ldx, 1, k, m.w, k, m.scale_inv, (k + kQuantBlock - 1) / kQuantBlock, n, out,
+               ldy);
+  }
+}
+
 void matmul_bf16_scalar(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                         int64_t n, float* y, int64_t ldy, bool round_out_bf16) {
   for (int64_t i = 0; i < m; ++i)

@@ -44,6 +44,21 @@ inline void matmul_fp8(const float* x, int64_t m, int64_t k, const uint8_t* w, c
   matmul_fp8(x, k, m, k, w, k, scale_inv, (k + 127) / 128, n, y, n);
 }
 
+// One routed expert's FP8 projection [n, k] (rows k apart) and its 128x128 scales
+// ([ceil(n/128), ceil(k/128)]); w null: an expert this rank does not hold.
+struct Fp8Matrix {
+  const uint8_t* w = nullptr;
+  const float* scale_inv = nullptr;
+};
+
+// The MoE projection of n_pairs routed (token, slot) pairs without grouping them by expert: for
+// each pair p whose expert e = idx[p] this rank holds (e % n_ranks == rank), y[p] = matmul_fp8 of
+// x's row p / x_div with experts[e]; the other pairs' rows of y are zero. Each row equals the row
+// a matmul_fp8 over the pairs grouped by expert gives, bit for bit (matmul_fp8's rows do not depend
+// on the rows computed with them). x: row stride ldx; y: [n_pairs, n] (row stride ldy).
+void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs, int rank,
+                       int n_ranks, const Fp8Matrix* experts, int64_t k, int64_t n, float* y, int64_t ldy);
+
 // Portable scalar versions of the products above, same contracts, single-threaded: the reference
 // the vectorised paths are tested against.
 void matmul_bf16_scalar(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w,

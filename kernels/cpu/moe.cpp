@@ -98,4 +98,8 @@ void moe_combine(const float* y, const int32_t* row, const float* weight, int64_
   }
 }
 
+void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) {
+  for (int64_t p = 0; p < n_pairs; ++p) rows[p] = idx[p] % n_ranks == rank ? static_cast<int32_t>(p) : -1;
+}
+
 }  // namespace dsa::cpu

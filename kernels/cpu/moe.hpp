@@ -24,4 +24,8 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out);
 void moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk, int64_t dim,
                  const float* shared, float* out);
 
+// moe_combine's row map for rows laid out per pair (matmul_fp8_routed): rows[p] = p when this rank
+// holds expert idx[p] (idx[p] % n_ranks == rank), else -1.
+void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows);
+
 }  // namespace dsa::cpu

@@ -77,11 +77,13 @@ __device__ __forceinline__ float dot16_fp8(uint4 a, uint4 b) {
   return s;
 }
 
-// M activation rows (ldx, ldy apart): shared memory holds each row's codes [M][k], then the scales
-// [M][k / 128]; every weight load serves the M rows.
+// The fp8 GEMV of one block over M activation rows (ldx, ldy apart): shared memory holds each row's
+// codes [M][k], then the scales [M][k / 128]; every weight load serves the M rows. block: which
+// kGemvWarps * kGemvFp8RowsPerWarp output rows.
 template <int M>
-__global__ void gemv_fp8_kernel(const float* x, int64_t ldx, int64_t k, const uint8_t* w, int64_t ldw,
-                                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
+__device__ __forceinline__ void gemv_fp8_block(const float* x, int64_t ldx, int64_t k, const uint8_t* w,
+                                               int64_t ldw, const float* scale_inv, int64_t ld_scale, int64_t n,
+                                               float* y, int64_t ldy, int64_t block) {
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* xq = smem;
   float* xs = reinterpret_cast<float*>(smem + M * k);
@@ -99,7 +101,7 @@ __global__ void gemv_fp8_kernel(const float* x, int64_t ldx, int64_t k, const ui
   }
   __syncthreads();
   for (int rr = 0; rr < kGemvFp8RowsPerWarp; ++rr) {
-    const int64_t row = (int64_t(blockIdx.x) * kGemvFp8RowsPerWarp + rr) * kGemvWarps + warp;
+    const int64_t row = (block * kGemvFp8RowsPerWarp + rr) * kGemvWarps + warp;
     if (row >= n) return;
     const uint8_t* wr = w + row * ldw;
     const float* si = scale_inv + (row / dev::kQuantBlock) * ld_scale;
@@ -129,6 +131,32 @@ __global__ void gemv_fp8_kernel(const float* x, int64_t ldx, int64_t k, const ui
       if (lane == 0) y[r * ldy + row] = dev::round_bf16(sum);
     }
   }
+}
+
+template <int M>
+__global__ void gemv_fp8_kernel(const float* x, int64_t ldx, int64_t k, const uint8_t* w, int64_t ldw,
+                                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
+  gemv_fp8_block<M>(x, ldx, k, w, ldw, scale_inv, ld_scale, n, y, ldy, blockIdx.x);
+}
+
+// blockIdx.y: the routed pair, its expert from idx (read on the device: no host round trip);
+// a pair of another rank's expert gets zeros.
+__global__ void gemv_fp8_routed_kernel(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int rank,
+                                       int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y,
+                                       int64_t ldy) {
+  const int64_t p = blockIdx.y;
+  const int32_t e = idx[p];
+  const cpu::Fp8Matrix m = experts[e];
+  float* out = y + p * ldy;
+  if (e % n_ranks != rank || !m.w) {
+    constexpr int64_t rows_per_block = kGemvWarps * kGemvFp8RowsPerWarp;
+    for (int64_t j = int64_t(blockIdx.x) * rows_per_block + threadIdx.x; j < n && j < (int64_t(blockIdx.x) + 1) * rows_per_block;
+         j += blockDim.x)
+      out[j] = 0.0f;
+    return;
+  }
+  gemv_fp8_block<1>(x + (p / x_div) * ldx, ldx, k, m.w, k, m.scale_inv, (k + dev::kQuantBlock - 1) / dev::kQuantBlock,
+                    n, out, ldy, blockIdx.x);
 }
 
 // Calls f(std::integral_constant<int, M>) for M == m, 1 <= m <= kGemvMaxM: the GEMV instance for m rows.
@@ -298,6 +326,24 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   } else {
     gemm_fp8_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
   }
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs, int rank,
+                       int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y, int64_t ldy,
+                       cudaStream_t stream) {
+  DSA_CUDA_REQUIRE(k % dev::kQuantBlock == 0, "matmul_fp8_routed needs k to be a multiple of 128");
+  DSA_CUDA_REQUIRE(x_div >= 1 && n_ranks >= 1, "matmul_fp8_routed needs x_div >= 1 and n_ranks >= 1");
+  DSA_CUDA_REQUIRE(n_pairs <= 65535, "matmul_fp8_routed: too many pairs for one launch");
+  DSA_CUDA_REQUIRE(k % 16 == 0 && aligned16(x) && ldx % 4 == 0, "matmul_fp8_routed needs 16-byte aligned rows");
+  if (n_pairs <= 0 || n <= 0) return;
+  const size_t smem = size_t(k) + size_t(k / dev::kQuantBlock) * sizeof(float);
+  if (smem > 48 * 1024)
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(gemv_fp8_routed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  constexpr int64_t rows_per_block = kGemvWarps * kGemvFp8RowsPerWarp;
+  const dim3 grid(unsigned((n + rows_per_block - 1) / rows_per_block), unsigned(n_pairs));
+  gemv_fp8_routed_kernel<<<grid, kGemvWarps * 32, smem, stream>>>(x, ldx, x_div, idx, rank, n_ranks, experts, k, n, y,
+                                                                  ldy);
   DSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -149,6 +149,11 @@ __global__ void moe_combine_kernel(const float* y, const int32_t* row, const flo
   }
 }
 
+__global__ void moe_owned_rows_kernel(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) {
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < n_pairs; p += int64_t(gridDim.x) * blockDim.x)
+    rows[p] = idx[p] % n_ranks == rank ? int32_t(p) : -1;
+}
+
 unsigned grid_for(int64_t n) { return unsigned(std::min<int64_t>((n + kThreads - 1) / kThreads, kMaxBlocks)); }
 
 }  // namespace
@@ -180,6 +185,12 @@ void moe_combine(const float* y, const int32_t* row, const float* weight, int64_
                  const float* shared, float* out, cudaStream_t stream) {
   if (n_tok <= 0 || dim <= 0) return;
   moe_combine_kernel<<<grid_for(n_tok * dim), kThreads, 0, stream>>>(y, row, weight, n_tok, topk, dim, shared, out);
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows, cudaStream_t stream) {
+  if (n_pairs <= 0) return;
+  moe_owned_rows_kernel<<<grid_for(n_pairs), kThreads, 0, stream>>>(idx, n_pairs, rank, n_ranks, rows);
   DSA_CUDA_CHECK_LAUNCH();
 }
 

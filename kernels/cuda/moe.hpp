@@ -37,4 +37,7 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out, cudaStrea
 void moe_combine(const float* y, const int32_t* row, const float* weight, int64_t n_tok, int64_t topk, int64_t dim,
                  const float* shared, float* out, cudaStream_t stream);
 
+// rows[p] = p when this rank holds expert idx[p] (idx[p] % n_ranks == rank), else -1: as the CPU.
+void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows, cudaStream_t stream);
+
 }  // namespace dsa::cuda

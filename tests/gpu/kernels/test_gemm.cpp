@@ -3,11 +3,13 @@
 // bf16 output rounding: each element within 2^-7 relative (one bf16 ulp either side) plus 1e-4 of
 // the output's rms, normalised squared error <= 1e-5.
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/cuda/gemm.hpp"
+#include "kernels/cuda/moe.hpp"
 #include "tests/gpu/kernels/gpu_test_support.hpp"
 
 using namespace dsa;
@@ -140,5 +142,52 @@ TEST_CASE("gpu GEMVs for every row count 1..8, strided rows, and rows the vector
     DeviceBuffer<float> dsi(si), dy8(std::vector<float>(want.size(), 0.0f));
     cuda::matmul_fp8(dx.get(), ldx, m, k, dw8.get(), k, dsi.get(), 2, n, dy8.get(), ldy, nullptr);
     test::check_close(dy8.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8 strided");
+  }
+}
+
+TEST_CASE("gpu matmul_fp8_routed: each owned pair's row is matmul_fp8 of its expert for that row alone; moe_owned_rows") {
+  std::mt19937 rng(31);
+  // 3 tokens x 4 slots over 6 experts [n = 300, k = 512] (a k past one warp step), rank 1 of 2.
+  const int64_t S = 3, K = 4, E = 6, n = 300, k = 512, ld_scale = k / 128;
+  const auto x = test::random_bf16(static_cast<size_t>(S * k), rng, 2.0f);
+  std::uniform_int_distribution<int> code(0, 253);
+  std::uniform_real_distribution<float> sd(1e-4f, 3e-3f);
+  std::vector<std::unique_ptr<DeviceBuffer<uint8_t>>> dw;
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> ds;
+  std::vector<cpu::Fp8Matrix> table;
+  for (int64_t e = 0; e < E; ++e) {
+    std::vector<uint8_t> w(static_cast<size_t>(n * k));
+    for (auto& c : w) {
+      const int v = code(rng);
+      c = uint8_t(v >= 127 ? v + 1 : v);
+    }
+    std::vector<float> si(static_cast<size_t>((n + 127) / 128 * ld_scale));
+    for (auto& v : si) v = sd(rng);
+    dw.push_back(std::make_unique<DeviceBuffer<uint8_t>>(w));
+    ds.push_back(std::make_unique<DeviceBuffer<float>>(si));
+    table.push_back(cpu::Fp8Matrix{dw.back()->get(), ds.back()->get()});
+  }
+  const std::vector<int32_t> idx = {5, 0, 3, 2, 1, 1, 4, 0, 2, 3, 5, 4};
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<int32_t> didx(idx), drows(idx.size());
+  DeviceBuffer<cpu::Fp8Matrix> dtable(table);
+  const int rank = 1, n_ranks = 2;
+  DeviceBuffer<float> dy(static_cast<size_t>(S * K * n));
+  cuda::matmul_fp8_routed(dx.get(), k, K, didx.get(), S * K, rank, n_ranks, dtable.get(), k, n, dy.get(), n, nullptr);
+  cuda::moe_owned_rows(didx.get(), S * K, rank, n_ranks, drows.get(), nullptr);
+  const std::vector<float> y = dy.to_host();
+  const std::vector<int32_t> rows = drows.to_host();
+  for (int64_t p = 0; p < S * K; ++p) {
+    CAPTURE(p);
+    const int32_t e = idx[size_t(p)];
+    std::vector<float> want(static_cast<size_t>(n), 0.0f);
+    if (e % n_ranks == rank) {
+      DeviceBuffer<float> one(static_cast<size_t>(n));
+      cuda::matmul_fp8(dx.get() + (p / K) * k, k, 1, k, dw[size_t(e)]->get(), k, ds[size_t(e)]->get(), ld_scale, n,
+                       one.get(), n, nullptr);
+      want = one.to_host();
+    }
+    CHECK(std::vector<float>(y.begin() + p * n, y.begin() + (p + 1) * n) == want);
+    CHECK(rows[size_t(p)] == (e % n_ranks == rank ? int32_t(p) : -1));
   }
 }

@@ -135,6 +135,51 @@ TEST_CASE("matmul_fp8 on a row shard equals those rows of the whole product") {
     for (int64_t j = 0; j < 150; ++j) CHECK(shard[size_t(i * 150 + j)] == full[size_t(i * n + 128 + j)]);
 }
 
+TEST_CASE("matmul_fp8_routed and moe_owned_rows: each owned pair's row is matmul_fp8 of its expert, others zero") {
+  std::mt19937 rng(15);
+  // 3 tokens x 4 slots over 6 experts [n = 130, k = 256]; rank 1 of 2 holds the odd experts.
+  const int64_t S = 3, K = 4, E = 6, n = 130, k = 256;
+  const auto x = random_bf16(rng, size_t(S * k), 2.0f);
+  std::vector<std::vector<uint8_t>> w;
+  std::vector<std::vector<float>> sc;
+  std::vector<cpu::Fp8Matrix> table(E);
+  for (int64_t e = 0; e < E; ++e) {
+    w.push_back(random_e4m3(rng, size_t(n * k)));
+    sc.emplace_back(size_t(2 * 2));
+    for (auto& v : sc.back()) v = std::ldexp(1.0f, -int(rng() % 8) - 6);
+  }
+  for (int64_t e = 0; e < E; ++e) table[size_t(e)] = {w[size_t(e)].data(), sc[size_t(e)].data()};
+  const std::vector<int32_t> idx = {5, 0, 3, 2, 1, 1, 4, 0, 2, 3, 5, 4};  // expert 1 twice for token 1
+  for (int rank : {0, 1}) {
+    CAPTURE(rank);
+    std::vector<float> y(size_t(S * K * n), -7.0f);
+    cpu::matmul_fp8_routed(x.data(), k, K, idx.data(), S * K, rank, 2, table.data(), k, n, y.data(), n);
+    std::vector<int32_t> rows(size_t(S * K));
+    cpu::moe_owned_rows(idx.data(), S * K, rank, 2, rows.data());
+    for (int64_t p = 0; p < S * K; ++p) {
+      CAPTURE(p);
+      const int32_t e = idx[size_t(p)];
+      std::vector<float> want(size_t(n), 0.0f);
+      if (e % 2 == rank) {
+        // The expert's rows as one group with every pair routed to it: the grouped path's numbers.
+        std::vector<float> group_x, group_y;
+        int64_t at = -1, m = 0;
+        for (int64_t q = 0; q < S * K; ++q) {
+          if (idx[size_t(q)] != e) continue;
+          if (q == p) at = m;
+          group_x.insert(group_x.end(), x.begin() + (q / K) * k, x.begin() + (q / K + 1) * k);
+          ++m;
+        }
+        group_y.resize(size_t(m * n));
+        cpu::matmul_fp8(group_x.data(), m, k, w[size_t(e)].data(), sc[size_t(e)].data(), n, group_y.data());
+        want.assign(group_y.begin() + at * n, group_y.begin() + (at + 1) * n);
+      }
+      CHECK(std::vector<float>(y.begin() + p * n, y.begin() + (p + 1) * n) == want);
+      CHECK(rows[size_t(p)] == (e % 2 == rank ? int32_t(p) : -1));
+    }
+  }
+}
+
 TEST_CASE("matmul_bf16 (vector, threaded) agrees with the scalar reference, tails included") {
   std::mt19937 rng(13);
   for (int64_t m : {1, 2, 6, 40}) {
