@@ -1,5 +1,6 @@
-// dsagent rank-worker: one rank of a local engine run with --launch processes. Started by rank 0
-// (engine/model/rank_processes.hpp), not by hand; hidden from the command list.
+// dsagent rank-worker: one rank of a local engine run with --launch processes. Rank 0 starts the
+// ones of its machine (engine/model/rank_processes.hpp); ranks on other machines are started by
+// hand, as rank 0's waiting message says. Hidden from the command list.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -11,18 +12,20 @@ namespace dsa::cli {
 
 void add_rank_worker_command(CLI::App& app, int& exit_code) {
   struct Args {
-    std::string socket;
+    std::string connect;
     int rank = 0;
     int ranks = 0;
+    int gpu = -1;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("rank-worker", "one rank of a --launch processes engine (started by rank 0)");
+  CLI::App* cmd = app.add_subcommand("rank-worker", "one rank of a --launch processes engine");
   cmd->group("");  // hidden
-  cmd->add_option("--socket", args->socket, "rank 0's socket")->required();
+  cmd->add_option("--connect", args->connect, "rank 0's address: its socket, or HOST:PORT")->required();
   cmd->add_option("--rank", args->rank, "this rank (1..N-1)")->required();
   cmd->add_option("--ranks", args->ranks, "ranks in the group")->required();
+  cmd->add_option("--gpu", args->gpu, "with cuda: this rank's GPU (default: the one numbered as the rank)");
   cmd->callback([args, &exit_code] {
-    auto r = run_rank_worker(args->socket, args->rank, args->ranks);
+    auto r = run_rank_worker(args->connect, args->rank, args->ranks, args->gpu);
     if (!r) {
       std::fprintf(stderr, "dsagent rank-worker %d: %s\n", args->rank, r.error().message.c_str());
       exit_code = 1;

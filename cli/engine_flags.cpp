@@ -18,6 +18,13 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& flags, const std::string& grou
       ->capture_default_str()
       ->check(CLI::IsMember({"threads", "processes"}))
       ->group(group);
+  cmd.add_option("--rank-address", flags.rank_address,
+                 "with --launch processes: HOST:PORT where rank 0 waits for the ranks (TCP; default a local socket)")
+      ->group(group);
+  cmd.add_option("--local-ranks", flags.local_ranks,
+                 "with --launch processes: ranks this machine starts; the others run `dsagent rank-worker` elsewhere")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
 }
 
 Result<OpenOptions> engine_options(const EngineFlags& flags) {
@@ -31,6 +38,10 @@ Result<OpenOptions> engine_options(const EngineFlags& flags) {
   options.device = device;
   options.ranks = std::max({1, flags.gpus, flags.ranks});
   options.processes = flags.launch == "processes";
+  options.rank_address = flags.rank_address;
+  options.local_ranks = flags.local_ranks;
+  if ((!flags.rank_address.empty() || flags.local_ranks > 0) && !options.processes)
+    return make_error("--rank-address and --local-ranks need --launch processes");
   return options;
 }
 

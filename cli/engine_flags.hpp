@@ -1,5 +1,6 @@
 // The local engine's device and rank flags, shared by generate, run, chat and batch:
-// --device cpu|cuda, --gpus N (cuda), --ranks N (either device) and --launch threads|processes.
+// --device cpu|cuda, --gpus N (cuda), --ranks N (either device), --launch threads|processes, and for
+// ranks on several machines --rank-address HOST:PORT and --local-ranks N.
 #pragma once
 #include <string>
 
@@ -15,6 +16,8 @@ struct EngineFlags {
   int gpus = 0;                    // --gpus N: cuda only; 0 = not given
   int ranks = 0;                   // --ranks N: tensor- and expert-parallel ranks; 0 = not given
   std::string launch = "threads";  // one thread or one process per rank
+  std::string rank_address;        // --rank-address HOST:PORT: rank 0 waits there (processes)
+  int local_ranks = 0;             // --local-ranks N: ranks this machine starts (0: all)
 };
 
 // Adds the four flags to cmd, in `group` ("" for none).

@@ -1,6 +1,9 @@
 // SocketGroup and the socket Comm (see socket_group.hpp).
 #include "engine/dist/socket_group.hpp"
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
+#include <utility>
 
 namespace dsa {
 namespace {
@@ -27,11 +31,67 @@ Result<sockaddr_un> socket_address(const std::string& path) {
   return addr;
 }
 
+// "HOST:PORT" split at the last colon ("[::1]:5000" allowed); an error for anything else.
+Result<std::pair<std::string, std::string>> host_port(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
+    return make_error("rank address '" + address + "': expected HOST:PORT");
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return std::make_pair(host, address.substr(colon + 1));
+}
+
+Result<addrinfo*> resolve(const std::string& address, bool passive) {
+  DSA_TRY(hp, host_port(address));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  if (passive) hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(hp.first.c_str(), hp.second.c_str(), &hints, &found); rc != 0)
+    return make_error("rank address '" + address + "': " + ::gai_strerror(rc));
+  return found;
+}
+
+// Per-step messages are small: send them at once.
+void no_delay(int fd) {
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+bool is_tcp(const std::string& path) { return !path.empty() && path.front() != '/'; }
+
 }  // namespace
 
-Result<std::unique_ptr<SocketGroup>> SocketGroup::listen(int n_ranks) {
+Result<std::unique_ptr<SocketGroup>> SocketGroup::listen(int n_ranks, const std::string& tcp_address) {
   if (n_ranks < 2) return make_error("a process group needs at least two ranks");
   std::unique_ptr<SocketGroup> g(new SocketGroup(0, n_ranks));
+  if (!tcp_address.empty()) {
+    DSA_TRY(found, resolve(tcp_address, true));
+    std::string last = "no address";
+    for (addrinfo* a = found; a; a = a->ai_next) {
+      const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      const int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, n_ranks) == 0) {
+        g->fds_[0] = fd;
+        break;
+      }
+      last = errno_text();
+      ::close(fd);
+    }
+    ::freeaddrinfo(found);
+    if (g->fds_[0] < 0) return make_error("cannot listen on " + tcp_address + ": " + last);
+    sockaddr_storage bound{};
+    socklen_t len = sizeof(bound);
+    ::getsockname(g->fds_[0], reinterpret_cast<sockaddr*>(&bound), &len);
+    const int port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                                 : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    DSA_TRY(hp, host_port(tcp_address));
+    g->path_ = (hp.first.find(':') != std::string::npos ? "[" + hp.first + "]" : hp.first) + ":" + std::to_string(port);
+    return g;
+  }
   const char* tmp = std::getenv("TMPDIR");
   std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/dsagent-ranks-XXXXXX";
   if (!::mkdtemp(templ.data())) return make_error("cannot create a directory for the rank socket: " + errno_text());
@@ -62,6 +122,7 @@ Result<void> SocketGroup::accept_all(double timeout_s, const std::function<Resul
     if (ready <= 0) continue;
     const int fd = ::accept4(fds_[0], nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
+    if (is_tcp(path_)) no_delay(fd);
     int32_t rank = -1;
     size_t got = 0;
     while (got < sizeof(rank)) {
@@ -84,16 +145,52 @@ Result<void> SocketGroup::accept_all(double timeout_s, const std::function<Resul
   return {};
 }
 
-Result<std::unique_ptr<SocketGroup>> SocketGroup::connect(const std::string& path, int rank, int n_ranks) {
+Result<std::unique_ptr<SocketGroup>> SocketGroup::connect(const std::string& path, int rank, int n_ranks,
+                                                         double retry_s) {
   if (rank < 1 || rank >= n_ranks) return make_error("rank " + std::to_string(rank) + " is not in 1.." +
                                                      std::to_string(n_ranks - 1));
-  DSA_TRY(addr, socket_address(path));
   std::unique_ptr<SocketGroup> g(new SocketGroup(rank, n_ranks));
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_error("cannot open a socket: " + errno_text());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(retry_s);
+  // One attempt: the connected socket, or -1 with the reason in `why`.
+  std::string why;
+  const auto attempt = [&]() -> int {
+    if (!is_tcp(path)) {
+      auto addr = socket_address(path);
+      if (!addr) {
+        why = addr.error().message;
+        return -1;
+      }
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0) return fd;
+      why = errno_text();
+      if (fd >= 0) ::close(fd);
+      return -1;
+    }
+    auto found = resolve(path, false);
+    if (!found) {
+      why = found.error().message;
+      return -1;
+    }
+    int fd = -1;
+    for (addrinfo* a = *found; a && fd < 0; a = a->ai_next) {
+      fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd >= 0 && ::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+        why = errno_text();
+        ::close(fd);
+        fd = -1;
+      }
+    }
+    ::freeaddrinfo(*found);
+    if (fd >= 0) no_delay(fd);
+    return fd;
+  };
+  int fd = attempt();
+  while (fd < 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    fd = attempt();
+  }
+  if (fd < 0) return make_error("cannot connect to rank 0 at " + path + ": " + why);
   g->fds_[0] = fd;
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0)
-    return make_error("cannot connect to rank 0 at " + path + ": " + errno_text());
   const int32_t r = rank;
   if (auto sent = g->send(0, &r, sizeof(r)); !sent) return sent.error();
   return g;

@@ -1,5 +1,6 @@
-// SocketGroup: ranks in separate processes on one machine, each joined to rank 0 by a Unix-domain
-// stream socket (a star). It carries a process group's set-up and control messages
+// SocketGroup: ranks in separate processes, each joined to rank 0 by a stream socket (a star): a
+// Unix-domain socket on one machine, or TCP (HOST:PORT) for ranks on other machines. It carries a
+// process group's set-up and control messages
 // (engine/model/rank_processes.hpp) and, through make_socket_comm, the collectives of CPU ranks in
 // separate processes. One thread per process uses it at a time; messages between two ranks arrive
 // in the order they were sent.
@@ -18,15 +19,18 @@ namespace dsa {
 
 class SocketGroup {
  public:
-  // Rank 0 of n_ranks: listens on a socket in a new private directory; path() is what the other
-  // ranks connect to.
-  static Result<std::unique_ptr<SocketGroup>> listen(int n_ranks);
+  // Rank 0 of n_ranks: listens on a socket in a new private directory, or, with tcp_address
+  // "HOST:PORT", on that TCP address (PORT 0: one the system picks). path() is what the other ranks
+  // connect to: the socket's path, or HOST:PORT with the port bound.
+  static Result<std::unique_ptr<SocketGroup>> listen(int n_ranks, const std::string& tcp_address = "");
   // Rank 0: waits until ranks 1..n-1 have connected (each names its rank first), then removes the
   // socket's directory. `check` runs about every 100 ms; its error (say, a rank's process exited)
   // stops the wait, as does timeout_s.
   Result<void> accept_all(double timeout_s, const std::function<Result<void>()>& check = {});
-  // Rank `rank` (1..n_ranks-1): connects to rank 0's socket at path.
-  static Result<std::unique_ptr<SocketGroup>> connect(const std::string& path, int rank, int n_ranks);
+  // Rank `rank` (1..n_ranks-1): connects to rank 0 at path (a socket path, or HOST:PORT), retrying
+  // for up to retry_s seconds while nothing listens there yet.
+  static Result<std::unique_ptr<SocketGroup>> connect(const std::string& path, int rank, int n_ranks,
+                                                      double retry_s = 0.0);
 
   ~SocketGroup();  // closes the sockets; rank 0 removes the socket and its directory
   SocketGroup(const SocketGroup&) = delete;

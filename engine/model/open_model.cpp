@@ -1,5 +1,7 @@
 #include "engine/model/open_model.hpp"
 
+#include <algorithm>
+
 #include "engine/model/backend_model.hpp"
 #include "engine/model/model.hpp"
 #include "engine/model/rank_group.hpp"
@@ -32,7 +34,7 @@ Result<std::unique_ptr<ForwardPass>> load_rank(const std::filesystem::path& dir,
   plan.context = options.context;
   plan.sequences = options.sequences;
   plan.fp8_cache = default_latent_format(cfg) == cpu::LatentFormat::fp8;
-  const int gpu = comm ? comm->rank() : 0;
+  const int gpu = options.gpu >= 0 ? options.gpu : comm ? comm->rank() : 0;
   DSA_TRY(model, BackendModel::load(dir, options.attention, std::make_unique<CudaBackend>(gpu), plan, comm));
   return std::unique_ptr<ForwardPass>(std::move(model));
 #else
@@ -73,8 +75,11 @@ Result<std::unique_ptr<ForwardPass>> open_model(const std::filesystem::path& dir
 #ifdef DSA_WITH_CUDA
     const int visible = cuda_device_count();
     if (visible == 0) return make_error("--device cuda: no CUDA GPU is visible to this process");
-    if (options.ranks > visible) {
-      return make_error("--gpus " + std::to_string(options.ranks) + ": only " + std::to_string(visible) +
+    // The ranks this machine runs need a GPU each here (with --local-ranks the others are elsewhere).
+    const int here = options.processes && options.local_ranks > 0 ? std::min(options.local_ranks, options.ranks)
+                                                                    : options.ranks;
+    if (here > visible) {
+      return make_error("--gpus " + std::to_string(here) + ": only " + std::to_string(visible) +
                         " CUDA GPU(s) are visible to this process");
     }
 #else

@@ -28,6 +28,12 @@ struct OpenOptions {
   // of one thread per rank (engine/model/rank_processes.hpp).
   bool processes = false;
   std::string rank_program;  // "" = this process's own program (/proc/self/exe)
+  // With processes: where rank 0 waits for the others, "" for a private Unix socket (every rank on
+  // this machine) or HOST:PORT (TCP), and how many ranks this machine starts (0: all; ranks
+  // local_ranks..ranks-1 are started on other machines with `dsagent rank-worker --connect`).
+  std::string rank_address;
+  int local_ranks = 0;
+  int gpu = -1;  // this rank's GPU with cuda; -1: the GPU numbered as its rank
 };
 
 // An error (one line) when the device is cuda and this build has no CUDA (or no NCCL for ranks > 1)

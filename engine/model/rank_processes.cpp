@@ -121,8 +121,8 @@ std::vector<uint8_t> status_message(const Result<void>& r) {
 
 }  // namespace
 
-// The workers' processes. While the group runs, a thread checks them every 100 ms: one that ends
-// stops this process (see rank_processes.hpp). stop() ends the watch; the destructor reaps them
+// The workers' processes. Once watch() is called, a thread checks them every 100 ms: one that ends
+// stops this process (see rank_processes.hpp) until stop_watch(). The destructor reaps them
 // (SIGKILL for one still running after 10 s).
 class WorkerProcesses {
  public:
@@ -142,7 +142,8 @@ class WorkerProcesses {
       }
     }
   }
-  // The first worker that has ended: its rank and how, or nothing.
+  // The first worker that has ended (now reaped): its rank and how, or nothing. Called before the
+  // watch, then only by the watcher.
   std::optional<std::string> ended() {
     for (size_t i = 0; i < pids_.size(); ++i) {
       int status = 0;
@@ -155,15 +156,7 @@ class WorkerProcesses {
     if (watcher_.joinable()) return;
     watcher_ = std::thread([this] {
       while (!stopping_.load()) {
-        {
-          std::lock_guard lock(mu_);
-          for (size_t i = 0; i < pids_.size(); ++i) {
-            int status = 0;
-            if (::waitpid(pids_[i], &status, WNOHANG) == pids_[i])
-              group_lost("rank " + std::to_string(i + 1) + " (process " + std::to_string(pids_[i]) + ") " +
-                         exit_text(status));
-          }
-        }
+        if (auto gone = ended()) group_lost(*gone);
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });
@@ -180,7 +173,6 @@ class WorkerProcesses {
 
  private:
   std::vector<pid_t> pids_;
-  std::mutex mu_;
   std::thread watcher_;
   std::atomic<bool> stopping_{false};
 };
@@ -382,36 +374,40 @@ std::vector<uint8_t> launch_message(const std::filesystem::path& dir, const Open
   return w.bytes();
 }
 
+
 // The Comm of one rank: over the sockets on the CPU, NCCL (its id from rank 0) on GPUs.
-Result<std::unique_ptr<Comm>> rank_comm(SocketGroup& group, Device device, const std::string& nccl_id) {
+Result<std::unique_ptr<Comm>> rank_comm(SocketGroup& group, Device device, const std::string& nccl_id, int gpu) {
   if (device == Device::cpu) return make_socket_comm(group);
 #ifdef DSA_WITH_NCCL
   NcclId id;
   DSA_CHECK(nccl_id.size() == id.bytes.size(), "an NCCL id travels with GPU ranks");
   std::memcpy(id.bytes.data(), nccl_id.data(), id.bytes.size());
-  return make_nccl_comm(id, group.rank(), group.size(), group.rank());
+  return make_nccl_comm(id, group.rank(), group.size(), gpu >= 0 ? gpu : group.rank());
 #else
   (void)nccl_id;
+  (void)gpu;
   return make_error("GPU ranks in separate processes need a dsagent built with NCCL");
 #endif
 }
 
-// Starts `program rank-worker --socket PATH --rank r --ranks n` for r = 1..n-1. CPU ranks share the
-// cores: each worker gets DSA_THREADS = cores / n unless the environment sets it (rank 0 likewise).
-Result<std::vector<pid_t>> start_workers(const std::string& program, const SocketGroup& group, Device device) {
+// Starts `program rank-worker --connect PATH --rank r --ranks n` for r = 1..local-1. CPU ranks share
+// the cores: each worker gets DSA_THREADS = cores / local unless the environment sets it (rank 0
+// likewise).
+Result<std::vector<pid_t>> start_workers(const std::string& program, const SocketGroup& group, int local,
+                                         Device device) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
   if (device == Device::cpu && !std::getenv("DSA_THREADS")) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-    env_strings.push_back("DSA_THREADS=" + std::to_string(std::max(1u, cores / unsigned(group.size()))));
+    env_strings.push_back("DSA_THREADS=" + std::to_string(std::max(1u, cores / unsigned(local))));
   }
   std::vector<char*> envp;
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<pid_t> pids;
   const pid_t parent = ::getpid();
-  for (int r = 1; r < group.size(); ++r) {
-    std::vector<std::string> args = {program, "rank-worker", "--socket", group.path(), "--rank", std::to_string(r),
+  for (int r = 1; r < local; ++r) {
+    std::vector<std::string> args = {program, "rank-worker", "--connect", group.path(), "--rank", std::to_string(r),
                                      "--ranks", std::to_string(group.size())};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -424,6 +420,11 @@ Result<std::vector<pid_t>> start_workers(const std::string& program, const Socke
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a worker ends with rank 0
       if (::getppid() != parent) ::_exit(1);
+      // Ctrl-C in a terminal reaches the whole process group: it is rank 0's to handle (chat stops
+      // the turn), not a reason for a worker to end.
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      ::sigaction(SIGINT, &ignore, nullptr);
       ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
@@ -435,17 +436,27 @@ Result<std::vector<pid_t>> start_workers(const std::string& program, const Socke
 }  // namespace
 
 Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::path& dir, const OpenOptions& options) {
-  DSA_TRY(group, SocketGroup::listen(options.ranks));
+  const int n_local = options.local_ranks > 0 ? std::min(options.local_ranks, options.ranks) : options.ranks;
+  if (n_local < options.ranks && options.rank_address.empty())
+    return make_error("--local-ranks " + std::to_string(n_local) + ": ranks on other machines need --rank-address HOST:PORT");
+  DSA_TRY(group, SocketGroup::listen(options.ranks, options.rank_address));
   std::string program = options.rank_program;
   if (program.empty()) {
     std::error_code ec;
     program = std::filesystem::read_symlink("/proc/self/exe", ec).string();
     if (ec) program = "/proc/self/exe";
   }
-  DSA_TRY(pids, start_workers(program, *group, options.device));
+  DSA_TRY(pids, start_workers(program, *group, n_local, options.device));
   if (options.device == Device::cpu && !std::getenv("DSA_THREADS")) {
     // This process is one of the CPU ranks sharing the cores too.
-    cpu::set_num_threads(int(std::max(1u, std::max(1u, std::thread::hardware_concurrency()) / unsigned(options.ranks))));
+    cpu::set_num_threads(int(std::max(1u, std::max(1u, std::thread::hardware_concurrency()) / unsigned(n_local))));
+  }
+  if (n_local < options.ranks) {
+    std::fprintf(stderr,
+                 "dsagent: waiting for ranks %d..%d at %s: on their machines run `dsagent rank-worker --connect %s "
+                 "--rank R --ranks %d --gpu G` (the model at %s there too)\n",
+                 n_local, options.ranks - 1, group->path().c_str(), group->path().c_str(), options.ranks,
+                 dir.string().c_str());
   }
   auto workers = std::make_unique<WorkerProcesses>(std::move(pids));
   const auto fail = [&](const Error& e) -> Error {
@@ -456,7 +467,8 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
     if (auto ended = workers->ended()) return make_error(*ended + " before joining");
     return {};
   };
-  if (auto r = group->accept_all(120.0, alive); !r) return fail(r.error());
+  // Ranks started by hand on other machines get half an hour to join.
+  if (auto r = group->accept_all(n_local < options.ranks ? 1800.0 : 120.0, alive); !r) return fail(r.error());
 
   std::string nccl_id;
 #ifdef DSA_WITH_NCCL
@@ -471,7 +483,7 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
     if (auto sent = group->send_message(r, launch); !sent) return fail(sent.error());
   }
   workers->watch();  // from here a worker that ends stops this process (NCCL would wait for it)
-  auto comm = rank_comm(*group, options.device, nccl_id);
+  auto comm = rank_comm(*group, options.device, nccl_id, options.gpu);
   if (!comm) return fail(comm.error());
   auto local = load_rank(dir, options, comm->get());
   if (!local) return fail(local.error());
@@ -487,8 +499,9 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
                                                                      std::move(*local), std::move(workers)));
 }
 
-Result<void> run_rank_worker(const std::string& socket_path, int rank, int n_ranks) {
-  DSA_TRY(group, SocketGroup::connect(socket_path, rank, n_ranks));
+Result<void> run_rank_worker(const std::string& address, int rank, int n_ranks, int gpu) {
+  // A rank started by hand may come up before rank 0 listens.
+  DSA_TRY(group, SocketGroup::connect(address, rank, n_ranks, 60.0));
   DSA_TRY(launch, group->recv_message(0));
   Reader in(launch);
   (void)in.u8();
@@ -500,8 +513,9 @@ Result<void> run_rank_worker(const std::string& socket_path, int rank, int n_ran
   options.sequences = in.i64();
   const std::string nccl_id = in.str();
   options.ranks = n_ranks;
+  options.gpu = gpu;
 
-  Result<std::unique_ptr<Comm>> comm = rank_comm(*group, options.device, nccl_id);
+  Result<std::unique_ptr<Comm>> comm = rank_comm(*group, options.device, nccl_id, gpu);
   Result<std::unique_ptr<ForwardPass>> model =
       comm ? load_rank(dir, options, comm->get()) : Result<std::unique_ptr<ForwardPass>>(comm.error());
   const Result<void> loaded = model ? Result<void>{} : Result<void>(model.error());

@@ -163,6 +163,28 @@ TEST_CASE("generate --ranks 2: threads and processes give one rank's output; a l
   CHECK(std::count(uneven.output.begin(), uneven.output.end(), '\n') == 1);
   CHECK(uneven.output.rfind("dsagent generate: ", 0) == 0);
 
+  // A rank on "another machine": rank 0 starts none (--local-ranks 1), waits at a TCP address and
+  // says how to start it; the rank started by hand joins and the output is the same.
+  const std::string err = (m.tmp / "rank0.err").string(), out = (m.tmp / "rank0.out").string();
+  {
+    std::ofstream script(m.tmp / "by_hand.sh");
+    script << m.generate("--ranks 2 --launch processes --rank-address 127.0.0.1:0 --local-ranks 1 " +
+                         flags.substr(0, flags.find(" 2>")))
+           << " > " << out << " 2> " << err << " & P=$!\n"
+           << "A=; for i in $(seq 1 300); do A=$(sed -n " << R"('s/.*--connect \([^ ]*\) --rank R.*/\1/p' )" << err
+           << "); [ -n \"$A\" ] && break; sleep 0.1; done\n"
+           << test::dsagent_binary().string() << " rank-worker --connect \"$A\" --rank 1 --ranks 2; echo worker=$?\n"
+           << "wait $P; echo rank0=$?; cat " << out << "\n";
+  }
+  const auto by_hand = run_command("bash " + (m.tmp / "by_hand.sh").string());
+  CAPTURE(by_hand.output);
+  CHECK(by_hand.output == "worker=0\nrank0=0\n" + one.output);
+  const auto no_address = run_command(m.generate("--ranks 2 --launch processes --local-ranks 1 --prompt hi 2>&1"));
+  CHECK(no_address.exit_code == 1);
+  CHECK(no_address.output.find("need --rank-address HOST:PORT") != std::string::npos);
+  const auto no_processes = run_command(m.generate("--ranks 2 --rank-address 127.0.0.1:0 --prompt hi 2>&1"));
+  CHECK(no_processes.output == "dsagent generate: --rank-address and --local-ranks need --launch processes\n");
+
   // The worker killed mid-generation: rank 0 stops at once with one line naming rank 1.
   const std::string script =
       m.generate("--prompt hi --raw --temperature 1 --seed 3 --max-tokens 100000 --ranks 2 --launch processes") +

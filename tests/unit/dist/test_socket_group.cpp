@@ -3,7 +3,9 @@
 // rank that goes away is an error, not a hang.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <random>
+#include <utility>
 #include <thread>
 
 #include "engine/dist/comm.hpp"
@@ -12,10 +14,11 @@
 namespace dsa {
 namespace {
 
-// Rank 0 listens; ranks 1..n-1 connect on threads; body(group) then runs on every rank.
+// Rank 0 listens (a Unix socket, or TCP at tcp_address); ranks 1..n-1 connect on threads;
+// body(group) then runs on every rank.
 template <class F>
-void on_socket_ranks(int n, F body) {
-  auto root = SocketGroup::listen(n);
+void on_socket_ranks(int n, F body, const std::string& tcp_address = "") {
+  auto root = SocketGroup::listen(n, tcp_address);
   REQUIRE(root.ok());
   std::vector<std::unique_ptr<SocketGroup>> others(static_cast<size_t>(n));
   std::vector<std::thread> threads;
@@ -57,8 +60,9 @@ std::vector<float> collectives(Comm& c, int64_t n) {
 }
 
 TEST_CASE("socket Comm: the thread ranks' sums, gathers and broadcasts, bit for bit, on every rank") {
-  for (int n : {2, 3}) {
+  for (const auto& [n, tcp] : {std::pair{2, ""}, std::pair{3, ""}, std::pair{3, "127.0.0.1:0"}}) {
     CAPTURE(n);
+    CAPTURE(tcp);
     const int64_t len = 1000;
     std::vector<std::vector<float>> want(static_cast<size_t>(n)), got(static_cast<size_t>(n));
     auto comms = make_thread_comms(n);
@@ -70,7 +74,7 @@ TEST_CASE("socket Comm: the thread ranks' sums, gathers and broadcasts, bit for 
       CHECK(comm->rank() == g.rank());
       CHECK(comm->size() == n);
       got[size_t(g.rank())] = collectives(*comm, len);
-    });
+    }, tcp);
     for (int r = 0; r < n; ++r) {
       CHECK(got[size_t(r)] == want[size_t(r)]);
       CHECK(got[size_t(r)] == got[0]);
@@ -119,6 +123,37 @@ TEST_CASE("SocketGroup: messages arrive whole and in order; a rank that goes awa
   auto r = (*root)->recv(1, &x, sizeof(x));
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message.find("rank 1 is gone") != std::string::npos);
+}
+
+TEST_CASE("SocketGroup over TCP: the bound port is in path(); a worker may start before rank 0 listens") {
+  auto root = SocketGroup::listen(2, "127.0.0.1:0");
+  REQUIRE(root.ok());
+  const std::string path = (*root)->path();
+  CHECK(path.rfind("127.0.0.1:", 0) == 0);
+  CHECK(path != "127.0.0.1:0");
+  // A second group on a port nothing listens on yet: connect keeps trying until it does.
+  auto probe = SocketGroup::listen(2, "127.0.0.1:0");
+  REQUIRE(probe.ok());
+  const std::string free_port = (*probe)->path();
+  probe->reset();  // the port is free again
+  std::unique_ptr<SocketGroup> early;
+  std::thread worker([&] {
+    auto g = SocketGroup::connect(free_port, 1, 2, 20.0);
+    REQUIRE(g.ok());
+    early = std::move(*g);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto late_root = SocketGroup::listen(2, free_port);
+  REQUIRE(late_root.ok());
+  REQUIRE((*late_root)->accept_all(20.0).ok());
+  worker.join();
+  REQUIRE(early);
+  REQUIRE((*late_root)->send_message(1, {1, 2, 3}).ok());
+  auto got = early->recv_message(0);
+  REQUIRE(got.ok());
+  CHECK(*got == std::vector<uint8_t>{1, 2, 3});
+  CHECK_FALSE(SocketGroup::listen(2, "no-port").ok());
+  CHECK_FALSE(SocketGroup::connect("127.0.0.1:1", 1, 2).ok());  // nothing listens, no retry
 }
 
 TEST_CASE("SocketGroup: joining fails cleanly (the check's error, a timeout, a bad rank)") {
