@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -66,6 +67,8 @@ bool is_tcp(const std::string& path) { return !path.empty() && path.front() != '
 Result<std::unique_ptr<SocketGroup>> SocketGroup::listen(int n_ranks, const std::string& tcp_address) {
   if (n_ranks < 2) return make_error("a process group needs at least two ranks");
   std::unique_ptr<SocketGroup> g(new SocketGroup(0, n_ranks));
+  std::random_device entropy;
+  g->token_ = (uint64_t(entropy()) << 32) ^ uint64_t(entropy());
   if (!tcp_address.empty()) {
     DSA_TRY(found, resolve(tcp_address, true));
     std::string last = "no address";
@@ -89,11 +92,18 @@ Result<std::unique_ptr<SocketGroup>> SocketGroup::listen(int n_ranks, const std:
     const int port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                                                  : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
     DSA_TRY(hp, host_port(tcp_address));
-    g->path_ = (hp.first.find(':') != std::string::npos ? "[" + hp.first + "]" : hp.first) + ":" + std::to_string(port);
+    std::string host = hp.first;
+    if (host == "0.0.0.0" || host == "::" || host == "*") {  // every interface: name this machine
+      char name[256] = {};
+      if (::gethostname(name, sizeof(name) - 1) == 0 && name[0]) host = name;
+    }
+    g->path_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
     return g;
   }
   const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/dsagent-ranks-XXXXXX";
+  std::error_code ec;
+  const std::filesystem::path base = std::filesystem::absolute(tmp && *tmp ? tmp : "/tmp", ec);
+  std::string templ = (ec ? std::string("/tmp") : base.string()) + "/dsagent-ranks-XXXXXX";
   if (!::mkdtemp(templ.data())) return make_error("cannot create a directory for the rank socket: " + errno_text());
   g->dir_ = templ;
   g->path_ = templ + "/rank0.sock";
@@ -123,18 +133,28 @@ Result<void> SocketGroup::accept_all(double timeout_s, const std::function<Resul
     const int fd = ::accept4(fds_[0], nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     if (is_tcp(path_)) no_delay(fd);
-    int32_t rank = -1;
+    // The handshake: the rank and the group's token, within 5 s. Anything else (a port scanner, a
+    // stale worker of another group) is closed and ignored.
+    Hello hello{};
     size_t got = 0;
-    while (got < sizeof(rank)) {
-      const ssize_t n = ::recv(fd, reinterpret_cast<char*>(&rank) + got, sizeof(rank) - got, 0);
+    const auto hello_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (got < sizeof(hello) && std::chrono::steady_clock::now() < hello_deadline) {
+      pollfd q{fd, POLLIN, 0};
+      if (::poll(&q, 1, 100) <= 0) continue;
+      const ssize_t n = ::recv(fd, reinterpret_cast<char*>(&hello) + got, sizeof(hello) - got, 0);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       got += size_t(n);
     }
-    if (got != sizeof(rank) || rank < 1 || rank >= n_ranks_ || fds_[size_t(rank)] >= 0) {
+    if (got != sizeof(hello) || hello.token != token_ || hello.rank < 1 || hello.rank >= n_ranks_) {
       ::close(fd);
-      return make_error("a process connected to the rank socket without a valid rank");
+      continue;
     }
-    fds_[size_t(rank)] = fd;
+    if (fds_[size_t(hello.rank)] >= 0) {
+      ::close(fd);
+      return make_error("rank " + std::to_string(hello.rank) + " joined twice");
+    }
+    fds_[size_t(hello.rank)] = fd;
     ++joined;
   }
   // Everyone is in: the socket's name is no longer needed (and a process that stops abruptly
@@ -145,8 +165,8 @@ Result<void> SocketGroup::accept_all(double timeout_s, const std::function<Resul
   return {};
 }
 
-Result<std::unique_ptr<SocketGroup>> SocketGroup::connect(const std::string& path, int rank, int n_ranks,
-                                                         double retry_s) {
+Result<std::unique_ptr<SocketGroup>> SocketGroup::connect(const std::string& path, uint64_t token, int rank,
+                                                         int n_ranks, double retry_s) {
   if (rank < 1 || rank >= n_ranks) return make_error("rank " + std::to_string(rank) + " is not in 1.." +
                                                      std::to_string(n_ranks - 1));
   std::unique_ptr<SocketGroup> g(new SocketGroup(rank, n_ranks));
@@ -191,8 +211,9 @@ Result<std::unique_ptr<SocketGroup>> SocketGroup::connect(const std::string& pat
   }
   if (fd < 0) return make_error("cannot connect to rank 0 at " + path + ": " + why);
   g->fds_[0] = fd;
-  const int32_t r = rank;
-  if (auto sent = g->send(0, &r, sizeof(r)); !sent) return sent.error();
+  g->token_ = token;
+  const Hello hello{rank, 0, token};
+  if (auto sent = g->send(0, &hello, sizeof(hello)); !sent) return sent.error();
   return g;
 }
 
@@ -238,6 +259,16 @@ Result<void> SocketGroup::recv(int peer, void* data, size_t bytes) {
   return {};
 }
 
+int SocketGroup::closed_peer() const {
+  if (rank_ != 0) return -1;
+  std::vector<pollfd> polls;
+  for (int r = 1; r < n_ranks_; ++r) polls.push_back(pollfd{fds_[size_t(r)], POLLRDHUP, 0});
+  if (::poll(polls.data(), polls.size(), 0) <= 0) return -1;
+  for (size_t i = 0; i < polls.size(); ++i)
+    if (polls[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) return int(i) + 1;
+  return -1;
+}
+
 Result<void> SocketGroup::send_message(int peer, const std::vector<uint8_t>& message) {
   const uint64_t n = message.size();
   if (auto r = send(peer, &n, sizeof(n)); !r) return r;
@@ -247,6 +278,7 @@ Result<void> SocketGroup::send_message(int peer, const std::vector<uint8_t>& mes
 Result<std::vector<uint8_t>> SocketGroup::recv_message(int peer) {
   uint64_t n = 0;
   if (auto r = recv(peer, &n, sizeof(n)); !r) return r.error();
+  if (n > kMaxMessage) return make_error("rank " + std::to_string(peer) + " sent a message of " + std::to_string(n) + " bytes");
   std::vector<uint8_t> message(n);
   if (auto r = recv(peer, message.data(), n); !r) return r.error();
   return message;

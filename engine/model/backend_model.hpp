@@ -77,7 +77,8 @@ class BackendModel final : public ForwardPass {
     std::vector<MlpWeights> experts;  // this rank's experts resident, the others empty
     // With FP8 experts, for the decode path that needs no host round trip: per expert its gate, up
     // and down projection ({null, null} for other ranks' experts), as the backend holds the tables
-    // (routed) and on the host (routed_host, which the CPU backend uses in place).
+    // (routed) and on the host (routed_host, which the CPU backend uses in place: a Layer is moved,
+    // never copied, so that routed keeps pointing at routed_host's buffer).
     std::vector<cpu::Fp8Matrix> routed_host[3];
     const cpu::Fp8Matrix* routed[3] = {};
   };

@@ -79,7 +79,7 @@ Result<std::unique_ptr<ForwardPass>> open_model(const std::filesystem::path& dir
     const int here = options.processes && options.local_ranks > 0 ? std::min(options.local_ranks, options.ranks)
                                                                     : options.ranks;
     if (here > visible) {
-      return make_error("--gpus " + std::to_string(here) + ": only " + std::to_string(visible) +
+      return make_error(std::to_string(here) + " GPU ranks on this machine: only " + std::to_string(visible) +
                         " CUDA GPU(s) are visible to this process");
     }
 #else

@@ -20,6 +20,9 @@
 
 #include "engine/model/forward_checks.hpp"
 #include "kernels/cpu/parallel.hpp"
+#ifdef DSA_WITH_CUDA
+#include "engine/backend/backend_cuda.hpp"
+#endif
 #ifdef DSA_WITH_NCCL
 #include "engine/dist/nccl_comm.hpp"
 #endif
@@ -90,7 +93,7 @@ class Reader {
 
  private:
   const uint8_t* take(size_t n) {
-    DSA_CHECK(pos_ + n <= b_.size(), "a rank message ended early");
+    DSA_CHECK(n <= b_.size() - pos_, "a rank message ended early");
     const uint8_t* p = b_.data() + pos_;
     pos_ += n;
     return p;
@@ -100,6 +103,7 @@ class Reader {
 };
 
 [[noreturn]] void group_lost(const std::string& why) {
+  std::fflush(stdout);  // what was printed so far stays printed
   std::fprintf(stderr, "dsagent: %s; the rank group cannot go on\n", why.c_str());
   std::fflush(stderr);
   std::_Exit(1);
@@ -107,6 +111,7 @@ class Reader {
 
 std::string exit_text(int status) {
   if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
+  if (WEXITSTATUS(status) == 127) return "could not start its program (exit status 127)";
   return "exited with status " + std::to_string(WEXITSTATUS(status));
 }
 
@@ -121,9 +126,10 @@ std::vector<uint8_t> status_message(const Result<void>& r) {
 
 }  // namespace
 
-// The workers' processes. Once watch() is called, a thread checks them every 100 ms: one that ends
-// stops this process (see rank_processes.hpp) until stop_watch(). The destructor reaps them
-// (SIGKILL for one still running after 10 s).
+// The workers' processes. Once watch(group) is called, a thread checks every 100 ms that they run
+// and that every rank's connection is open (ranks started by hand on other machines have no
+// process here): one that ends stops this process (see rank_processes.hpp) until stop_watch(). The
+// destructor reaps the processes (SIGKILL for one still running after 10 s).
 class WorkerProcesses {
  public:
   explicit WorkerProcesses(std::vector<pid_t> pids) : pids_(std::move(pids)) {}
@@ -152,11 +158,12 @@ class WorkerProcesses {
     }
     return std::nullopt;
   }
-  void watch() {
+  void watch(const SocketGroup& group) {
     if (watcher_.joinable()) return;
-    watcher_ = std::thread([this] {
+    watcher_ = std::thread([this, &group] {
       while (!stopping_.load()) {
         if (auto gone = ended()) group_lost(*gone);
+        if (const int r = group.closed_peer(); r > 0) group_lost("rank " + std::to_string(r) + " closed its connection");
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });
@@ -204,6 +211,7 @@ class PoolReplica final : public KvCache::Replica {
   }
   void copy_prefix(const Sequence& src, const Sequence& dst, int64_t n_tokens) override {
     std::lock_guard lock(channel_->mu);
+    if (!channel_->open) return;  // the group has ended: the pool is rank 0's alone
     Writer w(Op::copy_prefix);
     w.i64(id_);
     w.i64(n_tokens);
@@ -251,9 +259,10 @@ ProcessRanks::~ProcessRanks() {
 
 KvCache ProcessRanks::make_cache(cpu::LatentFormat format, int64_t n_pages) {
   KvCache cache = local_->make_cache(format, n_pages);
-  const int64_t id = next_cache_++;
+  int64_t id = 0;
   {
     std::lock_guard lock(channel_->mu);
+    id = next_cache_++;
     Writer w(Op::make_cache);
     w.i64(id);
     w.u8(static_cast<uint8_t>(format));
@@ -302,9 +311,12 @@ Result<void> serve_rank(SocketGroup& group, ForwardPass& model) {
   std::vector<float> logits;
   const auto vocab = size_t(model.config().vocab_size);
   const auto report = [&](const Result<void>& r) {
-    // The ranks check the same inputs and meet in the same collectives, so rank 0 has failed the
-    // same way and reports it; this rank only notes it.
-    if (!r) std::fprintf(stderr, "dsagent: rank %d: %s\n", group.rank(), r.error().message.c_str());
+    // The ranks check the same inputs before any collective, so rank 0 fails a bad call the same
+    // way. A failure of this rank alone leaves the ranks out of step: end, so that rank 0 stops too.
+    if (r) return;
+    std::fprintf(stderr, "dsagent: rank %d: %s\n", group.rank(), r.error().message.c_str());
+    std::fflush(stderr);
+    std::_Exit(1);
   };
   for (;;) {
     auto message = group.recv_message(0);
@@ -365,7 +377,9 @@ namespace {
 
 std::vector<uint8_t> launch_message(const std::filesystem::path& dir, const OpenOptions& o, const std::string& nccl_id) {
   Writer w(Op::make_cache);  // the op byte is unused here
-  w.str(dir.string());
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(dir, ec);
+  w.str((ec ? dir : absolute).string());
   w.u8(static_cast<uint8_t>(o.device));
   w.u8(static_cast<uint8_t>(o.attention));
   w.i64(o.context);
@@ -374,6 +388,28 @@ std::vector<uint8_t> launch_message(const std::filesystem::path& dir, const Open
   return w.bytes();
 }
 
+
+std::string token_text(uint64_t token) {
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(token));
+  return text;
+}
+
+// Whether this rank's GPU exists, checked before NCCL starts (NCCL would wait for a rank that
+// cannot join).
+Result<void> check_rank_device(Device device, int gpu, int rank) {
+  if (device == Device::cpu) return {};
+#ifdef DSA_WITH_CUDA
+  const int index = gpu >= 0 ? gpu : rank, visible = cuda_device_count();
+  if (index >= visible)
+    return make_error("GPU " + std::to_string(index) + " is not there (" + std::to_string(visible) + " visible)");
+  return {};
+#else
+  (void)gpu;
+  (void)rank;
+  return make_error("--device cuda: this dsagent was built without CUDA");
+#endif
+}
 
 // The Comm of one rank: over the sockets on the CPU, NCCL (its id from rank 0) on GPUs.
 Result<std::unique_ptr<Comm>> rank_comm(SocketGroup& group, Device device, const std::string& nccl_id, int gpu) {
@@ -407,18 +443,25 @@ Result<std::vector<pid_t>> start_workers(const std::string& program, const Socke
   std::vector<pid_t> pids;
   const pid_t parent = ::getpid();
   for (int r = 1; r < local; ++r) {
-    std::vector<std::string> args = {program, "rank-worker", "--connect", group.path(), "--rank", std::to_string(r),
-                                     "--ranks", std::to_string(group.size())};
+    std::vector<std::string> args = {program, "rank-worker", "--connect", group.path(), "--token",
+                                     token_text(group.token()), "--rank", std::to_string(r), "--ranks",
+                                     std::to_string(group.size())};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     const pid_t pid = ::fork();
     if (pid < 0) {
-      for (pid_t p : pids) ::kill(p, SIGTERM);
-      return make_error(std::string("cannot start a rank process: ") + std::strerror(errno));
+      const std::string why = std::strerror(errno);
+      for (pid_t p : pids) {
+        ::kill(p, SIGTERM);
+        ::waitpid(p, nullptr, 0);
+      }
+      return make_error("cannot start a rank process: " + why);
     }
     if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a worker ends with rank 0
+      // A worker ends with rank 0: strictly, with the thread that started it, which is the one that
+      // opens the model (the main thread in dsagent).
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) ::_exit(1);
       // Ctrl-C in a terminal reaches the whole process group: it is rank 0's to handle (chat stops
       // the turn), not a reason for a worker to end.
@@ -454,9 +497,9 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
   if (n_local < options.ranks) {
     std::fprintf(stderr,
                  "dsagent: waiting for ranks %d..%d at %s: on their machines run `dsagent rank-worker --connect %s "
-                 "--rank R --ranks %d --gpu G` (the model at %s there too)\n",
-                 n_local, options.ranks - 1, group->path().c_str(), group->path().c_str(), options.ranks,
-                 dir.string().c_str());
+                 "--token %s --rank R --ranks %d --gpu G` (the model at %s there too)\n",
+                 n_local, options.ranks - 1, group->path().c_str(), group->path().c_str(),
+                 token_text(group->token()).c_str(), options.ranks, std::filesystem::absolute(dir).string().c_str());
   }
   auto workers = std::make_unique<WorkerProcesses>(std::move(pids));
   const auto fail = [&](const Error& e) -> Error {
@@ -482,26 +525,33 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
   for (int r = 1; r < group->size(); ++r) {
     if (auto sent = group->send_message(r, launch); !sent) return fail(sent.error());
   }
-  workers->watch();  // from here a worker that ends stops this process (NCCL would wait for it)
+  // Every rank's device first: NCCL would wait forever for a rank that cannot join.
+  const auto statuses = [&](const char* stage) -> Result<void> {
+    for (int r = 1; r < group->size(); ++r) {
+      auto status = group->recv_message(r);
+      if (!status) return status.error();
+      if (status->empty() || (*status)[0] != 0) {
+        return make_error("rank " + std::to_string(r) + " (" + stage + "): " +
+                          std::string(status->begin() + (status->empty() ? 0 : 1), status->end()));
+      }
+    }
+    return {};
+  };
+  if (auto r = check_rank_device(options.device, options.gpu, 0); !r) return fail(r.error());
+  if (auto r = statuses("device"); !r) return fail(r.error());
+  workers->watch(*group);  // from here a worker that ends stops this process (NCCL would wait for it)
   auto comm = rank_comm(*group, options.device, nccl_id, options.gpu);
   if (!comm) return fail(comm.error());
   auto local = load_rank(dir, options, comm->get());
   if (!local) return fail(local.error());
-  for (int r = 1; r < group->size(); ++r) {
-    auto status = group->recv_message(r);
-    if (!status) return fail(status.error());
-    if (status->empty() || (*status)[0] != 0) {
-      return fail(make_error("rank " + std::to_string(r) + ": " +
-                             std::string(status->begin() + (status->empty() ? 0 : 1), status->end())));
-    }
-  }
+  if (auto r = statuses("load"); !r) return fail(r.error());
   return std::unique_ptr<ForwardPass>(std::make_unique<ProcessRanks>(std::move(group), std::move(*comm),
                                                                      std::move(*local), std::move(workers)));
 }
 
-Result<void> run_rank_worker(const std::string& address, int rank, int n_ranks, int gpu) {
+Result<void> run_rank_worker(const std::string& address, uint64_t token, int rank, int n_ranks, int gpu) {
   // A rank started by hand may come up before rank 0 listens.
-  DSA_TRY(group, SocketGroup::connect(address, rank, n_ranks, 60.0));
+  DSA_TRY(group, SocketGroup::connect(address, token, rank, n_ranks, 60.0));
   DSA_TRY(launch, group->recv_message(0));
   Reader in(launch);
   (void)in.u8();
@@ -515,9 +565,14 @@ Result<void> run_rank_worker(const std::string& address, int rank, int n_ranks, 
   options.ranks = n_ranks;
   options.gpu = gpu;
 
+  const Result<void> device = check_rank_device(options.device, gpu, rank);
+  if (auto sent = group->send_message(0, status_message(device)); !sent) return sent;
+  if (!device) return device;  // rank 0 reports it and ends the group
+  // Past this point rank 0 may be waiting in NCCL's set-up, not reading: a failure here ends this
+  // process, which rank 0's watch notices.
   Result<std::unique_ptr<Comm>> comm = rank_comm(*group, options.device, nccl_id, gpu);
-  Result<std::unique_ptr<ForwardPass>> model =
-      comm ? load_rank(dir, options, comm->get()) : Result<std::unique_ptr<ForwardPass>>(comm.error());
+  if (!comm) return comm.error();
+  Result<std::unique_ptr<ForwardPass>> model = load_rank(dir, options, comm->get());
   const Result<void> loaded = model ? Result<void>{} : Result<void>(model.error());
   if (auto sent = group->send_message(0, status_message(loaded)); !sent) return sent;
   if (!loaded) {

@@ -22,17 +22,17 @@
 namespace dsa {
 
 // Rank 0's side: listens (options.rank_address), starts the workers of this machine (ranks
-// 1..local_ranks-1: `program rank-worker --connect ADDRESS --rank r --ranks n`), waits for every
+// 1..local_ranks-1: `program rank-worker --connect ADDRESS --token T --rank r --ranks n`), waits for every
 // rank (those of other machines started by hand), sends them the model and options, loads its own
 // share, and returns the group once every rank has loaded. CPU ranks each get DSA_THREADS = cores /
 // local ranks unless it is set.
 Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::path& dir, const OpenOptions& options);
 
 // A worker's side (`dsagent rank-worker`): connects to rank 0 at address (a socket path or
-// HOST:PORT; tried for up to a minute), receives the model and options, loads its share on GPU
+// HOST:PORT; tried for up to a minute) with rank 0's token, receives the model and options, loads its share on GPU
 // `gpu` (-1: the one numbered as its rank), reports, then serves rank 0's calls until rank 0
 // closes the group or goes away. An error only when it cannot join or load (rank 0 is told it too).
-Result<void> run_rank_worker(const std::string& address, int rank, int n_ranks, int gpu = -1);
+Result<void> run_rank_worker(const std::string& address, uint64_t token, int rank, int n_ranks, int gpu = -1);
 
 // The parts, for tests that run the ranks on threads (the socket does not care).
 // Rank 0's ForwardPass over a joined group: `local` is rank 0's model, on `comm`.

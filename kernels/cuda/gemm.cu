@@ -79,7 +79,8 @@ __device__ __forceinline__ float dot16_fp8(uint4 a, uint4 b) {
 
 // The fp8 GEMV of one block over M activation rows (ldx, ldy apart): shared memory holds each row's
 // codes [M][k], then the scales [M][k / 128]; every weight load serves the M rows. block: which
-// kGemvWarps * kGemvFp8RowsPerWarp output rows.
+// kGemvWarps * kGemvFp8RowsPerWarp output rows. A warp past the last row returns early: callers do
+// nothing after it.
 template <int M>
 __device__ __forceinline__ void gemv_fp8_block(const float* x, int64_t ldx, int64_t k, const uint8_t* w,
                                                int64_t ldw, const float* scale_inv, int64_t ld_scale, int64_t n,

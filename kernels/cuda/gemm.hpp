@@ -38,7 +38,8 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
 // cpu::matmul_fp8_routed on the device (idx and the experts' table in device memory, the weights
 // resident): one GEMV launch for all n_pairs routed pairs, each reading its expert from idx, so an
 // MoE layer of a decode step needs no host round trip. Each row equals matmul_fp8's for that row
-// alone (m = 1), bit for bit. k % 128 == 0; x 16-byte aligned, ldx % 4 == 0; n_pairs <= 65535.
+// alone (m = 1), bit for bit. k % 128 == 0; x 16-byte aligned, ldx % 4 == 0; the experts' weights
+// 16-byte aligned (resident tensors are); n_pairs <= 65535.
 void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs, int rank,
                        int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y, int64_t ldy,
                        cudaStream_t stream);

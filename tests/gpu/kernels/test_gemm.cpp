@@ -173,6 +173,7 @@ TEST_CASE("gpu matmul_fp8_routed: each owned pair's row is matmul_fp8 of its exp
   DeviceBuffer<cpu::Fp8Matrix> dtable(table);
   const int rank = 1, n_ranks = 2;
   DeviceBuffer<float> dy(static_cast<size_t>(S * K * n));
+  DSA_CUDA_OK(cudaMemset(dy.get(), 0xFF, static_cast<size_t>(S * K * n) * sizeof(float)));  // NaN: zeros must be written
   cuda::matmul_fp8_routed(dx.get(), k, K, didx.get(), S * K, rank, n_ranks, dtable.get(), k, n, dy.get(), n, nullptr);
   cuda::moe_owned_rows(didx.get(), S * K, rank, n_ranks, drows.get(), nullptr);
   const std::vector<float> y = dy.to_host();

@@ -171,9 +171,10 @@ TEST_CASE("generate --ranks 2: threads and processes give one rank's output; a l
     script << m.generate("--ranks 2 --launch processes --rank-address 127.0.0.1:0 --local-ranks 1 " +
                          flags.substr(0, flags.find(" 2>")))
            << " > " << out << " 2> " << err << " & P=$!\n"
-           << "A=; for i in $(seq 1 300); do A=$(sed -n " << R"('s/.*--connect \([^ ]*\) --rank R.*/\1/p' )" << err
+           << "A=; for i in $(seq 1 300); do A=$(sed -n "
+           << R"('s/.*--connect \([^ ]*\) --token \([^ ]*\) --rank R.*/\1 --token \2/p' )" << err
            << "); [ -n \"$A\" ] && break; sleep 0.1; done\n"
-           << test::dsagent_binary().string() << " rank-worker --connect \"$A\" --rank 1 --ranks 2; echo worker=$?\n"
+           << test::dsagent_binary().string() << " rank-worker --connect $A --rank 1 --ranks 2; echo worker=$?\n"
            << "wait $P; echo rank0=$?; cat " << out << "\n";
   }
   const auto by_hand = run_command("bash " + (m.tmp / "by_hand.sh").string());

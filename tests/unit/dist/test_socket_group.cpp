@@ -24,7 +24,7 @@ void on_socket_ranks(int n, F body, const std::string& tcp_address = "") {
   std::vector<std::thread> threads;
   for (int r = 1; r < n; ++r) {
     threads.emplace_back([&, r] {
-      auto g = SocketGroup::connect((*root)->path(), r, n);
+      auto g = SocketGroup::connect((*root)->path(), (*root)->token(), r, n);
       REQUIRE(g.ok());
       others[size_t(r)] = std::move(*g);
     });
@@ -114,7 +114,7 @@ TEST_CASE("SocketGroup: messages arrive whole and in order; a rank that goes awa
   auto root = SocketGroup::listen(2);
   REQUIRE(root.ok());
   std::thread worker([&] {
-    auto g = SocketGroup::connect((*root)->path(), 1, 2);
+    auto g = SocketGroup::connect((*root)->path(), (*root)->token(), 1, 2);
     REQUIRE(g.ok());
   });  // g closes as the thread ends
   REQUIRE((*root)->accept_all(30.0).ok());
@@ -125,35 +125,34 @@ TEST_CASE("SocketGroup: messages arrive whole and in order; a rank that goes awa
   CHECK(r.error().message.find("rank 1 is gone") != std::string::npos);
 }
 
-TEST_CASE("SocketGroup over TCP: the bound port is in path(); a worker may start before rank 0 listens") {
+TEST_CASE("SocketGroup over TCP: the bound port is in path(); stray connections are ignored") {
   auto root = SocketGroup::listen(2, "127.0.0.1:0");
   REQUIRE(root.ok());
   const std::string path = (*root)->path();
   CHECK(path.rfind("127.0.0.1:", 0) == 0);
   CHECK(path != "127.0.0.1:0");
-  // A second group on a port nothing listens on yet: connect keeps trying until it does.
-  auto probe = SocketGroup::listen(2, "127.0.0.1:0");
-  REQUIRE(probe.ok());
-  const std::string free_port = (*probe)->path();
-  probe->reset();  // the port is free again
-  std::unique_ptr<SocketGroup> early;
-  std::thread worker([&] {
-    auto g = SocketGroup::connect(free_port, 1, 2, 20.0);
-    REQUIRE(g.ok());
-    early = std::move(*g);
+  // Before the real rank 1, a connection with a wrong token: it is closed and does not take the rank.
+  std::unique_ptr<SocketGroup> wrong, worker;
+  std::thread strays([&] {
+    auto m = SocketGroup::connect(path, (*root)->token() + 1, 1, 2);  // wrong token
+    REQUIRE(m.ok());
+    wrong = std::move(*m);
+    auto w = SocketGroup::connect(path, (*root)->token(), 1, 2);
+    REQUIRE(w.ok());
+    worker = std::move(*w);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto late_root = SocketGroup::listen(2, free_port);
-  REQUIRE(late_root.ok());
-  REQUIRE((*late_root)->accept_all(20.0).ok());
-  worker.join();
-  REQUIRE(early);
-  REQUIRE((*late_root)->send_message(1, {1, 2, 3}).ok());
-  auto got = early->recv_message(0);
+  REQUIRE((*root)->accept_all(30.0).ok());
+  strays.join();
+  REQUIRE((*root)->send_message(1, {1, 2, 3}).ok());
+  auto got = worker->recv_message(0);
   REQUIRE(got.ok());
   CHECK(*got == std::vector<uint8_t>{1, 2, 3});
+  CHECK((*root)->closed_peer() == -1);
+  worker.reset();  // rank 1's process ends
+  for (int i = 0; i < 50 && (*root)->closed_peer() != 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK((*root)->closed_peer() == 1);
   CHECK_FALSE(SocketGroup::listen(2, "no-port").ok());
-  CHECK_FALSE(SocketGroup::connect("127.0.0.1:1", 1, 2).ok());  // nothing listens, no retry
+  CHECK_FALSE(SocketGroup::connect("127.0.0.1:1", 0, 1, 2).ok());  // nothing listens, no retry
 }
 
 TEST_CASE("SocketGroup: joining fails cleanly (the check's error, a timeout, a bad rank)") {
@@ -165,8 +164,8 @@ TEST_CASE("SocketGroup: joining fails cleanly (the check's error, a timeout, a b
   auto late = (*root)->accept_all(0.3);
   REQUIRE_FALSE(late.ok());
   CHECK(late.error().message.find("did not connect within") != std::string::npos);
-  CHECK_FALSE(SocketGroup::connect((*root)->path(), 2, 2).ok());
-  CHECK_FALSE(SocketGroup::connect("/nonexistent/dsagent.sock", 1, 2).ok());
+  CHECK_FALSE(SocketGroup::connect((*root)->path(), (*root)->token(), 2, 2).ok());
+  CHECK_FALSE(SocketGroup::connect("/nonexistent/dsagent.sock", 0, 1, 2).ok());
   CHECK_FALSE(SocketGroup::listen(1).ok());
 }
 

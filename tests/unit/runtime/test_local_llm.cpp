@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <thread>
 
@@ -437,8 +438,8 @@ TEST_CASE("LocalLlm over ProcessRanks (two CPU ranks joined by sockets, rank 1 o
   auto group = SocketGroup::listen(2);
   REQUIRE(group.ok());
   Result<void> served = make_error("rank 1 did not run");
-  std::thread worker([&, path = (*group)->path()] {
-    auto g = SocketGroup::connect(path, 1, 2);
+  std::thread worker([&, path = (*group)->path(), token = (*group)->token()] {
+    auto g = SocketGroup::connect(path, token, 1, 2);
     REQUIRE(g.ok());
     auto comm = make_socket_comm(**g);
     auto m = Model::load(model.dir, AttentionMode::sparse, comm.get());
@@ -491,4 +492,24 @@ TEST_CASE("LocalLlm over ProcessRanks (two CPU ranks joined by sockets, rank 1 o
   }  // closing the group stops rank 1
   worker.join();
   CHECK(served.ok());
+}
+
+TEST_CASE("open_model with rank processes: a worker that ends before joining is a one-line error, nothing left behind") {
+  TinyModelDir model;
+  OpenOptions options;
+  options.ranks = 2;
+  options.processes = true;
+  options.rank_program = "/bin/false";  // a worker program that exits at once
+  const auto t0 = std::chrono::steady_clock::now();
+  auto opened = open_model(model.dir, options);
+  REQUIRE_FALSE(opened.ok());
+  CHECK(opened.error().message.find("rank 1 (process ") == 0);
+  CHECK(opened.error().message.find("exited with status 1 before joining") != std::string::npos);
+  CHECK(opened.error().message.find('\n') == std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20));  // noticed, not timed out
+  options.rank_program = "/nonexistent/dsagent";
+  auto missing = open_model(model.dir, options);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("could not start its program (exit status 127) before joining") !=
+        std::string::npos);
 }
