@@ -36,7 +36,7 @@ Result<void> run_rank_worker(const std::string& address, uint64_t token, int ran
 
 // The parts, for tests that run the ranks on threads (the socket does not care).
 // Rank 0's ForwardPass over a joined group: `local` is rank 0's model, on `comm`.
-class WorkerProcesses;  // the workers' processes, watched while the group runs
+class WorkerProcesses;  // the workers' processes on this machine (worker_processes.hpp)
 
 class ProcessRanks final : public ForwardPass {
  public:
