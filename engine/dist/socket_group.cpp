@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -260,12 +261,20 @@ Result<void> SocketGroup::recv(int peer, void* data, size_t bytes) {
 }
 
 int SocketGroup::closed_peer() const {
-  if (rank_ != 0) return -1;
   std::vector<pollfd> polls;
-  for (int r = 1; r < n_ranks_; ++r) polls.push_back(pollfd{fds_[size_t(r)], POLLRDHUP, 0});
-  if (::poll(polls.data(), polls.size(), 0) <= 0) return -1;
-  for (size_t i = 0; i < polls.size(); ++i)
-    if (polls[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) return int(i) + 1;
+  std::vector<int> peers;
+  for (int r = 0; r < n_ranks_; ++r) {
+    if (r == rank_ || fds_[size_t(r)] < 0 || (rank_ != 0 && r != 0)) continue;
+    polls.push_back(pollfd{fds_[size_t(r)], POLLRDHUP, 0});
+    peers.push_back(r);
+  }
+  if (polls.empty() || ::poll(polls.data(), polls.size(), 0) <= 0) return -1;
+  for (size_t i = 0; i < polls.size(); ++i) {
+    if (!(polls[i].revents & (POLLRDHUP | POLLHUP | POLLERR))) continue;
+    int unread = 0;  // a peer that sent its last message and closed is not gone until that is read
+    if (::ioctl(polls[i].fd, FIONREAD, &unread) == 0 && unread > 0) continue;
+    return peers[i];
+  }
   return -1;
 }
 

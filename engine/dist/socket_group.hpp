@@ -43,8 +43,9 @@ class SocketGroup {
   // A random number rank 0 draws; the other ranks present it when they join (so that a stray
   // connection to a TCP port cannot take a rank's place).
   uint64_t token() const { return token_; }
-  // Rank 0: a rank whose end of the connection has closed (its process ended), or -1. Does not read;
-  // safe while another thread uses the sockets.
+  // A peer (for rank 0 any rank, for the others rank 0) whose end of the connection has closed (its
+  // process ended) with nothing left to read, or -1. Does not read; safe while another thread uses
+  // the sockets.
   int closed_peer() const;
 
   // Exactly `bytes` bytes to or from `peer`: rank 0 talks to any rank, the others only to rank 0.

@@ -2,6 +2,8 @@
 // workers of its machine, sends every rank the model and options, and collects each rank's status
 // (its device, then its load) before the group runs; a worker joins, checks, loads and serves.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -181,7 +183,22 @@ Result<void> run_rank_worker(const std::string& address, uint64_t token, int ran
     (void)group->recv(0, &byte, 1);
     return loaded;
   }
-  return serve_rank(*group, **model);
+  // A rank waiting in an NCCL collective would not notice rank 0 going away: watch its connection
+  // while serving (a close right after rank 0's last message is that message's to end).
+  std::atomic<bool> served{false};
+  std::thread watch([&] {
+    while (!served.load()) {
+      if (group->closed_peer() == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        if (!served.load()) ranks::group_lost("rank 0 went away");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+  Result<void> result = serve_rank(*group, **model);
+  served.store(true);
+  watch.join();
+  return result;
 }
 
 }  // namespace dsa
