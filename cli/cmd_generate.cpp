@@ -198,7 +198,8 @@ void add_generate_command(CLI::App& app, int& exit_code) {
       "Examples:\n"
       "  dsagent generate --model ./tiny --prompt 'Hello' --max-tokens 32\n"
       "  dsagent generate --model ./tiny --prompt 'Once upon a time' --raw --temperature 0.8 --seed 1\n"
-      "  dsagent generate --model ./tiny --prompt 'Hi' --json");
+      "  dsagent generate --model ./tiny --prompt 'Hi' --json\n"
+      "  dsagent generate --model ./tiny --prompt 'Hi' --ranks 2 --launch processes   # one process per rank");
   cmd->add_option("--model", args->model_dir, "model directory (config.json, safetensors, tokenizer.json)")->required();
   cmd->add_option("--prompt", args->prompt, "the prompt text")->required();
   cmd->add_option("--max-tokens", args->max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::PositiveNumber);

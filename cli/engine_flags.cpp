@@ -10,8 +10,11 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& flags, const std::string& grou
   cmd.add_option("--gpus", flags.gpus, "local engine on cuda: GPUs 0..N-1, heads and experts split over them (NCCL)")
       ->check(CLI::PositiveNumber)
       ->group(group);
-  cmd.add_option("--ranks", flags.ranks,
+  cmd.add_option("--ranks,--tp", flags.ranks,
                  "local engine: N tensor- and expert-parallel ranks (GPUs 0..N-1 with cuda, else CPU ranks)")
+      ->check(CLI::PositiveNumber)
+      ->group(group);
+  cmd.add_option("--ep", flags.ep, "expert-parallel ranks: the experts are split over the --tp ranks, so N must equal them")
       ->check(CLI::PositiveNumber)
       ->group(group);
   cmd.add_option("--launch", flags.launch, "with several ranks: one thread per rank, or one process per rank")
@@ -37,6 +40,9 @@ Result<OpenOptions> engine_options(const EngineFlags& flags) {
   OpenOptions options;
   options.device = device;
   options.ranks = std::max({1, flags.gpus, flags.ranks});
+  if (flags.ep > 0 && flags.ep != options.ranks)
+    return make_error("--ep " + std::to_string(flags.ep) + ": the experts are split over the same " +
+                      std::to_string(options.ranks) + " rank(s) as the heads (--tp / --ranks / --gpus)");
   options.processes = flags.launch == "processes";
   options.rank_address = flags.rank_address;
   options.local_ranks = flags.local_ranks;

@@ -155,6 +155,11 @@ TEST_CASE("generate --ranks 2: threads and processes give one rank's output; a l
   REQUIRE(threads.exit_code == 0);
   REQUIRE(processes.exit_code == 0);
   CHECK(threads.output == one.output);  // tokens and log-probabilities, bit for bit
+  CHECK(run_command(m.generate("--tp 2 --ep 2 " + flags)).output == threads.output);  // the same layout
+  const auto split_ep = run_command(m.generate("--tp 2 --ep 1 --prompt hi 2>&1"));
+  CHECK(split_ep.exit_code == 1);
+  CHECK(split_ep.output ==
+        "dsagent generate: --ep 1: the experts are split over the same 2 rank(s) as the heads (--tp / --ranks / --gpus)\n");
   CHECK(processes.output == threads.output);
 
   // A rank that cannot load its share (tiny's heads do not split 3 ways): the error, one line.
