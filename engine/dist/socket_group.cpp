@@ -43,8 +43,8 @@ Result<std::pair<std::string, std::string>> host_port(const std::string& address
   return std::make_pair(host, address.substr(colon + 1));
 }
 
-Result<addrinfo*> resolve(const std::string& address, bool passive) {
-  DSA_TRY(hp, host_port(address));
+// The addresses of hp = host_port(address), for listening (passive) or connecting.
+Result<addrinfo*> resolve(const std::pair<std::string, std::string>& hp, const std::string& address, bool passive) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -53,6 +53,11 @@ Result<addrinfo*> resolve(const std::string& address, bool passive) {
   if (const int rc = ::getaddrinfo(hp.first.c_str(), hp.second.c_str(), &hints, &found); rc != 0)
     return make_error("rank address '" + address + "': " + ::gai_strerror(rc));
   return found;
+}
+
+Result<addrinfo*> resolve(const std::string& address, bool passive) {
+  DSA_TRY(hp, host_port(address));
+  return resolve(hp, address, passive);
 }
 
 // Per-step messages are small: send them at once.
@@ -71,7 +76,8 @@ Result<std::unique_ptr<SocketGroup>> SocketGroup::listen(int n_ranks, const std:
   std::random_device entropy;
   g->token_ = (uint64_t(entropy()) << 32) ^ uint64_t(entropy());
   if (!tcp_address.empty()) {
-    DSA_TRY(found, resolve(tcp_address, true));
+    DSA_TRY(hp, host_port(tcp_address));
+    DSA_TRY(found, resolve(hp, tcp_address, true));
     std::string last = "no address";
     for (addrinfo* a = found; a; a = a->ai_next) {
       const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
@@ -92,7 +98,6 @@ Result<std::unique_ptr<SocketGroup>> SocketGroup::listen(int n_ranks, const std:
     ::getsockname(g->fds_[0], reinterpret_cast<sockaddr*>(&bound), &len);
     const int port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                                                  : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    DSA_TRY(hp, host_port(tcp_address));
     std::string host = hp.first;
     if (host == "0.0.0.0" || host == "::" || host == "*") {  // every interface: name this machine
       char name[256] = {};

@@ -31,14 +31,12 @@ using ranks::Writer;
 
 namespace {
 
-// The launch message: the model directory and the options every rank loads with, and the NCCL id
-// for GPU ranks.
-
-std::vector<uint8_t> launch_message(const std::filesystem::path& dir, const OpenOptions& o, const std::string& nccl_id) {
+// The launch message: the model directory (as every machine must find it) and the options every
+// rank loads with, and the NCCL id for GPU ranks.
+std::vector<uint8_t> launch_message(const std::filesystem::path& model_dir, const OpenOptions& o,
+                                    const std::string& nccl_id) {
   Writer w(Op::launch);
-  std::error_code ec;
-  const std::filesystem::path absolute = std::filesystem::absolute(dir, ec);
-  w.str((ec ? dir : absolute).string());
+  w.str(model_dir.string());
   w.u8(static_cast<uint8_t>(o.device));
   w.u8(static_cast<uint8_t>(o.attention));
   w.i64(o.context);
@@ -46,7 +44,6 @@ std::vector<uint8_t> launch_message(const std::filesystem::path& dir, const Open
   w.str(nccl_id);
   return w.bytes();
 }
-
 
 // Whether this rank's GPU exists, checked before NCCL starts (NCCL would wait for a rank that
 // cannot join).
@@ -85,6 +82,9 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
   const int n_local = options.local_ranks > 0 ? std::min(options.local_ranks, options.ranks) : options.ranks;
   if (n_local < options.ranks && options.rank_address.empty())
     return make_error("--local-ranks " + std::to_string(n_local) + ": ranks on other machines need --rank-address HOST:PORT");
+  std::error_code ec;
+  std::filesystem::path model_dir = std::filesystem::absolute(dir, ec);
+  if (ec) model_dir = dir;
   DSA_TRY(group, SocketGroup::listen(options.ranks, options.rank_address));
   std::string program = options.rank_program;
   if (program.empty()) {
@@ -95,14 +95,14 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
   DSA_TRY(workers, WorkerProcesses::start(program, *group, n_local, options.device));
   if (options.device == Device::cpu && !std::getenv("DSA_THREADS")) {
     // This process is one of the CPU ranks sharing the cores too.
-    cpu::set_num_threads(int(std::max(1u, std::max(1u, std::thread::hardware_concurrency()) / unsigned(n_local))));
+    cpu::set_num_threads(WorkerProcesses::threads_per_rank(n_local));
   }
   if (n_local < options.ranks) {
     std::fprintf(stderr,
                  "dsagent: waiting for ranks %d..%d at %s: on their machines run `dsagent rank-worker --connect %s "
                  "--token %s --rank R --ranks %d --gpu G` (the model at %s there too)\n",
                  n_local, options.ranks - 1, group->path().c_str(), group->path().c_str(),
-                 token_text(group->token()).c_str(), options.ranks, std::filesystem::absolute(dir).string().c_str());
+                 token_text(group->token()).c_str(), options.ranks, model_dir.string().c_str());
   }
   const auto fail = [&](const Error& e) -> Error {
     workers->kill_all();
@@ -123,7 +123,7 @@ Result<std::unique_ptr<ForwardPass>> open_rank_processes(const std::filesystem::
     nccl_id.assign(id->bytes.data(), id->bytes.size());
   }
 #endif
-  const std::vector<uint8_t> launch = launch_message(dir, options, nccl_id);
+  const std::vector<uint8_t> launch = launch_message(model_dir, options, nccl_id);
   for (int r = 1; r < group->size(); ++r) {
     if (auto sent = group->send_message(r, launch); !sent) return fail(sent.error());
   }

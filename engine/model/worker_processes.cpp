@@ -31,8 +31,7 @@ Result<std::unique_ptr<WorkerProcesses>> WorkerProcesses::start(const std::strin
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
   if (device == Device::cpu && !std::getenv("DSA_THREADS")) {
-    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-    env_strings.push_back("DSA_THREADS=" + std::to_string(std::max(1u, cores / unsigned(local))));
+    env_strings.push_back("DSA_THREADS=" + std::to_string(threads_per_rank(local)));
   }
   std::vector<char*> envp;
   for (std::string& s : env_strings) envp.push_back(s.data());
@@ -71,6 +70,11 @@ Result<std::unique_ptr<WorkerProcesses>> WorkerProcesses::start(const std::strin
     pids.push_back(pid);
   }
   return std::make_unique<WorkerProcesses>(std::move(pids));
+}
+
+int WorkerProcesses::threads_per_rank(int local) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  return int(std::max(1u, cores / unsigned(std::max(1, local))));
 }
 
 WorkerProcesses::~WorkerProcesses() {

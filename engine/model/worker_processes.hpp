@@ -25,6 +25,8 @@ class WorkerProcesses {
   // cannot be made.
   static Result<std::unique_ptr<WorkerProcesses>> start(const std::string& program, const SocketGroup& group,
                                                         int local, Device device);
+  // The CPU threads of each of `local` CPU ranks sharing this machine's cores (at least 1).
+  static int threads_per_rank(int local);
   explicit WorkerProcesses(std::vector<pid_t> pids) : pids_(std::move(pids)) {}
   // Stops the watch and reaps the processes (SIGKILL for one still running after 10 s).
   ~WorkerProcesses();
