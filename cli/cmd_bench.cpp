@@ -52,6 +52,7 @@ struct BenchArgs {
   int threads = 0;
   int64_t probe_mib = 256;
   int64_t concurrency = 0;  // 0: no concurrent line
+  std::string cuda_graphs = "on";
   bool json = false;
 };
 
@@ -190,8 +191,12 @@ int run_bench(const BenchArgs& args) {
   if (context > config->max_position_embeddings)
     return fail("position " + std::to_string(context) + " is beyond max_position_embeddings " +
                 std::to_string(config->max_position_embeddings));
-  auto loaded = open_model(args.model_dir,
-                           OpenOptions{.attention = mode, .device = *device, .context = context, .sequences = max_batch});
+  const bool graphs = *device == Device::cuda && args.cuda_graphs == "on";
+  auto loaded = open_model(args.model_dir, OpenOptions{.attention = mode,
+                                                       .device = *device,
+                                                       .context = context,
+                                                       .sequences = max_batch,
+                                                       .cuda_graphs = graphs});
   if (!loaded.ok()) return fail(loaded.error().message);
   ForwardPass& model = **loaded;
   const ModelConfig& cfg = model.config();
@@ -299,6 +304,7 @@ int run_bench(const BenchArgs& args) {
                   {"mem_bw_gbs", bandwidth / 1e9},
                   {"fma_peak_gflops", fma_peak / 1e9}}},
                 {"attention", args.attention},
+                {"cuda_graphs", graphs},
                 {"weight_bytes_per_token", weights.bytes_per_token}};
     json runs = json::array();
     if (args.prefill_tokens > 0) {
@@ -356,10 +362,11 @@ int run_bench(const BenchArgs& args) {
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
-  std::printf("model %s: %lld layers, hidden %lld, %s weights (%.1f MB in the main layers), attention %s, on %s\n",
+  std::printf("model %s: %lld layers, hidden %lld, %s weights (%.1f MB in the main layers), attention %s, on %s%s\n",
               args.model_dir.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
               cfg.fp8 ? "FP8" : "BF16", weights.checkpoint_bytes / 1e6, args.attention.c_str(),
-              *device == Device::cpu ? (std::to_string(cpu::num_threads()) + " CPU threads").c_str() : machine.c_str());
+              *device == Device::cpu ? (std::to_string(cpu::num_threads()) + " CPU threads").c_str() : machine.c_str(),
+              *device == Device::cpu ? "" : graphs ? ", decode steps as CUDA graphs" : ", decode steps without CUDA graphs");
   if (fma_peak > 0) {
     std::printf("memory bandwidth (two-array fp32 dot product, 2 x %lld MiB): %.2f GB/s\n", (long long)args.probe_mib,
                 bandwidth / 1e9);
@@ -448,6 +455,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--concurrency", args->concurrency,
                   "also decode this many concurrent requests through the scheduler (aggregate tokens/s vs one)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--cuda-graphs", args->cuda_graphs,
+                  "with cuda: decode steps replayed as CUDA graphs (on) or launched op by op (off)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   cmd->add_flag("--json", args->json, "one JSON object on stdout");
   cmd->callback([args, &exit_code] { exit_code = run_bench(*args); });
 }

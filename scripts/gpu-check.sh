@@ -2,9 +2,9 @@
 # On a machine with an NVIDIA GPU: builds the GPU tests and runs, into one log, every GPU test case
 # against its CPU reference, the engine on the GPU against the CPU backend, the decode-kernel
 # timings, compute-sanitizer (memcheck on every case, racecheck on the DSA kernels),
-# `dsagent bench --device cuda` on a bench-m checkpoint (made once in $build/bench-m), and with two
-# GPUs or more two GPU ranks as processes against the same on threads. Exit status:
-# non-zero when a test or a sanitizer check fails.
+# `dsagent bench --device cuda` on a bench-m checkpoint (made once in $build/bench-m; decode steps
+# with and without CUDA graphs), and with two GPUs or more two GPU ranks as processes against the
+# same on threads. Exit status: non-zero when a test or a sanitizer check fails.
 # Usage: scripts/gpu-check.sh [LOG]   (build in BUILD_DIR, default build-gpu; CUDA_ARCH default 90a)
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -42,6 +42,8 @@ dsagent="$build/cli/dsagent"
 [ -f "$build/bench-m/config.json" ] || "$dsagent" make-model "$build/bench-m" --preset bench-m >>"$log" 2>&1
 step "bench --device cuda (bench-m)" "$dsagent" bench --model "$build/bench-m" --device cuda \
   --positions 1024,131072 --batch 1,16 --tokens 8 --prefill-tokens 2048
+step "bench --device cuda (bench-m), decode steps without CUDA graphs" "$dsagent" bench --model "$build/bench-m" \
+  --device cuda --positions 1024 --batch 1,16 --tokens 8 --prefill-tokens 0 --cuda-graphs off
 # With two GPUs or more: the engine over two GPU ranks as processes (NCCL ids from rank 0) prints
 # what the same two ranks on threads print for a greedy generation (both sum in NCCL's order; one
 # GPU may differ in the last bits).

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <utility>
 
 #include "engine/api/result.hpp"
@@ -49,6 +51,19 @@ class Backend {
   // Waits until every op issued so far has finished: before another party (a Comm's collective on
   // its own stream) reads what the ops wrote.
   virtual void synchronize() = 0;
+
+  // --- recordings (CUDA graphs) ---
+  // A recorded sequence of ops, run again by replay() with the arguments they were recorded with,
+  // on what the memory holds at replay. Backend memory the ops touch must outlive the recording.
+  class Recording {
+   public:
+    virtual ~Recording() = default;
+    virtual void replay() = 0;
+  };
+  // Records the ops that `ops` issues, without running them; null when the backend cannot record
+  // (the caller then runs the ops itself). Inside `ops` only ops, copy() and copy_rows(): memory
+  // calls, uploads, downloads and synchronize() are caller bugs there (CUDA cannot capture them).
+  virtual std::unique_ptr<Recording> record(const std::function<void()>& ops) = 0;
 
   // --- ops (contracts: kernels/cpu/<file>.hpp) ---
   // rows.hpp; ids in backend memory.

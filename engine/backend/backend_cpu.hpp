@@ -1,7 +1,13 @@
 // CpuBackend: the Backend on host memory with the kernels/cpu reference kernels. Weights are used
-// in place in the checkpoint's mmap; every op runs to completion before it returns.
+// in place in the checkpoint's mmap; every op runs to completion before it returns. It records
+// too: a recording keeps each op as a closure over its arguments, so the CPU runs recorded decode
+// steps with CUDA graphs' rules (an argument that should have changed since recording shows as a
+// wrong result in CI, not only on a GPU).
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
 
 #include "engine/backend/backend.hpp"
 
@@ -21,6 +27,7 @@ class CpuBackend final : public Backend {
   size_t available_memory() const override;
   Result<void> supports(const ModelConfig&) const override { return {}; }
   void synchronize() override {}
+  std::unique_ptr<Recording> record(const std::function<void()>& ops) override;
 
   void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) override;
   void gather_rows(const float* src, int64_t dim, const int32_t* rows, int64_t n, float* dst) override;
@@ -65,6 +72,12 @@ class CpuBackend final : public Backend {
                          int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y,
                          int64_t ldy) override;
   void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) override;
+
+ private:
+  // Runs op now, or keeps it while record() runs.
+  template <class Op>
+  void run(Op&& op);
+  std::vector<std::function<void()>>* recording_ = nullptr;
 };
 
 }  // namespace dsa

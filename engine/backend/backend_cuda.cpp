@@ -25,6 +25,24 @@ namespace {
 
 constexpr size_t kHostCopyPiece = size_t(64) << 20;
 
+// An instantiated graph, launched on the backend's stream.
+class CudaRecording final : public Backend::Recording {
+ public:
+  CudaRecording(cudaGraphExec_t exec, cudaStream_t stream, int device) : exec_(exec), stream_(stream), device_(device) {}
+  ~CudaRecording() override { cudaGraphExecDestroy(exec_); }
+  CudaRecording(const CudaRecording&) = delete;
+  CudaRecording& operator=(const CudaRecording&) = delete;
+  void replay() override {
+    DSA_CUDA_CHECK(cudaSetDevice(device_));
+    DSA_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+  }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+  int device_;
+};
+
 }  // namespace
 
 int cuda_device_count() {
@@ -86,6 +104,7 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
 }
 
 void* CudaBackend::allocate(size_t bytes) {
+  DSA_CHECK(!recording_, "allocate() while recording");
   if (bytes == 0) return nullptr;
   void* p = device_malloc(bytes);
   allocations_.insert(p);
@@ -94,6 +113,7 @@ void* CudaBackend::allocate(size_t bytes) {
 }
 
 void CudaBackend::release(void* p) {
+  DSA_CHECK(!recording_, "release() while recording");
   if (!p) return;
   DSA_CHECK(allocations_.erase(p) == 1, "CudaBackend::release of memory it did not allocate");
   bind();
@@ -102,6 +122,7 @@ void CudaBackend::release(void* p) {
 }
 
 const void* CudaBackend::resident(const void* src, size_t bytes) {
+  DSA_CHECK(!recording_, "resident() while recording");
   if (bytes == 0) return nullptr;
   void* p = device_malloc(bytes);
   resident_.push_back(p);
@@ -110,6 +131,7 @@ const void* CudaBackend::resident(const void* src, size_t bytes) {
 }
 
 void CudaBackend::upload(void* dst, const void* src_host, size_t bytes) {
+  DSA_CHECK(!recording_, "upload() while recording");
   if (bytes == 0) return;
   bind();
   if (bytes > kStagingBytes) {
@@ -126,6 +148,7 @@ void CudaBackend::upload(void* dst, const void* src_host, size_t bytes) {
 }
 
 void CudaBackend::download(void* dst_host, const void* src, size_t bytes) {
+  DSA_CHECK(!recording_, "download() while recording");
   if (bytes == 0) return;
   bind();
   DSA_CUDA_CHECK(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, stream_));
@@ -193,7 +216,31 @@ Result<void> CudaBackend::supports(const ModelConfig& c) const {
   return {};
 }
 
+std::unique_ptr<Backend::Recording> CudaBackend::record(const std::function<void()>& ops) {
+  DSA_CHECK(!recording_, "record() inside a recording");
+  bind();
+  // Thread-local: other threads (other ranks' backends) may use CUDA meanwhile.
+  DSA_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  recording_ = true;
+  cudaGraph_t graph = nullptr;
+  try {
+    ops();
+  } catch (...) {
+    recording_ = false;
+    if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  recording_ = false;
+  DSA_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  DSA_CUDA_CHECK(made);
+  return std::make_unique<CudaRecording>(exec, stream_, device_);
+}
+
 void CudaBackend::synchronize() {
+  DSA_CHECK(!recording_, "synchronize() while recording");
   bind();
   DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }

@@ -53,6 +53,8 @@ class CudaBackend final : public Backend {
   size_t available_memory() const override;
   Result<void> supports(const ModelConfig& c) const override;
   void synchronize() override;
+  // A CUDA graph of the ops (stream capture), instantiated once; replay() launches it on the stream.
+  std::unique_ptr<Recording> record(const std::function<void()>& ops) override;
 
   void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) override;
   void gather_rows(const float* src, int64_t dim, const int32_t* rows, int64_t n, float* dst) override;
@@ -118,6 +120,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   CUstream_st* stream_ = nullptr;
+  bool recording_ = false;  // inside record(): memory calls are caller bugs
   std::unordered_set<void*> allocations_;  // live allocate() results
   std::vector<void*> resident_;            // resident() copies
 };

@@ -97,16 +97,17 @@ void BackendModel::select_keys(int64_t layer, KvCache& cache, ForwardTrace* trac
   int32_t* sel = ws_.sel.data();
   const bool run_indexer = mode_ == AttentionMode::sparse || trace;
   if (run_indexer) {
-    float* scores = ws_.scores.data();  // [kScoreRows, end_]
+    float* scores = ws_.scores.data();  // [kScoreRows, span_]
     for (int64_t b0 = 0; b0 < S; b0 += kScoreRows) {
       const int64_t n_q = std::min(kScoreRows, S - b0);
-      int64_t max_keys = 0;
+      // A decode step's grid is its key span's (begin()), whatever its rows' contexts.
+      int64_t max_keys = decode_ ? span_ : 0;
       for (int64_t i = b0; i < b0 + n_q; ++i) max_keys = std::max(max_keys, pos_[i] + 1);
       be.indexer_scores(ws_.idx_q_codes.data() + b0 * nh * hd, ws_.idx_w.data() + b0 * nh, nh,
                         indexer_view(cache, layer, b0), pages_stride_, n_q, ws_.n_valid.data() + b0, max_keys, scores,
-                        end_);
+                        span_);
       // Dense mode runs the indexer only to record its choice: its own top-k, within the wider rows.
-      be.topk_positions(scores, end_, n_q, ws_.n_valid.data() + b0, std::min(cfg_.index_topk, stride),
+      be.topk_positions(scores, span_, n_q, ws_.n_valid.data() + b0, std::min(cfg_.index_topk, stride),
                         sel + b0 * stride, stride);
     }
   }
@@ -164,7 +165,8 @@ void BackendModel::attend(int64_t layer, KvCache& cache) {
   const size_t f = sizeof(float);
   be.copy_rows(q_pe, dr * f, q + dn, dqk * f, dr * f, static_cast<size_t>(S * H));
   float* o_lat = ws_.o_lat.data();  // [S, H, kv_lora]
-  const int64_t max_sel = *std::max_element(n_sel_.begin(), n_sel_.begin() + S);
+  // A decode step's bound is its selection stride (begin()), whatever its rows' contexts.
+  const int64_t max_sel = decode_ ? sel_stride_ : *std::max_element(n_sel_.begin(), n_sel_.begin() + S);
   be.sparse_mla_decode(q_abs, q_pe, H, latent_view(cache, layer, 0), pages_stride_, S, attend_sel_, sel_stride_,
                        ws_.n_sel.data(), max_sel, softmax_scale_, o_lat);
   float* o = ws_.o.data();  // [S, H, v]

@@ -14,9 +14,11 @@ namespace dsa {
 
 namespace {
 
-template <class T>
-void grow(Backend& be, Buffer<T>& b, int64_t n) {
-  b.grow(be, static_cast<size_t>(std::max<int64_t>(n, 1)));
+// A decode step's key span (BackendModel::kMinKeySpan): a power of two times min_span.
+int64_t key_span(int64_t end, int64_t min_span) {
+  int64_t span = min_span;
+  while (span < end) span *= 2;
+  return span;
 }
 
 size_t linear_bytes(const Linear& l) { return static_cast<size_t>(l.n * l.k) * (l.scale_inv ? 1 : 2); }
@@ -144,6 +146,7 @@ void BackendModel::make_resident() {
               be_->resident(table.data(), table.size() * sizeof(cpu::Fp8Matrix)));
         }
       }
+      if (!l.routed[0]) moe_on_device_ = false;
       if (rank == 0) l.shared_experts = resident(h.shared_experts);
     } else {
       l.mlp = resident(h.mlp);
@@ -175,18 +178,19 @@ Result<void> BackendModel::forward(KvCache& cache, Sequence& seq, std::span<cons
   if (auto r = check_tokens(tokens, cfg_.vocab_size); !r) return r.error();
   const int64_t end = seq.n_cached + S;
   if (auto r = check_position(end, cfg_.max_position_embeddings); !r) return r.error();
-  if (auto r = check_attention_keys(end); !r) return r.error();
+  const bool decode = S == 1;  // one token: a decode step of one sequence
+  if (auto r = check_attention_keys(end, decode); !r) return r.error();
   if (auto r = cache.reserve(seq, end); !r) return r.error();
   Sequence* one[] = {&seq};
   try {
-    begin(tokens, one, /*one_sequence=*/true);
-    run_layers(cache, trace);
+    begin(tokens, one, decode);
+    compute(cache, trace, S - 1, 1);
   } catch (const std::bad_alloc&) {
     return workspace_error(S);
   }
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   seq.n_cached = end;
-  head(S - 1, 1, logits);
+  be_->download(logits, ws_.logits.data(), static_cast<size_t>(cfg_.vocab_size) * sizeof(float));
   return {};
 }
 
@@ -194,25 +198,57 @@ Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequen
                                                 std::span<const int32_t> tokens, float* logits, ForwardTrace* trace) {
   DSA_CHECK(cache.memory() == be_.get(), "the cache must live in the model's backend memory");
   DSA_TRY(end, check_decode_batch(seqs, tokens, cfg_));
-  if (auto r = check_attention_keys(end); !r) return r.error();
+  if (auto r = check_attention_keys(end, /*decode=*/true); !r) return r.error();
   for (Sequence* seq : seqs) {
     if (auto r = cache.reserve(*seq, seq->n_cached + 1); !r) return r.error();
   }
+  const auto S = static_cast<int64_t>(seqs.size());
   try {
-    begin(tokens, seqs, /*one_sequence=*/false);
-    run_layers(cache, trace);
+    begin(tokens, seqs, /*decode=*/true);
+    compute(cache, trace, 0, S);
   } catch (const std::bad_alloc&) {
-    return workspace_error(static_cast<int64_t>(seqs.size()));
+    return workspace_error(S);
   }
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   for (Sequence* seq : seqs) ++seq->n_cached;
-  head(0, static_cast<int64_t>(seqs.size()), logits);
+  be_->download(logits, ws_.logits.data(), static_cast<size_t>(S * cfg_.vocab_size) * sizeof(float));
   return {};
 }
 
-Result<void> BackendModel::check_attention_keys(int64_t end) const {
-  // Every query attends to at most index_topk keys, or to its whole context in dense mode.
-  const int64_t keys = mode_ == AttentionMode::dense ? end : std::min(cfg_.index_topk, end);
+bool BackendModel::recordable(const ForwardTrace* trace) const {
+  return decode_ && recorded_decode_ && can_record_ && !trace && mode_ == AttentionMode::sparse &&
+         comm_->size() == 1 && S_ <= kRoutedMaxTokens && moe_on_device_;
+}
+
+void BackendModel::compute(KvCache& cache, ForwardTrace* trace, int64_t first, int64_t n) {
+  const auto ops = [&] {
+    run_layers(cache, trace);
+    head(first, n);
+  };
+  if (!recordable(trace)) return ops();
+  // Every argument of the step's ops follows from the key: the rows' positions, page tables and
+  // counts are read on the device, the grids and strides come from the key span.
+  const auto key = std::make_tuple(cache.id(), S_, span_);
+  auto it = recordings_.find(key);
+  if (it == recordings_.end()) {
+    if (recordings_.size() >= kMaxRecordings) recordings_.clear();
+    std::unique_ptr<Backend::Recording> rec = be_->record(ops);
+    if (!rec) {
+      can_record_ = false;
+      return ops();
+    }
+    ++counts_.recorded;
+    it = recordings_.emplace(key, std::move(rec)).first;
+  }
+  it->second->replay();
+  ++counts_.replayed;
+}
+
+Result<void> BackendModel::check_attention_keys(int64_t end, bool decode) const {
+  // Every query attends to at most index_topk keys, or to its whole context in dense mode; a
+  // sparse decode step's kernels are sized for its key span.
+  const int64_t span = decode ? key_span(end, kMinKeySpan) : end;
+  const int64_t keys = mode_ == AttentionMode::dense ? end : std::min(cfg_.index_topk, span);
   const int64_t limit = be_->max_selected_keys(cfg_.kv_lora_rank, cfg_.qk_rope_head_dim);
   if (keys <= limit) return {};
   return make_error("forward: " + std::string(mode_ == AttentionMode::dense ? "dense attention" : "attention") +
@@ -225,26 +261,37 @@ Error BackendModel::workspace_error(int64_t rows) const {
                     " memory left for the workspace (try a smaller prefill chunk or fewer sequences)");
 }
 
-void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool one_sequence) {
+void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool decode) {
   Backend& be = *be_;
   const ModelConfig& c = cfg_;
   const int64_t S = static_cast<int64_t>(tokens.size());
+  const bool sparse = mode_ == AttentionMode::sparse;
   S_ = S;
+  decode_ = decode;
   pos_.resize(static_cast<size_t>(S));
   slot_.resize(static_cast<size_t>(S));
   row_seq_.resize(static_cast<size_t>(S));
   end_ = 0;
-  max_pages_ = 0;
-  for (const Sequence* seq : seqs) max_pages_ = std::max<int64_t>(max_pages_, static_cast<int64_t>(seq->pages.size()));
-  pages_stride_ = one_sequence ? 0 : max_pages_;
   for (int64_t i = 0; i < S; ++i) {
-    const int64_t b = one_sequence ? 0 : i;
+    const int64_t b = decode ? i : 0;
     slot_[i] = b;
     row_seq_[i] = seqs[b];
-    pos_[i] = seqs[b]->n_cached + (one_sequence ? i : 0);
+    pos_[i] = seqs[b]->n_cached + (decode ? 0 : i);
     end_ = std::max(end_, pos_[i] + 1);
   }
-  sel_stride_ = mode_ == AttentionMode::dense ? end_ : std::min(c.index_topk, end_);
+  // A sparse decode step's shapes follow from its key span; the page tables are cut to the pages
+  // the span's keys can be on (a sequence may hold pages reserved beyond its tokens).
+  span_ = decode && sparse ? key_span(end_, kMinKeySpan) : end_;
+  max_pages_ = 0;
+  if (decode && sparse) {
+    max_pages_ = (span_ + kPageTokens - 1) / kPageTokens;
+  } else {
+    for (const Sequence* seq : seqs) {
+      max_pages_ = std::max<int64_t>(max_pages_, static_cast<int64_t>(seq->pages.size()));
+    }
+  }
+  pages_stride_ = decode ? max_pages_ : 0;
+  sel_stride_ = sparse ? std::min(c.index_topk, span_) : end_;
 
   // Workspace.
   const int64_t D = c.hidden_size, H = n_heads_, dqk = c.qk_head_dim(), dv = c.v_head_dim;
@@ -254,6 +301,12 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
       std::max(c.intermediate_size, c.moe_intermediate_size * std::max<int64_t>(1, c.n_shared_experts));
   const int64_t ffn = std::max(S * inter, S * K * c.moe_intermediate_size);
   Workspace& ws = ws_;
+  bool moved = false;  // a buffer reallocated: the recordings point at the old one
+  const auto grow = [&](Backend& be, auto& buffer, int64_t n) {
+    const void* before = buffer.data();
+    buffer.grow(be, static_cast<size_t>(std::max<int64_t>(n, 1)));
+    moved = moved || buffer.data() != before;
+  };
   grow(be, ws.pos, S);
   grow(be, ws.ids, S);
   grow(be, ws.pages, static_cast<int64_t>(seqs.size()) * max_pages_);
@@ -277,7 +330,7 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.idx_w, S * nh);
   grow(be, ws.idx_q_scale, S * nh);
   grow(be, ws.idx_q_codes, S * nh * hd);
-  grow(be, ws.scores, std::min(S, kScoreRows) * end_);
+  grow(be, ws.scores, std::min(S, kScoreRows) * span_);
   for (auto* b : {&ws.gate, &ws.up, &ws.act, &ws.act_full}) grow(be, *b, ffn);
   grow(be, ws.router_logits, S * c.n_routed_experts);
   grow(be, ws.route_w, S * K);
@@ -286,14 +339,17 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.expert_x, S * K * D);
   grow(be, ws.expert_y, S * K * D);
   grow(be, ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
-  grow(be, ws.logits, (one_sequence ? 1 : S) * c.vocab_size);
+  grow(be, ws.logits, (decode ? S : 1) * c.vocab_size);
+  if (moved) recordings_.clear();
 
   // Inputs of the call.
   be.upload(ws.ids.data(), tokens.data(), static_cast<size_t>(S) * sizeof(int32_t));
   be.upload(ws.pos.data(), pos_.data(), static_cast<size_t>(S) * sizeof(int64_t));
   host_i32_.assign(seqs.size() * static_cast<size_t>(max_pages_), -1);
   for (size_t b = 0; b < seqs.size(); ++b) {
-    std::copy(seqs[b]->pages.begin(), seqs[b]->pages.end(), host_i32_.begin() + static_cast<int64_t>(b) * max_pages_);
+    const std::vector<int32_t>& pages = seqs[b]->pages;
+    std::copy_n(pages.begin(), std::min<int64_t>(max_pages_, static_cast<int64_t>(pages.size())),
+                host_i32_.begin() + static_cast<int64_t>(b) * max_pages_);
   }
   be.upload(ws.pages.data(), host_i32_.data(), host_i32_.size() * sizeof(int32_t));
   host_i32_.resize(static_cast<size_t>(S));
@@ -313,7 +369,6 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
     be.upload(ws.dense_sel.data(), host_i32_.data(), host_i32_.size() * sizeof(int32_t));
   }
   upload_n_sel();
-  be.embed_rows(embed_, D, ws.ids.data(), S, ws.x.data());
 }
 
 void BackendModel::upload_n_sel() {
@@ -341,6 +396,7 @@ void BackendModel::run_layers(KvCache& cache, ForwardTrace* trace) {
   float* x = ws_.x.data();
   float* xn = ws_.xn.data();
   float* residual = ws_.residual.data();
+  be.embed_rows(embed_, D, ws_.ids.data(), S, x);
   for (int64_t layer = 0; layer < L; ++layer) {
     const Layer& lw = layers_[layer];
     if (layer == 0) {
@@ -367,13 +423,12 @@ void BackendModel::run_layers(KvCache& cache, ForwardTrace* trace) {
   }
 }
 
-void BackendModel::head(int64_t first, int64_t n, float* logits) {
+void BackendModel::head(int64_t first, int64_t n) {
   const int64_t D = cfg_.hidden_size;
   float* h = ws_.xn.data() + first * D;
   be_->add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, norm_,
                     static_cast<float>(cfg_.rms_norm_eps), h);
   matrix(lm_head_, h, n, ws_.logits.data());
-  be_->download(logits, ws_.logits.data(), static_cast<size_t>(n * cfg_.vocab_size) * sizeof(float));
 }
 
 void BackendModel::gather_columns(const float* local, int64_t S, int64_t width, float* full) {

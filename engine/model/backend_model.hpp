@@ -10,13 +10,19 @@
 //
 // Parallel layout (with a Comm of size n > 1): as Model. The Comm must work on the backend's
 // memory (threads on host memory for CpuBackend, NCCL on device memory for CudaBackend).
-// Not yet: per-phase times (the ops are asynchronous), CUDA graphs (the host groups the MoE rows).
+// Decode steps (every row the next token of its own sequence) run as recordings where the backend
+// records (CUDA graphs on a GPU): one recording per pool, row count and key span, replayed with the
+// step's positions and page tables uploaded before. Not with a trace, several ranks (the Comm's
+// collectives are not backend ops), dense attention, more than kRoutedMaxTokens rows or BF16
+// experts (those need the host). Not yet: per-phase times (the ops are asynchronous).
 // Files: backend_model.cpp (load, block loop, head), backend_mla.cpp (attention), backend_moe.cpp.
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "engine/api/result.hpp"
@@ -56,6 +62,13 @@ class BackendModel final : public ForwardPass {
   // As Model::set_check_topk: each layer's selections compared across the ranks; a difference
   // fails forward() on every rank, naming the first layer. On by default in debug builds.
   void set_check_topk(bool on) { check_topk_ = on; }
+  // Decode steps as recordings (above): on by default.
+  void set_recorded_decode(bool on) { recorded_decode_ = on; }
+  struct RecordingCounts {
+    int64_t recorded = 0;  // recordings made
+    int64_t replayed = 0;  // decode steps run as a replay
+  };
+  RecordingCounts recording_counts() const { return counts_; }
 
  private:
   // Indexer queries scored at a time: the score buffer is [kScoreRows, context] fp32.
@@ -63,6 +76,12 @@ class BackendModel final : public ForwardPass {
   // Calls of up to this many tokens (decode steps and batches) run FP8 experts per routed pair, the
   // expert read on the device (matmul_fp8_routed); longer ones group the pairs by expert on the host.
   static constexpr int64_t kRoutedMaxTokens = 16;
+  // A decode step's key span: the smallest power of two, at least this, holding every row's
+  // context. The indexer's grid, the score rows' stride, the selection stride and the page tables'
+  // stride follow from it, so a recording serves every step until the longest context passes it.
+  static constexpr int64_t kMinKeySpan = 256;
+  // Recordings kept at most (all are dropped when one more is needed, or the workspace moves).
+  static constexpr size_t kMaxRecordings = 64;
 
   // The weights as the backend holds them: Linear / Bf16Matrix with backend pointers, vectors as
   // backend arrays.
@@ -101,12 +120,17 @@ class BackendModel final : public ForwardPass {
   const uint16_t* resident(const std::vector<uint16_t>& v);
 
   // Sets up the S rows of a call: ids, positions and page tables uploaded, the row -> page-table
-  // slot map, the selection stride; grows the workspace.
-  void begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool one_sequence);
+  // slot map, the strides; grows the workspace. decode: row i is the next token of seqs[i];
+  // otherwise all rows are seqs[0]'s, in order.
+  void begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool decode);
   // n_sel_ into ws_.n_sel.
   void upload_n_sel();
   // An error when a query would attend to more keys than the backend's attention kernel takes.
-  Result<void> check_attention_keys(int64_t end) const;
+  Result<void> check_attention_keys(int64_t end, bool decode) const;
+  // The layers and the logits of rows [first, first + n) into ws_.logits: a recording's replay for
+  // a decode step that can be recorded, the ops themselves otherwise.
+  void compute(KvCache& cache, ForwardTrace* trace, int64_t first, int64_t n);
+  bool recordable(const ForwardTrace* trace) const;
   Error workspace_error(int64_t rows) const;
   void run_layers(KvCache& cache, ForwardTrace* trace);
   void attention(int64_t layer, KvCache& cache, float* out, ForwardTrace* trace);
@@ -122,8 +146,8 @@ class BackendModel final : public ForwardPass {
   // moe_maps as moe_combine reads them.
   void group_routed_pairs(const Layer& lw, const float* x);
   void gather_columns(const float* local, int64_t S, int64_t width, float* full);
-  // logits [n, vocab] of rows [first, first + n) into host memory.
-  void head(int64_t first, int64_t n, float* logits);
+  // logits [n, vocab] of rows [first, first + n) into ws_.logits.
+  void head(int64_t first, int64_t n);
 
   cpu::LatentCacheView latent_view(KvCache& cache, int64_t layer, int64_t row) const;
   cpu::IndexerCacheView indexer_view(KvCache& cache, int64_t layer, int64_t row) const;
@@ -145,9 +169,12 @@ class BackendModel final : public ForwardPass {
   const float* inv_freq_ = nullptr;
   std::vector<float> inv_freq_host_;
   std::vector<Layer> layers_;
+  bool moe_on_device_ = true;  // every MoE layer's experts are FP8 (decode steps need no host)
 
   // The rows of the current call.
   int64_t S_ = 0, end_ = 0, sel_stride_ = 0, max_pages_ = 0;
+  bool decode_ = false;
+  int64_t span_ = 0;                       // keys a score row holds: end_, or a decode step's key span
   int64_t pages_stride_ = 0;               // between the rows' page tables in ws_.pages: 0 for one sequence
   std::vector<int64_t> pos_;               // [S] positions
   std::vector<int64_t> slot_;              // [S] the row's page table in ws_.pages
@@ -164,6 +191,12 @@ class BackendModel final : public ForwardPass {
 #endif
   int64_t topk_mismatch_layer_ = -1;       // the first layer whose selections differed across ranks
   Workspace ws_;
+  // Decode-step recordings by (pool id, rows, key span); declared after be_ and ws_, so destroyed
+  // before them.
+  std::map<std::tuple<uint64_t, int64_t, int64_t>, std::unique_ptr<Backend::Recording>> recordings_;
+  bool recorded_decode_ = true;
+  bool can_record_ = true;  // false once the backend said it cannot
+  RecordingCounts counts_;
 };
 
 }  // namespace dsa

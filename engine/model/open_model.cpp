@@ -36,6 +36,7 @@ Result<std::unique_ptr<ForwardPass>> load_rank(const std::filesystem::path& dir,
   plan.fp8_cache = default_latent_format(cfg) == cpu::LatentFormat::fp8;
   const int gpu = options.gpu >= 0 ? options.gpu : comm ? comm->rank() : 0;
   DSA_TRY(model, BackendModel::load(dir, options.attention, std::make_unique<CudaBackend>(gpu), plan, comm));
+  model->set_recorded_decode(options.cuda_graphs);
   return std::unique_ptr<ForwardPass>(std::move(model));
 #else
   return make_error("--device cuda: this dsagent was built without CUDA (rebuild with the CUDA toolkit present)");

@@ -34,6 +34,8 @@ struct OpenOptions {
   std::string rank_address;
   int local_ranks = 0;
   int gpu = -1;  // this rank's GPU with cuda; -1: the GPU numbered as its rank
+  // With cuda: decode steps replayed as CUDA graphs where they can be (backend_model.hpp).
+  bool cuda_graphs = true;
 };
 
 // An error (one line) when the device is cuda and this build has no CUDA (or no NCCL for ranks > 1)

@@ -2,14 +2,25 @@
 // shared free list so a page id names the same slot range in every layer.
 #include "engine/runtime/kv_cache.hpp"
 
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <string>
 
 namespace dsa {
 
+namespace {
+
+uint64_t next_pool_id() {
+  static std::atomic<uint64_t> last{0};
+  return ++last;
+}
+
+}  // namespace
+
 KvCache::KvCache(const ModelConfig& cfg, cpu::LatentFormat format, int64_t n_pages, Backend* memory)
     : format_(format),
+      id_(next_pool_id()),
       n_pages_(n_pages),
       kv_lora_(cfg.kv_lora_rank),
       rope_dim_(cfg.qk_rope_head_dim),

@@ -69,9 +69,13 @@ class KvCache {
   Backend* memory() const { return memory_; }
   int64_t free_pages() const { return static_cast<int64_t>(free_.size()); }
   int64_t n_pages() const { return n_pages_; }
+  // Unique among the pools of this process, never reused: what a recorded decode step
+  // (BackendModel) names the arenas it was recorded on by.
+  uint64_t id() const { return id_; }
 
  private:
   cpu::LatentFormat format_;
+  uint64_t id_;
   int64_t n_pages_;
   int64_t kv_lora_, rope_dim_, index_head_dim_;
   size_t record_bytes_, indexer_page_bytes_;

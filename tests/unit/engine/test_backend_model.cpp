@@ -13,7 +13,9 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "engine/backend/backend_cpu.hpp"
 #include "engine/dist/comm.hpp"
@@ -273,6 +275,132 @@ TEST_CASE("--device cuda without a usable GPU is a one-line error") {
   CHECK(m.error().message.find('\n') == std::string::npos);
   CHECK_FALSE(parse_device("tpu").ok());
   CHECK(parse_device("cuda").value() == Device::cuda);
+}
+
+// Decode steps replayed from recordings (the CPU's stand-in for CUDA graphs: each op kept with the
+// arguments it was recorded with) give the steps run op by op, bit for bit, while the contexts grow
+// past page and key-span boundaries, the batch changes shape, a sequence is replaced, and a second
+// pool is used. A recorded argument that should have followed the step (a page table's stride, a
+// grid's key count, a score row's stride) gives other logits, or breaks the CPU backend's contract
+// checks of max_keys / max_sel.
+TEST_CASE("decode steps replayed from recordings give the steps run op by op, bit for bit") {
+  auto recorded = load_backend_model("fp8");
+  auto direct = load_backend_model("fp8");
+  direct->set_recorded_decode(false);
+  const ModelConfig& c = recorded->config();
+  struct Side {
+    BackendModel* model;
+    std::vector<std::unique_ptr<KvCache>> pools;
+    std::vector<Sequence> seqs;
+  };
+  Side sides[2] = {{recorded.get(), {}, std::vector<Sequence>(8)}, {direct.get(), {}, std::vector<Sequence>(8)}};
+  for (Side& side : sides) {
+    for (int p = 0; p < 3; ++p) {
+      side.pools.push_back(std::make_unique<KvCache>(c, cpu::LatentFormat::fp8, 40, side.model->cache_memory()));
+    }
+  }
+  const auto prompt = [&](int64_t n, int salt) {
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 37 + salt * 11 + 5) % c.vocab_size);
+    return ids;
+  };
+  std::vector<float> a(static_cast<size_t>(4 * c.vocab_size)), b(a.size());
+  // The workspace grown first (a 4-row step over 1024 keys, a 100-token prefill in pool 2), so
+  // that it does not move below: each recording made then is the first of its key.
+  for (Side& side : sides) {
+    std::vector<Sequence*> rows;
+    for (int s = 4; s < 8; ++s) {
+      REQUIRE(side.model->forward(*side.pools[2], side.seqs[s], prompt(s == 4 ? 100 : 520, s), a.data()).ok());
+      rows.push_back(&side.seqs[s]);
+    }
+    const std::vector<int32_t> toks{1, 2, 3, 4};
+    REQUIRE(side.model->forward_decode_batch(*side.pools[2], rows, toks, a.data()).ok());
+  }
+  // Sequences 0-2 in pool 0 (contexts 230, 30 and 2), sequence 3 in pool 1 (context 60).
+  const int64_t lengths[4] = {230, 30, 2, 60};
+  const int pool_of[4] = {0, 0, 0, 1};
+  for (Side& side : sides) {
+    for (int s = 0; s < 4; ++s) {
+      REQUIRE(side.model->forward(*side.pools[pool_of[s]], side.seqs[s], prompt(lengths[s], s), a.data()).ok());
+    }
+  }
+  std::set<std::tuple<int, size_t, int64_t>> keys;  // (pool, rows, key span) of the steps
+  int64_t steps = 0;
+  const auto step = [&](int pool, const std::vector<int>& rows, int salt) {
+    std::vector<int32_t> toks;
+    int64_t end = 0;
+    for (int s : rows) {
+      toks.push_back(static_cast<int32_t>((s * 101 + salt * 7 + 3) % c.vocab_size));
+      end = std::max(end, sides[0].seqs[s].n_cached + 1);
+    }
+    int64_t span = 256;
+    while (span < end) span *= 2;
+    keys.emplace(pool, rows.size(), span);
+    ++steps;
+    std::vector<float>* out[2] = {&a, &b};
+    for (int i = 0; i < 2; ++i) {
+      Side& side = sides[i];
+      std::vector<Sequence*> seqs;
+      for (int s : rows) seqs.push_back(&side.seqs[s]);
+      if (rows.size() == 1) {
+        REQUIRE(side.model->forward(*side.pools[pool], *seqs[0], toks, out[i]->data()).ok());
+      } else {
+        REQUIRE(side.model->forward_decode_batch(*side.pools[pool], seqs, toks, out[i]->data()).ok());
+      }
+    }
+    const size_t n = rows.size() * static_cast<size_t>(c.vocab_size);
+    REQUIRE_MESSAGE(std::memcmp(a.data(), b.data(), n * sizeof(float)) == 0, "step " << steps << " salt " << salt);
+  };
+  for (int t = 0; t < 70; ++t) {
+    // Sequence 0 passes 256 keys (a new key span) and sequences 0-2 pass page boundaries.
+    if (t % 3 == 0) {
+      step(0, {0, 1, 2}, t);
+    } else if (t % 3 == 1) {
+      step(0, {0, 2}, t);
+    } else {
+      step(0, {1}, t);
+    }
+    if (t % 10 == 0) step(1, {3}, t);
+    if (t == 40) {
+      // Sequence 2 replaced by a new one with another context: the same recordings serve it.
+      for (Side& side : sides) {
+        side.pools[0]->release(side.seqs[2]);
+        REQUIRE(side.model->forward(*side.pools[0], side.seqs[2], prompt(90, 9), a.data()).ok());
+      }
+    }
+  }
+  CHECK(sides[0].seqs[0].n_cached > 256);
+  // One recording per (pool, rows, key span), the warm-up's included.
+  const auto counts = recorded->recording_counts();
+  CHECK(counts.replayed == steps + 1);
+  CHECK(counts.recorded == static_cast<int64_t>(keys.size()) + 1);
+  CHECK(direct->recording_counts().recorded == 0);
+}
+
+TEST_CASE("decode steps that need the host are not recorded") {
+  // BF16 experts (the host groups the rows by expert), a trace, dense attention.
+  auto bf16 = load_backend_model("bf16");
+  auto dense = load_backend_model("fp8", AttentionMode::dense);
+  auto traced = load_backend_model("fp8");
+  for (BackendModel* m : {bf16.get(), dense.get(), traced.get()}) {
+    KvCache cache(m->config(), cpu::LatentFormat::bf16, 4, m->cache_memory());
+    Sequence seq;
+    std::vector<float> logits(static_cast<size_t>(m->config().vocab_size));
+    const std::vector<int32_t> prompt{3, 1, 4, 1, 5};
+    REQUIRE(m->forward(cache, seq, prompt, logits.data()).ok());
+    for (int32_t t = 0; t < 3; ++t) {
+      ForwardTrace trace;
+      REQUIRE(m->forward(cache, seq, {&t, 1}, logits.data(), m == traced.get() ? &trace : nullptr).ok());
+    }
+    CHECK(m->recording_counts().replayed == 0);
+  }
+  // The same fp8 model without a trace records.
+  KvCache cache(traced->config(), cpu::LatentFormat::bf16, 4, traced->cache_memory());
+  Sequence seq;
+  std::vector<float> logits(static_cast<size_t>(traced->config().vocab_size));
+  const int32_t tok = 7;
+  REQUIRE(traced->forward(cache, seq, {&tok, 1}, logits.data()).ok());
+  CHECK(traced->recording_counts().replayed == 1);
 }
 
 }  // namespace
