@@ -52,6 +52,11 @@ class Backend {
   // its own stream) reads what the ops wrote.
   virtual void synchronize() = 0;
 
+  // A collective of the ranks (a Comm's) in order with the ops, and kept in a recording like one:
+  // `call` gets the stream the ops run on, to enqueue its work on (CUDA), or null where the ops
+  // have finished when it runs (CPU).
+  virtual void collective(const std::function<void(void* stream)>& call) = 0;
+
   // --- recordings (CUDA graphs) ---
   // A recorded sequence of ops, run again by replay() with the arguments they were recorded with,
   // on what the memory holds at replay. Backend memory the ops touch must outlive the recording.

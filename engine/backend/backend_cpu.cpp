@@ -43,6 +43,10 @@ void CpuBackend::run(Op&& op) {
   }
 }
 
+void CpuBackend::collective(const std::function<void(void* stream)>& call) {
+  run([call] { call(nullptr); });
+}
+
 std::unique_ptr<Backend::Recording> CpuBackend::record(const std::function<void()>& ops) {
   DSA_CHECK(!recording_, "record() inside a recording");
   std::vector<std::function<void()>> kept;

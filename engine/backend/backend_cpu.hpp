@@ -27,6 +27,7 @@ class CpuBackend final : public Backend {
   size_t available_memory() const override;
   Result<void> supports(const ModelConfig&) const override { return {}; }
   void synchronize() override {}
+  void collective(const std::function<void(void* stream)>& call) override;
   std::unique_ptr<Recording> record(const std::function<void()>& ops) override;
 
   void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) override;

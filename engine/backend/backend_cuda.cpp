@@ -216,6 +216,11 @@ Result<void> CudaBackend::supports(const ModelConfig& c) const {
   return {};
 }
 
+void CudaBackend::collective(const std::function<void(void* stream)>& call) {
+  bind();
+  call(stream_);
+}
+
 std::unique_ptr<Backend::Recording> CudaBackend::record(const std::function<void()>& ops) {
   DSA_CHECK(!recording_, "record() inside a recording");
   bind();

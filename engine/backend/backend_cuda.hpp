@@ -53,6 +53,7 @@ class CudaBackend final : public Backend {
   size_t available_memory() const override;
   Result<void> supports(const ModelConfig& c) const override;
   void synchronize() override;
+  void collective(const std::function<void(void* stream)>& call) override;
   // A CUDA graph of the ops (stream capture), instantiated once; replay() launches it on the stream.
   std::unique_ptr<Recording> record(const std::function<void()>& ops) override;
 

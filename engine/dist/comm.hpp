@@ -21,6 +21,13 @@ class Comm {
   virtual void all_gather(const float* in, int64_t n, float* out) = 0;
   // data[n] <- root's data[n].
   virtual void broadcast(float* data, int64_t n, int root) = 0;
+
+  // all_reduce_sum and all_gather ordered on a CUDA stream (a cudaStream_t): enqueued after the
+  // stream's work and returning at once, so a stream being captured into a CUDA graph captures
+  // them. Device pointers only. A Comm of host memory (one rank, threads, sockets) makes the plain
+  // call, as it does for a null stream.
+  virtual void all_reduce_sum_on(float* data, int64_t n, void* /*stream*/) { all_reduce_sum(data, n); }
+  virtual void all_gather_on(const float* in, int64_t n, float* out, void* /*stream*/) { all_gather(in, n, out); }
 };
 
 class SingleComm final : public Comm {

@@ -69,6 +69,20 @@ class NcclComm final : public Comm {
     DSA_CUDA_FATAL(cudaStreamSynchronize(stream_));
   }
 
+  void all_reduce_sum_on(float* data, int64_t n, void* stream) override {
+    if (!stream) return all_reduce_sum(data, n);
+    if (n <= 0) return;
+    cudaSetDevice(device_);
+    DSA_NCCL_FATAL(ncclAllReduce(data, data, size_t(n), ncclFloat32, ncclSum, comm_, cudaStream_t(stream)));
+  }
+
+  void all_gather_on(const float* in, int64_t n, float* out, void* stream) override {
+    if (!stream) return all_gather(in, n, out);
+    if (n <= 0) return;
+    cudaSetDevice(device_);
+    DSA_NCCL_FATAL(ncclAllGather(in, out, size_t(n), ncclFloat32, comm_, cudaStream_t(stream)));
+  }
+
   void broadcast(float* data, int64_t n, int root) override {
     DSA_CHECK(root >= 0 && root < size_, "broadcast root out of range");
     if (n <= 0) return;

@@ -4,7 +4,7 @@
 //
 // Collectives take host or device pointers: a device pointer goes to NCCL as it is, a host buffer
 // is staged through a device buffer on the rank's GPU. Each call returns when the data is in
-// place. Unlike the thread ranks, the all-reduce sums in NCCL's order, not rank order; every rank
+// place; the *_on forms (device pointers) are enqueued on the caller's stream and return at once. Unlike the thread ranks, the all-reduce sums in NCCL's order, not rank order; every rank
 // still gets the same bits, so a top-k computed from the result agrees on all ranks.
 //
 // Built only with DSA_NCCL (DSA_WITH_NCCL is then defined); a failing collective is fatal

@@ -216,8 +216,10 @@ Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequen
 }
 
 bool BackendModel::recordable(const ForwardTrace* trace) const {
-  return decode_ && recorded_decode_ && can_record_ && !trace && mode_ == AttentionMode::sparse &&
-         comm_->size() == 1 && S_ <= kRoutedMaxTokens && moe_on_device_;
+  // The top-k check downloads the selections in every layer.
+  const bool checks_topk = check_topk_ && comm_->size() > 1;
+  return decode_ && recorded_decode_ && can_record_ && !trace && !checks_topk && mode_ == AttentionMode::sparse &&
+         S_ <= kRoutedMaxTokens && moe_on_device_;
 }
 
 void BackendModel::compute(KvCache& cache, ForwardTrace* trace, int64_t first, int64_t n) {
@@ -439,8 +441,9 @@ void BackendModel::gather_columns(const float* local, int64_t S, int64_t width, 
     return;
   }
   float* all = ws_.gathered.data();  // [rank][S, width]
-  be_->synchronize();  // the Comm runs on its own stream
-  comm_->all_gather(local, S * width, all);
+  be_->collective([comm = comm_, local, count = S * width, all](void* stream) {
+    comm->all_gather_on(local, count, all, stream);
+  });
   for (int64_t r = 0; r < n; ++r) {
     be_->copy_rows(full + r * width, static_cast<size_t>(n) * row, all + r * S * width, row, row,
                    static_cast<size_t>(S));

@@ -12,9 +12,10 @@
 // memory (threads on host memory for CpuBackend, NCCL on device memory for CudaBackend).
 // Decode steps (every row the next token of its own sequence) run as recordings where the backend
 // records (CUDA graphs on a GPU): one recording per pool, row count and key span, replayed with the
-// step's positions and page tables uploaded before. Not with a trace, several ranks (the Comm's
-// collectives are not backend ops), dense attention, more than kRoutedMaxTokens rows or BF16
-// experts (those need the host). Not yet: per-phase times (the ops are asynchronous).
+// step's positions and page tables uploaded before; the Comm's collectives are recorded with the
+// ops (Backend::collective: NCCL on the backend's stream). Not with a trace, the ranks' top-k
+// check, dense attention, more than kRoutedMaxTokens rows or BF16 experts (those need the host).
+// Not yet: per-phase times (the ops are asynchronous).
 // Files: backend_model.cpp (load, block loop, head), backend_mla.cpp (attention), backend_moe.cpp.
 #pragma once
 #include <cstdint>

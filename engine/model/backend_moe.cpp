@@ -57,8 +57,7 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
   }
   be.moe_combine(expert_y, ws_.moe_maps.data(), ws_.route_w.data(), S, K, D, shared, out);
   if (n_ranks > 1) {
-    be.synchronize();  // the Comm runs on its own stream
-    comm_->all_reduce_sum(out, S * D);
+    be.collective([comm = comm_, out, count = S * D](void* stream) { comm->all_reduce_sum_on(out, count, stream); });
   }
   be.round_bf16(out, S * D);
 }

@@ -1,5 +1,5 @@
 // NcclComm against the thread ranks' results: with one rank every collective is the identity (host
-// and device buffers); with two or more GPUs, ranks on threads sum, gather and broadcast like the
+// and device buffers, and the stream forms, also captured into a CUDA graph); with two or more GPUs, ranks on threads sum, gather and broadcast like the
 // in-process Comm (sums compared within fp32 rounding: NCCL's order is its own).
 #include <doctest/doctest.h>
 
@@ -59,6 +59,40 @@ TEST_CASE("NCCL with one rank: every collective is the identity, on host and dev
   comm.all_gather(dev.get(), n, dev_out.get());
   CHECK(dev_out.to_host() == x);
   comm.all_reduce_sum(host.data(), 0);  // empty: nothing to do
+}
+
+TEST_CASE("NCCL with one rank: the collectives on a stream, launched and captured into a CUDA graph") {
+  DSA_REQUIRE_GPU();
+  auto id = nccl_unique_id();
+  REQUIRE(id.ok());
+  auto made = make_nccl_comm(*id, 0, 1, 0);
+  REQUIRE_MESSAGE(made.ok(), (made.ok() ? std::string() : made.error().message));
+  Comm& comm = **made;
+  const int64_t n = 1000;
+  const auto x = ramp(n, 2.0f);
+  test::DeviceBuffer<float> dev(x), dev_out(static_cast<size_t>(n));
+  cudaStream_t stream = nullptr;
+  DSA_CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  comm.all_reduce_sum_on(dev.get(), n, stream);
+  comm.all_gather_on(dev.get(), n, dev_out.get(), stream);
+  DSA_CUDA_OK(cudaStreamSynchronize(stream));
+  CHECK(dev.to_host() == x);
+  CHECK(dev_out.to_host() == x);
+  // Captured (as BackendModel's decode steps capture them), then replayed twice.
+  test::DeviceBuffer<float> captured_out(static_cast<size_t>(n));
+  DSA_CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  comm.all_reduce_sum_on(dev.get(), n, stream);
+  comm.all_gather_on(dev.get(), n, captured_out.get(), stream);
+  cudaGraph_t graph = nullptr;
+  DSA_CUDA_OK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  DSA_CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int rep = 0; rep < 2; ++rep) DSA_CUDA_OK(cudaGraphLaunch(exec, stream));
+  DSA_CUDA_OK(cudaStreamSynchronize(stream));
+  CHECK(captured_out.to_host() == x);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
 }
 
 TEST_CASE("NCCL ranks on threads, one per GPU: sum, gather and broadcast as the thread ranks do") {

@@ -403,5 +403,49 @@ TEST_CASE("decode steps that need the host are not recorded") {
   CHECK(traced->recording_counts().replayed == 1);
 }
 
+
+TEST_CASE("two thread ranks replay their decode steps with the collectives recorded, as run op by op") {
+  // Each rank's recording holds its all-reduces and all-gathers (Backend::collective); replayed,
+  // the ranks meet in them as when the steps run op by op.
+  const auto steps = [](BackendModel& model) {
+    const ModelConfig& c = model.config();
+    KvCache cache(c, cpu::LatentFormat::fp8, 12, model.cache_memory());
+    std::vector<Sequence> seqs(2);
+    std::vector<float> logits(static_cast<size_t>(2 * c.vocab_size)), all;
+    for (int b = 0; b < 2; ++b) {
+      std::vector<int32_t> prompt(b == 0 ? 250 : 20);
+      for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13 + b + 1) % c.vocab_size);
+      REQUIRE(model.forward(cache, seqs[b], prompt, logits.data()).ok());
+    }
+    std::vector<Sequence*> rows{&seqs[0], &seqs[1]};
+    for (int t = 0; t < 12; ++t) {  // sequence 0 passes 256 keys
+      const std::vector<int32_t> toks{argmax(std::span(logits).first(size_t(c.vocab_size))), 40 + t};
+      REQUIRE(model.forward_decode_batch(cache, rows, toks, logits.data()).ok());
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  std::vector<float> got[2][2];  // [recorded][rank]
+  int64_t replayed[2] = {0, 0};
+  for (int recorded = 0; recorded < 2; ++recorded) {
+    auto comms = make_thread_comms(2);
+    std::vector<std::unique_ptr<BackendModel>> ranks(2);
+    for (int r = 0; r < 2; ++r) {
+      ranks[r] = load_backend_model("fp8", AttentionMode::sparse, comms[r].get());
+      ranks[r]->set_check_topk(false);
+      ranks[r]->set_recorded_decode(recorded == 1);
+    }
+    std::thread t1([&] { got[recorded][1] = steps(*ranks[1]); });
+    got[recorded][0] = steps(*ranks[0]);
+    t1.join();
+    replayed[recorded] = ranks[0]->recording_counts().replayed;
+    CHECK(ranks[1]->recording_counts().replayed == replayed[recorded]);
+  }
+  CHECK(replayed[0] == 0);
+  CHECK(replayed[1] == 12);
+  CHECK(got[1][0] == got[1][1]);
+  CHECK(same_bits(got[1][0], got[0][0]));
+}
+
 }  // namespace
 }  // namespace dsa::test
