@@ -60,6 +60,12 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   cudaStream_t stream = nullptr;
   DSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_ = stream;
+  // Kernels that take scratch memory from the stream's pool (cudaMallocAsync) get it back from the
+  // pool at every step, not from the driver: the pool keeps what they free.
+  cudaMemPool_t pool = nullptr;
+  DSA_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t keep = UINT64_MAX;
+  DSA_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
   staging_.resize(kStagingSlots);
   for (Staging& s : staging_) {
     DSA_CUDA_CHECK(cudaMallocHost(&s.host, kStagingBytes));

@@ -4,6 +4,7 @@
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/attention.hpp"
+#include "kernels/cuda/latent_records.cuh"
 
 namespace dsa::cuda {
 namespace {
@@ -11,32 +12,9 @@ namespace {
 constexpr int kHeads = 4;  // heads per block, sharing each record load
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kPage = int(cpu::kLatentPageTokens);
+using dev::Records;
 
 __host__ __device__ constexpr int padded_slots(int n_sel) { return (n_sel + 3) / 4 * 4; }
-
-// Record access; records start 4-byte aligned (the launcher checks), so scales and bf16 pairs are
-// read with typed loads.
-struct Records {
-  const uint8_t* arena;
-  const int32_t* pages;
-  size_t record_bytes;
-  int kv_lora, rope;
-  bool fp8;
-
-  __device__ uint32_t slot(int32_t pos) const { return uint32_t(pages[pos / kPage]) * kPage + uint32_t(pos % kPage); }
-  __device__ const uint8_t* at(uint32_t slot) const { return arena + size_t(slot) * record_bytes; }
-  // Latent value c of a record: code * ue8m0 scale is exact, like the CPU's latent_read.
-  __device__ float c_kv(const uint8_t* rec, int c) const {
-    if (!fp8) return dev::bf16_to_float(reinterpret_cast<const uint16_t*>(rec)[c]);
-    const float scale = reinterpret_cast<const float*>(rec + kv_lora)[c / dev::kQuantBlock];
-    return dev::fp8_to_float(rec[c]) * scale;
-  }
-  __device__ float k_pe(const uint8_t* rec, int i) const {
-    const uint8_t* pe = rec + (fp8 ? kv_lora + (kv_lora / dev::kQuantBlock) * int(sizeof(float)) : 2 * kv_lora);
-    return dev::bf16_to_float(reinterpret_cast<const uint16_t*>(pe)[i]);
-  }
-};
 
 // Shared memory: q_abs [kHeads][kv_lora], q_pe [kHeads][rope], scores / probabilities [kHeads][n_sel],
 // then the selected records' cache slots, padded to a multiple of 4 entries: the compiler reads them

@@ -47,4 +47,20 @@ void sparse_mla_decode_batched(const float* q_abs, const float* q_pe, int64_t n_
 // The largest n_sel sparse_mla_decode takes on the current device for these record widths.
 int64_t sparse_mla_decode_max_sel(int64_t kv_lora, int64_t rope_dim);
 
+// The same contracts in the split-KV (flash-decoding) form (sparse_mla_split.cu): each query's
+// selection cut into splits so that the blocks fill the GPU at batch 1, an online softmax in fp32
+// per split, the splits merged per head. Any n_sel (no shared-memory bound); kv_lora <= 512 and a
+// chunk of 32 records in shared memory (sparse_mla_decode_split_supported). Its sums are in another
+// order than the two-pass kernel's, so the two match to fp32 rounding before the bf16 rounding. Not
+// yet what CudaBackend runs: the GPU tests check it against the CPU and time it next to the
+// two-pass kernel first.
+bool sparse_mla_decode_split_supported(int64_t kv_lora, int64_t rope_dim);
+void sparse_mla_decode_split(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
+                             const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat,
+                             cudaStream_t stream);
+void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int64_t n_heads,
+                                     const LatentCacheView& view, int64_t pages_stride, int64_t n_q,
+                                     const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t max_sel,
+                                     float softmax_scale, float* o_lat, cudaStream_t stream);
+
 }  // namespace dsa::cuda

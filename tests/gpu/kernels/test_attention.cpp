@@ -16,7 +16,7 @@
 using namespace dsa;
 using dsa::test::DeviceBuffer;
 
-TEST_CASE("gpu sparse_mla_decode matches the CPU reference for both record formats") {
+TEST_CASE("gpu sparse_mla_decode (two-pass and split-KV) matches the CPU reference for both record formats") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(41);
   const int64_t kv_lora = 512, rope = 64, seq = 64 * 10 + 23;  // a partial last page
@@ -56,6 +56,10 @@ TEST_CASE("gpu sparse_mla_decode matches the CPU reference for both record forma
         const cuda::LatentCacheView view{da.get(), dp.get(), fmt, kv_lora, rope, rb};
         cuda::sparse_mla_decode(dqa.get(), dqp.get(), n_heads, view, ds.get(), n_sel, scale, dout.get(), nullptr);
         test::check_close(dout.to_host(), want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode");
+        DeviceBuffer<float> dsplit(want.size());
+        cuda::sparse_mla_decode_split(dqa.get(), dqp.get(), n_heads, view, ds.get(), n_sel, scale, dsplit.get(),
+                                      nullptr);
+        test::check_close(dsplit.to_host(), want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode_split");
       }
     }
   }
@@ -102,4 +106,67 @@ TEST_CASE("gpu sparse_mla_decode of an empty selection gives zeros") {
   const cuda::LatentCacheView view{da.get(), dp.get(), cpu::LatentFormat::fp8, kv_lora, rope, rb};
   cuda::sparse_mla_decode(dq.get(), dpe.get(), n_heads, view, ds.get(), 0, 0.1f, dout.get(), nullptr);
   for (float v : dout.to_host()) CHECK(v == 0.0f);
+  DeviceBuffer<float> dsplit(std::vector<float>(static_cast<size_t>(n_heads * kv_lora), 5.0f));
+  cuda::sparse_mla_decode_split(dq.get(), dpe.get(), n_heads, view, ds.get(), 0, 0.1f, dsplit.get(), nullptr);
+  for (float v : dsplit.to_host()) CHECK(v == 0.0f);
+}
+
+// The split-KV kernel's batched launch: queries with their own page tables and counts (one of them
+// selecting nothing), more keys than the two-pass kernel's shared memory holds, 128 heads (16 head
+// groups), each query against the CPU reference.
+TEST_CASE("gpu sparse_mla_decode_split_batched matches the CPU reference per query, past the two-pass limit") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(43);
+  const int64_t kv_lora = 512, rope = 64, n_heads = 128;
+  const auto fmt = cpu::LatentFormat::fp8;
+  const size_t rb = cpu::latent_record_bytes(fmt, kv_lora, rope);
+  const int64_t limit = cuda::sparse_mla_decode_max_sel(kv_lora, rope);
+  REQUIRE(cuda::sparse_mla_decode_split_supported(kv_lora, rope));
+  const int64_t seq = std::max<int64_t>(limit + 1000, 4096), n_pages = (seq + 63) / 64;
+  // Two sequences in one pool: query 0 reads A (all of it), query 1 B (300 keys), query 2 A (none).
+  std::vector<int32_t> pool(size_t(2 * n_pages));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  std::vector<int32_t> tables(pool);  // [2 rows of n_pages]: A, then B
+  std::vector<uint8_t> arena(size_t(2 * n_pages) * 64 * rb, 0);
+  for (int s = 0; s < 2; ++s) {
+    for (int64_t t = 0; t < (s == 0 ? seq : 300); ++t) {
+      const auto c = test::random_bf16(size_t(kv_lora), rng, 1.0f + float(t % 3));
+      const auto pe = test::random_bf16(size_t(rope), rng);
+      cpu::latent_write(arena.data(), tables.data() + s * n_pages, fmt, kv_lora, rope, t, c.data(), pe.data());
+    }
+  }
+  std::vector<int32_t> rows;  // per query: its sequence's table
+  for (int s : {0, 1, 0}) rows.insert(rows.end(), tables.begin() + s * n_pages, tables.begin() + (s + 1) * n_pages);
+  const std::vector<int32_t> n_sel{int32_t(seq), 300, 0};
+  std::vector<int32_t> sel(size_t(3 * seq), -1);
+  for (int q = 0; q < 2; ++q) {
+    std::vector<int32_t> pos(size_t(q == 0 ? seq : 300));
+    std::iota(pos.begin(), pos.end(), 0);
+    std::shuffle(pos.begin(), pos.end(), rng);
+    std::copy(pos.begin(), pos.end(), sel.begin() + q * seq);
+  }
+  const auto q_abs = test::random_bf16(size_t(3 * n_heads * kv_lora), rng, 0.1f);
+  const auto q_pe = test::random_bf16(size_t(3 * n_heads * rope), rng, 0.3f);
+  const float scale = 1.0f / std::sqrt(192.0f);
+  DeviceBuffer<uint8_t> da(arena);
+  DeviceBuffer<int32_t> dp(rows), ds(sel), dn(n_sel);
+  DeviceBuffer<float> dqa(q_abs), dqp(q_pe), dout(std::vector<float>(q_abs.size(), 7.0f));
+  const cuda::LatentCacheView view{da.get(), dp.get(), fmt, kv_lora, rope, rb};
+  cuda::sparse_mla_decode_split_batched(dqa.get(), dqp.get(), n_heads, view, n_pages, 3, ds.get(), seq, dn.get(), seq,
+                                        scale, dout.get(), nullptr);
+  const auto got = dout.to_host();
+  for (int q = 0; q < 3; ++q) {
+    CAPTURE(q);
+    const cpu::LatentCacheView host{arena.data(), rows.data() + q * n_pages, fmt, kv_lora, rope, rb};
+    std::vector<float> want(size_t(n_heads * kv_lora));
+    cpu::sparse_mla_decode(q_abs.data() + q * n_heads * kv_lora, q_pe.data() + q * n_heads * rope, n_heads, host,
+                           sel.data() + q * seq, n_sel[size_t(q)], scale, want.data());
+    const std::vector<float> mine(got.begin() + q * n_heads * kv_lora, got.begin() + (q + 1) * n_heads * kv_lora);
+    if (n_sel[size_t(q)] == 0) {
+      CHECK(std::all_of(mine.begin(), mine.end(), [](float v) { return v == 0.0f; }));
+    } else {
+      test::check_close(mine, want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode_split_batched");
+    }
+  }
 }

@@ -103,5 +103,14 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     const cuda::LatentCacheView view{da.get(), dp.get(), fmt, kv_lora, rope, rb};
     time_it("sparse_mla_decode 128 heads x 2048 fp8 records", double(n_sel) * double(rb),
             [&] { cuda::sparse_mla_decode(qa.get(), qp.get(), heads, view, ds.get(), n_sel, 0.07f, o.get(), nullptr); });
+    time_it("sparse_mla_decode_split 128 heads x 2048 fp8 records", double(n_sel) * double(rb), [&] {
+      cuda::sparse_mla_decode_split(qa.get(), qp.get(), heads, view, ds.get(), n_sel, 0.07f, o.get(), nullptr);
+    });
+    // Tensor parallel over 8 GPUs: 16 heads per rank.
+    time_it("sparse_mla_decode 16 heads x 2048 fp8 records", double(n_sel) * double(rb),
+            [&] { cuda::sparse_mla_decode(qa.get(), qp.get(), 16, view, ds.get(), n_sel, 0.07f, o.get(), nullptr); });
+    time_it("sparse_mla_decode_split 16 heads x 2048 fp8 records", double(n_sel) * double(rb), [&] {
+      cuda::sparse_mla_decode_split(qa.get(), qp.get(), 16, view, ds.get(), n_sel, 0.07f, o.get(), nullptr);
+    });
   }
 }
