@@ -12,7 +12,8 @@
 // indexer at long contexts) are reported as a share of it.
 //
 // --concurrency N adds the aggregate decode rate of N concurrent requests through the scheduler
-// against one (cli/bench/concurrency.hpp).
+// against one (cli/bench/concurrency.hpp). Last, the three DSA kernels are timed alone on the
+// engine's backend at the longest position (cli/bench/dsa_kernels.hpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,8 +25,10 @@
 #include "cli/bench/bandwidth_probe.hpp"
 #include "cli/bench/concurrency.hpp"
 #include "cli/bench/cost_model.hpp"
+#include "cli/bench/dsa_kernels.hpp"
 #include "cli/commands.hpp"
 #include "engine/api/types.hpp"
+#include "engine/backend/backend_cpu.hpp"
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/open_model.hpp"
 #include "engine/runtime/generator.hpp"
@@ -283,6 +286,13 @@ int run_bench(const BenchArgs& args) {
     }
   }
 
+  // The DSA kernels alone, one query over the longest position's keys, on the engine's backend
+  // (the CPU's reference kernels for the CPU engine).
+  std::fprintf(stderr, "bench: the DSA kernels alone...\n");
+  CpuBackend host_backend;
+  Backend& kernel_backend = model.cache_memory() ? *model.cache_memory() : host_backend;
+  const DsaKernelTimes kernels = time_dsa_kernels(kernel_backend, cfg, fmt, std::max<int64_t>(max_pos, 1));
+
   std::vector<ConcurrentDecode> concurrent;  // one request, then --concurrency at once
   if (args.concurrency > 0) {
     std::fprintf(stderr, "bench: decode of %lld concurrent requests through the scheduler...\n",
@@ -359,6 +369,21 @@ int run_bench(const BenchArgs& args) {
                       {"bandwidth_share", bytes * c.tokens_per_s / bandwidth}});
     }
     out["runs"] = runs;
+    const auto kernel_json = [&](const KernelTime& t) {
+      json j = {{"us", 1e6 * t.seconds}, {"bytes", t.bytes}, {"gb_s", t.bytes / t.seconds / 1e9},
+                {"bandwidth_share", t.bytes / t.seconds / bandwidth}};
+      if (t.flops > 0) {
+        j["flops"] = t.flops;
+        j["tflop_s"] = t.flops / t.seconds / 1e12;
+        if (fma_peak > 0) j["compute_share"] = t.flops / t.seconds / fma_peak;
+      }
+      return j;
+    };
+    out["kernels"] = {{"keys", kernels.keys},
+                      {"selected", kernels.selected},
+                      {"indexer_scores", kernel_json(kernels.indexer)},
+                      {"topk", kernel_json(kernels.topk)},
+                      {"sparse_attention", kernel_json(kernels.attention)}};
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
@@ -412,6 +437,23 @@ int run_bench(const BenchArgs& args) {
     std::printf("batch %lld / batch %lld @ %lld: %.2fx the tokens/s\n", (long long)many.batch, (long long)one.batch,
                 (long long)one.position, one.seconds_per_token / many.seconds_per_token);
   }
+  const auto kernel_line = [&](const char* what, const KernelTime& t) {
+    std::printf("  %s: %.1f us", what, 1e6 * t.seconds);
+    if (t.flops > 0) {
+      const double rate = t.flops / t.seconds;
+      std::printf(", %.3f TFLOP/s", rate / 1e12);
+      if (fma_peak > 0) std::printf(" = %.0f%% of the FMA peak", 100.0 * rate / fma_peak);
+    }
+    std::printf(", %.2f GB/s = %.1f%% of bandwidth\n", t.bytes / t.seconds / 1e9, 100.0 * t.bytes / t.seconds / bandwidth);
+  };
+  std::printf("DSA kernels alone, one query over %lld keys:\n", (long long)kernels.keys);
+  kernel_line(("indexer scores (" + std::to_string(cfg.index_n_heads) + " heads x " +
+               std::to_string(cfg.index_head_dim) + ")").c_str(),
+              kernels.indexer);
+  kernel_line(("top-k (k " + std::to_string(kernels.selected) + ") of the score row").c_str(), kernels.topk);
+  kernel_line(("sparse attention (" + std::to_string(cfg.num_attention_heads) + " heads x " +
+               std::to_string(kernels.selected) + " records)").c_str(),
+              kernels.attention);
   for (const ConcurrentDecode& c : concurrent)
     std::printf("decode, %lld concurrent request%s through the scheduler: %.2f tokens/s in all (%.2f each), %.2fx one\n",
                 (long long)c.batch, c.batch == 1 ? "" : "s", c.tokens_per_s, c.tokens_per_s / double(c.batch),
@@ -432,6 +474,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       "once per step, counted as for one token: a lower bound when the tokens pick different experts).\n"
       "Each line breaks its time down by phase (projections, indexer, topk, attention, moe, mlp,\n"
       "lm_head); compute-bound parts are also given as a share of the measured FMA peak.\n"
+      "Last, the three DSA kernels run alone on the engine's backend (CPU or GPU), one query over the\n"
+      "longest position's keys: indexer scores, top-k of the score row, sparse attention over\n"
+      "index_topk records, each with its time, TFLOP/s and share of the bandwidth.\n"
       "Examples:\n"
       "  dsagent make-model /tmp/bench-s --preset bench-s && dsagent bench --model /tmp/bench-s\n"
       "  dsagent bench --model /tmp/bench-s --positions 1024,131072 --attention dense --json\n"

@@ -315,6 +315,33 @@ TEST_CASE("bench --json: lines per position with the documented byte accounting"
         CHECK(line["indexer_gflop_s"].get<double>() == doctest::Approx(flops / (ms * 1e-3) / 1e9).epsilon(1e-6));
       }
     }
+
+    // The DSA kernels alone, one query over the longest position's 300 keys: tiny's 4 index heads
+    // of 64, index_topk 16, 4 attention heads over records of kv_lora 128 + rope 32.
+    const auto& k = j["kernels"];
+    CHECK(k["keys"].get<int64_t>() == 300);
+    CHECK(k["selected"].get<int64_t>() == 16);
+    const double index_flops =
+        2.0 * cfg["index_n_heads"].get<double>() * cfg["index_head_dim"].get<double>() * 300;
+    CHECK(k["indexer_scores"]["flops"].get<double>() == index_flops);
+    CHECK(k["indexer_scores"]["bytes"].get<double>() == 300 * key);
+    CHECK(k["topk"]["bytes"].get<double>() == 300 * 4);
+    CHECK_FALSE(k["topk"].contains("flops"));
+    const double heads = cfg["num_attention_heads"].get<double>(), lora = cfg["kv_lora_rank"].get<double>();
+    const double rope = cfg["qk_rope_head_dim"].get<double>();
+    CHECK(k["sparse_attention"]["flops"].get<double>() == 2.0 * heads * 16 * (2 * lora + rope));
+    CHECK(k["sparse_attention"]["bytes"].get<double>() == 16 * record);
+    for (const char* name : {"indexer_scores", "topk", "sparse_attention"}) {
+      CAPTURE(name);
+      const auto& t = k[name];
+      REQUIRE(t["us"].get<double>() > 0);
+      CHECK(t["gb_s"].get<double>() == doctest::Approx(t["bytes"].get<double>() / t["us"].get<double>() / 1e3));
+      CHECK(t["bandwidth_share"].get<double>() == doctest::Approx(t["gb_s"].get<double>() / bw));
+      if (t.contains("flops")) {
+        CHECK(t["tflop_s"].get<double>() == doctest::Approx(t["flops"].get<double>() / t["us"].get<double>() / 1e6));
+        CHECK(t["compute_share"].get<double>() > 0);
+      }
+    }
   }
 }
 
