@@ -6,14 +6,21 @@
 # with and without CUDA graphs), and with two GPUs or more two GPU ranks as processes against the
 # same on threads. Exit status: non-zero when a test or a sanitizer check fails.
 # Usage: scripts/gpu-check.sh [LOG]   (build in BUILD_DIR, default build-gpu; CUDA_ARCH default 90a)
+# With PREBUILT=1 nothing is built: the binaries already in BUILD_DIR are run (built elsewhere with
+# the CUDA toolkit, for a GPU machine without the build's dependencies).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-gpu}"
 log="${1:-$build/gpu-check.log}"
-"$root/scripts/setup.sh" || exit 1
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSA_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" >/dev/null || exit 1
-cmake --build "$build" -j "${JOBS:-$(nproc)}" --target test_gpu_kernels test_gpu_dist test_gpu_backend dsagent || exit 1
+if [ "${PREBUILT:-0}" != 1 ]; then
+  "$root/scripts/setup.sh" || exit 1
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDSA_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" >/dev/null || exit 1
+  cmake --build "$build" -j "${JOBS:-$(nproc)}" --target test_gpu_kernels test_gpu_dist test_gpu_backend dsagent || exit 1
+fi
+for binary in tests/test_gpu_kernels tests/test_gpu_dist tests/test_gpu_backend cli/dsagent; do
+  [ -x "$build/$binary" ] || { echo "gpu-check: $build/$binary is missing" >&2; exit 1; }
+done
 export PATH="$PATH:/usr/local/cuda/bin"
 status=0
 step() {  # step NAME COMMAND...: runs it into the log, remembers a failure
