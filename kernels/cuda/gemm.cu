@@ -12,7 +12,8 @@ namespace {
 
 constexpr int kGemvWarps = 8;          // warps per GEMV block, one output row at a time each
 constexpr int kGemvFp8RowsPerWarp = 4;  // the fp8 GEMV's act_quant of x is shared by 32 rows
-constexpr int kGemvMaxM = 8;            // activation rows the GEMVs take (decode batches); more: tiled
+constexpr int kGemvMaxM = 8;            // activation rows one GEMV launch takes
+constexpr int kGemvLaunchRows = 16;     // rows taken by GEMV launches of up to kGemvMaxM; more: tiled
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
@@ -287,16 +288,19 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
   // The vector path needs every product's and row's x and w 16-byte aligned.
   const bool vec = k % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w) && (m == 1 || ldx % 4 == 0) &&
                    (batch == 1 || (bsx % 4 == 0 && bsw % 8 == 0));
-  if (m <= kGemvMaxM && vec) {
+  if (m <= kGemvLaunchRows && vec) {
     const dim3 grid(unsigned((n + kGemvWarps - 1) / kGemvWarps), unsigned(batch));
-    with_rows(m, [&](auto rows) {
-      gemv_bf16_kernel<decltype(rows)::value>
-          <<<grid, kGemvWarps * 32, 0, stream>>>(x, ldx, bsx, k, w, ldw, bsw, n, y, ldy, bsy, round_out_bf16);
-    });
-  } else {
-    gemm_bf16_kernel<<<tile_grid(m, n, batch), 256, 0, stream>>>(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy,
-                                                                 round_out_bf16);
+    for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
+      with_rows(std::min<int64_t>(kGemvMaxM, m - r0), [&](auto rows) {
+        gemv_bf16_kernel<decltype(rows)::value><<<grid, kGemvWarps * 32, 0, stream>>>(
+            x + r0 * ldx, ldx, bsx, k, w, ldw, bsw, n, y + r0 * ldy, ldy, bsy, round_out_bf16);
+      });
+      DSA_CUDA_CHECK_LAUNCH();
+    }
+    return;
   }
+  gemm_bf16_kernel<<<tile_grid(m, n, batch), 256, 0, stream>>>(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy,
+                                                               round_out_bf16);
   DSA_CUDA_CHECK_LAUNCH();
 }
 
@@ -315,18 +319,25 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   }
   const bool vec = ldw % 16 == 0 && aligned16(x) && aligned16(w) && (m == 1 || ldx % 4 == 0) &&
                    smem <= size_t(smem_max);
-  if (m <= kGemvMaxM && vec) {
+  if (m <= kGemvLaunchRows && vec) {
     constexpr int64_t rows_per_block = kGemvWarps * kGemvFp8RowsPerWarp;
     const unsigned blocks = unsigned((n + rows_per_block - 1) / rows_per_block);
-    with_rows(m, [&](auto rows) {
-      constexpr int M = decltype(rows)::value;
-      if (smem > 48 * 1024)
-        DSA_CUDA_CHECK(cudaFuncSetAttribute(gemv_fp8_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-      gemv_fp8_kernel<M><<<blocks, kGemvWarps * 32, smem, stream>>>(x, ldx, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
-    });
-  } else {
-    gemm_fp8_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
+    for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
+      const int64_t rows_here = std::min<int64_t>(kGemvMaxM, m - r0);
+      const size_t smem_here = size_t(rows_here) * (size_t(k) + size_t(k / dev::kQuantBlock) * sizeof(float));
+      with_rows(rows_here, [&](auto rows) {
+        constexpr int M = decltype(rows)::value;
+        if (smem_here > 48 * 1024)
+          DSA_CUDA_CHECK(
+              cudaFuncSetAttribute(gemv_fp8_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_here)));
+        gemv_fp8_kernel<M><<<blocks, kGemvWarps * 32, smem_here, stream>>>(x + r0 * ldx, ldx, k, w, ldw, scale_inv,
+                                                                          ld_scale, n, y + r0 * ldy, ldy);
+      });
+      DSA_CUDA_CHECK_LAUNCH();
+    }
+    return;
   }
+  gemm_fp8_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
   DSA_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,9 +1,10 @@
 // CUDA matrix products y = x . W^T for checkpoint linears: the contracts of kernels/cpu/gemm.hpp on
 // device pointers, launched on `stream`.
-//   m <= 8 (decode, and decode batches): a memory-bound GEMV, one warp per output row, 16-byte
-//     weight loads each serving the m rows; the fp8 form quantises x (act_quant, per 128) into
-//     shared memory once per block.
-//   m > 8, or shapes the vector path cannot take (unaligned pointers or strides): a plain
+//   m <= 16 (decode, and decode batches): a memory-bound GEMV, one warp per output row, 16-byte
+//     weight loads each serving up to 8 rows (two launches for 9-16 rows: the weights read twice,
+//     far less work than a tiled GEMM's 64-row tiles); the fp8 form quantises x (act_quant, per
+//     128) into shared memory once per block. A row's result does not depend on the rows beside it.
+//   m > 16, or shapes the vector path cannot take (unaligned pointers or strides): a plain
 //     shared-memory tiled GEMM (64 x 64 outputs per block), correct for any shape.
 // Accumulation is fp32 (the fp8 form per 128-block, then scaled, as the reference's fp8_gemm), so
 // results match the fp64-accumulating CPU scalar reference to fp32 rounding, not bit for bit.
