@@ -51,9 +51,9 @@ int64_t sparse_mla_decode_max_sel(int64_t kv_lora, int64_t rope_dim);
 // selection cut into splits so that the blocks fill the GPU at batch 1, an online softmax in fp32
 // per split, the splits merged per head. Any n_sel (no shared-memory bound); kv_lora <= 512 and a
 // chunk of 32 records in shared memory (sparse_mla_decode_split_supported). Its sums are in another
-// order than the two-pass kernel's, so the two match to fp32 rounding before the bf16 rounding. Not
-// yet what CudaBackend runs: the GPU tests check it against the CPU and time it next to the
-// two-pass kernel first.
+// order than the two-pass kernel's, so the two match to fp32 rounding before the bf16 rounding.
+// CudaBackend runs it past the two-pass kernel's key limit only, until the GPU tests have checked it
+// against the CPU and timed it next to the two-pass kernel.
 bool sparse_mla_decode_split_supported(int64_t kv_lora, int64_t rope_dim);
 void sparse_mla_decode_split(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                              const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat,

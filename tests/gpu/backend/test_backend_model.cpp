@@ -24,6 +24,7 @@
 #include "engine/backend/backend_cpu.hpp"
 #include "engine/backend/backend_cuda.hpp"
 #include "engine/model/backend_model.hpp"
+#include "kernels/cuda/attention.hpp"
 #include "tests/gpu/kernels/gpu_test_support.hpp"
 #include "tests/test_support.hpp"
 
@@ -159,27 +160,29 @@ TEST_CASE("BackendModel on CUDA: prefill chunks, a batched decode and a copied p
   }
 }
 
-TEST_CASE("dense attention on CUDA past the attention kernel's key limit is an error, not an abort") {
+TEST_CASE("dense attention on CUDA past the two-pass kernel's key limit runs the split-KV kernel, as on the CPU") {
   DSA_REQUIRE_GPU();
-  auto model = load("bf16", std::make_unique<CudaBackend>(0), AttentionMode::dense);
-  const ModelConfig& c = model->config();
-  const int64_t limit = model->backend().max_selected_keys(c.kv_lora_rank, c.qk_rope_head_dim);
-  if (limit == INT64_MAX) {
-    MESSAGE("sparse_mla_decode takes any number of keys");
-    return;
-  }
-  MESSAGE("sparse_mla_decode takes up to " << limit << " keys for " << c.kv_lora_rank << " + " << c.qk_rope_head_dim);
-  REQUIRE(limit > c.index_topk);
-  REQUIRE(limit + 1 < c.max_position_embeddings);
-  KvCache cache(c, cpu::LatentFormat::fp8, (limit + 1 + 63) / 64, model->cache_memory());
-  Sequence seq;
-  std::vector<int32_t> prompt(static_cast<size_t>(limit + 1), 7);
-  std::vector<float> logits(size_t(c.vocab_size));
-  const auto r = model->forward(cache, seq, prompt, logits.data());
-  REQUIRE_FALSE(r.ok());
-  MESSAGE(r.error().message);
-  CHECK(r.error().message.find("dense attention over") != std::string::npos);
-  CHECK(seq.n_cached == 0);
+  auto gpu_model = load("bf16", std::make_unique<CudaBackend>(0), AttentionMode::dense);
+  auto cpu_model = load("bf16", std::make_unique<CpuBackend>(), AttentionMode::dense);
+  const ModelConfig& c = gpu_model->config();
+  const int64_t two_pass = cuda::sparse_mla_decode_max_sel(c.kv_lora_rank, c.qk_rope_head_dim);
+  REQUIRE(gpu_model->backend().max_selected_keys(c.kv_lora_rank, c.qk_rope_head_dim) == INT64_MAX);
+  MESSAGE("the two-pass kernel takes up to " << two_pass << " keys; the split-KV kernel any number");
+  REQUIRE(two_pass + 1 < c.max_position_embeddings);
+  const int64_t n = two_pass + 1;
+  KvCache gcache(c, cpu::LatentFormat::bf16, (n + 63) / 64, gpu_model->cache_memory());
+  KvCache ccache(c, cpu::LatentFormat::bf16, (n + 63) / 64, cpu_model->cache_memory());
+  Sequence gs, cs;
+  std::vector<int32_t> prompt(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) prompt[size_t(i)] = int32_t((i * 29 + 3) % c.vocab_size);
+  std::vector<float> gl(size_t(c.vocab_size)), cl(gl.size());
+  const auto r = gpu_model->forward(gcache, gs, prompt, gl.data());
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
+  REQUIRE(cpu_model->forward(ccache, cs, prompt, cl.data()).ok());
+  const double d = max_abs_diff(gl, cl);
+  MESSAGE("dense prefill of " << n << " tokens, logits max abs diff " << d);
+  CHECK(d < bound("bf16"));
+  CHECK(gs.n_cached == n);
 }
 
 TEST_CASE("BackendModel on CUDA checks the memory plan before copying any weight") {
