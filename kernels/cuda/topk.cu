@@ -17,30 +17,6 @@ __device__ __forceinline__ uint32_t order_key(float f) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-// Exclusive block scan of v; returns the prefix and sets *total. scratch: kWarps values.
-__device__ __forceinline__ uint32_t block_exclusive_scan(uint32_t v, uint32_t* scratch, uint32_t* total) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  uint32_t incl = v;
-  for (int o = 1; o < 32; o <<= 1) {
-    const uint32_t t = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += t;
-  }
-  __syncthreads();
-  if (lane == 31) scratch[warp] = incl;
-  __syncthreads();
-  if (warp == 0) {
-    uint32_t w = scratch[lane];
-    for (int o = 1; o < 32; o <<= 1) {
-      const uint32_t t = __shfl_up_sync(0xffffffffu, w, o);
-      if (lane >= o) w += t;
-    }
-    scratch[lane] = w;  // inclusive over warps
-  }
-  __syncthreads();
-  *total = scratch[kWarps - 1];
-  return incl - v + (warp > 0 ? scratch[warp - 1] : 0u);
-}
-
 // Adds the keys of [0, count) that match `prefix` under `mask` to the 256-bin histogram of the
 // byte at `shift`; key_at(i) gives entry i's key.
 template <class KeyAt>
@@ -64,7 +40,7 @@ topk_kernel(const float* scores, int64_t ld_scores, int64_t n, const int32_t* n_
             int64_t ld_out) {
   extern __shared__ uint32_t candidates[];
   __shared__ uint32_t hist[256];
-  __shared__ uint32_t scratch[kWarps];
+  __shared__ uint32_t warp_gt[kWarps], warp_eq[kWarps];
   __shared__ uint32_t sel_digit, sel_remaining, sel_count, n_candidates;
   const int64_t row = blockIdx.x;
   const float* s = scores + row * ld_scores;
@@ -134,23 +110,46 @@ topk_kernel(const float* scores, int64_t ld_scores, int64_t n, const int32_t* n_
   }
 
   // Ordered pass: an entry above the threshold is taken; an entry equal to it is taken while fewer
-  // than `remaining` equal ones precede it. Its slot = taken entries before it.
+  // than `remaining` equal ones precede it. Its slot = taken entries before it. Each warp walks a
+  // contiguous segment of the row twice: first counting, then (after one scan of the counts over
+  // the warps) ranking its entries with ballots, with no block-wide barrier per step.
+  const int warp = threadIdx.x >> 5;
+  const int64_t seg = (nr + kWarps - 1) / kWarps;
+  const int64_t lo = min(nr, int64_t(warp) * seg), hi = min(nr, lo + seg);
+  uint32_t gt_n = 0, eq_n = 0;
+  for (int64_t i = lo + lane; i < hi; i += 32) {
+    const uint32_t key = order_key(s[i]);
+    gt_n += key > prefix;
+    eq_n += key == prefix;
+  }
+  gt_n = dev::warp_sum(gt_n);
+  eq_n = dev::warp_sum(eq_n);
+  if (lane == 0) {
+    warp_gt[warp] = gt_n;
+    warp_eq[warp] = eq_n;
+  }
+  __syncthreads();
   uint32_t gt_before = 0, eq_before = 0;
-  for (int64_t base = 0; base < nr; base += kThreads) {
-    const int64_t i = base + threadIdx.x;
+  for (int w = 0; w < warp; ++w) {
+    gt_before += warp_gt[w];
+    eq_before += warp_eq[w];
+  }
+  const unsigned below = (1u << lane) - 1u;
+  for (int64_t b = lo; b < hi; b += 32) {
+    const int64_t i = b + lane;
     uint32_t key = 0;
     bool gt = false, eq = false;
-    if (i < nr) {
+    if (i < hi) {
       key = order_key(s[i]);
       gt = key > prefix;
       eq = key == prefix;
     }
-    uint32_t total;
-    const uint32_t packed = block_exclusive_scan((eq ? 1u << 16 : 0u) | (gt ? 1u : 0u), scratch, &total);
-    const uint32_t gt_rank = gt_before + (packed & 0xffffu), eq_rank = eq_before + (packed >> 16);
+    const unsigned gt_mask = __ballot_sync(0xffffffffu, gt), eq_mask = __ballot_sync(0xffffffffu, eq);
+    const uint32_t gt_rank = gt_before + uint32_t(__popc(gt_mask & below));
+    const uint32_t eq_rank = eq_before + uint32_t(__popc(eq_mask & below));
     if (gt || (eq && eq_rank < remaining)) o[gt_rank + min(eq_rank, remaining)] = int32_t(i);
-    gt_before += total & 0xffffu;
-    eq_before += total >> 16;
+    gt_before += uint32_t(__popc(gt_mask));
+    eq_before += uint32_t(__popc(eq_mask));
   }
 }
 

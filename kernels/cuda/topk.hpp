@@ -1,7 +1,8 @@
 // CUDA top-k selection for the indexer (model-spec 5.5): a batch of rows, one block per row, by a
 // 4-pass radix select on an order-preserving 32-bit key (passes 2-4 on the keys of the selected top
-// byte, gathered into shared memory when they fit), then one ordered pass that writes the
-// winners in ascending position. Same selection as kernels/cpu/topk.hpp topk_positions: the k
+// byte, gathered into shared memory when they fit), then an ordered pass that writes the winners
+// in ascending position: each warp counts the winners of its segment of the row, then ranks its
+// entries by ballots, with one block barrier in all. Same selection as kernels/cpu/topk.hpp topk_positions: the k
 // largest, ties at the threshold broken towards the lower position, NaN below -inf, +0 above -0.
 #pragma once
 #include <cuda_runtime_api.h>
