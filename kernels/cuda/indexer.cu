@@ -10,21 +10,27 @@ namespace {
 
 constexpr int kPage = int(kIndexerPageTokens);
 constexpr int kThreads = 256;
-constexpr int kHeadGroups = kThreads / kPage;  // threads per key
+constexpr int kKeyTiles = kPage / 4;                // 4 keys per thread
+constexpr int kHeadTileRows = kThreads / kKeyTiles;  // threads sharing a key tile
 constexpr int kMaxHeads = 128;
-constexpr int kMaxHeadsPerThread = kMaxHeads / kHeadGroups;
+constexpr int kHeadTilesPerThread = kMaxHeads / 4 / kHeadTileRows;
 
-// Shared memory: q as fp32 [n_heads][dim], keys as fp16 [dim][64] (e4m3 values are exact in
-// fp16), the weighted logits [n_heads][64]. blockIdx.x: the page; blockIdx.y: the query, its page
-// table pages_stride entries after the previous one's, its key count n_keys_of[y] (or n_keys).
+// A block per 64-token page. Shared memory: q as f32 [dim][hp] (heads padded to a multiple of 4
+// with zeros), the page's keys as f32 [dim][64] (e4m3 values are exact), the weighted logits
+// [n_heads][64]. Each thread computes 4 heads x 4 keys at a time (register tiles, float4 loads), so
+// the dot products run from registers rather than one shared-memory load per multiply-add; each
+// product is summed over the dimensions in order, as before. blockIdx.x: the page; blockIdx.y: the
+// query, its page table pages_stride entries after the previous one's, its key count n_keys_of[y]
+// (or n_keys).
 __global__ void __launch_bounds__(kThreads)
 indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const uint8_t* arena,
                       const int32_t* pages, int64_t pages_stride, int dim, size_t page_bytes, const int32_t* n_keys_of,
                       int64_t n_keys, float* scores, int64_t ld_scores) {
   extern __shared__ __align__(16) uint8_t smem[];
-  float* qf = reinterpret_cast<float*>(smem);
-  __half* kt = reinterpret_cast<__half*>(qf + n_heads * dim);
-  float* logits = reinterpret_cast<float*>(kt + dim * kPage);
+  const int hp = (n_heads + 3) / 4 * 4;
+  float* qt = reinterpret_cast<float*>(smem);
+  float* kt = qt + dim * hp;
+  float* logits = kt + dim * kPage;
   const int64_t p = blockIdx.x, query = blockIdx.y;
   if (n_keys_of) n_keys = min(int64_t(n_keys_of[query]), n_keys);  // within the grid sized for max_keys
   if (p * kPage >= n_keys) return;  // the whole block: this query has fewer pages
@@ -34,36 +40,54 @@ indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const
   scores += query * ld_scores;
   const uint8_t* page = arena + size_t(pages[p]) * page_bytes;
   const int keys = int(min(int64_t(kPage), n_keys - p * kPage));
-  for (int i = threadIdx.x; i < n_heads * dim; i += kThreads) qf[i] = dev::fp8_to_float(q_codes[i]);
+  for (int i = threadIdx.x; i < dim * hp; i += kThreads) {
+    const int d = i / hp, h = i % hp;
+    qt[i] = h < n_heads ? dev::fp8_to_float(q_codes[h * dim + d]) : 0.0f;
+  }
   // 16 codes per load: row s, dims [d0, d0 + 16).
   for (int e = threadIdx.x; e < kPage * dim / 16; e += kThreads) {
     const int s = e / (dim / 16), d0 = (e % (dim / 16)) * 16;
     uint4 v = make_uint4(0, 0, 0, 0);
     if (s < keys) v = *reinterpret_cast<const uint4*>(page + size_t(s) * dim + d0);
     const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-    for (int i = 0; i < 16; ++i)
-      kt[(d0 + i) * kPage + s] = __float2half(dev::fp8_to_float(uint8_t(words[i / 4] >> (8 * (i % 4)))));
+#pragma unroll
+    for (int i = 0; i < 16; ++i) kt[(d0 + i) * kPage + s] = dev::fp8_to_float(uint8_t(words[i / 4] >> (8 * (i % 4))));
   }
   __syncthreads();
-  const int s = threadIdx.x % kPage, g = threadIdx.x / kPage;
-  float acc[kMaxHeadsPerThread];
-  const int n_mine = (n_heads - g + kHeadGroups - 1) / kHeadGroups;  // heads g, g + 4, ...
-#pragma unroll
-  for (int i = 0; i < kMaxHeadsPerThread; ++i) acc[i] = 0.0f;
+  const int key_tile = threadIdx.x % kKeyTiles, row = threadIdx.x / kKeyTiles, head_tiles = hp / 4;
+  float acc[kHeadTilesPerThread][4][4] = {};
   for (int d = 0; d < dim; ++d) {
-    const float kv = __half2float(kt[d * kPage + s]);
+    const float4 kv = *reinterpret_cast<const float4*>(kt + d * kPage + key_tile * 4);
+    const float kk[4] = {kv.x, kv.y, kv.z, kv.w};
 #pragma unroll
-    for (int i = 0; i < kMaxHeadsPerThread; ++i)
-      if (i < n_mine) acc[i] = fmaf(qf[(g + i * kHeadGroups) * dim + d], kv, acc[i]);
+    for (int j = 0; j < kHeadTilesPerThread; ++j) {
+      const int ht = row + j * kHeadTileRows;
+      if (ht < head_tiles) {
+        const float4 qv = *reinterpret_cast<const float4*>(qt + d * hp + ht * 4);
+        const float qq[4] = {qv.x, qv.y, qv.z, qv.w};
+#pragma unroll
+        for (int a = 0; a < 4; ++a) {
+#pragma unroll
+          for (int b = 0; b < 4; ++b) acc[j][a][b] = fmaf(qq[a], kk[b], acc[j][a][b]);
+        }
+      }
+    }
   }
 #pragma unroll
-  for (int i = 0; i < kMaxHeadsPerThread; ++i)
-    if (i < n_mine) {
-      const int h = g + i * kHeadGroups;
-      logits[h * kPage + s] = __fmul_rn(fmaxf(acc[i], 0.0f), w[h]);
+  for (int j = 0; j < kHeadTilesPerThread; ++j) {
+    const int ht = row + j * kHeadTileRows;
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {
+      const int h = ht * 4 + a;
+      if (ht < head_tiles && h < n_heads) {
+#pragma unroll
+        for (int b = 0; b < 4; ++b) logits[h * kPage + key_tile * 4 + b] = __fmul_rn(fmaxf(acc[j][a][b], 0.0f), w[h]);
+      }
     }
+  }
   __syncthreads();
-  if (threadIdx.x < kPage && s < keys) {
+  if (threadIdx.x < kPage && int(threadIdx.x) < keys) {
+    const int s = threadIdx.x;
     float sum = 0.0f;
     for (int h = 0; h < n_heads; ++h) sum = __fadd_rn(sum, logits[h * kPage + s]);
     float kscale;
@@ -122,8 +146,7 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
   DSA_CUDA_REQUIRE(view.page_bytes == cpu::indexer_page_bytes(dim), "indexer_scores: page_bytes mismatch");
   DSA_CUDA_REQUIRE(reinterpret_cast<uintptr_t>(view.arena) % 16 == 0, "indexer_scores: the arena must be 16-byte aligned");
   if (max_keys <= 0 || n_q <= 0) return;
-  const size_t smem = size_t(n_heads * dim) * sizeof(float) + size_t(dim * kPage) * sizeof(__half) +
-                      size_t(n_heads * kPage) * sizeof(float);
+  const size_t smem = size_t(((n_heads + 3) / 4 * 4 + kPage) * dim + n_heads * kPage) * sizeof(float);
   DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
   // Up to 65535 queries per launch (grid.y).
