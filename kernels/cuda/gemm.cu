@@ -6,6 +6,7 @@
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/gemm.hpp"
+#include "kernels/cuda/gemm_mma.cuh"
 
 namespace dsa::cuda {
 namespace {
@@ -299,6 +300,10 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
     }
     return;
   }
+  if (detail::mma_available()) {
+    detail::gemm_mma_bf16(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream);
+    return;
+  }
   gemm_bf16_kernel<<<tile_grid(m, n, batch), 256, 0, stream>>>(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy,
                                                                round_out_bf16);
   DSA_CUDA_CHECK_LAUNCH();
@@ -335,6 +340,10 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
       });
       DSA_CUDA_CHECK_LAUNCH();
     }
+    return;
+  }
+  if (detail::mma_available()) {
+    detail::gemm_mma_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
     return;
   }
   gemm_fp8_kernel<<<tile_grid(m, n), 256, 0, stream>>>(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);

@@ -4,8 +4,9 @@
 //     weight loads each serving up to 8 rows (two launches for 9-16 rows: the weights read twice,
 //     far less work than a tiled GEMM's 64-row tiles); the fp8 form quantises x (act_quant, per
 //     128) into shared memory once per block. A row's result does not depend on the rows beside it.
-//   m > 16, or shapes the vector path cannot take (unaligned pointers or strides): a plain
-//     shared-memory tiled GEMM (64 x 64 outputs per block), correct for any shape.
+//   m > 16, or shapes the vector path cannot take (unaligned pointers or strides): on sm_80 and
+//     later a tensor-core GEMM (gemm_mma.cuh: mma.sync on bf16 operands, fp32 accumulation, 64 x 64
+//     outputs per block); before sm_80 a plain shared-memory tiled GEMM. Both take any shape.
 // Accumulation is fp32 (the fp8 form per 128-block, then scaled, as the reference's fp8_gemm), so
 // results match the fp64-accumulating CPU scalar reference to fp32 rounding, not bit for bit.
 #pragma once

@@ -1,4 +1,5 @@
-// GPU linears (decode GEMV and the tiled GEMM, bf16 and FP8 block-scaled) against the CPU scalar
+// GPU linears (decode GEMV, and for more rows the tensor-core GEMM on sm_80+ or the tiled GEMM before
+// it; bf16 and FP8 block-scaled) against the CPU scalar
 // reference. Tolerance: fp32 accumulation in another order than the reference's fp64, then the
 // bf16 output rounding: each element within 2^-7 relative (one bf16 ulp either side) plus 1e-4 of
 // the output's rms, normalised squared error <= 1e-5.
@@ -18,7 +19,7 @@ using dsa::test::DeviceBuffer;
 namespace {
 
 struct Shape {
-  int64_t m, n, k, ldw_pad;  // ldw = k + ldw_pad (a pad that breaks 16-byte rows takes the tiled path)
+  int64_t m, n, k, ldw_pad;  // ldw = k + ldw_pad (a pad that breaks 16-byte rows takes the GEMM)
 };
 
 void run_fp8(const Shape& s, std::mt19937& rng) {
@@ -64,23 +65,25 @@ void run_bf16(const Shape& s, bool round_out, std::mt19937& rng) {
 
 }  // namespace
 
-TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and tiled)") {
+TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and GEMM)") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(21);
   // n = 300: a partial last scale row and a partial GEMV block; k = 640: a partial warp step.
-  // m = 2..8 take the GEMV (8 x 7168: shared memory past 48 KiB), 9 and 70 the tiled GEMM.
+  // m = 2..16 take the GEMV (8 x 7168: shared memory past 48 KiB), 70 and more the GEMM (partial
+  // row and column tiles; 256 x 512 x 2048: a prefill-like shape of many tiles and 16 K steps).
   for (const Shape& s : {Shape{1, 300, 1024, 0}, Shape{1, 130, 640, 0}, Shape{1, 77, 384, 8}, Shape{1, 1536, 7168, 0},
                          Shape{5, 300, 640, 0}, Shape{2, 257, 2048, 0}, Shape{8, 520, 7168, 0}, Shape{9, 129, 384, 0},
-                         Shape{70, 129, 256, 0}})
+                         Shape{70, 129, 256, 0}, Shape{130, 200, 1024, 0}, Shape{256, 512, 2048, 0}})
     run_fp8(s, rng);
 }
 
-TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and tiled)") {
+TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and GEMM)") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(22);
   for (bool round_out : {true, false})
     for (const Shape& s : {Shape{1, 257, 1000, 0}, Shape{1, 64, 1003, 0}, Shape{1, 33, 512, 4}, Shape{1, 512, 7168, 0},
-                           Shape{3, 257, 1000, 0}, Shape{8, 130, 7168, 0}, Shape{9, 65, 200, 0}, Shape{67, 65, 96, 0}})
+                           Shape{3, 257, 1000, 0}, Shape{8, 130, 7168, 0}, Shape{9, 65, 200, 0}, Shape{67, 65, 96, 0},
+                           Shape{130, 200, 1000, 0}, Shape{256, 512, 2048, 0}})
       run_bf16(s, round_out, rng);
 }
 
@@ -88,7 +91,7 @@ TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (
   DSA_REQUIRE_GPU();
   std::mt19937 rng(23);
   // q_abs[:, h] = q_nope[:, h] . W_UK[h]: x rows [S, H, nope | rope], w [H, kv_lora, nope], y [S, H, kv_lora];
-  // V3.2's 128 heads x (128 nope + 64 rope) -> 512, and a tiny shape; 1 and 3 rows (GEMV), 70 (tiled).
+  // V3.2's 128 heads x (128 nope + 64 rope) -> 512, and a tiny shape; 1 and 3 rows (GEMV), 70 (GEMM).
   struct Case {
     int64_t S, H, nope, rope, out;
   };
@@ -115,12 +118,12 @@ TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (
 TEST_CASE("gpu GEMVs for every row count 1..16, strided rows, and rows the vector path cannot take") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(24);
-  for (int64_t m = 1; m <= 17; ++m) {  // 9-16: two launches; 17: the tiled GEMM
+  for (int64_t m = 1; m <= 17; ++m) {  // 9-16: two GEMV launches; 17: the GEMM
     run_bf16(Shape{m, 70, 256, 0}, true, rng);
     run_fp8(Shape{m, 70, 256, 0}, rng);
   }
   // Rows ldx apart (ldx != k) and outputs ldy apart (ldy != n), on both GEMVs and on the fallback
-  // (ldx % 4 != 0: unaligned rows take the tiled GEMM).
+  // (ldx % 4 != 0: unaligned rows take the GEMM).
   for (const int64_t ldx : {260, 258}) {
     CAPTURE(ldx);
     const int64_t m = 5, n = 40, k = 256, ldy = 45;

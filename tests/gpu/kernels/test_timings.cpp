@@ -1,5 +1,5 @@
-// Timings of the decode kernels at DeepSeek-V3.2 shapes, with the bytes each must read: a
-// measurement, skipped by default. Run: test_gpu_kernels --no-skip -tc="*timings*"
+// Timings of the decode kernels (and of the prefill GEMM) at DeepSeek-V3.2 shapes, with the bytes
+// each must read: a measurement, skipped by default. Run: test_gpu_kernels --no-skip -tc="*timings*"
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -58,6 +58,20 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     time_it("matmul_bf16 GEMV 18432x7168", double(2 * n * k), [&] {
       cuda::matmul_bf16(x.get(), k, 1, k, wb.get(), k, n, y.get(), n, true, nullptr);
     });
+    // A prefill chunk of 2048 tokens: the GEMM (tensor cores on sm_80+); the rate in TFLOP/s is
+    // 2 * 2048 * n * k / time. Its first 16 rows: a decode batch of 16 (two GEMV launches).
+    const int64_t m = 2048;
+    DeviceBuffer<float> xm(test::random_bf16(static_cast<size_t>(m * k), rng)), ym(static_cast<size_t>(m * n));
+    time_it("matmul_fp8 GEMV 16 rows x 18432x7168 (two launches)", double(n * k), [&] {
+      cuda::matmul_fp8(xm.get(), k, 16, k, w.get(), k, si.get(), k / 128, n, ym.get(), n, nullptr);
+    });
+    const double flop = 2.0 * double(m) * double(n) * double(k);
+    time_it("matmul_fp8 GEMM 2048 rows x 18432x7168 (bytes: FLOP / 1000, so GB/s reads as TFLOP/s)", flop / 1e3, [&] {
+      cuda::matmul_fp8(xm.get(), k, m, k, w.get(), k, si.get(), k / 128, n, ym.get(), n, nullptr);
+    }, 5);
+    time_it("matmul_bf16 GEMM 2048 rows x 18432x7168 (bytes: FLOP / 1000, so GB/s reads as TFLOP/s)", flop / 1e3, [&] {
+      cuda::matmul_bf16(xm.get(), k, m, k, wb.get(), k, n, ym.get(), n, true, nullptr);
+    }, 5);
   }
   const int64_t n_keys = 131072;
   {
