@@ -233,16 +233,22 @@ void BackendModel::compute(KvCache& cache, ForwardTrace* trace, int64_t first, i
   const auto key = std::make_tuple(cache.id(), S_, span_);
   auto it = recordings_.find(key);
   if (it == recordings_.end()) {
-    if (recordings_.size() >= kMaxRecordings) recordings_.clear();
+    if (recordings_.size() >= kMaxRecordings) {
+      const auto oldest = std::min_element(recordings_.begin(), recordings_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_use < b.second.last_use;
+      });
+      recordings_.erase(oldest);
+    }
     std::unique_ptr<Backend::Recording> rec = be_->record(ops);
     if (!rec) {
       can_record_ = false;
       return ops();
     }
     ++counts_.recorded;
-    it = recordings_.emplace(key, std::move(rec)).first;
+    it = recordings_.emplace(key, Kept{std::move(rec)}).first;
   }
-  it->second->replay();
+  it->second.last_use = ++uses_;
+  it->second.recording->replay();
   ++counts_.replayed;
 }
 

@@ -81,7 +81,8 @@ class BackendModel final : public ForwardPass {
   // context. The indexer's grid, the score rows' stride, the selection stride and the page tables'
   // stride follow from it, so a recording serves every step until the longest context passes it.
   static constexpr int64_t kMinKeySpan = 256;
-  // Recordings kept at most (all are dropped when one more is needed, or the workspace moves).
+  // Recordings kept at most: the least recently replayed one makes room for a new one (and all
+  // are dropped when the workspace moves).
   static constexpr size_t kMaxRecordings = 64;
 
   // The weights as the backend holds them: Linear / Bf16Matrix with backend pointers, vectors as
@@ -194,7 +195,12 @@ class BackendModel final : public ForwardPass {
   Workspace ws_;
   // Decode-step recordings by (pool id, rows, key span); declared after be_ and ws_, so destroyed
   // before them.
-  std::map<std::tuple<uint64_t, int64_t, int64_t>, std::unique_ptr<Backend::Recording>> recordings_;
+  struct Kept {
+    std::unique_ptr<Backend::Recording> recording;
+    uint64_t last_use = 0;  // uses_ when last replayed
+  };
+  std::map<std::tuple<uint64_t, int64_t, int64_t>, Kept> recordings_;
+  uint64_t uses_ = 0;
   bool recorded_decode_ = true;
   bool can_record_ = true;  // false once the backend said it cannot
   RecordingCounts counts_;

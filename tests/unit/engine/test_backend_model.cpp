@@ -447,5 +447,32 @@ TEST_CASE("two thread ranks replay their decode steps with the collectives recor
   CHECK(same_bits(got[1][0], got[0][0]));
 }
 
+
+TEST_CASE("past 64 recordings the least recently replayed one makes room") {
+  auto model = load_backend_model("fp8");
+  const ModelConfig& c = model->config();
+  // One pool per key: a one-token step in each records once.
+  std::vector<std::unique_ptr<KvCache>> pools;
+  std::vector<Sequence> seqs(70);
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+  const auto step = [&](size_t p) {
+    const int32_t tok = static_cast<int32_t>(p % 50 + 1);
+    REQUIRE(model->forward(*pools[p], seqs[p], {&tok, 1}, logits.data()).ok());
+  };
+  for (size_t p = 0; p < 70; ++p) {
+    pools.push_back(std::make_unique<KvCache>(c, cpu::LatentFormat::fp8, 1, model->cache_memory()));
+    step(p);
+    if (p == 10) step(0);  // pool 0 replayed after pools 1-10 were recorded
+  }
+  CHECK(model->recording_counts().recorded == 70);
+  // Kept: the 64 most recently used, pool 0 among them (used after 1-10); 1-6 made room.
+  step(69);
+  step(0);
+  CHECK(model->recording_counts().recorded == 70);
+  step(1);
+  CHECK(model->recording_counts().recorded == 71);
+  CHECK(model->recording_counts().replayed == 70 + 1 + 3);
+}
+
 }  // namespace
 }  // namespace dsa::test
