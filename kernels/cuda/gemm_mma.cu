@@ -55,22 +55,19 @@ __device__ __forceinline__ void warp_tile(const uint16_t (*A)[kK + kPad], const 
   }
 }
 
-// Calls f(i, j, v) for every output of the warp's share inside [0, m) x [0, n): the accumulator
-// layout (c0, c1: row g, columns 2t, 2t + 1; c2, c3: row g + 8).
+// Calls f(mt, nt, e, r, c) for every accumulator element acc[mt][nt][e] of the warp's share, r
+// and c its row and column in the block's 64 x 64 tile (the mma layout: e = 0, 1 at row g, columns
+// 2t and 2t + 1; e = 2, 3 at row g + 8).
 template <class F>
-__device__ __forceinline__ void for_outputs(const float (&acc)[2][4][4], int64_t i0, int64_t j0, int wm, int wn,
-                                            int64_t m, int64_t n, F&& f) {
+__device__ __forceinline__ void for_fragment(int wm, int wn, F&& f) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t i = i0 + wm * 32 + mt * 16 + g + (e >= 2 ? 8 : 0);
-        const int64_t j = j0 + wn * 32 + nt * 8 + 2 * t + (e & 1);
-        if (i < m && j < n) f(i, j, acc[mt][nt][e]);
-      }
+      for (int e = 0; e < 4; ++e)
+        f(mt, nt, e, wm * 32 + mt * 16 + g + (e >= 2 ? 8 : 0), wn * 32 + nt * 8 + 2 * t + (e & 1));
 }
 
 constexpr int kKBf16 = 64;
@@ -98,8 +95,10 @@ gemm_mma_bf16_kernel(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_
     warp_tile<kKBf16>(A, B, wm, wn, acc);
     __syncthreads();
   }
-  for_outputs(acc, i0, j0, wm, wn, m, n,
-              [&](int64_t i, int64_t j, float v) { y[i * ldy + j] = round_out ? dev::round_bf16(v) : v; });
+  for_fragment(wm, wn, [&](int mt, int nt, int e, int r, int c) {
+    const float v = acc[mt][nt][e];
+    if (i0 + r < m && j0 + c < n) y[(i0 + r) * ldy + j0 + c] = round_out ? dev::round_bf16(v) : v;
+  });
 }
 
 constexpr int kKFp8 = dev::kQuantBlock;  // one scale block per K step
@@ -138,21 +137,16 @@ gemm_mma_fp8_kernel(const float* x, int64_t ldx, int64_t m, int64_t k, const uin
     warp_tile<kKFp8>(A, B, wm, wn, part);
     // part * sa[row] * sb[column's 128-block of rows of W], as the tiled kernel.
     const int64_t kb = c0 / kKFp8;
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-#pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int rl = wm * 32 + mt * 16 + g + (e >= 2 ? 8 : 0);
-          const int64_t j = j0 + wn * 32 + nt * 8 + 2 * t + (e & 1);
-          const float sb = j < n ? scale_inv[(j / dev::kQuantBlock) * ld_scale + kb] : 0.0f;
-          acc[mt][nt][e] += part[mt][nt][e] * sa[rl] * sb;
-        }
+    for_fragment(wm, wn, [&](int mt, int nt, int e, int r, int c) {
+      const int64_t j = j0 + c;
+      const float sb = j < n ? scale_inv[(j / dev::kQuantBlock) * ld_scale + kb] : 0.0f;
+      acc[mt][nt][e] += part[mt][nt][e] * sa[r] * sb;
+    });
     __syncthreads();
   }
-  for_outputs(acc, i0, j0, wm, wn, m, n, [&](int64_t i, int64_t j, float v) { y[i * ldy + j] = dev::round_bf16(v); });
+  for_fragment(wm, wn, [&](int mt, int nt, int e, int r, int c) {
+    if (i0 + r < m && j0 + c < n) y[(i0 + r) * ldy + j0 + c] = dev::round_bf16(acc[mt][nt][e]);
+  });
 }
 
 dim3 grid_of(int64_t m, int64_t n, int64_t batch) {
