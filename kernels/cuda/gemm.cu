@@ -7,6 +7,7 @@
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/gemm_mma.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace dsa::cuda {
 namespace {
@@ -300,7 +301,7 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
     }
     return;
   }
-  if (detail::mma_available()) {
+  if (dev::mma_available()) {
     detail::gemm_mma_bf16(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream);
     return;
   }
@@ -342,7 +343,7 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
     }
     return;
   }
-  if (detail::mma_available()) {
+  if (dev::mma_available()) {
     detail::gemm_mma_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
     return;
   }

@@ -2,6 +2,7 @@
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/gemm_mma.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace dsa::cuda::detail {
 namespace {
@@ -9,20 +10,6 @@ namespace {
 constexpr int kTileM = 64, kTileN = 64;
 constexpr int kThreads = 128;  // four warps, 2 x 2 over the block's tile, 32 x 32 each
 constexpr int kPad = 8;        // bf16 elements after each shared-memory row: conflict-free fragment loads
-
-// One m16n8k16 product-accumulate: c += a . b (a: 16 x 16 row-major, b: 16 x 8 column-major, bf16
-// pairs in 32-bit registers, the lower index in the lower half).
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-  __trap();  // the launchers check mma_available()
-#endif
-}
 
 // The warp's 32 x 32 share of a K step of kK columns: A tile [64][kK + kPad] (rows of x), B tile
 // [64][kK + kPad] (rows of W), both bf16 bits. acc[mt][nt]: rows wm * 32 + mt * 16 (+ 8), columns
@@ -51,7 +38,7 @@ __device__ __forceinline__ void warp_tile(const uint16_t (*A)[kK + kPad], const 
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) mma_bf16(acc[mt][nt], a[mt], b[nt]);
+      for (int nt = 0; nt < 4; ++nt) dev::mma_bf16(acc[mt][nt], a[mt], b[nt]);
   }
 }
 
@@ -154,13 +141,6 @@ dim3 grid_of(int64_t m, int64_t n, int64_t batch) {
 }
 
 }  // namespace
-
-bool mma_available() {
-  int device = 0, major = 0;
-  DSA_CUDA_CHECK(cudaGetDevice(&device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  return major >= 8;
-}
 
 void gemm_mma_bf16(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                    int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch, bool round_out_bf16,

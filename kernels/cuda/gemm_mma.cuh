@@ -14,9 +14,6 @@
 
 namespace dsa::cuda::detail {
 
-// The current device runs the mma kernels (compute capability 8.0 or later).
-bool mma_available();
-
 // y[z] = x[z] . w[z]^T for z < batch (operands bsx / bsw / bsy apart), m up to 65535 * 64 rows.
 void gemm_mma_bf16(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                    int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch, bool round_out_bf16,

@@ -4,6 +4,7 @@
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/indexer.hpp"
+#include "kernels/cuda/mma.cuh"
 
 namespace dsa::cuda {
 namespace {
@@ -96,6 +97,74 @@ indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const
   }
 }
 
+// The same scores on the tensor cores (sm_80+): the page's 64 x n_heads logits as mma.sync tiles of
+// 16 heads x 8 keys over the dimensions, q and k codes exact in bf16, fp32 accumulation; then, as
+// above, each logit's relu times its head weight, summed over the heads in order. Shared memory: q
+// [hp16][dim + 8] and the page's keys [64][dim + 8] as bf16 bits (hp16: heads padded to 16 with
+// zeros; 8 pad elements make the fragment loads conflict-free), the weighted logits [n_heads][64].
+constexpr int kMmaPad = 8;
+
+__global__ void __launch_bounds__(kThreads)
+indexer_scores_mma_kernel(const uint8_t* q_codes, const float* w, int n_heads, const uint8_t* arena,
+                          const int32_t* pages, int64_t pages_stride, int dim, size_t page_bytes,
+                          const int32_t* n_keys_of, int64_t n_keys, float* scores, int64_t ld_scores) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int hp = (n_heads + 15) / 16 * 16, row = dim + kMmaPad;
+  uint16_t* qs = reinterpret_cast<uint16_t*>(smem);
+  uint16_t* ks = qs + hp * row;
+  float* logits = reinterpret_cast<float*>(ks + kPage * row);
+  const int64_t p = blockIdx.x, query = blockIdx.y;
+  if (n_keys_of) n_keys = min(int64_t(n_keys_of[query]), n_keys);
+  if (p * kPage >= n_keys) return;
+  q_codes += query * n_heads * dim;
+  w += query * n_heads;
+  pages += query * pages_stride;
+  scores += query * ld_scores;
+  const uint8_t* page = arena + size_t(pages[p]) * page_bytes;
+  const int keys = int(min(int64_t(kPage), n_keys - p * kPage));
+  for (int i = threadIdx.x; i < hp * dim; i += kThreads) {
+    const int h = i / dim, d = i % dim;
+    qs[h * row + d] = dev::float_to_bf16(h < n_heads ? dev::fp8_to_float(q_codes[h * dim + d]) : 0.0f);
+  }
+  // 4 codes per load (rows are 16-byte aligned): row s, dims [d, d + 4).
+  for (int i = threadIdx.x; i < kPage * dim / 4; i += kThreads) {
+    const int s = i / (dim / 4), d = (i % (dim / 4)) * 4;
+    const uint32_t v = s < keys ? *reinterpret_cast<const uint32_t*>(page + size_t(s) * dim + d) : 0u;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) ks[s * row + d + j] = dev::float_to_bf16(dev::fp8_to_float(uint8_t(v >> (8 * j))));
+  }
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int tiles = (hp / 16) * (kPage / 8);  // (16 heads, 8 keys) tiles, kWarps-strided over the warps
+  for (int tile = warp; tile < tiles; tile += kThreads / 32) {
+    const int h0 = (tile / (kPage / 8)) * 16, s0 = (tile % (kPage / 8)) * 8;
+    float acc[4] = {};
+    for (int kk = 0; kk < dim; kk += 16) {
+      const uint16_t* qa = qs + (h0 + g) * row + kk + 2 * t;
+      const uint16_t* kb = ks + (s0 + g) * row + kk + 2 * t;
+      const uint32_t a[4] = {*reinterpret_cast<const uint32_t*>(qa), *reinterpret_cast<const uint32_t*>(qa + 8 * row),
+                             *reinterpret_cast<const uint32_t*>(qa + 8),
+                             *reinterpret_cast<const uint32_t*>(qa + 8 * row + 8)};
+      const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kb), *reinterpret_cast<const uint32_t*>(kb + 8)};
+      dev::mma_bf16(acc, a, b);
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int h = h0 + g + (e >= 2 ? 8 : 0), s = s0 + 2 * t + (e & 1);
+      if (h < n_heads) logits[h * kPage + s] = __fmul_rn(fmaxf(acc[e], 0.0f), w[h]);
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < kPage && int(threadIdx.x) < keys) {
+    const int s = threadIdx.x;
+    float sum = 0.0f;
+    for (int h = 0; h < n_heads; ++h) sum = __fadd_rn(sum, logits[h * kPage + s]);
+    float kscale;
+    memcpy(&kscale, page + size_t(kPage) * dim + size_t(s) * sizeof(float), sizeof(float));
+    scores[p * kPage + s] = __fmul_rn(kscale, sum);
+  }
+}
+
 // One warp per key.
 __global__ void indexer_write_kernel(uint8_t* arena, const int32_t* pages, int dim, size_t page_bytes,
                                      int64_t n_tok, const int64_t* pos, const float* k) {
@@ -146,13 +215,19 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
   DSA_CUDA_REQUIRE(view.page_bytes == cpu::indexer_page_bytes(dim), "indexer_scores: page_bytes mismatch");
   DSA_CUDA_REQUIRE(reinterpret_cast<uintptr_t>(view.arena) % 16 == 0, "indexer_scores: the arena must be 16-byte aligned");
   if (max_keys <= 0 || n_q <= 0) return;
-  const size_t smem = size_t(((n_heads + 3) / 4 * 4 + kPage) * dim + n_heads * kPage) * sizeof(float);
-  DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_scores_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  // The tensor-core kernel on sm_80+, the register-tiled one before.
+  const bool mma = dev::mma_available();
+  const auto kernel = mma ? indexer_scores_mma_kernel : indexer_scores_kernel;
+  const size_t smem =
+      mma ? size_t(((n_heads + 15) / 16 * 16 + kPage) * (dim + kMmaPad)) * sizeof(uint16_t) +
+                size_t(n_heads * kPage) * sizeof(float)
+          : size_t(((n_heads + 3) / 4 * 4 + kPage) * dim + n_heads * kPage) * sizeof(float);
+  DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
   // Up to 65535 queries per launch (grid.y).
   for (int64_t q0 = 0; q0 < n_q; q0 += 65535) {
     const int64_t n = std::min<int64_t>(65535, n_q - q0);
-    indexer_scores_kernel<<<dim3(unsigned(n_pages), unsigned(n)), kThreads, smem, stream>>>(
+    kernel<<<dim3(unsigned(n_pages), unsigned(n)), kThreads, smem, stream>>>(
         q_codes + q0 * n_heads * dim, w + q0 * n_heads, int(n_heads), view.arena, view.pages + q0 * pages_stride,
         pages_stride, int(dim), view.page_bytes, n_keys ? n_keys + q0 : nullptr, max_keys, scores + q0 * ld_scores,
         ld_scores);

@@ -1,10 +1,11 @@
 // CUDA lightning indexer: key writes, the fold of the head weights, and the scores of one query
 // (decode) over the paged FP8 indexer cache; the contracts and cache layout of
 // kernels/cpu/indexer.hpp (the view's pointers are device pointers).
-// One block per 64-token page: the page's keys are staged in shared memory dimension-major, each
-// thread owns one key and a quarter of the heads; the weighted ReLU logits are then summed over the
-// heads in order. Dots accumulate in fp32 (as the reference's fp8 MMA), so scores match the CPU's
-// exact-dot scalar reference to fp32 rounding.
+// One block per 64-token page. On sm_80 and later the page's head x key logits are tensor-core
+// tiles (mma.sync on bf16 operands: the fp8 codes are exact in bf16); before sm_80 each thread
+// computes 4 heads x 4 keys from shared memory. Either way the weighted ReLU logits are then summed
+// over the heads in order. Dots accumulate in fp32 (as the reference's fp8 MMA), so scores match
+// the CPU's exact-dot scalar reference to fp32 rounding.
 #pragma once
 #include <cuda_runtime_api.h>
 
