@@ -65,9 +65,9 @@ class Backend {
     virtual ~Recording() = default;
     virtual void replay() = 0;
   };
-  // Records the ops that `ops` issues, without running them; null when the backend cannot record
-  // (the caller then runs the ops itself). Inside `ops` only ops, copy() and copy_rows(): memory
-  // calls, uploads, downloads and synchronize() are caller bugs there (CUDA cannot capture them).
+  // Records the ops that `ops` issues, without running them. Inside `ops` only ops, copy(),
+  // copy_rows() and collective(): memory calls, uploads, downloads and synchronize() are caller
+  // bugs there (CUDA cannot capture them).
   virtual std::unique_ptr<Recording> record(const std::function<void()>& ops) = 0;
 
   // --- ops (contracts: kernels/cpu/<file>.hpp) ---

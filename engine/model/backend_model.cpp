@@ -218,7 +218,7 @@ Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequen
 bool BackendModel::recordable(const ForwardTrace* trace) const {
   // The top-k check downloads the selections in every layer.
   const bool checks_topk = check_topk_ && comm_->size() > 1;
-  return decode_ && recorded_decode_ && can_record_ && !trace && !checks_topk && mode_ == AttentionMode::sparse &&
+  return decode_ && recorded_decode_ && !trace && !checks_topk && mode_ == AttentionMode::sparse &&
          S_ <= kRoutedMaxTokens && moe_on_device_;
 }
 
@@ -239,13 +239,8 @@ void BackendModel::compute(KvCache& cache, ForwardTrace* trace, int64_t first, i
       });
       recordings_.erase(oldest);
     }
-    std::unique_ptr<Backend::Recording> rec = be_->record(ops);
-    if (!rec) {
-      can_record_ = false;
-      return ops();
-    }
     ++counts_.recorded;
-    it = recordings_.emplace(key, Kept{std::move(rec)}).first;
+    it = recordings_.emplace(key, Kept{be_->record(ops)}).first;
   }
   it->second.last_use = ++uses_;
   it->second.recording->replay();

@@ -10,10 +10,10 @@
 //
 // Parallel layout (with a Comm of size n > 1): as Model. The Comm must work on the backend's
 // memory (threads on host memory for CpuBackend, NCCL on device memory for CudaBackend).
-// Decode steps (every row the next token of its own sequence) run as recordings where the backend
-// records (CUDA graphs on a GPU): one recording per pool, row count and key span, replayed with the
-// step's positions and page tables uploaded before; the Comm's collectives are recorded with the
-// ops (Backend::collective: NCCL on the backend's stream). Not with a trace, the ranks' top-k
+// Decode steps (every row the next token of its own sequence) run as backend recordings (CUDA
+// graphs on a GPU, closures on the CPU): one recording per pool, row count and key span, replayed
+// with the step's positions and page tables uploaded before; the Comm's collectives are recorded
+// with the ops (Backend::collective: NCCL on the backend's stream). Not with a trace, the ranks' top-k
 // check, dense attention, more than kRoutedMaxTokens rows or BF16 experts (those need the host).
 // Not yet: per-phase times (the ops are asynchronous).
 // Files: backend_model.cpp (load, block loop, head), backend_mla.cpp (attention), backend_moe.cpp.
@@ -202,7 +202,6 @@ class BackendModel final : public ForwardPass {
   std::map<std::tuple<uint64_t, int64_t, int64_t>, Kept> recordings_;
   uint64_t uses_ = 0;
   bool recorded_decode_ = true;
-  bool can_record_ = true;  // false once the backend said it cannot
   RecordingCounts counts_;
 };
 

@@ -164,7 +164,10 @@ size_t smem_optin() {
 
 int64_t sparse_mla_decode_max_sel(int64_t kv_lora, int64_t rope_dim) {
   const size_t limit = smem_optin();
-  int64_t n = int64_t(limit / (kHeads * sizeof(float) + sizeof(uint32_t)));
+  // decode_smem grows by 20 bytes per key (up to the slot padding): start at the bound that
+  // solves for it and step down the few keys the padding may take.
+  const size_t fixed = decode_smem(kv_lora, rope_dim, 0) + 2048;
+  int64_t n = limit > fixed ? int64_t((limit - fixed) / (kHeads * sizeof(float) + sizeof(uint32_t))) : 0;
   while (n > 0 && decode_smem(kv_lora, rope_dim, n) + 2048 > limit) --n;
   return n;
 }
@@ -178,17 +181,8 @@ void sparse_mla_decode_batched(const float* q_abs, const float* q_pe, int64_t n_
                                int64_t pages_stride, int64_t n_q, const int32_t* sel, int64_t sel_stride,
                                const int32_t* n_sel, int64_t max_sel, float softmax_scale, float* o_lat,
                                cudaStream_t stream) {
+  if (dev::sparse_mla_nothing_to_launch(view, n_heads, n_q, max_sel, o_lat, stream)) return;
   const bool fp8 = view.fmt == LatentFormat::fp8;
-  DSA_CUDA_REQUIRE(!fp8 || view.kv_lora % 128 == 0, "sparse_mla_decode: fp8 records need kv_lora % 128 == 0");
-  DSA_CUDA_REQUIRE(view.record_bytes == cpu::latent_record_bytes(view.fmt, view.kv_lora, view.rope_dim),
-                   "sparse_mla_decode: record_bytes does not match the format");
-  if (n_heads <= 0 || n_q <= 0) return;
-  if (max_sel <= 0) {
-    DSA_CUDA_CHECK(cudaMemsetAsync(o_lat, 0, size_t(n_q * n_heads * view.kv_lora) * sizeof(float), stream));
-    return;
-  }
-  DSA_CUDA_REQUIRE(view.record_bytes % 4 == 0 && reinterpret_cast<uintptr_t>(view.arena) % 4 == 0,
-                   "sparse_mla_decode: records must start 4-byte aligned");
   const size_t smem = decode_smem(view.kv_lora, view.rope_dim, max_sel);
   DSA_CUDA_REQUIRE(smem + 2048 <= smem_optin(), "sparse_mla_decode: n_sel too large for shared memory");
   DSA_CUDA_CHECK(

@@ -16,6 +16,45 @@ constexpr int kHeadTileRows = kThreads / kKeyTiles;  // threads sharing a key ti
 constexpr int kMaxHeads = 128;
 constexpr int kHeadTilesPerThread = kMaxHeads / 4 / kHeadTileRows;
 
+// The page a block scores (blockIdx.x: the page; blockIdx.y: the query, its q and weights after
+// the previous query's, its page table pages_stride entries after the previous one's, its key count
+// n_keys_of[y] or n_keys). Fields: the query's operands, the page's bytes, the keys that count.
+struct ScoredPage {
+  const uint8_t* q_codes;
+  const float* w;
+  const uint8_t* page;
+  float* scores;  // the page's first score
+  int keys;
+};
+
+// false when the query has fewer pages than this block's (the whole block returns).
+__device__ __forceinline__ bool scored_page(const uint8_t* q_codes, const float* w, int n_heads, int dim,
+                                            const uint8_t* arena, const int32_t* pages, int64_t pages_stride,
+                                            size_t page_bytes, const int32_t* n_keys_of, int64_t n_keys,
+                                            float* scores, int64_t ld_scores, ScoredPage& out) {
+  const int64_t p = blockIdx.x, query = blockIdx.y;
+  if (n_keys_of) n_keys = min(int64_t(n_keys_of[query]), n_keys);  // within the grid sized for max_keys
+  if (p * kPage >= n_keys) return false;
+  out.q_codes = q_codes + query * n_heads * dim;
+  out.w = w + query * n_heads;
+  out.page = arena + size_t(pages[query * pages_stride + p]) * page_bytes;
+  out.scores = scores + query * ld_scores + p * kPage;
+  out.keys = int(min(int64_t(kPage), n_keys - p * kPage));
+  return true;
+}
+
+// Each key's weighted ReLU logits [n_heads][64] summed over the heads in order, times the key's
+// scale (after a barrier over the logits' writes).
+__device__ __forceinline__ void write_page_scores(const float* logits, int n_heads, int dim, const ScoredPage& pg) {
+  if (threadIdx.x >= kPage || int(threadIdx.x) >= pg.keys) return;
+  const int s = threadIdx.x;
+  float sum = 0.0f;
+  for (int h = 0; h < n_heads; ++h) sum = __fadd_rn(sum, logits[h * kPage + s]);
+  float kscale;
+  memcpy(&kscale, pg.page + size_t(kPage) * dim + size_t(s) * sizeof(float), sizeof(float));
+  pg.scores[s] = __fmul_rn(kscale, sum);
+}
+
 // A block per 64-token page. Shared memory: q as f32 [dim][hp] (heads padded to a multiple of 4
 // with zeros), the page's keys as f32 [dim][64] (e4m3 values are exact), the weighted logits
 // [n_heads][64]. Each thread computes 4 heads x 4 keys at a time (register tiles, float4 loads), so
@@ -32,24 +71,19 @@ indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const
   float* qt = reinterpret_cast<float*>(smem);
   float* kt = qt + dim * hp;
   float* logits = kt + dim * kPage;
-  const int64_t p = blockIdx.x, query = blockIdx.y;
-  if (n_keys_of) n_keys = min(int64_t(n_keys_of[query]), n_keys);  // within the grid sized for max_keys
-  if (p * kPage >= n_keys) return;  // the whole block: this query has fewer pages
-  q_codes += query * n_heads * dim;
-  w += query * n_heads;
-  pages += query * pages_stride;
-  scores += query * ld_scores;
-  const uint8_t* page = arena + size_t(pages[p]) * page_bytes;
-  const int keys = int(min(int64_t(kPage), n_keys - p * kPage));
+  ScoredPage pg;
+  if (!scored_page(q_codes, w, n_heads, dim, arena, pages, pages_stride, page_bytes, n_keys_of, n_keys, scores,
+                   ld_scores, pg))
+    return;
   for (int i = threadIdx.x; i < dim * hp; i += kThreads) {
     const int d = i / hp, h = i % hp;
-    qt[i] = h < n_heads ? dev::fp8_to_float(q_codes[h * dim + d]) : 0.0f;
+    qt[i] = h < n_heads ? dev::fp8_to_float(pg.q_codes[h * dim + d]) : 0.0f;
   }
   // 16 codes per load: row s, dims [d0, d0 + 16).
   for (int e = threadIdx.x; e < kPage * dim / 16; e += kThreads) {
     const int s = e / (dim / 16), d0 = (e % (dim / 16)) * 16;
     uint4 v = make_uint4(0, 0, 0, 0);
-    if (s < keys) v = *reinterpret_cast<const uint4*>(page + size_t(s) * dim + d0);
+    if (s < pg.keys) v = *reinterpret_cast<const uint4*>(pg.page + size_t(s) * dim + d0);
     const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int i = 0; i < 16; ++i) kt[(d0 + i) * kPage + s] = dev::fp8_to_float(uint8_t(words[i / 4] >> (8 * (i % 4))));
@@ -82,19 +116,13 @@ indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const
       const int h = ht * 4 + a;
       if (ht < head_tiles && h < n_heads) {
 #pragma unroll
-        for (int b = 0; b < 4; ++b) logits[h * kPage + key_tile * 4 + b] = __fmul_rn(fmaxf(acc[j][a][b], 0.0f), w[h]);
+        for (int b = 0; b < 4; ++b)
+          logits[h * kPage + key_tile * 4 + b] = __fmul_rn(fmaxf(acc[j][a][b], 0.0f), pg.w[h]);
       }
     }
   }
   __syncthreads();
-  if (threadIdx.x < kPage && int(threadIdx.x) < keys) {
-    const int s = threadIdx.x;
-    float sum = 0.0f;
-    for (int h = 0; h < n_heads; ++h) sum = __fadd_rn(sum, logits[h * kPage + s]);
-    float kscale;
-    memcpy(&kscale, page + size_t(kPage) * dim + size_t(s) * sizeof(float), sizeof(float));
-    scores[p * kPage + s] = __fmul_rn(kscale, sum);
-  }
+  write_page_scores(logits, n_heads, dim, pg);
 }
 
 // The same scores on the tensor cores (sm_80+): the page's 64 x n_heads logits as mma.sync tiles of
@@ -113,23 +141,18 @@ indexer_scores_mma_kernel(const uint8_t* q_codes, const float* w, int n_heads, c
   uint16_t* qs = reinterpret_cast<uint16_t*>(smem);
   uint16_t* ks = qs + hp * row;
   float* logits = reinterpret_cast<float*>(ks + kPage * row);
-  const int64_t p = blockIdx.x, query = blockIdx.y;
-  if (n_keys_of) n_keys = min(int64_t(n_keys_of[query]), n_keys);
-  if (p * kPage >= n_keys) return;
-  q_codes += query * n_heads * dim;
-  w += query * n_heads;
-  pages += query * pages_stride;
-  scores += query * ld_scores;
-  const uint8_t* page = arena + size_t(pages[p]) * page_bytes;
-  const int keys = int(min(int64_t(kPage), n_keys - p * kPage));
+  ScoredPage pg;
+  if (!scored_page(q_codes, w, n_heads, dim, arena, pages, pages_stride, page_bytes, n_keys_of, n_keys, scores,
+                   ld_scores, pg))
+    return;
   for (int i = threadIdx.x; i < hp * dim; i += kThreads) {
     const int h = i / dim, d = i % dim;
-    qs[h * row + d] = dev::float_to_bf16(h < n_heads ? dev::fp8_to_float(q_codes[h * dim + d]) : 0.0f);
+    qs[h * row + d] = dev::float_to_bf16(h < n_heads ? dev::fp8_to_float(pg.q_codes[h * dim + d]) : 0.0f);
   }
   // 4 codes per load (rows are 16-byte aligned): row s, dims [d, d + 4).
   for (int i = threadIdx.x; i < kPage * dim / 4; i += kThreads) {
     const int s = i / (dim / 4), d = (i % (dim / 4)) * 4;
-    const uint32_t v = s < keys ? *reinterpret_cast<const uint32_t*>(page + size_t(s) * dim + d) : 0u;
+    const uint32_t v = s < pg.keys ? *reinterpret_cast<const uint32_t*>(pg.page + size_t(s) * dim + d) : 0u;
 #pragma unroll
     for (int j = 0; j < 4; ++j) ks[s * row + d + j] = dev::float_to_bf16(dev::fp8_to_float(uint8_t(v >> (8 * j))));
   }
@@ -151,18 +174,11 @@ indexer_scores_mma_kernel(const uint8_t* q_codes, const float* w, int n_heads, c
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int h = h0 + g + (e >= 2 ? 8 : 0), s = s0 + 2 * t + (e & 1);
-      if (h < n_heads) logits[h * kPage + s] = __fmul_rn(fmaxf(acc[e], 0.0f), w[h]);
+      if (h < n_heads) logits[h * kPage + s] = __fmul_rn(fmaxf(acc[e], 0.0f), pg.w[h]);
     }
   }
   __syncthreads();
-  if (threadIdx.x < kPage && int(threadIdx.x) < keys) {
-    const int s = threadIdx.x;
-    float sum = 0.0f;
-    for (int h = 0; h < n_heads; ++h) sum = __fadd_rn(sum, logits[h * kPage + s]);
-    float kscale;
-    memcpy(&kscale, page + size_t(kPage) * dim + size_t(s) * sizeof(float), sizeof(float));
-    scores[p * kPage + s] = __fmul_rn(kscale, sum);
-  }
+  write_page_scores(logits, n_heads, dim, pg);
 }
 
 // One warp per key.

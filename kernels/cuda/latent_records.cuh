@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/attention.hpp"
+#include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 
 namespace dsa::cuda::dev {
@@ -35,5 +36,24 @@ struct Records {
     return bf16_to_float(reinterpret_cast<const uint16_t*>(pe)[i]);
   }
 };
+
+// The sparse attention launchers' common start: the view's contract checked (records 4-byte
+// aligned, fp8 records of kv_lora % 128 == 0); true when nothing is left to launch (no query or
+// head, or max_sel <= 0: o_lat zeroed).
+inline bool sparse_mla_nothing_to_launch(const cpu::LatentCacheView& view, int64_t n_heads, int64_t n_q,
+                                         int64_t max_sel, float* o_lat, cudaStream_t stream) {
+  const bool fp8 = view.fmt == cpu::LatentFormat::fp8;
+  DSA_CUDA_REQUIRE(!fp8 || view.kv_lora % 128 == 0, "sparse_mla_decode: fp8 records need kv_lora % 128 == 0");
+  DSA_CUDA_REQUIRE(view.record_bytes == cpu::latent_record_bytes(view.fmt, view.kv_lora, view.rope_dim),
+                   "sparse_mla_decode: record_bytes does not match the format");
+  if (n_heads <= 0 || n_q <= 0) return true;
+  if (max_sel <= 0) {
+    DSA_CUDA_CHECK(cudaMemsetAsync(o_lat, 0, size_t(n_q * n_heads * view.kv_lora) * sizeof(float), stream));
+    return true;
+  }
+  DSA_CUDA_REQUIRE(view.record_bytes % 4 == 0 && reinterpret_cast<uintptr_t>(view.arena) % 4 == 0,
+                   "sparse_mla_decode: records must start 4-byte aligned");
+  return false;
+}
 
 }  // namespace dsa::cuda::dev

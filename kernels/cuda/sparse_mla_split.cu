@@ -209,17 +209,8 @@ void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int6
                                      const LatentCacheView& view, int64_t pages_stride, int64_t n_q,
                                      const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t max_sel,
                                      float softmax_scale, float* o_lat, cudaStream_t stream) {
+  if (dev::sparse_mla_nothing_to_launch(view, n_heads, n_q, max_sel, o_lat, stream)) return;
   const bool fp8 = view.fmt == LatentFormat::fp8;
-  DSA_CUDA_REQUIRE(!fp8 || view.kv_lora % 128 == 0, "sparse_mla_decode_split: fp8 records need kv_lora % 128 == 0");
-  DSA_CUDA_REQUIRE(view.record_bytes == cpu::latent_record_bytes(view.fmt, view.kv_lora, view.rope_dim),
-                   "sparse_mla_decode_split: record_bytes does not match the format");
-  if (n_heads <= 0 || n_q <= 0) return;
-  if (max_sel <= 0) {
-    DSA_CUDA_CHECK(cudaMemsetAsync(o_lat, 0, size_t(n_q * n_heads * view.kv_lora) * sizeof(float), stream));
-    return;
-  }
-  DSA_CUDA_REQUIRE(view.record_bytes % 4 == 0 && reinterpret_cast<uintptr_t>(view.arena) % 4 == 0,
-                   "sparse_mla_decode_split: records must start 4-byte aligned");
   DSA_CUDA_REQUIRE(sparse_mla_decode_split_supported(view.kv_lora, view.rope_dim),
                    "sparse_mla_decode_split: kv_lora <= 512 and the chunk's records in shared memory");
   DSA_CUDA_REQUIRE(max_sel <= INT32_MAX, "sparse_mla_decode_split: max_sel fits an int");
