@@ -13,7 +13,8 @@
 //
 // --concurrency N adds the aggregate decode rate of N concurrent requests through the scheduler
 // against one (cli/bench/concurrency.hpp). Last, the three DSA kernels are timed alone on the
-// engine's backend at the longest position (cli/bench/dsa_kernels.hpp).
+// engine's backend at the longest position (cli/bench/dsa_kernels.hpp), and the host's draw of a
+// token from one row of logits (cli/bench/sampling.hpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include "cli/bench/concurrency.hpp"
 #include "cli/bench/cost_model.hpp"
 #include "cli/bench/dsa_kernels.hpp"
+#include "cli/bench/sampling.hpp"
 #include "cli/commands.hpp"
 #include "engine/api/types.hpp"
 #include "engine/backend/backend_cpu.hpp"
@@ -293,6 +295,10 @@ int run_bench(const BenchArgs& args) {
   Backend& kernel_backend = model.cache_memory() ? *model.cache_memory() : host_backend;
   const DsaKernelTimes kernels = time_dsa_kernels(kernel_backend, cfg, fmt, std::max<int64_t>(max_pos, 1));
 
+  // The host's draw of a token from the last step's first row of logits.
+  std::fprintf(stderr, "bench: sampling on the host...\n");
+  const SamplingTimes sampling = time_sampling(std::span(logits).first(size_t(cfg.vocab_size)));
+
   std::vector<ConcurrentDecode> concurrent;  // one request, then --concurrency at once
   if (args.concurrency > 0) {
     std::fprintf(stderr, "bench: decode of %lld concurrent requests through the scheduler...\n",
@@ -384,6 +390,10 @@ int run_bench(const BenchArgs& args) {
                       {"indexer_scores", kernel_json(kernels.indexer)},
                       {"topk", kernel_json(kernels.topk)},
                       {"sparse_attention", kernel_json(kernels.attention)}};
+    out["sampling"] = {{"vocab", cfg.vocab_size},
+                       {"greedy_us", 1e6 * sampling.greedy_seconds},
+                       {"top_p_0_95_us", 1e6 * sampling.nucleus_seconds},
+                       {"top_p_0_95_nucleus_ids", sampling.nucleus_ids}};
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
@@ -454,6 +464,10 @@ int run_bench(const BenchArgs& args) {
   kernel_line(("sparse attention (" + std::to_string(cfg.num_attention_heads) + " heads x " +
                std::to_string(kernels.selected) + " records)").c_str(),
               kernels.attention);
+  std::printf("sampling one row of %lld logits on the host: greedy %.1f us; temperature 1, top-p 0.95 %.1f us "
+              "(nucleus of %lld ids)\n",
+              (long long)cfg.vocab_size, 1e6 * sampling.greedy_seconds, 1e6 * sampling.nucleus_seconds,
+              (long long)sampling.nucleus_ids);
   for (const ConcurrentDecode& c : concurrent)
     std::printf("decode, %lld concurrent request%s through the scheduler: %.2f tokens/s in all (%.2f each), %.2fx one\n",
                 (long long)c.batch, c.batch == 1 ? "" : "s", c.tokens_per_s, c.tokens_per_s / double(c.batch),
@@ -476,7 +490,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       "lm_head); compute-bound parts are also given as a share of the measured FMA peak.\n"
       "Last, the three DSA kernels run alone on the engine's backend (CPU or GPU), one query over the\n"
       "longest position's keys: indexer scores, top-k of the score row, sparse attention over\n"
-      "index_topk records, each with its time, TFLOP/s and share of the bandwidth.\n"
+      "index_topk records, each with its time, TFLOP/s and share of the bandwidth; and the host's\n"
+      "draw of a token from one row of logits (greedy; temperature 1 with top-p 0.95).\n"
       "Examples:\n"
       "  dsagent make-model /tmp/bench-s --preset bench-s && dsagent bench --model /tmp/bench-s\n"
       "  dsagent bench --model /tmp/bench-s --positions 1024,131072 --attention dense --json\n"

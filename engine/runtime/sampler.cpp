@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 
 namespace dsa {
@@ -21,6 +23,19 @@ struct MoreLikely {
     return la > lb || (la == lb && a < b);
   }
 };
+
+// The likelihood order as one integer: the logit's bits made order-preserving above, the id's
+// complement below, so a larger key is more likely and equal logits put the lower id first.
+uint64_t likelihood_key(std::span<const float> logits, int32_t id) {
+  float v = clean(logits[size_t(id)]);
+  if (v == 0.0f) v = 0.0f;  // -0 and +0 are equal logits
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  return (uint64_t(bits) << 32) | uint64_t(0xFFFFFFFFu - uint32_t(id));
+}
+
+int32_t key_id(uint64_t key) { return int32_t(0xFFFFFFFFu - uint32_t(key)); }
 
 }  // namespace
 
@@ -43,6 +58,26 @@ StepLogprobs step_logprobs(std::span<const float> logits, int32_t chosen, int n_
 
 Sampler::Sampler(const SamplerOptions& options) : opt_(options), rng_(options.seed) {}
 
+size_t Sampler::likely_prefix(std::span<const float> logits, float max_logit, double target) {
+  // Ordered in growing chunks (each the largest keys left, then sorted), since the prefix is
+  // usually short: the keys past it are only partitioned.
+  const double inv_t = 1.0 / opt_.temperature;
+  double mass = 0.0;
+  size_t done = 0;
+  for (size_t chunk = 1024; done < keys_.size(); chunk *= 4) {
+    const auto first = keys_.begin() + std::ptrdiff_t(done);
+    const size_t end = std::min(keys_.size(), done + chunk);
+    const auto last = keys_.begin() + std::ptrdiff_t(end);
+    std::nth_element(first, last - 1, keys_.end(), std::greater<>());
+    std::sort(first, last, std::greater<>());
+    for (; done < end; ++done) {
+      mass += std::exp((double(clean(logits[size_t(key_id(keys_[done]))])) - double(max_logit)) * inv_t);
+      if (mass >= target) return done + 1;
+    }
+  }
+  return 0;
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
   const int32_t n = static_cast<int32_t>(logits.size());
   if (n == 0) return 0;
@@ -56,8 +91,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
     return best;
   }
 
-  // Candidates, most likely first: all ids, cut to top-k when set. Without top-k or top-p the
-  // order does not matter and no sort is needed.
+  // Candidates: every id in id order, or the top-k in likelihood order when top-k is set.
   order_.resize(size_t(n));
   for (int32_t i = 0; i < n; ++i) order_[size_t(i)] = i;
   const bool cut_k = opt_.top_k > 0 && opt_.top_k < n;
@@ -67,31 +101,59 @@ int32_t Sampler::sample(std::span<const float> logits) {
   if (cut_k) {
     n_cand = size_t(opt_.top_k);
     std::partial_sort(order_.begin(), order_.begin() + std::ptrdiff_t(n_cand), order_.end(), more);
-  } else if (cut_p) {
-    std::sort(order_.begin(), order_.end(), more);
   }
 
   float max_logit = -std::numeric_limits<float>::infinity();
   for (size_t i = 0; i < n_cand; ++i) max_logit = std::max(max_logit, clean(logits[size_t(order_[i])]));
   if (max_logit == -std::numeric_limits<float>::infinity()) return order_[0];
   const double inv_t = 1.0 / opt_.temperature;
-  probs_.resize(n_cand);
-  double total = 0.0;
-  for (size_t i = 0; i < n_cand; ++i) {
-    const float v = clean(logits[size_t(order_[i])]);
-    probs_[i] = std::exp((double(v) - double(max_logit)) * inv_t);
-    total += probs_[i];
-  }
+  // probs_[i] = the weight of order_[i], for the first `count` candidates; returns their sum.
+  const auto weigh = [&](size_t count) {
+    probs_.resize(count);
+    double sum = 0.0;
+    for (size_t i = 0; i < count; ++i) {
+      probs_[i] = std::exp((double(clean(logits[size_t(order_[i])])) - double(max_logit)) * inv_t);
+      sum += probs_[i];
+    }
+    return sum;
+  };
+  double total = weigh(n_cand);
   if (cut_p) {
     // The smallest prefix (in likelihood order) whose mass reaches top_p; at least one token.
-    const double target = std::max(opt_.top_p, 0.0) * total;
+    const double top_p = std::max(opt_.top_p, 0.0);
+    const double target = top_p * total;
     double mass = 0.0;
-    size_t keep = 0;
-    while (keep < n_cand) {
-      mass += probs_[keep++];
-      if (mass >= target) break;
+    const auto prefix_reaching_target = [&] {
+      size_t keep = 0;
+      mass = 0.0;
+      while (keep < n_cand) {
+        mass += probs_[keep++];
+        if (mass >= target) break;
+      }
+      return keep;
+    };
+    if (!cut_k) {
+      // Only the heavy ids are ordered. Each id of the prefix weighs at least (1 - top_p) * total / n:
+      // were its last id lighter, that id and every one after it would weigh less than that in all,
+      // yet they hold more than 1 - top_p of the mass. The ids weighing at least half the bound
+      // lead the likelihood order (weights rise with logits), so the prefix is among them unless
+      // rounding says otherwise, and then every id is ordered.
+      const double floor = 0.5 * (1.0 - top_p) * total / double(n_cand);
+      keys_.clear();
+      for (size_t i = 0; i < n_cand; ++i)
+        if (probs_[i] >= floor) keys_.push_back(likelihood_key(logits, order_[i]));
+      size_t keep = likely_prefix(logits, max_logit, target);
+      if (keep == 0) {
+        keys_.clear();
+        for (int32_t i = 0; i < n; ++i) keys_.push_back(likelihood_key(logits, i));
+        keep = likely_prefix(logits, max_logit, target);
+        if (keep == 0) keep = keys_.size();  // rounding: every id, all ordered by now
+      }
+      for (size_t i = 0; i < keep; ++i) order_[i] = key_id(keys_[i]);
+      n_cand = keep;
+      weigh(n_cand);
     }
-    n_cand = keep;
+    n_cand = prefix_reaching_target();
     total = mass;
   }
 

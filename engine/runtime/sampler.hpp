@@ -35,10 +35,15 @@ class Sampler {
   int32_t sample(std::span<const float> logits);
 
  private:
+  // Orders keys_ (likelihood keys of the candidates) most likely first until the running weight
+  // reaches target; returns the prefix's length, or 0 when every key is ordered short of it.
+  size_t likely_prefix(std::span<const float> logits, float max_logit, double target);
+
   SamplerOptions opt_;
   std::mt19937_64 rng_;
   std::vector<int32_t> order_;  // candidate ids, most likely first
   std::vector<double> probs_;
+  std::vector<uint64_t> keys_;
 };
 
 }  // namespace dsa

@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "kernels/cpu/parallel.hpp"
+
 namespace dsa {
 
 namespace {
@@ -330,20 +332,49 @@ void BatchScheduler::decode() {
       rows[b] = nullptr;
     }
   }
+  // Each row whose prompt is all forwarded draws its next id: the draws in parallel (a nucleus draw
+  // over a large vocabulary takes milliseconds), then the ids are taken in row order.
+  std::vector<Draw> draws(rows.size());
+  const auto forwarded = [&](size_t b) {
+    const Request* r = rows[b];
+    return r && r->slot->seq.n_cached == int64_t(r->ids.size());
+  };
+  cpu::parallel_for(int64_t(rows.size()), [&](int64_t begin, int64_t end) {
+    for (auto b = size_t(begin); b < size_t(end); ++b)
+      if (forwarded(b) && wants_token(*rows[b])) draws[b] = draw(*rows[b], logits_.data() + b * vocab);
+  });
   for (size_t b = 0; b < rows.size(); ++b) {
-    Request* r = rows[b];
-    if (r && r->slot->seq.n_cached == int64_t(r->ids.size())) sample(*r, logits_.data() + b * vocab);
+    if (!forwarded(b)) continue;
+    if (wants_token(*rows[b])) {
+      accept(*rows[b], std::move(draws[b]));
+    } else {
+      finish(*rows[b]);
+    }
   }
 }
 
 void BatchScheduler::sample(Request& r, float* logits) {
-  Generation& g = r.result;
-  if (int64_t(g.tokens.size()) >= r.params.max_tokens) return finish(r);
+  if (!wants_token(r)) return finish(r);
+  accept(r, draw(r, logits));
+}
+
+bool BatchScheduler::wants_token(const Request& r) const {
+  return int64_t(r.result.tokens.size()) < r.params.max_tokens;
+}
+
+BatchScheduler::Draw BatchScheduler::draw(Request& r, float* logits) const {
   for (int32_t id : r.params.masked_ids) logits[id] = -std::numeric_limits<float>::infinity();
   const std::span<const float> row(logits, size_t(model_->config().vocab_size));
-  const int32_t next = r.sampler.sample(row);
+  Draw d{.id = r.sampler.sample(row), .logprobs = std::nullopt};
+  if (r.params.top_logprobs >= 0) d.logprobs = step_logprobs(row, d.id, r.params.top_logprobs);
+  return d;
+}
+
+void BatchScheduler::accept(Request& r, Draw d) {
+  Generation& g = r.result;
+  const int32_t next = d.id;
   g.tokens.push_back(next);
-  if (r.params.top_logprobs >= 0) g.logprobs.push_back(step_logprobs(row, next, r.params.top_logprobs));
+  if (d.logprobs) g.logprobs.push_back(std::move(*d.logprobs));
   bool stop = false;
   if (r.on_token) {
     try {

@@ -41,6 +41,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
@@ -95,8 +96,19 @@ class BatchScheduler {
   // False when r did not get them (preempted or failed).
   bool grow(Request& r, int64_t n_tokens);
   void preempt(Request& r);
+  // The next id drawn from a request's logits, with its log-probabilities when asked for.
+  struct Draw {
+    int32_t id = 0;
+    std::optional<StepLogprobs> logprobs;
+  };
   // Samples r's next id from the logits of its last id (or ends it); runs its callback.
   void sample(Request& r, float* logits);
+  // The parts of sample: whether r has tokens left to draw; the draw, which touches only r's sampler
+  // and its logits (masked ids set to -inf), so the rows of a step draw in parallel; and taking the
+  // drawn id (recorded, r's callback run, r ended where it stops).
+  bool wants_token(const Request& r) const;
+  Draw draw(Request& r, float* logits) const;
+  void accept(Request& r, Draw d);
   void finish(Request& r);
   void fail(Request& r, Error error);
 
@@ -105,7 +117,7 @@ class BatchScheduler {
   KvCache cache_;
 
   // Engine-thread state.
-  std::deque<Request*> waiting_;  // arrival order; preempted requests go back to the front
+  std::deque<Request*> waiting_;   // arrival order; preempted requests go back to the front
   std::vector<Request*> running_;  // admission order
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<Request*> finished_;  // ended this step; their callers are woken after it

@@ -342,6 +342,14 @@ TEST_CASE("bench --json: lines per position with the documented byte accounting"
         CHECK(t["compute_share"].get<double>() > 0);
       }
     }
+
+    // The host's draw from one row of the vocabulary's logits.
+    const auto& s = j["sampling"];
+    CHECK(s["vocab"].get<int64_t>() == cfg["vocab_size"].get<int64_t>());
+    CHECK(s["greedy_us"].get<double>() > 0);
+    CHECK(s["top_p_0_95_us"].get<double>() > 0);
+    CHECK(s["top_p_0_95_nucleus_ids"].get<int64_t>() >= 1);
+    CHECK(s["top_p_0_95_nucleus_ids"].get<int64_t>() <= s["vocab"].get<int64_t>());
   }
 }
 

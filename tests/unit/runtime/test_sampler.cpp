@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include "engine/runtime/sampler.hpp"
@@ -165,4 +166,82 @@ TEST_CASE("step_logprobs: log-softmax of the raw logits, the chosen id's and the
   // Temperature and truncation do not enter: the distribution is the model's.
   const std::vector<float> shifted = {100.0f, 100.0f + std::log(2.0f)};
   CHECK(step_logprobs(shifted, 1, 1).chosen == doctest::Approx(std::log(2.0 / 3.0)));
+}
+
+namespace {
+
+// The nucleus draw by the definition: every id sorted most likely first, weights exp((v - max) / T)
+// summed in id order, the shortest sorted prefix reaching top_p of that, and the inverse-CDF walk
+// over it with the sampler's uniform (the top 53 bits of the seeded mt19937_64).
+struct ReferenceNucleus {
+  std::vector<int32_t> ids;  // the nucleus, most likely first
+  std::vector<double> weights;
+  double mass = 0;
+
+  ReferenceNucleus(const std::vector<float>& logits, double t, double top_p) {
+    const auto clean = [](float v) { return std::isnan(v) ? -std::numeric_limits<float>::infinity() : v; };
+    ids.resize(logits.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+      const float la = clean(logits[size_t(a)]), lb = clean(logits[size_t(b)]);
+      return la > lb || (la == lb && a < b);
+    });
+    const double mx = clean(logits[size_t(ids[0])]);
+    const auto weight = [&](size_t id) { return std::exp((double(clean(logits[id])) - mx) * (1.0 / t)); };
+    double total = 0;
+    for (size_t i = 0; i < logits.size(); ++i) total += weight(i);
+    while (weights.size() < ids.size()) {
+      weights.push_back(weight(size_t(ids[weights.size()])));
+      mass += weights.back();
+      if (mass >= top_p * total) break;
+    }
+    ids.resize(weights.size());
+  }
+
+  int32_t draw(std::mt19937_64& rng) const {
+    double r = double(rng() >> 11) * 0x1.0p-53 * mass;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      r -= weights[i];
+      if (r < 0) return ids[i];
+    }
+    for (size_t i = ids.size(); i-- > 0;)
+      if (weights[i] > 0) return ids[i];
+    return ids[0];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("top-p draws exactly as sorting every id would, over a full vocabulary") {
+  // The sampler orders only the ids that can be in the nucleus; each draw must be the one the
+  // definition gives, whatever the shape of the distribution.
+  std::mt19937 gen(17);
+  for (double sigma : {0.05, 1.0, 3.0, 8.0}) {
+    for (double top_p : {0.0, 0.3, 0.9, 0.95, 0.999999}) {
+      CAPTURE(sigma);
+      CAPTURE(top_p);
+      std::normal_distribution<float> normal(0.0f, float(sigma));
+      std::vector<float> logits(129280);
+      for (float& v : logits) v = normal(gen);
+      if (top_p == 0.0) {
+        // The smallest p keeps one id: of -0 and +0, the most likely logits, the lower id.
+        for (float& v : logits) v = std::min(v, -1.0f);
+        logits[9] = -0.0f;
+        logits[10] = 0.0f;
+      } else {
+        // 200 ids tied as the most likely: the nucleus takes the lower ids first.
+        const float top = *std::max_element(logits.begin(), logits.end());
+        for (size_t i = 0; i < 200; ++i) logits[1000 + i] = top + 0.5f;
+      }
+      logits[7] = -std::numeric_limits<float>::infinity();
+      logits[8] = std::nanf("");
+      const double t = sigma < 1 ? 0.02 : 1.0;
+      Sampler s({.temperature = t, .top_p = top_p, .seed = 1234});
+      std::mt19937_64 rng(1234);
+      const ReferenceNucleus nucleus(logits, t, top_p);
+      int differ = 0;
+      for (int i = 0; i < 20; ++i) differ += s.sample(logits) != nucleus.draw(rng);
+      CHECK(differ == 0);
+    }
+  }
 }
