@@ -94,15 +94,9 @@ TEST_CASE("gpu indexer_scores matches the CPU scalar reference over partial page
 
 namespace {
 
-// Runs the GPU top-k on rows and compares every row's selection, as a set, with the CPU reference;
-// both break ties towards the lower position, so the sets are equal, not just equal in value.
-void check_topk(const std::vector<float>& scores, int64_t n_rows, int64_t ld, const std::vector<int32_t>& n_valid,
-                int64_t k) {
-  const int64_t ld_out = k + 3;
-  DeviceBuffer<float> ds(scores);
-  DeviceBuffer<int32_t> dn(n_valid), dout(std::vector<int32_t>(static_cast<size_t>(n_rows * ld_out), -9));
-  cuda::topk_positions(ds.get(), ld, n_rows, ld, dn.get(), k, dout.get(), ld_out, nullptr);
-  const auto got = dout.to_host();
+// Compares each row of got ([n_rows, ld_out]) with the CPU reference.
+void check_rows(const std::vector<float>& scores, int64_t n_rows, int64_t ld, const std::vector<int32_t>& n_valid,
+                int64_t k, const std::vector<int32_t>& got, int64_t ld_out) {
   for (int64_t r = 0; r < n_rows; ++r) {
     CAPTURE(r);
     const int64_t nr = n_valid[size_t(r)], kr = std::min(k, nr);
@@ -119,6 +113,35 @@ void check_topk(const std::vector<float>& scores, int64_t n_rows, int64_t ld, co
     CHECK(diff == 0);
     for (int64_t i = kr; i < k; ++i) CHECK(got[size_t(r * ld_out + i)] == -1);
     for (int64_t i = k; i < ld_out; ++i) CHECK(got[size_t(r * ld_out + i)] == -9);  // past k: untouched
+  }
+}
+
+using TopkLauncher = void (*)(const float*, int64_t, int64_t, int64_t, const int32_t*, int64_t, int32_t*, int64_t,
+                              cudaStream_t);
+
+// The three entry points: the dispatcher, one block per row, each row over several blocks.
+struct NamedLauncher {
+  const char* name;
+  TopkLauncher launch;
+};
+const NamedLauncher kLaunchers[] = {{"topk_positions", cuda::topk_positions},
+                                    {"topk_positions_rows", cuda::topk_positions_rows},
+                                    {"topk_positions_split", cuda::topk_positions_split}};
+
+// Runs each GPU top-k on rows and compares every row's selection, as a set, with the CPU reference;
+// both break ties towards the lower position, so the sets are equal, not just equal in value.
+// Without n_valid every row has ld candidates.
+void check_topk(const std::vector<float>& scores, int64_t n_rows, int64_t ld, std::vector<int32_t> n_valid, int64_t k) {
+  const bool all_valid = n_valid.empty();
+  if (all_valid) n_valid.assign(size_t(n_rows), int32_t(ld));
+  const int64_t ld_out = k + 3;
+  DeviceBuffer<float> ds(scores);
+  DeviceBuffer<int32_t> dn(n_valid);
+  for (const NamedLauncher& launcher : kLaunchers) {
+    CAPTURE(launcher.name);
+    DeviceBuffer<int32_t> dout(std::vector<int32_t>(static_cast<size_t>(n_rows * ld_out), -9));
+    launcher.launch(ds.get(), ld, n_rows, ld, all_valid ? nullptr : dn.get(), k, dout.get(), ld_out, nullptr);
+    check_rows(scores, n_rows, ld, n_valid, k, dout.to_host(), ld_out);
   }
 }
 
@@ -157,5 +180,21 @@ TEST_CASE("gpu top-k selects the same positions as the CPU reference") {
     for (auto& v : s) v = float(d(rng));
     check_topk(s, 2, 777, {777, 300}, 1);
     check_topk(s, 2, 777, {777, 300}, 33);
+    check_topk(s, 2, 777, {0, 300}, 33);  // an empty row: all -1
+  }
+  SUBCASE("one long row without n_valid (a decode step)") {
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> s(static_cast<size_t>(n));
+    for (auto& v : s) v = d(rng);
+    check_topk(s, 1, n, {}, k);
+  }
+  SUBCASE("distinct scores within one bin of the top 12 bits") {
+    // [1, 1.1): the split form's first digit puts every score in one bin, so its radix select
+    // finishes on the low 20 bits: from the whole row (more entries than its candidate list
+    // holds) and from the gathered candidates (the short rows).
+    std::uniform_real_distribution<float> d(1.0f, 1.1f);
+    std::vector<float> s(static_cast<size_t>(n * n_rows));
+    for (auto& v : s) v = d(rng);
+    check_topk(s, n_rows, n, {int32_t(n), 16384, 10000, 2049}, k);
   }
 }

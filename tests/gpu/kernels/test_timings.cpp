@@ -45,6 +45,12 @@ void time_it(const std::string& what, double bytes, const std::function<void()>&
 
 TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
   DSA_REQUIRE_GPU();
+  // Freed stream-ordered scratch (split attention, split top-k) stays in the pool, as CudaBackend
+  // keeps it, instead of going back to the driver at each synchronisation.
+  cudaMemPool_t pool;
+  DSA_CUDA_OK(cudaDeviceGetDefaultMemPool(&pool, 0));
+  uint64_t keep = UINT64_MAX;
+  DSA_CUDA_OK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
   std::mt19937 rng(51);
   {
     const int64_t n = 18432, k = 7168;  // a dense up-projection
@@ -89,12 +95,23 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
   }
   {
     std::normal_distribution<float> d(0.0f, 1.0f);
-    std::vector<float> s(static_cast<size_t>(n_keys));
+    const int64_t rows = 16;
+    std::vector<float> s(static_cast<size_t>(rows * n_keys));
     for (auto& v : s) v = d(rng);
     DeviceBuffer<float> ds(s);
-    DeviceBuffer<int32_t> out(static_cast<size_t>(2048));
-    time_it("topk_positions 128K, k 2048, 1 row", double(n_keys) * 4,
-            [&] { cuda::topk_positions(ds.get(), n_keys, 1, n_keys, nullptr, 2048, out.get(), 2048, nullptr); });
+    DeviceBuffer<int32_t> out(static_cast<size_t>(rows * 2048));
+    time_it("topk_positions_split 128K, k 2048, 1 row", double(n_keys) * 4, [&] {
+      cuda::topk_positions_split(ds.get(), n_keys, 1, n_keys, nullptr, 2048, out.get(), 2048, nullptr);
+    });
+    time_it("topk_positions_rows 128K, k 2048, 1 row", double(n_keys) * 4, [&] {
+      cuda::topk_positions_rows(ds.get(), n_keys, 1, n_keys, nullptr, 2048, out.get(), 2048, nullptr);
+    });
+    time_it("topk_positions_split 128K, k 2048, 16 rows", double(rows * n_keys) * 4, [&] {
+      cuda::topk_positions_split(ds.get(), n_keys, rows, n_keys, nullptr, 2048, out.get(), 2048, nullptr);
+    });
+    time_it("topk_positions_rows 128K, k 2048, 16 rows", double(rows * n_keys) * 4, [&] {
+      cuda::topk_positions_rows(ds.get(), n_keys, rows, n_keys, nullptr, 2048, out.get(), 2048, nullptr);
+    });
   }
   {
     const int64_t kv_lora = 512, rope = 64, heads = 128, n_sel = 2048, seq = 65536;
