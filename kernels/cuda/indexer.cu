@@ -15,10 +15,11 @@ constexpr int kKeyTiles = kPage / 4;                // 4 keys per thread
 constexpr int kHeadTileRows = kThreads / kKeyTiles;  // threads sharing a key tile
 constexpr int kMaxHeads = 128;
 constexpr int kHeadTilesPerThread = kMaxHeads / 4 / kHeadTileRows;
+constexpr int kQueriesPerPage = 8;  // queries of one page table per block
 
-// The page a block scores (blockIdx.x: the page; blockIdx.y: the query, its q and weights after
-// the previous query's, its page table pages_stride entries after the previous one's, its key count
-// n_keys_of[y] or n_keys). Fields: the query's operands, the page's bytes, the keys that count.
+// The page a block scores for one query (blockIdx.x: the page; query: its q and weights after the
+// previous query's, its page table pages_stride entries after the previous one's, its key count
+// n_keys_of[query] or n_keys). Fields: the query's operands, the page's bytes, the keys that count.
 struct ScoredPage {
   const uint8_t* q_codes;
   const float* w;
@@ -27,18 +28,32 @@ struct ScoredPage {
   int keys;
 };
 
-// false when the query has fewer pages than this block's (the whole block returns).
-__device__ __forceinline__ bool scored_page(const uint8_t* q_codes, const float* w, int n_heads, int dim,
-                                            const uint8_t* arena, const int32_t* pages, int64_t pages_stride,
-                                            size_t page_bytes, const int32_t* n_keys_of, int64_t n_keys,
-                                            float* scores, int64_t ld_scores, ScoredPage& out) {
-  const int64_t p = blockIdx.x, query = blockIdx.y;
-  if (n_keys_of) n_keys = min(int64_t(n_keys_of[query]), n_keys);  // within the grid sized for max_keys
+struct ScoresArgs {
+  const uint8_t* q_codes;
+  const float* w;
+  int n_heads;
+  const uint8_t* arena;
+  const int32_t* pages;
+  int64_t pages_stride;
+  int dim;
+  size_t page_bytes;
+  const int32_t* n_keys_of;  // or null: n_keys for every query
+  int64_t n_keys;            // the grid's bound (max_keys)
+  float* scores;
+  int64_t ld_scores;
+  int64_t n_q;
+  int group;  // queries per block (one page table for them all when more than 1)
+};
+
+// false when the query has fewer pages than this block's.
+__device__ __forceinline__ bool scored_page(const ScoresArgs& a, int64_t query, ScoredPage& out) {
+  const int64_t p = blockIdx.x;
+  const int64_t n_keys = a.n_keys_of ? min(int64_t(a.n_keys_of[query]), a.n_keys) : a.n_keys;
   if (p * kPage >= n_keys) return false;
-  out.q_codes = q_codes + query * n_heads * dim;
-  out.w = w + query * n_heads;
-  out.page = arena + size_t(pages[query * pages_stride + p]) * page_bytes;
-  out.scores = scores + query * ld_scores + p * kPage;
+  out.q_codes = a.q_codes + query * a.n_heads * a.dim;
+  out.w = a.w + query * a.n_heads;
+  out.page = a.arena + size_t(a.pages[query * a.pages_stride + p]) * a.page_bytes;
+  out.scores = a.scores + query * a.ld_scores + p * kPage;
   out.keys = int(min(int64_t(kPage), n_keys - p * kPage));
   return true;
 }
@@ -55,131 +70,174 @@ __device__ __forceinline__ void write_page_scores(const float* logits, int n_hea
   pg.scores[s] = __fmul_rn(kscale, sum);
 }
 
-// A block per 64-token page. Shared memory: q as f32 [dim][hp] (heads padded to a multiple of 4
-// with zeros), the page's keys as f32 [dim][64] (e4m3 values are exact), the weighted logits
-// [n_heads][64]. Each thread computes 4 heads x 4 keys at a time (register tiles, float4 loads), so
-// the dot products run from registers rather than one shared-memory load per multiply-add; each
-// product is summed over the dimensions in order, as before. blockIdx.x: the page; blockIdx.y: the
-// query, its page table pages_stride entries after the previous one's, its key count n_keys_of[y]
-// (or n_keys).
-__global__ void __launch_bounds__(kThreads)
-indexer_scores_kernel(const uint8_t* q_codes, const float* w, int n_heads, const uint8_t* arena,
-                      const int32_t* pages, int64_t pages_stride, int dim, size_t page_bytes, const int32_t* n_keys_of,
-                      int64_t n_keys, float* scores, int64_t ld_scores) {
+// A block scores one page for `group` consecutive queries: the page's keys are loaded into shared
+// memory once (as many as the group's longest query counts), then each query's q is loaded, its
+// logits computed by Form and its scores written. Form: the shared-memory layout and the logits.
+template <class Form>
+__global__ void __launch_bounds__(kThreads) indexer_scores_kernel(ScoresArgs a) {
   extern __shared__ __align__(16) uint8_t smem[];
-  const int hp = (n_heads + 3) / 4 * 4;
-  float* qt = reinterpret_cast<float*>(smem);
-  float* kt = qt + dim * hp;
-  float* logits = kt + dim * kPage;
-  ScoredPage pg;
-  if (!scored_page(q_codes, w, n_heads, dim, arena, pages, pages_stride, page_bytes, n_keys_of, n_keys, scores,
-                   ld_scores, pg))
-    return;
-  for (int i = threadIdx.x; i < dim * hp; i += kThreads) {
-    const int d = i / hp, h = i % hp;
-    qt[i] = h < n_heads ? dev::fp8_to_float(pg.q_codes[h * dim + d]) : 0.0f;
+  const Form form(smem, a.n_heads, a.dim);
+  const int64_t first = int64_t(blockIdx.y) * a.group, end = min(first + a.group, a.n_q);
+  int page_keys = 0;
+  const uint8_t* page = nullptr;
+  for (int64_t query = first; query < end; ++query) {
+    ScoredPage pg;
+    if (scored_page(a, query, pg) && pg.keys > page_keys) page_keys = pg.keys, page = pg.page;
   }
-  // 16 codes per load: row s, dims [d0, d0 + 16).
-  for (int e = threadIdx.x; e < kPage * dim / 16; e += kThreads) {
-    const int s = e / (dim / 16), d0 = (e % (dim / 16)) * 16;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (s < pg.keys) v = *reinterpret_cast<const uint4*>(pg.page + size_t(s) * dim + d0);
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+  if (page_keys == 0) return;
+  form.load_keys(page, page_keys, a.dim);
+  for (int64_t query = first; query < end; ++query) {
+    ScoredPage pg;
+    if (!scored_page(a, query, pg)) continue;
+    form.load_q(pg.q_codes, a.n_heads, a.dim);
+    __syncthreads();  // keys (first query) and q loaded
+    form.logits(pg.w, a.n_heads, a.dim);
+    __syncthreads();
+    write_page_scores(form.logit_rows, a.n_heads, a.dim, pg);
+    __syncthreads();  // q and the logits are free for the next query
+  }
+}
+
+// Before sm_80: q as f32 [dim][hp] (heads padded to a multiple of 4 with zeros), the page's keys as
+// f32 [dim][64] (e4m3 values are exact), the weighted logits [n_heads][64]. Each thread computes 4
+// heads x 4 keys at a time (register tiles, float4 loads), so the dot products run from registers
+// rather than one shared-memory load per multiply-add; each product is summed over the dimensions
+// in order.
+struct TiledForm {
+  float* qt;
+  float* kt;
+  float* logit_rows;
+  int hp;
+
+  static size_t smem_bytes(int n_heads, int dim) {
+    return size_t(((n_heads + 3) / 4 * 4 + kPage) * dim + n_heads * kPage) * sizeof(float);
+  }
+
+  __device__ TiledForm(uint8_t* smem, int n_heads, int dim) : hp((n_heads + 3) / 4 * 4) {
+    qt = reinterpret_cast<float*>(smem);
+    kt = qt + dim * hp;
+    logit_rows = kt + dim * kPage;
+  }
+
+  __device__ void load_keys(const uint8_t* page, int keys, int dim) const {
+    // 16 codes per load: row s, dims [d0, d0 + 16).
+    for (int e = threadIdx.x; e < kPage * dim / 16; e += kThreads) {
+      const int s = e / (dim / 16), d0 = (e % (dim / 16)) * 16;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (s < keys) v = *reinterpret_cast<const uint4*>(page + size_t(s) * dim + d0);
+      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int i = 0; i < 16; ++i) kt[(d0 + i) * kPage + s] = dev::fp8_to_float(uint8_t(words[i / 4] >> (8 * (i % 4))));
+      for (int i = 0; i < 16; ++i) kt[(d0 + i) * kPage + s] = dev::fp8_to_float(uint8_t(words[i / 4] >> (8 * (i % 4))));
+    }
   }
-  __syncthreads();
-  const int key_tile = threadIdx.x % kKeyTiles, row = threadIdx.x / kKeyTiles, head_tiles = hp / 4;
-  float acc[kHeadTilesPerThread][4][4] = {};
-  for (int d = 0; d < dim; ++d) {
-    const float4 kv = *reinterpret_cast<const float4*>(kt + d * kPage + key_tile * 4);
-    const float kk[4] = {kv.x, kv.y, kv.z, kv.w};
+
+  __device__ void load_q(const uint8_t* q_codes, int n_heads, int dim) const {
+    for (int i = threadIdx.x; i < dim * hp; i += kThreads) {
+      const int d = i / hp, h = i % hp;
+      qt[i] = h < n_heads ? dev::fp8_to_float(q_codes[h * dim + d]) : 0.0f;
+    }
+  }
+
+  __device__ void logits(const float* w, int n_heads, int dim) const {
+    const int key_tile = threadIdx.x % kKeyTiles, row = threadIdx.x / kKeyTiles, head_tiles = hp / 4;
+    float acc[kHeadTilesPerThread][4][4] = {};
+    for (int d = 0; d < dim; ++d) {
+      const float4 kv = *reinterpret_cast<const float4*>(kt + d * kPage + key_tile * 4);
+      const float kk[4] = {kv.x, kv.y, kv.z, kv.w};
+#pragma unroll
+      for (int j = 0; j < kHeadTilesPerThread; ++j) {
+        const int ht = row + j * kHeadTileRows;
+        if (ht < head_tiles) {
+          const float4 qv = *reinterpret_cast<const float4*>(qt + d * hp + ht * 4);
+          const float qq[4] = {qv.x, qv.y, qv.z, qv.w};
+#pragma unroll
+          for (int a = 0; a < 4; ++a) {
+#pragma unroll
+            for (int b = 0; b < 4; ++b) acc[j][a][b] = fmaf(qq[a], kk[b], acc[j][a][b]);
+          }
+        }
+      }
+    }
 #pragma unroll
     for (int j = 0; j < kHeadTilesPerThread; ++j) {
       const int ht = row + j * kHeadTileRows;
-      if (ht < head_tiles) {
-        const float4 qv = *reinterpret_cast<const float4*>(qt + d * hp + ht * 4);
-        const float qq[4] = {qv.x, qv.y, qv.z, qv.w};
 #pragma unroll
-        for (int a = 0; a < 4; ++a) {
+      for (int a = 0; a < 4; ++a) {
+        const int h = ht * 4 + a;
+        if (ht < head_tiles && h < n_heads) {
 #pragma unroll
-          for (int b = 0; b < 4; ++b) acc[j][a][b] = fmaf(qq[a], kk[b], acc[j][a][b]);
+          for (int b = 0; b < 4; ++b)
+            logit_rows[h * kPage + key_tile * 4 + b] = __fmul_rn(fmaxf(acc[j][a][b], 0.0f), w[h]);
         }
       }
     }
   }
+};
+
+// sm_80+: the page's 64 x n_heads logits as mma.sync tiles of 16 heads x 8 keys over the
+// dimensions, q and k codes exact in bf16, fp32 accumulation; then each logit's relu times its head
+// weight. Shared memory: q [hp16][dim + 8] and the page's keys [64][dim + 8] as bf16 bits (hp16:
+// heads padded to 16 with zeros; 8 pad elements make the fragment loads conflict-free), the
+// weighted logits [n_heads][64].
+constexpr int kMmaPad = 8;
+
+struct MmaForm {
+  uint16_t* qs;
+  uint16_t* ks;
+  float* logit_rows;
+  int hp, row;
+
+  static size_t smem_bytes(int n_heads, int dim) {
+    return size_t(((n_heads + 15) / 16 * 16 + kPage) * (dim + kMmaPad)) * sizeof(uint16_t) +
+           size_t(n_heads * kPage) * sizeof(float);
+  }
+
+  __device__ MmaForm(uint8_t* smem, int n_heads, int dim) : hp((n_heads + 15) / 16 * 16), row(dim + kMmaPad) {
+    qs = reinterpret_cast<uint16_t*>(smem);
+    ks = qs + hp * row;
+    logit_rows = reinterpret_cast<float*>(ks + kPage * row);
+  }
+
+  __device__ void load_keys(const uint8_t* page, int keys, int dim) const {
+    // 4 codes per load (rows are 16-byte aligned): row s, dims [d, d + 4).
+    for (int i = threadIdx.x; i < kPage * dim / 4; i += kThreads) {
+      const int s = i / (dim / 4), d = (i % (dim / 4)) * 4;
+      const uint32_t v = s < keys ? *reinterpret_cast<const uint32_t*>(page + size_t(s) * dim + d) : 0u;
 #pragma unroll
-  for (int j = 0; j < kHeadTilesPerThread; ++j) {
-    const int ht = row + j * kHeadTileRows;
+      for (int j = 0; j < 4; ++j) ks[s * row + d + j] = dev::float_to_bf16(dev::fp8_to_float(uint8_t(v >> (8 * j))));
+    }
+  }
+
+  __device__ void load_q(const uint8_t* q_codes, int n_heads, int dim) const {
+    for (int i = threadIdx.x; i < hp * dim; i += kThreads) {
+      const int h = i / dim, d = i % dim;
+      qs[h * row + d] = dev::float_to_bf16(h < n_heads ? dev::fp8_to_float(q_codes[h * dim + d]) : 0.0f);
+    }
+  }
+
+  __device__ void logits(const float* w, int n_heads, int dim) const {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int tiles = (hp / 16) * (kPage / 8);  // (16 heads, 8 keys) tiles, strided over the warps
+    for (int tile = warp; tile < tiles; tile += kThreads / 32) {
+      const int h0 = (tile / (kPage / 8)) * 16, s0 = (tile % (kPage / 8)) * 8;
+      float acc[4] = {};
+      for (int kk = 0; kk < dim; kk += 16) {
+        const uint16_t* qa = qs + (h0 + g) * row + kk + 2 * t;
+        const uint16_t* kb = ks + (s0 + g) * row + kk + 2 * t;
+        const uint32_t a[4] = {
+            *reinterpret_cast<const uint32_t*>(qa), *reinterpret_cast<const uint32_t*>(qa + 8 * row),
+            *reinterpret_cast<const uint32_t*>(qa + 8), *reinterpret_cast<const uint32_t*>(qa + 8 * row + 8)};
+        const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kb), *reinterpret_cast<const uint32_t*>(kb + 8)};
+        dev::mma_bf16(acc, a, b);
+      }
 #pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const int h = ht * 4 + a;
-      if (ht < head_tiles && h < n_heads) {
-#pragma unroll
-        for (int b = 0; b < 4; ++b)
-          logits[h * kPage + key_tile * 4 + b] = __fmul_rn(fmaxf(acc[j][a][b], 0.0f), pg.w[h]);
+      for (int e = 0; e < 4; ++e) {
+        const int h = h0 + g + (e >= 2 ? 8 : 0), s = s0 + 2 * t + (e & 1);
+        if (h < n_heads) logit_rows[h * kPage + s] = __fmul_rn(fmaxf(acc[e], 0.0f), w[h]);
       }
     }
   }
-  __syncthreads();
-  write_page_scores(logits, n_heads, dim, pg);
-}
-
-// The same scores on the tensor cores (sm_80+): the page's 64 x n_heads logits as mma.sync tiles of
-// 16 heads x 8 keys over the dimensions, q and k codes exact in bf16, fp32 accumulation; then, as
-// above, each logit's relu times its head weight, summed over the heads in order. Shared memory: q
-// [hp16][dim + 8] and the page's keys [64][dim + 8] as bf16 bits (hp16: heads padded to 16 with
-// zeros; 8 pad elements make the fragment loads conflict-free), the weighted logits [n_heads][64].
-constexpr int kMmaPad = 8;
-
-__global__ void __launch_bounds__(kThreads)
-indexer_scores_mma_kernel(const uint8_t* q_codes, const float* w, int n_heads, const uint8_t* arena,
-                          const int32_t* pages, int64_t pages_stride, int dim, size_t page_bytes,
-                          const int32_t* n_keys_of, int64_t n_keys, float* scores, int64_t ld_scores) {
-  extern __shared__ __align__(16) uint8_t smem[];
-  const int hp = (n_heads + 15) / 16 * 16, row = dim + kMmaPad;
-  uint16_t* qs = reinterpret_cast<uint16_t*>(smem);
-  uint16_t* ks = qs + hp * row;
-  float* logits = reinterpret_cast<float*>(ks + kPage * row);
-  ScoredPage pg;
-  if (!scored_page(q_codes, w, n_heads, dim, arena, pages, pages_stride, page_bytes, n_keys_of, n_keys, scores,
-                   ld_scores, pg))
-    return;
-  for (int i = threadIdx.x; i < hp * dim; i += kThreads) {
-    const int h = i / dim, d = i % dim;
-    qs[h * row + d] = dev::float_to_bf16(h < n_heads ? dev::fp8_to_float(pg.q_codes[h * dim + d]) : 0.0f);
-  }
-  // 4 codes per load (rows are 16-byte aligned): row s, dims [d, d + 4).
-  for (int i = threadIdx.x; i < kPage * dim / 4; i += kThreads) {
-    const int s = i / (dim / 4), d = (i % (dim / 4)) * 4;
-    const uint32_t v = s < pg.keys ? *reinterpret_cast<const uint32_t*>(pg.page + size_t(s) * dim + d) : 0u;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) ks[s * row + d + j] = dev::float_to_bf16(dev::fp8_to_float(uint8_t(v >> (8 * j))));
-  }
-  __syncthreads();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int tiles = (hp / 16) * (kPage / 8);  // (16 heads, 8 keys) tiles, kWarps-strided over the warps
-  for (int tile = warp; tile < tiles; tile += kThreads / 32) {
-    const int h0 = (tile / (kPage / 8)) * 16, s0 = (tile % (kPage / 8)) * 8;
-    float acc[4] = {};
-    for (int kk = 0; kk < dim; kk += 16) {
-      const uint16_t* qa = qs + (h0 + g) * row + kk + 2 * t;
-      const uint16_t* kb = ks + (s0 + g) * row + kk + 2 * t;
-      const uint32_t a[4] = {*reinterpret_cast<const uint32_t*>(qa), *reinterpret_cast<const uint32_t*>(qa + 8 * row),
-                             *reinterpret_cast<const uint32_t*>(qa + 8),
-                             *reinterpret_cast<const uint32_t*>(qa + 8 * row + 8)};
-      const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kb), *reinterpret_cast<const uint32_t*>(kb + 8)};
-      dev::mma_bf16(acc, a, b);
-    }
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int h = h0 + g + (e >= 2 ? 8 : 0), s = s0 + 2 * t + (e & 1);
-      if (h < n_heads) logits[h * kPage + s] = __fmul_rn(fmaxf(acc[e], 0.0f), pg.w[h]);
-    }
-  }
-  __syncthreads();
-  write_page_scores(logits, n_heads, dim, pg);
-}
+};
 
 // One warp per key.
 __global__ void indexer_write_kernel(uint8_t* arena, const int32_t* pages, int dim, size_t page_bytes,
@@ -231,22 +289,33 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
   DSA_CUDA_REQUIRE(view.page_bytes == cpu::indexer_page_bytes(dim), "indexer_scores: page_bytes mismatch");
   DSA_CUDA_REQUIRE(reinterpret_cast<uintptr_t>(view.arena) % 16 == 0, "indexer_scores: the arena must be 16-byte aligned");
   if (max_keys <= 0 || n_q <= 0) return;
-  // The tensor-core kernel on sm_80+, the register-tiled one before.
+  // The tensor-core form on sm_80+, the register-tiled one before.
   const bool mma = dev::mma_available();
-  const auto kernel = mma ? indexer_scores_mma_kernel : indexer_scores_kernel;
-  const size_t smem =
-      mma ? size_t(((n_heads + 15) / 16 * 16 + kPage) * (dim + kMmaPad)) * sizeof(uint16_t) +
-                size_t(n_heads * kPage) * sizeof(float)
-          : size_t(((n_heads + 3) / 4 * 4 + kPage) * dim + n_heads * kPage) * sizeof(float);
+  const auto kernel = mma ? indexer_scores_kernel<MmaForm> : indexer_scores_kernel<TiledForm>;
+  const size_t smem = mma ? MmaForm::smem_bytes(int(n_heads), int(dim)) : TiledForm::smem_bytes(int(n_heads), int(dim));
   DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
-  // Up to 65535 queries per launch (grid.y).
-  for (int64_t q0 = 0; q0 < n_q; q0 += 65535) {
-    const int64_t n = std::min<int64_t>(65535, n_q - q0);
-    kernel<<<dim3(unsigned(n_pages), unsigned(n)), kThreads, smem, stream>>>(
-        q_codes + q0 * n_heads * dim, w + q0 * n_heads, int(n_heads), view.arena, view.pages + q0 * pages_stride,
-        pages_stride, int(dim), view.page_bytes, n_keys ? n_keys + q0 : nullptr, max_keys, scores + q0 * ld_scores,
-        ld_scores);
+  // Queries of one sequence (one page table: a prefill chunk) share each page's key load, 8 to a
+  // block; queries with their own page tables get a block each.
+  const int group = pages_stride == 0 ? kQueriesPerPage : 1;
+  // Up to 65535 query groups per launch (grid.y).
+  for (int64_t q0 = 0; q0 < n_q; q0 += 65535 * int64_t(group)) {
+    const int64_t n = std::min<int64_t>(65535 * int64_t(group), n_q - q0);
+    const ScoresArgs args{q_codes + q0 * n_heads * dim,
+                          w + q0 * n_heads,
+                          int(n_heads),
+                          view.arena,
+                          view.pages + q0 * pages_stride,
+                          pages_stride,
+                          int(dim),
+                          view.page_bytes,
+                          n_keys ? n_keys + q0 : nullptr,
+                          max_keys,
+                          scores + q0 * ld_scores,
+                          ld_scores,
+                          n,
+                          group};
+    kernel<<<dim3(unsigned(n_pages), unsigned((n + group - 1) / group)), kThreads, smem, stream>>>(args);
     DSA_CUDA_CHECK_LAUNCH();
   }
 }

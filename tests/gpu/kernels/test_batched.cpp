@@ -120,3 +120,40 @@ TEST_CASE("gpu indexer_scores_batched equals one launch per query, bit for bit, 
   CHECK(same_bits(got, want));
   CHECK(got[size_t(ld + 130)] == -9.0f);  // past query 1's keys: untouched
 }
+
+TEST_CASE("gpu indexer_scores_batched over one page table (a prefill chunk) equals one launch per query") {
+  // Queries of one sequence share each page's key load, 8 to a block: 21 causal queries at
+  // positions 115..135 (counts 116..136, across the 128-key page boundary, the last group short).
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(53);
+  const int64_t dim = 128, n_heads = 64, n_q = 21, first = 116, max_keys = first + n_q - 1, ld = 192;
+  const size_t page_bytes = cpu::indexer_page_bytes(dim);
+  Tables t(rng);
+  std::vector<uint8_t> arena(24 * page_bytes, 0);
+  for (int64_t p = 0; p < max_keys; ++p) {
+    const auto k = test::random_bf16(size_t(dim), rng);
+    cpu::indexer_write(arena.data(), t.a.data(), dim, p, k.data());
+  }
+  std::vector<int32_t> n_keys(static_cast<size_t>(n_q));
+  std::iota(n_keys.begin(), n_keys.end(), int32_t(first));
+  std::vector<uint8_t> q(size_t(n_q * n_heads * dim));
+  for (auto& c : q) c = uint8_t(rng() % 126);
+  std::vector<float> w(size_t(n_q * n_heads));
+  for (auto& v : w) v = float(int(rng() % 200) - 100) / 128.0f;
+  DeviceBuffer<uint8_t> da(arena), dq(q);
+  DeviceBuffer<int32_t> dpages(t.a), dn(n_keys);
+  DeviceBuffer<float> dw(w), dout(std::vector<float>(size_t(n_q * ld), -9.0f)),
+      done(std::vector<float>(size_t(n_q * ld), -9.0f));
+  const cuda::IndexerCacheView view{da.get(), dpages.get(), dim, page_bytes};
+  cuda::indexer_scores_batched(dq.get(), dw.get(), n_heads, view, 0, n_q, dn.get(), max_keys, dout.get(), ld, nullptr);
+  for (int64_t i = 0; i < n_q; ++i)
+    cuda::indexer_scores(dq.get() + i * n_heads * dim, dw.get() + i * n_heads, n_heads, view, n_keys[size_t(i)],
+                         done.get() + i * ld, nullptr);
+  const auto got = dout.to_host(), want = done.to_host();
+  CHECK(same_bits(got, want));
+  for (int64_t i = 0; i < n_q; ++i) {
+    CAPTURE(i);
+    CHECK(got[size_t(i * ld + n_keys[size_t(i)])] == -9.0f);  // past the query's keys: untouched
+    CHECK(got[size_t(i * ld + n_keys[size_t(i)] - 1)] != -9.0f);
+  }
+}

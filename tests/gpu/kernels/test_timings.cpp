@@ -24,7 +24,7 @@ using dsa::test::DeviceBuffer;
 namespace {
 
 // Mean microseconds per call over `reps` calls after a warm-up, and the bandwidth for `bytes`.
-void time_it(const std::string& what, double bytes, const std::function<void()>& call, int reps = 50) {
+double time_it(const std::string& what, double bytes, const std::function<void()>& call, int reps = 50) {
   call();
   cudaEvent_t t0, t1;
   DSA_CUDA_OK(cudaEventCreate(&t0));
@@ -39,6 +39,7 @@ void time_it(const std::string& what, double bytes, const std::function<void()>&
   MESSAGE(what, ": ", us, " us, ", bytes / (us * 1e3), " GB/s");
   cudaEventDestroy(t0);
   cudaEventDestroy(t1);
+  return us;
 }
 
 }  // namespace
@@ -92,6 +93,21 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     const cuda::IndexerCacheView view{arena.get(), dp.get(), dim, page_bytes};
     time_it("indexer_scores 128K keys x 64 heads", double(n_pages) * double(page_bytes),
             [&] { cuda::indexer_scores(q.get(), w.get(), heads, view, n_keys, scores.get(), nullptr); });
+    // A prefill chunk of 256 queries at the end of a 32K-key sequence (each page's keys shared by 8
+    // queries): compute-bound, so its TFLOP/s.
+    const int64_t n_q = 256, keys = 32768;
+    DeviceBuffer<uint8_t> qs(std::vector<uint8_t>(static_cast<size_t>(n_q * heads * dim), 0x38));
+    DeviceBuffer<float> ws(std::vector<float>(static_cast<size_t>(n_q * heads), 0.01f));
+    DeviceBuffer<float> chunk_scores(static_cast<size_t>(n_q * keys));
+    std::vector<int32_t> counts(static_cast<size_t>(n_q));
+    std::iota(counts.begin(), counts.end(), int32_t(keys - n_q + 1));
+    DeviceBuffer<int32_t> dcounts(counts);
+    const double us = time_it("indexer_scores_batched prefill, 256 queries x 32K keys", double(keys / 64) * page_bytes,
+                              [&] {
+                                cuda::indexer_scores_batched(qs.get(), ws.get(), heads, view, 0, n_q, dcounts.get(),
+                                                             keys, chunk_scores.get(), keys, nullptr);
+                              });
+    MESSAGE("  ", 2.0 * double(n_q) * double(keys) * double(heads * dim) / (us * 1e6), " TFLOP/s");
   }
   {
     std::normal_distribution<float> d(0.0f, 1.0f);
