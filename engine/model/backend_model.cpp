@@ -304,11 +304,12 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
       std::max(c.intermediate_size, c.moe_intermediate_size * std::max<int64_t>(1, c.n_shared_experts));
   const int64_t ffn = std::max(S * inter, S * K * c.moe_intermediate_size);
   Workspace& ws = ws_;
-  bool moved = false;  // a buffer reallocated: the recordings point at the old one
+  // A buffer reallocated: the recordings point at the old one. Dropped at once, not after the last
+  // grow: a later one may throw std::bad_alloc, and the next call would replay them on freed memory.
   const auto grow = [&](Backend& be, auto& buffer, int64_t n) {
     const void* before = buffer.data();
     buffer.grow(be, static_cast<size_t>(std::max<int64_t>(n, 1)));
-    moved = moved || buffer.data() != before;
+    if (buffer.data() != before) recordings_.clear();
   };
   grow(be, ws.pos, S);
   grow(be, ws.ids, S);
@@ -343,7 +344,6 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.expert_y, S * K * D);
   grow(be, ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
   grow(be, ws.logits, (decode ? S : 1) * c.vocab_size);
-  if (moved) recordings_.clear();
 
   // Inputs of the call.
   be.upload(ws.ids.data(), tokens.data(), static_cast<size_t>(S) * sizeof(int32_t));

@@ -21,6 +21,7 @@ using dev::Records;
 
 constexpr int kHeads = 8;   // heads per block, sharing each decoded record
 constexpr int kChunk = 32;  // records decoded into shared memory at a time: a lane each in the softmax
+static_assert(kChunk == 32, "the online softmax gives each record of a chunk a lane");
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxCols = 2;  // latent columns per thread: kv_lora <= kMaxCols * kThreads
@@ -114,6 +115,7 @@ sparse_mla_split_kernel(const float* q_abs, const float* q_pe, int n_heads, Reco
       const float e = expf(s - m_new);  // 0 for the lanes past the records
       const float sum = dev::warp_sum(e);
       p[h * kChunk + lane] = e;
+      __syncwarp();  // every lane has read run_max[h] before lane 0 replaces it
       if (lane == 0) {
         const float f = expf(m_old - m_new);  // 0 on the first chunk (m_old = -inf)
         rescale[h] = f;

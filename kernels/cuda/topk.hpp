@@ -15,7 +15,7 @@ namespace dsa::cuda {
 // n_valid is a device int32 array (n_valid[r] <= n), or nullptr for n candidates in every row.
 // out: [n_rows, ld_out] int32 (device), ld_out >= k: row r gets the positions of its
 // k_r = min(k, n_r) largest scores in ascending order in out[r, 0..k_r), and -1 in out[r, k_r..k).
-// A few rows of at least 16,384 positions (fewer rows than a quarter of the SMs, n <=
+// A few rows of at least 16,384 positions (at most a quarter as many rows as SMs, n <=
 // topk_split_max_n()) run topk_positions_split; the others topk_positions_rows.
 void topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, int64_t n, const int32_t* n_valid,
                     int64_t k, int32_t* out, int64_t ld_out, cudaStream_t stream);
