@@ -6,6 +6,7 @@
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/gemm.hpp"
+#include "kernels/cuda/gemm_cublaslt.cuh"
 #include "kernels/cuda/gemm_mma.cuh"
 #include "kernels/cuda/mma.cuh"
 
@@ -310,6 +311,12 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
   DSA_CUDA_CHECK_LAUNCH();
 }
 
+bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                         const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                         cudaStream_t stream) {
+  return detail::gemm_cublaslt_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
+}
+
 void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                 const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                 cudaStream_t stream) {
@@ -343,6 +350,7 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
     }
     return;
   }
+  if (detail::gemm_cublaslt_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream)) return;
   if (dev::mma_available()) {
     detail::gemm_mma_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
     return;

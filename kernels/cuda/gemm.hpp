@@ -37,6 +37,17 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
                 const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                 cudaStream_t stream);
 
+// matmul_fp8 through cuBLASLt's block-scaled FP8 GEMM on Hopper: the rows quantised per 128-block
+// (act_quant) into scratch from the stream's memory pool, the weight's 128 x 128 scales and the
+// rows' 1 x 128 scales as cuBLASLt's BLK128x128 and VEC128 modes, the bf16 product widened into y.
+// Returns false, launching nothing, where it does not fit: not sm_90, a k slice (ld_scale !=
+// k / 128), k / 128 not a multiple of 4, ldw not a multiple of 16, n not of 8, weights or scales
+// not 16-byte aligned, or no cuBLASLt kernel for the problem. matmul_fp8 takes it for more than
+// 16 rows where it fits.
+bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                         const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                         cudaStream_t stream);
+
 // cpu::matmul_fp8_routed on the device (idx and the experts' table in device memory, the weights
 // resident): one GEMV launch for all n_pairs routed pairs, each reading its expert from idx, so an
 // MoE layer of a decode step needs no host round trip. Each row equals matmul_fp8's for that row

@@ -22,12 +22,17 @@ struct Shape {
   int64_t m, n, k, ldw_pad;  // ldw = k + ldw_pad (a pad that breaks 16-byte rows takes the GEMM)
 };
 
-void run_fp8(const Shape& s, std::mt19937& rng) {
+using Fp8Launcher = void (*)(const float*, int64_t, int64_t, int64_t, const uint8_t*, int64_t, const float*, int64_t,
+                             int64_t, float*, int64_t, cudaStream_t);
+
+// scale_pad: extra entries per row of the weight's scales (0: the whole-k layout cuBLASLt takes).
+void run_fp8(const Shape& s, std::mt19937& rng, int64_t scale_pad = 1, Fp8Launcher launch = cuda::matmul_fp8) {
   CAPTURE(s.m);
   CAPTURE(s.n);
   CAPTURE(s.k);
   CAPTURE(s.ldw_pad);
-  const int64_t ldw = s.k + s.ldw_pad, ld_scale = (s.k + 127) / 128 + 1;
+  CAPTURE(scale_pad);
+  const int64_t ldw = s.k + s.ldw_pad, ld_scale = (s.k + 127) / 128 + scale_pad;
   const auto x = test::random_bf16(static_cast<size_t>(s.m * s.k), rng, 2.0f);
   // Weights: random e4m3 codes except NaN (0x7f / 0xff), positive power-of-two-ish block scales.
   std::uniform_int_distribution<int> code(0, 253);
@@ -43,8 +48,21 @@ void run_fp8(const Shape& s, std::mt19937& rng) {
   cpu::matmul_fp8_scalar(x.data(), s.k, s.m, s.k, w.data(), ldw, si.data(), ld_scale, s.n, want.data(), s.n);
   DeviceBuffer<float> dx(x), dsi(si), dy(want.size());
   DeviceBuffer<uint8_t> dw(w);
-  cuda::matmul_fp8(dx.get(), s.k, s.m, s.k, dw.get(), ldw, dsi.get(), ld_scale, s.n, dy.get(), s.n, nullptr);
+  launch(dx.get(), s.k, s.m, s.k, dw.get(), ldw, dsi.get(), ld_scale, s.n, dy.get(), s.n, nullptr);
   test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8");
+}
+
+// cuda::matmul_fp8_cublaslt, which must take the product on Hopper (and nothing elsewhere).
+void fp8_through_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                          cudaStream_t stream) {
+  int device = 0, major = 0, minor = 0;
+  DSA_CUDA_OK(cudaGetDevice(&device));
+  DSA_CUDA_OK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  DSA_CUDA_OK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  const bool ran = cuda::matmul_fp8_cublaslt(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
+  REQUIRE(ran == (major == 9 && minor == 0));
+  if (!ran) cuda::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
 }
 
 void run_bf16(const Shape& s, bool round_out, std::mt19937& rng) {
@@ -75,6 +93,20 @@ TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and GEMM)") {
                          Shape{5, 300, 640, 0}, Shape{2, 257, 2048, 0}, Shape{8, 520, 7168, 0}, Shape{9, 129, 384, 0},
                          Shape{70, 129, 256, 0}, Shape{130, 200, 1024, 0}, Shape{256, 512, 2048, 0}})
     run_fp8(s, rng);
+}
+
+TEST_CASE("gpu matmul_fp8 through cuBLASLt's block-scaled FP8 GEMM (Hopper) matches the CPU reference") {
+  // The scales in the checkpoint's whole-k layout (k / 128 a multiple of 4): cuBLASLt's
+  // BLK128x128 mode for the weights, VEC128 for the rows. Rows not a multiple of 4 or 64 (padded
+  // inside), a partial last scale row (n = 136), V3.2's k = 7168 and 1536. Then through
+  // matmul_fp8, which picks it for more than 16 rows.
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(22);
+  for (const Shape& s : {Shape{17, 256, 512, 0}, Shape{100, 512, 7168, 0}, Shape{257, 136, 1536, 0},
+                         Shape{64, 1024, 2048, 0}}) {
+    run_fp8(s, rng, 0, fp8_through_cublaslt);
+    run_fp8(s, rng, 0);
+  }
 }
 
 TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and GEMM)") {

@@ -1,0 +1,194 @@
+// matmul_fp8 through cuBLASLt on Hopper (see gemm_cublaslt.cuh).
+//
+// The reference FP8 linear is cuBLASLt's block-scaled FP8 product: the checkpoint's 128 x 128 weight
+// scales are its BLK128x128_32F mode, the activations' 1 x 128 act_quant scales its VEC128_32F mode.
+// In cuBLASLt's column-major terms, y^T [n, m] = W [n, k] . xq^T [k, m]: A = W (k x n, ld ldw,
+// transposed), B = the codes (k x m_pad, ld k), D = y^T in bf16 (n x m_pad, ld n). The scales as
+// cuBLASLt reads them: W's [ceil(n/128)][k/128] row-major (the checkpoint's layout, the k blocks a
+// multiple of 4), the activations' [k/128][m_pad] (token-major, m_pad a multiple of 4).
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <cstdio>
+#include <cstdlib>
+#include <tuple>
+
+#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/device.cuh"
+#include "kernels/cuda/gemm_cublaslt.cuh"
+
+namespace dsa::cuda::detail {
+namespace {
+
+constexpr int64_t kRowAlign = 64;                // m padded to this: fewer distinct problems to plan
+constexpr size_t kWorkspace = size_t(32) << 20;  // cuBLASLt's suggested workspace on Hopper
+constexpr int kQuantWarps = 8;
+
+#define DSA_CUBLAS_CHECK(call)                                                                        \
+  do {                                                                                                \
+    const cublasStatus_t dsa_cublas_status_ = (call);                                                 \
+    if (dsa_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                                \
+      std::fprintf(stderr, "%s:%d: cuBLASLt error %s (in %s)\n", __FILE__, __LINE__,                 \
+                   cublasLtGetStatusName(dsa_cublas_status_), #call);                                 \
+      std::abort();                                                                                   \
+    }                                                                                                 \
+  } while (0)
+
+// act_quant of x's rows, one warp per (row, 128-block): codes [m_pad][k], scales [k/128][m_pad].
+// The padding rows get zero codes and scale 1.
+__global__ void quantize_rows_kernel(const float* x, int64_t ldx, int64_t m, int64_t m_pad, int64_t k, uint8_t* codes,
+                                     float* scales) {
+  const int lane = threadIdx.x & 31;
+  const int64_t kb = k / dev::kQuantBlock;
+  const int64_t unit = int64_t(blockIdx.x) * kQuantWarps + (threadIdx.x >> 5);
+  if (unit >= m_pad * kb) return;  // whole warps leave together
+  const int64_t row = unit / kb, b = unit % kb;
+  uint8_t* c = codes + row * k + b * dev::kQuantBlock;
+  if (row >= m) {
+    for (int i = lane; i < dev::kQuantBlock; i += 32) c[i] = 0;
+    if (lane == 0) scales[b * m_pad + row] = 1.0f;
+    return;
+  }
+  const float* in = x + row * ldx + b * dev::kQuantBlock;
+  float v[dev::kQuantBlock / 32], amax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < dev::kQuantBlock / 32; ++j) amax = fmaxf(amax, fabsf(v[j] = in[lane + 32 * j]));
+  const float s = dev::ue8m0_scale(dev::warp_max(amax));
+#pragma unroll
+  for (int j = 0; j < dev::kQuantBlock / 32; ++j) c[lane + 32 * j] = dev::quantise(v[j], s);
+  if (lane == 0) scales[b * m_pad + row] = s;
+}
+
+// y[i, j] = bf16 d[i, j] as f32, for i < m.
+__global__ void bf16_rows_to_f32_kernel(const uint16_t* d, int64_t m, int64_t n, float* y, int64_t ldy) {
+  const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= m * n) return;
+  const int64_t i = e / n, j = e % n;
+  y[i * ldy + j] = dev::bf16_to_float(d[e]);
+}
+
+// One cuBLASLt handle per thread and device (a rank's thread keeps its own), and the plans it has
+// chosen per problem.
+struct Planner {
+  cublasLtHandle_t handle = nullptr;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, cublasLtMatmulAlgo_t> algos;  // (m_pad, n, k, ldw)
+  ~Planner() {
+    if (handle) cublasLtDestroy(handle);
+  }
+};
+
+Planner& planner() {
+  thread_local std::map<int, Planner> by_device;
+  int device = 0;
+  DSA_CUDA_CHECK(cudaGetDevice(&device));
+  Planner& p = by_device[device];
+  if (!p.handle) DSA_CUBLAS_CHECK(cublasLtCreate(&p.handle));
+  return p;
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+bool is_hopper() {
+  int device = 0, major = 0, minor = 0;
+  DSA_CUDA_CHECK(cudaGetDevice(&device));
+  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major == 9 && minor == 0;
+}
+
+// The descriptors of one product, destroyed with it.
+struct Problem {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  ~Problem() {
+    if (d) cublasLtMatrixLayoutDestroy(d);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+}  // namespace
+
+bool gemm_cublaslt_fp8_fits(int64_t m, int64_t k, const uint8_t* w, int64_t ldw, const float* scale_inv,
+                            int64_t ld_scale, int64_t n, int64_t ldy) {
+  const int64_t kb = k / dev::kQuantBlock;
+  (void)m;
+  (void)ldy;
+  return k % dev::kQuantBlock == 0 && kb % 4 == 0 && ld_scale == kb && ldw % 16 == 0 && n % 8 == 0 &&
+         aligned16(w) && aligned16(scale_inv) && is_hopper();
+}
+
+bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                       const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                       cudaStream_t stream) {
+  if (m <= 0 || n <= 0 || !gemm_cublaslt_fp8_fits(m, k, w, ldw, scale_inv, ld_scale, n, ldy)) return false;
+  DSA_CUDA_REQUIRE(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX, "matmul_fp8: a dimension past 2^31");
+  const int64_t kb = k / dev::kQuantBlock, m_pad = (m + kRowAlign - 1) / kRowAlign * kRowAlign;
+
+  // The codes, their scales, the bf16 product and cuBLASLt's workspace, from the stream's pool.
+  const size_t codes_bytes = size_t(m_pad * k), scales_bytes = size_t(kb * m_pad) * sizeof(float);
+  const size_t d_bytes = size_t(m_pad * n) * sizeof(uint16_t);
+  const auto up = [](size_t v) { return (v + 255) / 256 * 256; };
+  char* scratch = nullptr;
+  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
+                                 up(codes_bytes) + up(scales_bytes) + up(d_bytes) + kWorkspace, stream));
+  auto* codes = reinterpret_cast<uint8_t*>(scratch);
+  auto* scales = reinterpret_cast<float*>(scratch + up(codes_bytes));
+  auto* d = reinterpret_cast<uint16_t*>(scratch + up(codes_bytes) + up(scales_bytes));
+  void* workspace = scratch + up(codes_bytes) + up(scales_bytes) + up(d_bytes);
+
+  const int64_t units = m_pad * kb;
+  quantize_rows_kernel<<<unsigned((units + kQuantWarps - 1) / kQuantWarps), kQuantWarps * 32, 0, stream>>>(
+      x, ldx, m, m_pad, k, codes, scales);
+  DSA_CUDA_CHECK_LAUNCH();
+
+  Planner& plan = planner();
+  Problem p;
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+  const int32_t a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, b_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof trans_a));
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof trans_b));
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode, sizeof a_mode));
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode, sizeof b_mode));
+  DSA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scale_inv, sizeof scale_inv));
+  const float* b_scale = scales;
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof b_scale));
+  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(n), ldw));
+  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(m_pad), k));
+  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, uint64_t(n), uint64_t(m_pad), n));
+
+  const auto key = std::make_tuple(m_pad, n, k, ldw);
+  auto it = plan.algos.find(key);
+  if (it == plan.algos.end()) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    DSA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = kWorkspace;
+    DSA_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t status =
+        cublasLtMatmulAlgoGetHeuristic(plan.handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
+      DSA_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+      return false;  // no cuBLASLt kernel for this problem: the caller runs its own
+    }
+    it = plan.algos.emplace(key, result.algo).first;
+  }
+  const float alpha = 1.0f, beta = 0.0f;
+  DSA_CUBLAS_CHECK(cublasLtMatmul(plan.handle, p.op, &alpha, w, p.a, codes, p.b, &beta, d, p.d, d, p.d, &it->second,
+                                  workspace, kWorkspace, stream));
+  const int64_t elems = m * n;
+  bf16_rows_to_f32_kernel<<<unsigned((elems + 255) / 256), 256, 0, stream>>>(d, m, n, y, ldy);
+  DSA_CUDA_CHECK_LAUNCH();
+  DSA_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+  return true;
+}
+
+}  // namespace dsa::cuda::detail
