@@ -126,7 +126,9 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
                        cudaStream_t stream) {
   if (m <= 0 || n <= 0 || !gemm_cublaslt_fp8_fits(m, k, w, ldw, scale_inv, ld_scale, n, ldy)) return false;
   DSA_CUDA_REQUIRE(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX, "matmul_fp8: a dimension past 2^31");
-  const int64_t kb = k / dev::kQuantBlock, m_pad = (m + kRowAlign - 1) / kRowAlign * kRowAlign;
+  // Rows padded to 16 for a decode batch, else to 64 (fewer distinct problems to plan).
+  const int64_t align = m <= 16 ? 16 : kRowAlign;
+  const int64_t kb = k / dev::kQuantBlock, m_pad = (m + align - 1) / align * align;
 
   // The codes, their scales, the bf16 product and cuBLASLt's workspace, from the stream's pool.
   const size_t codes_bytes = size_t(m_pad * k), scales_bytes = size_t(kb * m_pad) * sizeof(float);

@@ -72,6 +72,11 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     time_it("matmul_fp8 GEMV 16 rows x 18432x7168 (two launches)", double(n * k), [&] {
       cuda::matmul_fp8(xm.get(), k, 16, k, w.get(), k, si.get(), k / 128, n, ym.get(), n, nullptr);
     });
+    // The same 16 rows through cuBLASLt (Hopper; weights read once, on the tensor cores), to decide
+    // which takes a decode batch of 9-16 rows.
+    time_it("matmul_fp8 16 rows x 18432x7168 through cuBLASLt (Hopper; else nothing runs)", double(n * k), [&] {
+      cuda::matmul_fp8_cublaslt(xm.get(), k, 16, k, w.get(), k, si.get(), k / 128, n, ym.get(), n, nullptr);
+    });
     const double flop = 2.0 * double(m) * double(n) * double(k);
     time_it("matmul_fp8 GEMM 2048 rows x 18432x7168, cuBLASLt on Hopper (bytes: FLOP / 1000, so GB/s reads as "
             "TFLOP/s)",
