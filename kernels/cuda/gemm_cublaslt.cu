@@ -10,9 +10,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <optional>
 #include <tuple>
 
 #include "kernels/cuda/check.hpp"
@@ -26,14 +27,14 @@ constexpr int64_t kRowAlign = 64;                // m padded to this: fewer dist
 constexpr size_t kWorkspace = size_t(32) << 20;  // cuBLASLt's suggested workspace on Hopper
 constexpr int kQuantWarps = 8;
 
-#define DSA_CUBLAS_CHECK(call)                                                                        \
-  do {                                                                                                \
-    const cublasStatus_t dsa_cublas_status_ = (call);                                                 \
-    if (dsa_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                                \
-      std::fprintf(stderr, "%s:%d: cuBLASLt error %s (in %s)\n", __FILE__, __LINE__,                 \
-                   cublasLtGetStatusName(dsa_cublas_status_), #call);                                 \
-      std::abort();                                                                                   \
-    }                                                                                                 \
+#define DSA_CUBLAS_CHECK(call)                                                       \
+  do {                                                                               \
+    const cublasStatus_t dsa_cublas_status_ = (call);                                \
+    if (dsa_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                               \
+      std::fprintf(stderr, "%s:%d: cuBLASLt error %s (in %s)\n", __FILE__, __LINE__, \
+                   cublasLtGetStatusName(dsa_cublas_status_), #call);                \
+      std::abort();                                                                  \
+    }                                                                                \
   } while (0)
 
 // act_quant of x's rows, one warp per (row, 128-block): codes [m_pad][k], scales [k/128][m_pad].
@@ -73,19 +74,27 @@ __global__ void bf16_rows_to_f32_kernel(const uint16_t* d, int64_t m, int64_t n,
 // chosen per problem.
 struct Planner {
   cublasLtHandle_t handle = nullptr;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, cublasLtMatmulAlgo_t> algos;  // (m_pad, n, k, ldw)
+  // (m_pad, n, k, ldw) -> cuBLASLt's choice, or none
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::optional<cublasLtMatmulAlgo_t>> algos;
   ~Planner() {
     if (handle) cublasLtDestroy(handle);
   }
 };
 
-Planner& planner() {
+// The planner of this thread and device; null while the stream is being captured into a CUDA graph
+// and there is no handle yet (creating one may allocate, which a capture forbids).
+Planner* planner(cudaStream_t stream) {
   thread_local std::map<int, Planner> by_device;
   int device = 0;
   DSA_CUDA_CHECK(cudaGetDevice(&device));
   Planner& p = by_device[device];
-  if (!p.handle) DSA_CUBLAS_CHECK(cublasLtCreate(&p.handle));
-  return p;
+  if (!p.handle) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    DSA_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) return nullptr;
+    DSA_CUBLAS_CHECK(cublasLtCreate(&p.handle));
+  }
+  return &p;
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -117,18 +126,52 @@ bool gemm_cublaslt_fp8_fits(int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
   const int64_t kb = k / dev::kQuantBlock;
   (void)m;
   (void)ldy;
-  return k % dev::kQuantBlock == 0 && kb % 4 == 0 && ld_scale == kb && ldw % 16 == 0 && n % 8 == 0 &&
-         aligned16(w) && aligned16(scale_inv) && is_hopper();
+  return k % dev::kQuantBlock == 0 && kb % 4 == 0 && ld_scale == kb && ldw % 16 == 0 && n % 8 == 0 && aligned16(w) &&
+         aligned16(scale_inv) && is_hopper();
 }
 
 bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                        const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                        cudaStream_t stream) {
   if (m <= 0 || n <= 0 || !gemm_cublaslt_fp8_fits(m, k, w, ldw, scale_inv, ld_scale, n, ldy)) return false;
+  Planner* plan = planner(stream);
+  if (!plan) return false;
   DSA_CUDA_REQUIRE(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX, "matmul_fp8: a dimension past 2^31");
   // Rows padded to 16 for a decode batch, else to 64 (fewer distinct problems to plan).
   const int64_t align = m <= 16 ? 16 : kRowAlign;
   const int64_t kb = k / dev::kQuantBlock, m_pad = (m + align - 1) / align * align;
+
+  Problem p;
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+  const int32_t a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, b_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof trans_a));
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof trans_b));
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode, sizeof a_mode));
+  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode, sizeof b_mode));
+  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(n), ldw));
+  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(m_pad), k));
+  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, uint64_t(n), uint64_t(m_pad), n));
+
+  // The plan: cuBLASLt's first choice for this problem, asked once (also when it has none).
+  const auto key = std::make_tuple(m_pad, n, k, ldw);
+  auto it = plan->algos.find(key);
+  if (it == plan->algos.end()) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    DSA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = kWorkspace;
+    DSA_CUBLAS_CHECK(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t status =
+        cublasLtMatmulAlgoGetHeuristic(plan->handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    std::optional<cublasLtMatmulAlgo_t> algo;
+    if (status == CUBLAS_STATUS_SUCCESS && found > 0) algo = result.algo;
+    it = plan->algos.emplace(key, algo).first;
+  }
+  if (!it->second) return false;  // no cuBLASLt kernel for this problem: the caller runs its own
 
   // The codes, their scales, the bf16 product and cuBLASLt's workspace, from the stream's pool.
   const size_t codes_bytes = size_t(m_pad * k), scales_bytes = size_t(kb * m_pad) * sizeof(float);
@@ -141,50 +184,18 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
   auto* scales = reinterpret_cast<float*>(scratch + up(codes_bytes));
   auto* d = reinterpret_cast<uint16_t*>(scratch + up(codes_bytes) + up(scales_bytes));
   void* workspace = scratch + up(codes_bytes) + up(scales_bytes) + up(d_bytes);
+  DSA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scale_inv, sizeof scale_inv));
+  const float* b_scale = scales;
+  DSA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof b_scale));
 
   const int64_t units = m_pad * kb;
   quantize_rows_kernel<<<unsigned((units + kQuantWarps - 1) / kQuantWarps), kQuantWarps * 32, 0, stream>>>(
       x, ldx, m, m_pad, k, codes, scales);
   DSA_CUDA_CHECK_LAUNCH();
-
-  Planner& plan = planner();
-  Problem p;
-  DSA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
-  const int32_t a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, b_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof trans_a));
-  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof trans_b));
-  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode, sizeof a_mode));
-  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode, sizeof b_mode));
-  DSA_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scale_inv, sizeof scale_inv));
-  const float* b_scale = scales;
-  DSA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof b_scale));
-  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(n), ldw));
-  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(m_pad), k));
-  DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, uint64_t(n), uint64_t(m_pad), n));
-
-  const auto key = std::make_tuple(m_pad, n, k, ldw);
-  auto it = plan.algos.find(key);
-  if (it == plan.algos.end()) {
-    cublasLtMatmulPreference_t pref = nullptr;
-    DSA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const size_t ws = kWorkspace;
-    DSA_CUBLAS_CHECK(
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    const cublasStatus_t status =
-        cublasLtMatmulAlgoGetHeuristic(plan.handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
-      DSA_CUDA_CHECK(cudaFreeAsync(scratch, stream));
-      return false;  // no cuBLASLt kernel for this problem: the caller runs its own
-    }
-    it = plan.algos.emplace(key, result.algo).first;
-  }
   const float alpha = 1.0f, beta = 0.0f;
-  DSA_CUBLAS_CHECK(cublasLtMatmul(plan.handle, p.op, &alpha, w, p.a, codes, p.b, &beta, d, p.d, d, p.d, &it->second,
+  DSA_CUBLAS_CHECK(cublasLtMatmul(plan->handle, p.op, &alpha, w, p.a, codes, p.b, &beta, d, p.d, d, p.d, &*it->second,
                                   workspace, kWorkspace, stream));
   const int64_t elems = m * n;
   bf16_rows_to_f32_kernel<<<unsigned((elems + 255) / 256), 256, 0, stream>>>(d, m, n, y, ldy);

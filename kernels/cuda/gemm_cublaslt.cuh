@@ -19,7 +19,6 @@ bool gemm_cublaslt_fp8_fits(int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
 // kernel for it. Scratch (codes, scales, the bf16 product, a 32 MiB workspace) comes from the
 // stream's memory pool.
 bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
-                       const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
-                       cudaStream_t stream);
+                       const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy, cudaStream_t stream);
 
 }  // namespace dsa::cuda::detail

@@ -97,8 +97,8 @@ __global__ void __launch_bounds__(kThreads) split_histogram(Rows rows, Scratch s
   for (int b = threadIdx.x; b < kBins; b += kThreads) hist[b] = 0;
   __syncthreads();
   const float* s = rows.scores + row * rows.ld_scores + lo;
-  dev::add_histogram(hi - lo, [&](int64_t i) { return order_key(s[i]); }, 0u, 0u, kLowShift, uint32_t(kBins - 1),
-                     hist);
+  dev::add_histogram(
+      hi - lo, [&](int64_t i) { return order_key(s[i]); }, 0u, 0u, kLowShift, uint32_t(kBins - 1), hist);
   __syncthreads();
   uint32_t* out = sc.hist + row * kBins;
   for (int b = threadIdx.x; b < kBins; b += kThreads)
@@ -238,8 +238,8 @@ __global__ void __launch_bounds__(kThreads) split_write(Rows rows, Scratch sc, i
   const int64_t lo = int64_t(blockIdx.x) * kChunk, hi = min(nr, lo + kChunk);
   if (min(rows.k, nr) <= 0 || lo >= hi) return;
   const int64_t at = row * rows.chunks + blockIdx.x;
-  dev::ordered_write(rows.scores + row * rows.ld_scores, lo, hi, sc.threshold[row], sc.remaining[row],
-                     sc.gt_before[at], sc.eq_before[at], out + row * ld_out, warp_gt, warp_eq);
+  dev::ordered_write(rows.scores + row * rows.ld_scores, lo, hi, sc.threshold[row], sc.remaining[row], sc.gt_before[at],
+                     sc.eq_before[at], out + row * ld_out, warp_gt, warp_eq);
 }
 
 template <class T>
