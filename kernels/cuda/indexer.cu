@@ -16,6 +16,7 @@ constexpr int kHeadTileRows = kThreads / kKeyTiles;  // threads sharing a key ti
 constexpr int kMaxHeads = 128;
 constexpr int kHeadTilesPerThread = kMaxHeads / 4 / kHeadTileRows;
 constexpr int kQueriesPerPage = 8;  // queries of one page table per block
+constexpr int kPagesPerBlock = 4;   // pages per block for a query alone
 
 // The page a block scores for one query (blockIdx.x: the page; query: its q and weights after the
 // previous query's, its page table pages_stride entries after the previous one's, its key count
@@ -42,12 +43,12 @@ struct ScoresArgs {
   float* scores;
   int64_t ld_scores;
   int64_t n_q;
-  int group;  // queries per block (one page table for them all when more than 1)
+  int group;            // queries per block (one page table for them all when more than 1)
+  int pages_per_block;  // consecutive pages per block
 };
 
-// false when the query has fewer pages than this block's.
-__device__ __forceinline__ bool scored_page(const ScoresArgs& a, int64_t query, ScoredPage& out) {
-  const int64_t p = blockIdx.x;
+// false when the query has fewer pages than p + 1.
+__device__ __forceinline__ bool scored_page(const ScoresArgs& a, int64_t query, int64_t p, ScoredPage& out) {
   const int64_t n_keys = a.n_keys_of ? min(int64_t(a.n_keys_of[query]), a.n_keys) : a.n_keys;
   if (p * kPage >= n_keys) return false;
   out.q_codes = a.q_codes + query * a.n_heads * a.dim;
@@ -70,31 +71,37 @@ __device__ __forceinline__ void write_page_scores(const float* logits, int n_hea
   pg.scores[s] = __fmul_rn(kscale, sum);
 }
 
-// A block scores one page for `group` consecutive queries: the page's keys are loaded into shared
-// memory once (as many as the group's longest query counts), then each query's q is loaded, its
-// logits computed by Form and its scores written. Form: the shared-memory layout and the logits.
+// A block scores `pages_per_block` consecutive pages for `group` consecutive queries: each page's
+// keys are loaded into shared memory once (as many as the group's longest query counts), then each
+// query's q is loaded (once for all the pages when the group is one query), its logits computed by
+// Form and its scores written. Form: the shared-memory layout and the logits.
 template <class Form>
 __global__ void __launch_bounds__(kThreads) indexer_scores_kernel(ScoresArgs a) {
   extern __shared__ __align__(16) uint8_t smem[];
   const Form form(smem, a.n_heads, a.dim);
   const int64_t first = int64_t(blockIdx.y) * a.group, end = min(first + a.group, a.n_q);
-  int page_keys = 0;
-  const uint8_t* page = nullptr;
-  for (int64_t query = first; query < end; ++query) {
-    ScoredPage pg;
-    if (scored_page(a, query, pg) && pg.keys > page_keys) page_keys = pg.keys, page = pg.page;
-  }
-  if (page_keys == 0) return;
-  form.load_keys(page, page_keys, a.dim);
-  for (int64_t query = first; query < end; ++query) {
-    ScoredPage pg;
-    if (!scored_page(a, query, pg)) continue;
-    form.load_q(pg.q_codes, a.n_heads, a.dim);
-    __syncthreads();  // keys (first query) and q loaded
-    form.logits(pg.w, a.n_heads, a.dim);
-    __syncthreads();
-    write_page_scores(form.logit_rows, a.n_heads, a.dim, pg);
-    __syncthreads();  // q and the logits are free for the next query
+  const int64_t p0 = int64_t(blockIdx.x) * a.pages_per_block;
+  bool q_kept = false;  // the single query's q, loaded for the first page
+  for (int64_t p = p0; p < p0 + a.pages_per_block; ++p) {
+    int page_keys = 0;
+    const uint8_t* page = nullptr;
+    for (int64_t query = first; query < end; ++query) {
+      ScoredPage pg;
+      if (scored_page(a, query, p, pg) && pg.keys > page_keys) page_keys = pg.keys, page = pg.page;
+    }
+    if (page_keys == 0) return;  // no query has keys here, nor on the later pages
+    form.load_keys(page, page_keys, a.dim);
+    for (int64_t query = first; query < end; ++query) {
+      ScoredPage pg;
+      if (!scored_page(a, query, p, pg)) continue;
+      if (!q_kept) form.load_q(pg.q_codes, a.n_heads, a.dim);
+      q_kept = a.group == 1;
+      __syncthreads();  // keys (first query) and q loaded
+      form.logits(pg.w, a.n_heads, a.dim);
+      __syncthreads();
+      write_page_scores(form.logit_rows, a.n_heads, a.dim, pg);
+      __syncthreads();  // q, the keys and the logits are free for the next query or page
+    }
   }
 }
 
@@ -296,8 +303,9 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
   DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
   // Queries of one sequence (one page table: a prefill chunk) share each page's key load, 8 to a
-  // block; queries with their own page tables get a block each.
-  const int group = pages_stride == 0 ? kQueriesPerPage : 1;
+  // block; a query with its own page table (a decode row) keeps its q over 4 pages per block.
+  const int group = pages_stride == 0 && n_q > 1 ? kQueriesPerPage : 1;
+  const int pages_per_block = group == 1 ? kPagesPerBlock : 1;
   // Up to 65535 query groups per launch (grid.y).
   for (int64_t q0 = 0; q0 < n_q; q0 += 65535 * int64_t(group)) {
     const int64_t n = std::min<int64_t>(65535 * int64_t(group), n_q - q0);
@@ -314,8 +322,11 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
                           scores + q0 * ld_scores,
                           ld_scores,
                           n,
-                          group};
-    kernel<<<dim3(unsigned(n_pages), unsigned((n + group - 1) / group)), kThreads, smem, stream>>>(args);
+                          group,
+                          pages_per_block};
+    const dim3 grid(static_cast<unsigned>((n_pages + pages_per_block - 1) / pages_per_block),
+                    static_cast<unsigned>((n + group - 1) / group));
+    kernel<<<grid, kThreads, smem, stream>>>(args);
     DSA_CUDA_CHECK_LAUNCH();
   }
 }
