@@ -8,6 +8,8 @@
 #include <functional>
 #include <limits>
 
+#include "kernels/cpu/parallel.hpp"
+
 namespace dsa {
 
 namespace {
@@ -107,14 +109,19 @@ int32_t Sampler::sample(std::span<const float> logits) {
   for (size_t i = 0; i < n_cand; ++i) max_logit = std::max(max_logit, clean(logits[size_t(order_[i])]));
   if (max_logit == -std::numeric_limits<float>::infinity()) return order_[0];
   const double inv_t = 1.0 / opt_.temperature;
-  // probs_[i] = the weight of order_[i], for the first `count` candidates; returns their sum.
+  // probs_[i] = the weight of order_[i], for the first `count` candidates; returns their sum (in
+  // order). A whole vocabulary's exponentials are computed on the threads.
   const auto weigh = [&](size_t count) {
     probs_.resize(count);
+    cpu::parallel_for(
+        int64_t(count),
+        [&](int64_t begin, int64_t end) {
+          for (auto i = size_t(begin); i < size_t(end); ++i)
+            probs_[i] = std::exp((double(clean(logits[size_t(order_[i])])) - double(max_logit)) * inv_t);
+        },
+        16384);
     double sum = 0.0;
-    for (size_t i = 0; i < count; ++i) {
-      probs_[i] = std::exp((double(clean(logits[size_t(order_[i])])) - double(max_logit)) * inv_t);
-      sum += probs_[i];
-    }
+    for (size_t i = 0; i < count; ++i) sum += probs_[i];
     return sum;
   };
   double total = weigh(n_cand);

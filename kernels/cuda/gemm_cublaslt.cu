@@ -74,8 +74,8 @@ __global__ void bf16_rows_to_f32_kernel(const uint16_t* d, int64_t m, int64_t n,
 // chosen per problem.
 struct Planner {
   cublasLtHandle_t handle = nullptr;
-  // (m_pad, n, k, ldw) -> cuBLASLt's choice, or none
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, std::optional<cublasLtMatmulAlgo_t>> algos;
+  // (m_pad, n, k, ldw, the weights' alignment) -> cuBLASLt's choice, or none
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, uint32_t>, std::optional<cublasLtMatmulAlgo_t>> algos;
   ~Planner() {
     if (handle) cublasLtDestroy(handle);
   }
@@ -98,6 +98,15 @@ Planner* planner(cudaStream_t stream) {
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The largest power of two up to 256 dividing p's address. cuBLASLt's heuristic assumes 256-byte
+// aligned operands unless told less (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES), and an algo chosen
+// so may refuse a less aligned one.
+uint32_t alignment(const void* p) {
+  uint32_t a = 256;
+  while (reinterpret_cast<uintptr_t>(p) % a != 0) a /= 2;
+  return a;
+}
 
 bool is_hopper() {
   int device = 0, major = 0, minor = 0;
@@ -153,8 +162,10 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
   DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(m_pad), k));
   DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, uint64_t(n), uint64_t(m_pad), n));
 
-  // The plan: cuBLASLt's first choice for this problem, asked once (also when it has none).
-  const auto key = std::make_tuple(m_pad, n, k, ldw);
+  // The plan: cuBLASLt's first choice for this problem, asked once (also when it has none). The
+  // weights may be only 16-byte aligned; the scratch operands (codes, product) are 256-byte aligned.
+  const uint32_t w_align = alignment(w);
+  const auto key = std::make_tuple(m_pad, n, k, ldw, w_align);
   auto it = plan->algos.find(key);
   if (it == plan->algos.end()) {
     cublasLtMatmulPreference_t pref = nullptr;
@@ -162,6 +173,8 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
     const size_t ws = kWorkspace;
     DSA_CUBLAS_CHECK(
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    DSA_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &w_align,
+                                                          sizeof w_align));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     const cublasStatus_t status =
