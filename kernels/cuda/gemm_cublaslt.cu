@@ -162,6 +162,24 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
   DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(m_pad), k));
   DSA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_16BF, uint64_t(n), uint64_t(m_pad), n));
 
+  // The codes, their scales, the bf16 product and cuBLASLt's workspace, from the stream's pool (the
+  // scale pointers are set before cuBLASLt is asked for a plan, as its samples do).
+  const size_t codes_bytes = size_t(m_pad * k), scales_bytes = size_t(kb * m_pad) * sizeof(float);
+  const size_t d_bytes = size_t(m_pad * n) * sizeof(uint16_t);
+  const auto up = [](size_t v) { return (v + 255) / 256 * 256; };
+  char* scratch = nullptr;
+  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
+                                 up(codes_bytes) + up(scales_bytes) + up(d_bytes) + kWorkspace, stream));
+  auto* codes = reinterpret_cast<uint8_t*>(scratch);
+  auto* scales = reinterpret_cast<float*>(scratch + up(codes_bytes));
+  auto* d = reinterpret_cast<uint16_t*>(scratch + up(codes_bytes) + up(scales_bytes));
+  void* workspace = scratch + up(codes_bytes) + up(scales_bytes) + up(d_bytes);
+  DSA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scale_inv, sizeof scale_inv));
+  const float* b_scale = scales;
+  DSA_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof b_scale));
+
   // The plan: cuBLASLt's first choice for this problem, asked once (also when it has none). The
   // weights may be only 16-byte aligned; the scratch operands (codes, product) are 256-byte aligned.
   const uint32_t w_align = alignment(w);
@@ -184,24 +202,10 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
     if (status == CUBLAS_STATUS_SUCCESS && found > 0) algo = result.algo;
     it = plan->algos.emplace(key, algo).first;
   }
-  if (!it->second) return false;  // no cuBLASLt kernel for this problem: the caller runs its own
-
-  // The codes, their scales, the bf16 product and cuBLASLt's workspace, from the stream's pool.
-  const size_t codes_bytes = size_t(m_pad * k), scales_bytes = size_t(kb * m_pad) * sizeof(float);
-  const size_t d_bytes = size_t(m_pad * n) * sizeof(uint16_t);
-  const auto up = [](size_t v) { return (v + 255) / 256 * 256; };
-  char* scratch = nullptr;
-  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
-                                 up(codes_bytes) + up(scales_bytes) + up(d_bytes) + kWorkspace, stream));
-  auto* codes = reinterpret_cast<uint8_t*>(scratch);
-  auto* scales = reinterpret_cast<float*>(scratch + up(codes_bytes));
-  auto* d = reinterpret_cast<uint16_t*>(scratch + up(codes_bytes) + up(scales_bytes));
-  void* workspace = scratch + up(codes_bytes) + up(scales_bytes) + up(d_bytes);
-  DSA_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &scale_inv, sizeof scale_inv));
-  const float* b_scale = scales;
-  DSA_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof b_scale));
+  if (!it->second) {  // no cuBLASLt kernel for this problem: the caller runs its own
+    DSA_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+    return false;
+  }
 
   const int64_t units = m_pad * kb;
   quantize_rows_kernel<<<unsigned((units + kQuantWarps - 1) / kQuantWarps), kQuantWarps * 32, 0, stream>>>(

@@ -26,7 +26,9 @@ using Fp8Launcher = void (*)(const float*, int64_t, int64_t, int64_t, const uint
                              int64_t, float*, int64_t, cudaStream_t);
 
 // scale_pad: extra entries per row of the weight's scales (0: the whole-k layout cuBLASLt takes).
-void run_fp8(const Shape& s, std::mt19937& rng, int64_t scale_pad = 1, Fp8Launcher launch = cuda::matmul_fp8) {
+// w_offset: bytes before the weights in their buffer (16: weights only 16-byte aligned).
+void run_fp8(const Shape& s, std::mt19937& rng, int64_t scale_pad = 1, Fp8Launcher launch = cuda::matmul_fp8,
+             int64_t w_offset = 0) {
   CAPTURE(s.m);
   CAPTURE(s.n);
   CAPTURE(s.k);
@@ -47,8 +49,10 @@ void run_fp8(const Shape& s, std::mt19937& rng, int64_t scale_pad = 1, Fp8Launch
   std::vector<float> want(static_cast<size_t>(s.m * s.n));
   cpu::matmul_fp8_scalar(x.data(), s.k, s.m, s.k, w.data(), ldw, si.data(), ld_scale, s.n, want.data(), s.n);
   DeviceBuffer<float> dx(x), dsi(si), dy(want.size());
-  DeviceBuffer<uint8_t> dw(w);
-  launch(dx.get(), s.k, s.m, s.k, dw.get(), ldw, dsi.get(), ld_scale, s.n, dy.get(), s.n, nullptr);
+  std::vector<uint8_t> w_at(static_cast<size_t>(w_offset), 0);
+  w_at.insert(w_at.end(), w.begin(), w.end());
+  DeviceBuffer<uint8_t> dw(w_at);
+  launch(dx.get(), s.k, s.m, s.k, dw.get() + w_offset, ldw, dsi.get(), ld_scale, s.n, dy.get(), s.n, nullptr);
   test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8");
 }
 
@@ -107,6 +111,8 @@ TEST_CASE("gpu matmul_fp8 through cuBLASLt's block-scaled FP8 GEMM (Hopper) matc
     run_fp8(s, rng, 0, fp8_through_cublaslt);
     run_fp8(s, rng, 0);
   }
+  // Weights only 16-byte aligned (a plan chosen for them, not for 256-byte aligned ones).
+  run_fp8(Shape{100, 512, 7168, 0}, rng, 0, fp8_through_cublaslt, 16);
 }
 
 TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and GEMM)") {
