@@ -205,7 +205,9 @@ double CudaBackend::measure_copy_bandwidth(size_t bytes) {
 
 int64_t CudaBackend::max_selected_keys(int64_t kv_lora, int64_t rope_dim) const {
   bind();
-  // Past the two-pass kernel's limit the split-KV kernel takes any number of keys.
+  // The tensor-core kernel, and past the two-pass kernel's limit the split-KV kernel, take any
+  // number of keys.
+  if (cuda::sparse_mla_decode_mma_supported(kv_lora, rope_dim)) return INT64_MAX;
   if (cuda::sparse_mla_decode_split_supported(kv_lora, rope_dim)) return INT64_MAX;
   return cuda::sparse_mla_decode_max_sel(kv_lora, rope_dim);
 }
@@ -344,8 +346,14 @@ void CudaBackend::sparse_mla_decode(const float* q_abs, const float* q_pe, int64
                                     const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t max_sel,
                                     float softmax_scale, float* o_lat) {
   bind();
-  // The two-pass kernel up to its shared-memory limit (dense attention over long contexts passes
+  // The tensor-core kernel where the device and the widths allow (sm_80+; V3.2's 512 + 64). Else
+  // the two-pass kernel up to its shared-memory limit (dense attention over long contexts passes
   // it), the split-KV kernel beyond.
+  if (cuda::sparse_mla_decode_mma_supported(view.kv_lora, view.rope_dim)) {
+    cuda::sparse_mla_decode_mma_batched(q_abs, q_pe, n_heads, view, pages_stride, n_q, sel, sel_stride, n_sel, max_sel,
+                                        softmax_scale, o_lat, stream_);
+    return;
+  }
   if (max_sel > cuda::sparse_mla_decode_max_sel(view.kv_lora, view.rope_dim)) {
     cuda::sparse_mla_decode_split_batched(q_abs, q_pe, n_heads, view, pages_stride, n_q, sel, sel_stride, n_sel,
                                           max_sel, softmax_scale, o_lat, stream_);

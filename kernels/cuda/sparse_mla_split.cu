@@ -13,6 +13,7 @@
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/latent_records.cuh"
+#include "kernels/cuda/sparse_mla_merge.cuh"
 
 namespace dsa::cuda {
 namespace {
@@ -202,6 +203,19 @@ Splits choose_splits(int64_t groups, int64_t n_q, int64_t max_sel) {
 
 }  // namespace
 
+namespace detail {
+
+void sparse_mla_merge(const float* part_o, const float* part_ml, int64_t n_heads, int64_t kv_lora, int64_t n_splits,
+                      int64_t n_q, float* o_lat, cudaStream_t stream) {
+  DSA_CUDA_REQUIRE(n_q <= 65535 && n_heads <= INT32_MAX, "sparse_mla_merge: grid bounds");
+  if (n_q <= 0 || n_heads <= 0) return;
+  sparse_mla_merge_kernel<<<dim3(unsigned(n_heads), unsigned(n_q)), kThreads, 0, stream>>>(
+      part_o, part_ml, int(n_heads), int(kv_lora), int(n_splits), o_lat);
+  DSA_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detail
+
 bool sparse_mla_decode_split_supported(int64_t kv_lora, int64_t rope_dim) {
   return kv_lora <= kMaxCols * kThreads &&
          split_smem(kv_lora, rope_dim) <= size_t(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
@@ -241,9 +255,7 @@ void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int6
         sel + q0 * sel_stride, sel_stride, n_sel ? n_sel + q0 : nullptr, int(max_sel), int(sp.split_len),
         softmax_scale, part, part_ml);
     DSA_CUDA_CHECK_LAUNCH();
-    sparse_mla_merge_kernel<<<dim3(unsigned(n_heads), unsigned(nq)), kThreads, 0, stream>>>(
-        part, part_ml, int(n_heads), int(kv_lora), int(sp.n_splits), o_lat + q0 * n_heads * kv_lora);
-    DSA_CUDA_CHECK_LAUNCH();
+    detail::sparse_mla_merge(part, part_ml, n_heads, kv_lora, sp.n_splits, nq, o_lat + q0 * n_heads * kv_lora, stream);
     DSA_CUDA_CHECK(cudaFreeAsync(part, stream));
   }
 }

@@ -16,12 +16,12 @@
 using namespace dsa;
 using dsa::test::DeviceBuffer;
 
-TEST_CASE("gpu sparse_mla_decode (two-pass and split-KV) matches the CPU reference for both record formats") {
+TEST_CASE("gpu sparse_mla_decode (two-pass, split-KV, tensor cores) matches the CPU reference for both record formats") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(41);
   const int64_t kv_lora = 512, rope = 64, seq = 64 * 10 + 23;  // a partial last page
   for (auto fmt : {cpu::LatentFormat::bf16, cpu::LatentFormat::fp8}) {
-    for (int64_t n_heads : {16, 6}) {  // 6: a partial group of heads
+    for (int64_t n_heads : {16, 6, 40}) {  // 6: a partial group of heads; 40: of the 64 of a tensor-core block
       for (int64_t n_sel : {int64_t(300), int64_t(1), int64_t(seq)}) {
         CAPTURE(int(fmt));
         CAPTURE(n_heads);
@@ -60,6 +60,12 @@ TEST_CASE("gpu sparse_mla_decode (two-pass and split-KV) matches the CPU referen
         cuda::sparse_mla_decode_split(dqa.get(), dqp.get(), n_heads, view, ds.get(), n_sel, scale, dsplit.get(),
                                       nullptr);
         test::check_close(dsplit.to_host(), want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode_split");
+        if (cuda::sparse_mla_decode_mma_supported(kv_lora, rope)) {
+          DeviceBuffer<float> dmma(want.size());
+          cuda::sparse_mla_decode_mma(dqa.get(), dqp.get(), n_heads, view, ds.get(), n_sel, scale, dmma.get(),
+                                      nullptr);
+          test::check_close(dmma.to_host(), want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode_mma");
+        }
       }
     }
   }
@@ -109,6 +115,11 @@ TEST_CASE("gpu sparse_mla_decode of an empty selection gives zeros") {
   DeviceBuffer<float> dsplit(std::vector<float>(static_cast<size_t>(n_heads * kv_lora), 5.0f));
   cuda::sparse_mla_decode_split(dq.get(), dpe.get(), n_heads, view, ds.get(), 0, 0.1f, dsplit.get(), nullptr);
   for (float v : dsplit.to_host()) CHECK(v == 0.0f);
+  if (cuda::sparse_mla_decode_mma_supported(kv_lora, rope)) {
+    DeviceBuffer<float> dmma(std::vector<float>(static_cast<size_t>(n_heads * kv_lora), 5.0f));
+    cuda::sparse_mla_decode_mma(dq.get(), dpe.get(), n_heads, view, ds.get(), 0, 0.1f, dmma.get(), nullptr);
+    for (float v : dmma.to_host()) CHECK(v == 0.0f);
+  }
 }
 
 // The split-KV kernel's batched launch: queries with their own page tables and counts (one of them
@@ -156,6 +167,13 @@ TEST_CASE("gpu sparse_mla_decode_split_batched matches the CPU reference per que
   cuda::sparse_mla_decode_split_batched(dqa.get(), dqp.get(), n_heads, view, n_pages, 3, ds.get(), seq, dn.get(), seq,
                                         scale, dout.get(), nullptr);
   const auto got = dout.to_host();
+  // The tensor-core kernel on the same queries (64-head blocks, the selections split and merged).
+  const bool mma = cuda::sparse_mla_decode_mma_supported(kv_lora, rope);
+  DeviceBuffer<float> dmma(std::vector<float>(q_abs.size(), 7.0f));
+  if (mma)
+    cuda::sparse_mla_decode_mma_batched(dqa.get(), dqp.get(), n_heads, view, n_pages, 3, ds.get(), seq, dn.get(), seq,
+                                        scale, dmma.get(), nullptr);
+  const auto got_mma = dmma.to_host();
   for (int q = 0; q < 3; ++q) {
     CAPTURE(q);
     const cpu::LatentCacheView host{arena.data(), rows.data() + q * n_pages, fmt, kv_lora, rope, rb};
@@ -163,10 +181,63 @@ TEST_CASE("gpu sparse_mla_decode_split_batched matches the CPU reference per que
     cpu::sparse_mla_decode(q_abs.data() + q * n_heads * kv_lora, q_pe.data() + q * n_heads * rope, n_heads, host,
                            sel.data() + q * seq, n_sel[size_t(q)], scale, want.data());
     const std::vector<float> mine(got.begin() + q * n_heads * kv_lora, got.begin() + (q + 1) * n_heads * kv_lora);
+    const std::vector<float> tc(got_mma.begin() + q * n_heads * kv_lora,
+                                got_mma.begin() + (q + 1) * n_heads * kv_lora);
     if (n_sel[size_t(q)] == 0) {
       CHECK(std::all_of(mine.begin(), mine.end(), [](float v) { return v == 0.0f; }));
+      if (mma) CHECK(std::all_of(tc.begin(), tc.end(), [](float v) { return v == 0.0f; }));
     } else {
       test::check_close(mine, want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode_split_batched");
+      if (mma) test::check_close(tc, want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode_mma_batched");
     }
+  }
+}
+
+// The tensor-core kernel on a prefill chunk: 140 queries of one sequence (one page table), 64 heads,
+// each query with its own selection and count: more blocks than SMs, so one split per query, the
+// result normalised in the kernel. Each query against the CPU reference.
+TEST_CASE("gpu sparse_mla_decode_mma_batched over a prefill chunk matches the CPU reference per query") {
+  DSA_REQUIRE_GPU();
+  const int64_t kv_lora = 512, rope = 64, n_heads = 64, n_q = 140, seq = 700, max_sel = 64;
+  if (!cuda::sparse_mla_decode_mma_supported(kv_lora, rope)) return;  // before sm_80
+  std::mt19937 rng(44);
+  const auto fmt = cpu::LatentFormat::fp8;
+  const size_t rb = cpu::latent_record_bytes(fmt, kv_lora, rope);
+  const int64_t n_pages = (seq + 63) / 64;
+  std::vector<int32_t> pages(static_cast<size_t>(n_pages));
+  std::iota(pages.begin(), pages.end(), 0);
+  std::shuffle(pages.begin(), pages.end(), rng);
+  std::vector<uint8_t> arena(size_t(n_pages) * 64 * rb, 0);
+  for (int64_t t = 0; t < seq; ++t) {
+    const auto c = test::random_bf16(size_t(kv_lora), rng, 1.0f + float(t % 3));
+    const auto pe = test::random_bf16(size_t(rope), rng);
+    cpu::latent_write(arena.data(), pages.data(), fmt, kv_lora, rope, t, c.data(), pe.data());
+  }
+  std::vector<int32_t> n_sel(static_cast<size_t>(n_q)), sel(static_cast<size_t>(n_q * max_sel), -1);
+  for (int64_t q = 0; q < n_q; ++q) {
+    n_sel[size_t(q)] = int32_t(1 + q % max_sel);  // 1..64 keys
+    std::vector<int32_t> pos(static_cast<size_t>(seq));
+    std::iota(pos.begin(), pos.end(), 0);
+    std::shuffle(pos.begin(), pos.end(), rng);
+    std::copy(pos.begin(), pos.begin() + n_sel[size_t(q)], sel.begin() + q * max_sel);
+  }
+  const auto q_abs = test::random_bf16(size_t(n_q * n_heads * kv_lora), rng, 0.1f);
+  const auto q_pe = test::random_bf16(size_t(n_q * n_heads * rope), rng, 0.3f);
+  const float scale = 1.0f / std::sqrt(192.0f);
+  DeviceBuffer<uint8_t> da(arena);
+  DeviceBuffer<int32_t> dp(pages), ds(sel), dn(n_sel);
+  DeviceBuffer<float> dqa(q_abs), dqp(q_pe), dout(q_abs.size());
+  const cuda::LatentCacheView view{da.get(), dp.get(), fmt, kv_lora, rope, rb};
+  cuda::sparse_mla_decode_mma_batched(dqa.get(), dqp.get(), n_heads, view, 0, n_q, ds.get(), max_sel, dn.get(),
+                                      max_sel, scale, dout.get(), nullptr);
+  const auto got = dout.to_host();
+  const cpu::LatentCacheView host{arena.data(), pages.data(), fmt, kv_lora, rope, rb};
+  for (int64_t q = 0; q < n_q; ++q) {
+    CAPTURE(q);
+    std::vector<float> want(size_t(n_heads * kv_lora));
+    cpu::sparse_mla_decode(q_abs.data() + q * n_heads * kv_lora, q_pe.data() + q * n_heads * rope, n_heads, host,
+                           sel.data() + q * max_sel, n_sel[size_t(q)], scale, want.data());
+    const std::vector<float> mine(got.begin() + q * n_heads * kv_lora, got.begin() + (q + 1) * n_heads * kv_lora);
+    test::check_close(mine, want, 1.0 / 128, 1e-3, 1e-5, "sparse_mla_decode_mma_batched prefill");
   }
 }

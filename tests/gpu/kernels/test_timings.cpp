@@ -172,5 +172,27 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     time_it("sparse_mla_decode_split 16 heads x 2048 fp8 records", double(n_sel) * double(rb), [&] {
       cuda::sparse_mla_decode_split(qa.get(), qp.get(), 16, view, ds.get(), n_sel, 0.07f, o.get(), nullptr);
     });
+    // The tensor-core kernel: one query (splits merged), then 128 queries (a decode batch or a
+    // prefill chunk: FlashMLA's 410 TFLOPS anchor is batch 128 x 128 heads), in TFLOP/s.
+    if (cuda::sparse_mla_decode_mma_supported(kv_lora, rope)) {
+      const double flop_q = 2.0 * double(heads) * double(n_sel) * double(2 * kv_lora + rope);
+      double us = time_it("sparse_mla_decode_mma 128 heads x 2048 fp8 records", double(n_sel) * double(rb), [&] {
+        cuda::sparse_mla_decode_mma(qa.get(), qp.get(), heads, view, ds.get(), n_sel, 0.07f, o.get(), nullptr);
+      });
+      MESSAGE("  ", flop_q / (us * 1e6), " TFLOP/s");
+      const int64_t n_q = 128;
+      std::vector<int32_t> sel_q(static_cast<size_t>(n_q * n_sel));
+      for (auto& v : sel_q) v = int32_t(rng() % uint32_t(seq));
+      DeviceBuffer<int32_t> dsq(sel_q);
+      DeviceBuffer<float> qaq(test::random_bf16(static_cast<size_t>(n_q * heads * kv_lora), rng, 0.05f));
+      DeviceBuffer<float> qpq(test::random_bf16(static_cast<size_t>(n_q * heads * rope), rng, 0.05f));
+      DeviceBuffer<float> oq(static_cast<size_t>(n_q * heads * kv_lora));
+      us = time_it("sparse_mla_decode_mma_batched 128 queries x 128 heads x 2048 fp8 records",
+                   double(n_q * n_sel) * double(rb), [&] {
+                     cuda::sparse_mla_decode_mma_batched(qaq.get(), qpq.get(), heads, view, 0, n_q, dsq.get(), n_sel,
+                                                         nullptr, n_sel, 0.07f, oq.get(), nullptr);
+                   });
+      MESSAGE("  ", double(n_q) * flop_q / (us * 1e6), " TFLOP/s");
+    }
   }
 }
