@@ -66,11 +66,11 @@ void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int6
 // The same contracts on the tensor cores (sm_80+, sparse_mla_mma.cu): a block per query, 16 / 32 /
 // 64 of its heads and a split of its selection; the selected records decoded 32 at a time into
 // shared memory as bf16 (exact), the heads' scores as mma.sync tiles (q_abs and q_pe are bf16
-// values: exact products, fp32 sums), an online softmax in fp32, the weights rounded to bf16 for the
-// weighted sum on the tensor cores; a query's splits (as many as fill the GPU, 64 keys each at
-// least) merged per head. Any n_sel. Needs kv_lora % 64 == 0, kv_lora <= 512 and (kv_lora + rope)
-// % 16 == 0 (sparse_mla_decode_mma_supported, which also checks the device). Its weights are bf16,
-// so it matches the CPU to bf16 rounding of each weight before the output's rounding.
+// values: exact products, fp32 sums), an online softmax in fp32, the weights as two bf16 parts (a
+// value and its remainder: 16 bits) times the latents on the tensor cores; a query's splits (as
+// many as fill the GPU, 64 keys each at least) merged per head. Any n_sel. Needs kv_lora % 64 == 0,
+// kv_lora <= 512 and (kv_lora + rope) % 16 == 0 (sparse_mla_decode_mma_supported, which also checks
+// the device).
 bool sparse_mla_decode_mma_supported(int64_t kv_lora, int64_t rope_dim);
 void sparse_mla_decode_mma(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                            const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat, cudaStream_t stream);

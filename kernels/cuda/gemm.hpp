@@ -48,6 +48,16 @@ bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, cons
                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                          cudaStream_t stream);
 
+// matmul_fp8 for 1 to 16 rows on the FP8 tensor cores (sm_89+): the rows quantised into scratch,
+// then per warp 8 output columns for all the rows, W's codes loaded straight into mma.sync
+// m16n8k32 e4m3 fragments (read once, whatever the row count), each 128-block's sum scaled as the
+// reference does. False, launching nothing, where it does not fit (more rows, ldw not a multiple
+// of 16, W not 16-byte aligned, no FP8 tensor cores). matmul_fp8 takes it for 9 to 16 rows, which
+// the GEMV would read the weights twice for.
+bool matmul_fp8_gemv_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                         const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                         cudaStream_t stream);
+
 // cpu::matmul_fp8_routed on the device (idx and the experts' table in device memory, the weights
 // resident): one GEMV launch for all n_pairs routed pairs, each reading its expert from idx, so an
 // MoE layer of a decode step needs no host round trip. Each row equals matmul_fp8's for that row

@@ -19,13 +19,13 @@
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
 #include "kernels/cuda/gemm_cublaslt.cuh"
+#include "kernels/cuda/quant.hpp"
 
 namespace dsa::cuda::detail {
 namespace {
 
 constexpr int64_t kRowAlign = 64;                // m padded to this: fewer distinct problems to plan
 constexpr size_t kWorkspace = size_t(32) << 20;  // cuBLASLt's suggested workspace on Hopper
-constexpr int kQuantWarps = 8;
 
 #define DSA_CUBLAS_CHECK(call)                                                       \
   do {                                                                               \
@@ -36,31 +36,6 @@ constexpr int kQuantWarps = 8;
       std::abort();                                                                  \
     }                                                                                \
   } while (0)
-
-// act_quant of x's rows, one warp per (row, 128-block): codes [m_pad][k], scales [k/128][m_pad].
-// The padding rows get zero codes and scale 1.
-__global__ void quantize_rows_kernel(const float* x, int64_t ldx, int64_t m, int64_t m_pad, int64_t k, uint8_t* codes,
-                                     float* scales) {
-  const int lane = threadIdx.x & 31;
-  const int64_t kb = k / dev::kQuantBlock;
-  const int64_t unit = int64_t(blockIdx.x) * kQuantWarps + (threadIdx.x >> 5);
-  if (unit >= m_pad * kb) return;  // whole warps leave together
-  const int64_t row = unit / kb, b = unit % kb;
-  uint8_t* c = codes + row * k + b * dev::kQuantBlock;
-  if (row >= m) {
-    for (int i = lane; i < dev::kQuantBlock; i += 32) c[i] = 0;
-    if (lane == 0) scales[b * m_pad + row] = 1.0f;
-    return;
-  }
-  const float* in = x + row * ldx + b * dev::kQuantBlock;
-  float v[dev::kQuantBlock / 32], amax = 0.0f;
-#pragma unroll
-  for (int j = 0; j < dev::kQuantBlock / 32; ++j) amax = fmaxf(amax, fabsf(v[j] = in[lane + 32 * j]));
-  const float s = dev::ue8m0_scale(dev::warp_max(amax));
-#pragma unroll
-  for (int j = 0; j < dev::kQuantBlock / 32; ++j) c[lane + 32 * j] = dev::quantise(v[j], s);
-  if (lane == 0) scales[b * m_pad + row] = s;
-}
 
 // y[i, j] = bf16 d[i, j] as f32, for i < m.
 __global__ void bf16_rows_to_f32_kernel(const uint16_t* d, int64_t m, int64_t n, float* y, int64_t ldy) {
@@ -207,10 +182,7 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
     return false;
   }
 
-  const int64_t units = m_pad * kb;
-  quantize_rows_kernel<<<unsigned((units + kQuantWarps - 1) / kQuantWarps), kQuantWarps * 32, 0, stream>>>(
-      x, ldx, m, m_pad, k, codes, scales);
-  DSA_CUDA_CHECK_LAUNCH();
+  act_quant_rows(x, ldx, m, m_pad, k, codes, scales, stream);
   const float alpha = 1.0f, beta = 0.0f;
   DSA_CUBLAS_CHECK(cublasLtMatmul(plan->handle, p.op, &alpha, w, p.a, codes, p.b, &beta, d, p.d, d, p.d, &*it->second,
                                   workspace, kWorkspace, stream));

@@ -13,4 +13,11 @@ namespace dsa::cuda {
 // scale = 2^ceil(log2(max(amax, 1e-4) / 448)), codes = e4m3(clamp(x / scale, -448, 448)).
 void act_quant(const float* x, int64_t n, int64_t block, uint8_t* codes, float* scales, cudaStream_t stream);
 
+// The rows of x [m, k] (row stride ldx, k % 128 == 0) quantised per 128-block as act_quant (the same
+// codes and scales, bit for bit) into codes [m_pad, k] and scales [k / 128, m_pad]: token-major, as
+// cuBLASLt's VEC128 scale mode and the tensor-core GEMV read them. Rows m..m_pad get zero codes and
+// scale 1.
+void act_quant_rows(const float* x, int64_t ldx, int64_t m, int64_t m_pad, int64_t k, uint8_t* codes, float* scales,
+                    cudaStream_t stream);
+
 }  // namespace dsa::cuda

@@ -10,8 +10,12 @@
 //   2. the (16 heads x 8 keys) score tiles are mma.sync products over D, spread over the warps
 //      (q_abs and q_pe hold bf16 values, so every product is exact; sums in fp32);
 //   3. an online softmax in fp32, a warp per head: the running max and sum, this chunk's weights
-//      (rounded to bf16 for the next product) and the factor rescaling the earlier ones;
-//   4. each warp adds its head tile's weights times its share of V's columns to its accumulators.
+//      (split into a bf16 value and a bf16 remainder for the next product) and the factor rescaling
+//      the earlier ones;
+//   4. each warp adds its head tile's weights (the two bf16 parts, one product each) times its share
+//      of V's columns to its accumulators.
+// The weights in bf16 alone would be off by up to 2^-8 of each: about 2e-3 of the output's rms on
+// every element, outside the tests' 1e-3 of the rms near zero; the two parts carry 16 bits.
 // A split's result is normalised and rounded to bf16 when the query has one split, else merged with
 // the others' (sparse_mla_merge.cuh).
 #include <algorithm>
@@ -38,13 +42,14 @@ constexpr int kMinSplit = 64;   // keys per split at least
 // Shared memory of a block of `heads` heads, in this order: the chunk's scores [heads][kKeys] f32,
 // per head the running max, the running sum and this chunk's rescale factor (f32), then as bf16
 // bits q [heads][D + kPad] (q_abs then q_pe), the chunk's records [kKeys][D + kPad] (c_kv then
-// k_pe), their c_kv transposed [kv_lora][kKeys + kPad], the chunk's weights [heads][kKeys + kPad].
+// k_pe), their c_kv transposed [kv_lora][kKeys + kPad], the chunk's weights [heads][kKeys + kPad]
+// and their remainders [heads][kKeys + kPad].
 // Every bf16 row is a multiple of 16 bytes and the f32 part is too, so rows start 16-byte aligned.
 size_t smem_bytes(int heads, int64_t kv_lora, int64_t rope) {
   const size_t D = size_t(kv_lora + rope);
   return (size_t(heads) * kKeys + 3 * size_t(heads)) * sizeof(float) +
          (size_t(heads) * (D + kPad) + size_t(kKeys) * (D + kPad) + size_t(kv_lora) * (kKeys + kPad) +
-          size_t(heads) * (kKeys + kPad)) *
+          2 * size_t(heads) * (kKeys + kPad)) *
              sizeof(uint16_t);
 }
 
@@ -73,6 +78,7 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
   uint16_t* s_k = s_q + kHeads * ld;
   uint16_t* s_vt = s_k + kKeys * ld;
   uint16_t* s_p = s_vt + kv_lora * ldv;
+  uint16_t* s_pl = s_p + kHeads * ldv;
 
   const int h0 = blockIdx.x * kHeads, hn = min(kHeads, n_heads - h0);
   const int64_t query = blockIdx.z, split = blockIdx.y, n_splits = gridDim.y;
@@ -154,7 +160,9 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
       const float m_old = s_max[h], m_new = fmaxf(m_old, dev::warp_max(sc));
       const float p = expf(sc - m_new);  // 0 past the records
       const float sum = dev::warp_sum(p);
-      s_p[h * ldv + lane] = dev::float_to_bf16(p);
+      const uint16_t p_hi = dev::float_to_bf16(p);
+      s_p[h * ldv + lane] = p_hi;
+      s_pl[h * ldv + lane] = dev::float_to_bf16(p - dev::bf16_to_float(p_hi));  // exact difference
       __syncwarp();  // every lane has read s_max[h] before lane 0 replaces it
       if (lane == 0) {
         const float f = expf(m_old - m_new);  // 0 on the first chunk (m_old = -inf)
@@ -166,7 +174,7 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
     __syncthreads();
 
     // 4. This warp's accumulators: rescaled, then + weights [16 heads x 32 keys] . V [32 keys x its
-    // columns].
+    // columns], the weights' two bf16 parts each.
     const float f_lo = s_rescale[tile * 16 + g], f_hi = s_rescale[tile * 16 + g + 8];
 #pragma unroll
     for (int i = 0; i < kMaxTiles; ++i) {
@@ -176,15 +184,18 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
       acc[i][3] *= f_hi;
     }
     const uint16_t* pa = s_p + (tile * 16 + g) * ldv + 2 * t;
+    const uint16_t* pl = s_pl + (tile * 16 + g) * ldv + 2 * t;
 #pragma unroll
     for (int kk = 0; kk < kKeys; kk += 16) {
       const uint32_t a[4] = {pair(pa + kk), pair(pa + 8 * ldv + kk), pair(pa + kk + 8), pair(pa + 8 * ldv + kk + 8)};
+      const uint32_t al[4] = {pair(pl + kk), pair(pl + 8 * ldv + kk), pair(pl + kk + 8), pair(pl + 8 * ldv + kk + 8)};
 #pragma unroll
       for (int i = 0; i < kMaxTiles; ++i) {
         if (i < n_col_tiles) {
           const uint16_t* vb = s_vt + (c_lo + i * 8 + g) * ldv + kk + 2 * t;
           const uint32_t b[2] = {pair(vb), pair(vb + 8)};
           dev::mma_bf16(acc[i], a, b);
+          dev::mma_bf16(acc[i], al, b);
         }
       }
     }

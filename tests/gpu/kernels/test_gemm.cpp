@@ -99,6 +99,30 @@ TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and GEMM)") {
     run_fp8(s, rng);
 }
 
+// cuda::matmul_fp8_gemv_mma, which must take the product where the device has FP8 tensor cores.
+void fp8_gemv_on_tensor_cores(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                              const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                              cudaStream_t stream) {
+  int device = 0, major = 0, minor = 0;
+  DSA_CUDA_OK(cudaGetDevice(&device));
+  DSA_CUDA_OK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  DSA_CUDA_OK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  const bool ran = cuda::matmul_fp8_gemv_mma(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
+  REQUIRE(ran == (major > 8 || (major == 8 && minor >= 9)));
+  if (!ran) cuda::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
+}
+
+TEST_CASE("gpu matmul_fp8 for up to 16 rows on FP8 tensor cores matches the CPU reference") {
+  // Every row count 1..16 (the padding rows of the 16-row product), n not a multiple of 8 (a
+  // partial warp tile) nor of 128 (a partial scale row), V3.2's k = 7168, scales with a padded
+  // stride.
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(23);
+  for (int64_t m = 1; m <= 16; ++m) run_fp8(Shape{m, 300, 1024, 0}, rng, 1, fp8_gemv_on_tensor_cores);
+  run_fp8(Shape{16, 1536, 7168, 0}, rng, 0, fp8_gemv_on_tensor_cores);
+  run_fp8(Shape{11, 261, 384, 16}, rng, 2, fp8_gemv_on_tensor_cores);
+}
+
 TEST_CASE("gpu matmul_fp8 through cuBLASLt's block-scaled FP8 GEMM (Hopper) matches the CPU reference") {
   // The scales in the checkpoint's whole-k layout (k / 128 a multiple of 4): cuBLASLt's
   // BLK128x128 mode for the weights, VEC128 for the rows. Rows not a multiple of 4 or 64 (padded

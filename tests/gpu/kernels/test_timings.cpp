@@ -69,9 +69,22 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     // 2 * 2048 * n * k / time. Its first 16 rows: a decode batch of 16 (two GEMV launches).
     const int64_t m = 2048;
     DeviceBuffer<float> xm(test::random_bf16(static_cast<size_t>(m * k), rng)), ym(static_cast<size_t>(m * n));
-    time_it("matmul_fp8 GEMV 16 rows x 18432x7168 (two launches)", double(n * k), [&] {
+    time_it("matmul_fp8 GEMV 8 rows x 18432x7168", double(n * k), [&] {
+      cuda::matmul_fp8(xm.get(), k, 8, k, w.get(), k, si.get(), k / 128, n, ym.get(), n, nullptr);
+    });
+    time_it("matmul_fp8 16 rows x 18432x7168 (FP8 tensor cores on sm_89+, else two GEMV launches)", double(n * k),
+            [&] {
       cuda::matmul_fp8(xm.get(), k, 16, k, w.get(), k, si.get(), k / 128, n, ym.get(), n, nullptr);
     });
+    // The same 16 rows on the FP8 tensor cores (sm_89+; weights read once), and 1 and 8 rows so, to
+    // compare with the GEMV at those row counts.
+    for (int64_t rows : {16, 8, 1}) {
+      time_it("matmul_fp8 " + std::to_string(rows) + " rows x 18432x7168 on FP8 tensor cores (sm_89+; else nothing)",
+              double(n * k), [&] {
+                cuda::matmul_fp8_gemv_mma(xm.get(), k, rows, k, w.get(), k, si.get(), k / 128, n, ym.get(), n,
+                                          nullptr);
+              });
+    }
     // The same 16 rows through cuBLASLt (Hopper; weights read once, on the tensor cores), to decide
     // which takes a decode batch of 9-16 rows.
     time_it("matmul_fp8 16 rows x 18432x7168 through cuBLASLt (Hopper; else nothing runs)", double(n * k), [&] {
@@ -173,7 +186,8 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
       cuda::sparse_mla_decode_split(qa.get(), qp.get(), 16, view, ds.get(), n_sel, 0.07f, o.get(), nullptr);
     });
     // The tensor-core kernel: one query (splits merged), then 128 queries (a decode batch or a
-    // prefill chunk: FlashMLA's 410 TFLOPS anchor is batch 128 x 128 heads), in TFLOP/s.
+    // prefill chunk: FlashMLA's 410 TFLOPS anchor is batch 128 x 128 heads), in TFLOP/s of the
+    // nominal work (the kernel's second product for the weights' remainder not counted).
     if (cuda::sparse_mla_decode_mma_supported(kv_lora, rope)) {
       const double flop_q = 2.0 * double(heads) * double(n_sel) * double(2 * kv_lora + rope);
       double us = time_it("sparse_mla_decode_mma 128 heads x 2048 fp8 records", double(n_sel) * double(rb), [&] {

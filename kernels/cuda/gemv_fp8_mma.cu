@@ -1,0 +1,110 @@
+// matmul_fp8 for up to 16 rows on FP8 tensor cores (see gemv_fp8_mma.cuh).
+//
+// The rows are quantised first (act_quant_rows: codes [16, k], scales [k / 128, 16]). A warp then
+// computes 8 output columns for all 16 rows: per 128-block of k, four mma.sync m16n8k32 e4m3
+// products (A = the rows' codes, B = 8 rows of W's codes, fp32 accumulation), the block's sum
+// times the row's and the weight block's scales added to the total in fp32, as the reference does.
+//
+// Loads without shared memory: an m16n8k32 fragment gives lane (g, t) the 4 codes at k = 4t..4t+3
+// (first register) and 4t+16..4t+19 (second) of one row. Any permutation of k that A and B share
+// leaves the product unchanged, so lane (g, t) instead reads 16 consecutive codes of its row at
+// 16t of each 64-code step, one 16-byte load, and takes bytes 0-7 for the first product of the step
+// and bytes 8-15 for the second: W's rows are read once, in 64-byte runs.
+#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/device.cuh"
+#include "kernels/cuda/gemv_fp8_mma.cuh"
+#include "kernels/cuda/quant.hpp"
+
+namespace dsa::cuda::detail {
+namespace {
+
+constexpr int kRows = 16;  // the rows of the product (padded with zero codes)
+constexpr int kWarps = 8;  // per block, each 8 output columns
+
+// c += a . b on FP8 tensor cores: a 16 x 32 e4m3 tile (row-major) times a 32 x 8 one (column-major),
+// fp32 accumulation (sm_89 and later). Fragments, g = lane / 4, t = lane % 4, four codes per
+// register (the lowest k in the lowest byte): a[0] row g, k 4t..4t+3; a[1] row g + 8; a[2] row g,
+// k + 16; a[3] both; b[0] k 4t..4t+3 of column g, b[1] k + 16; c as mma_bf16's.
+__device__ __forceinline__ void mma_e4m3(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  __trap();  // the launcher checks the device
+#endif
+}
+
+// codes [16, k] and sx [k / 128, 16]: the rows quantised. blockIdx.x: 8 warps of 8 columns each.
+__global__ void __launch_bounds__(kWarps * 32)
+gemv_fp8_mma_kernel(const uint8_t* codes, const float* sx, int64_t k, const uint8_t* w, int64_t ldw,
+                    const float* scale_inv, int64_t ld_scale, int64_t n, int64_t m, float* y, int64_t ldy) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int64_t n0 = (int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5)) * 8;
+  if (n0 >= n) return;  // whole warps leave together
+  // Column n0 + g's row of W (the last one again past n: loaded, never stored); rows g and g + 8.
+  const uint8_t* wr = w + min(n0 + g, n - 1) * ldw + 16 * t;
+  const uint8_t* xa = codes + int64_t(g) * k + 16 * t;
+  const uint8_t* xb = codes + int64_t(g + 8) * k + 16 * t;
+  const float* sw = scale_inv + (n0 / dev::kQuantBlock) * ld_scale;  // the 8 columns share a block row
+  float acc[4] = {};
+  const int64_t blocks = k / dev::kQuantBlock;
+#pragma unroll 2
+  for (int64_t kb = 0; kb < blocks; ++kb) {
+    float c[4] = {};
+#pragma unroll
+    for (int step = 0; step < 2; ++step) {  // 64 codes each
+      const int64_t at = kb * dev::kQuantBlock + step * 64;
+      const uint4 wv = *reinterpret_cast<const uint4*>(wr + at);
+      const uint4 av = *reinterpret_cast<const uint4*>(xa + at);
+      const uint4 bv = *reinterpret_cast<const uint4*>(xb + at);
+      mma_e4m3(c, {av.x, bv.x, av.y, bv.y}, {wv.x, wv.y});
+      mma_e4m3(c, {av.z, bv.z, av.w, bv.w}, {wv.z, wv.w});
+    }
+    const float s_w = sw[kb];
+    acc[0] = fmaf(c[0] * sx[kb * kRows + g], s_w, acc[0]);
+    acc[1] = fmaf(c[1] * sx[kb * kRows + g], s_w, acc[1]);
+    acc[2] = fmaf(c[2] * sx[kb * kRows + g + 8], s_w, acc[2]);
+    acc[3] = fmaf(c[3] * sx[kb * kRows + g + 8], s_w, acc[3]);
+  }
+  // acc: rows g (0, 1) and g + 8 (2, 3), columns n0 + 2t (+ 1).
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int64_t row = g + (e >= 2 ? 8 : 0), col = n0 + 2 * t + (e & 1);
+    if (row < m && col < n) y[row * ldy + col] = dev::round_bf16(acc[e]);
+  }
+}
+
+}  // namespace
+
+bool gemv_fp8_mma_available() {
+  int device = 0, major = 0, minor = 0;
+  DSA_CUDA_CHECK(cudaGetDevice(&device));
+  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major > 8 || (major == 8 && minor >= 9);
+}
+
+bool gemv_fp8_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                  const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy, cudaStream_t stream) {
+  if (m < 1 || m > kRows || n <= 0 || k % dev::kQuantBlock != 0 || ldw % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(w) % 16 != 0 || !gemv_fp8_mma_available())
+    return false;
+  // The quantised rows, from the stream's memory pool: codes [16, k], then scales [k / 128, 16].
+  uint8_t* codes = nullptr;
+  const size_t codes_bytes = size_t(kRows) * size_t(k);
+  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&codes),
+                                 codes_bytes + size_t(k / dev::kQuantBlock) * kRows * sizeof(float), stream));
+  float* sx = reinterpret_cast<float*>(codes + codes_bytes);  // k % 128 == 0: 16-byte aligned
+  act_quant_rows(x, ldx, m, kRows, k, codes, sx, stream);
+  const int64_t warps = (n + 7) / 8;
+  gemv_fp8_mma_kernel<<<unsigned((warps + kWarps - 1) / kWarps), kWarps * 32, 0, stream>>>(
+      codes, sx, k, w, ldw, scale_inv, ld_scale, n, m, y, ldy);
+  DSA_CUDA_CHECK_LAUNCH();
+  DSA_CUDA_CHECK(cudaFreeAsync(codes, stream));
+  return true;
+}
+
+}  // namespace dsa::cuda::detail
