@@ -105,6 +105,31 @@ TEST_CASE("gpu act_quant is bit-exact with the CPU reference") {
   }
 }
 
+TEST_CASE("gpu act_quant_rows: act_quant's codes and scales per row, the scales token-major, padding rows zero") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(14);
+  const int64_t m = 5, m_pad = 16, k = 384, ldx = k + 12, kb = k / 128;
+  std::vector<float> x = test::random_bf16(static_cast<size_t>(m * ldx), rng);
+  for (int64_t i = 0; i < m; ++i)  // rows across magnitudes
+    for (int64_t c = 0; c < k; ++c) x[i * ldx + c] = round_bf16(x[i * ldx + c] * std::ldexp(1.0f, int(4 * i) - 8));
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<uint8_t> dc(std::vector<uint8_t>(static_cast<size_t>(m_pad * k), 0x55));
+  DeviceBuffer<float> ds(std::vector<float>(static_cast<size_t>(kb * m_pad), -1.0f));
+  cuda::act_quant_rows(dx.get(), ldx, m, m_pad, k, dc.get(), ds.get(), nullptr);
+  const auto codes = dc.to_host();
+  const auto scales = ds.to_host();
+  for (int64_t i = 0; i < m_pad; ++i) {
+    CAPTURE(i);
+    std::vector<uint8_t> want(static_cast<size_t>(k), 0);
+    std::vector<float> want_s(static_cast<size_t>(kb), 1.0f);
+    if (i < m) cpu::act_quant(x.data() + i * ldx, k, 128, want.data(), want_s.data());
+    test::check_exact(std::vector<uint8_t>(codes.begin() + i * k, codes.begin() + (i + 1) * k), want, "codes");
+    std::vector<float> got_s;
+    for (int64_t b = 0; b < kb; ++b) got_s.push_back(scales[size_t(b * m_pad + i)]);
+    test::check_exact(got_s, want_s, "scales");
+  }
+}
+
 TEST_CASE("gpu RoPE matches the CPU reference in both layouts") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(13);
