@@ -18,6 +18,7 @@
 
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/gemm_cublaslt.cuh"
 #include "kernels/cuda/quant.hpp"
 
@@ -83,13 +84,7 @@ uint32_t alignment(const void* p) {
   return a;
 }
 
-bool is_hopper() {
-  int device = 0, major = 0, minor = 0;
-  DSA_CUDA_CHECK(cudaGetDevice(&device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return major == 9 && minor == 0;
-}
+bool is_hopper() { return dev::compute_capability() == 90; }
 
 // The descriptors of one product, destroyed with it.
 struct Problem {

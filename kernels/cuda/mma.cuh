@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/check.hpp"
+#include "kernels/cuda/device_info.hpp"
 
 namespace dsa::cuda::dev {
 
@@ -27,11 +27,6 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
 }
 
 // The current device runs mma_bf16 (compute capability 8.0 or later).
-inline bool mma_available() {
-  int device = 0, major = 0;
-  DSA_CUDA_CHECK(cudaGetDevice(&device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  return major >= 8;
-}
+inline bool mma_available() { return compute_capability() >= 80; }
 
 }  // namespace dsa::cuda::dev

@@ -23,6 +23,7 @@
 #include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/latent_records.cuh"
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/sparse_mla_merge.cuh"
@@ -34,10 +35,10 @@ using dev::Records;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kKeys = 32;       // records per chunk
-constexpr int kPad = 8;         // bf16 elements after each shared row: conflict-free fragment loads
-constexpr int kMaxLora = 512;   // the accumulators are sized for it
-constexpr int kMinSplit = 64;   // keys per split at least
+constexpr int kKeys = 32;      // records per chunk
+constexpr int kPad = 8;        // bf16 elements after each shared row: conflict-free fragment loads
+constexpr int kMaxLora = 512;  // the accumulators are sized for it
+constexpr int kMinSplit = 64;  // keys per split at least
 
 // Shared memory of a block of `heads` heads, in this order: the chunk's scores [heads][kKeys] f32,
 // per head the running max, the running sum and this chunk's rescale factor (f32), then as bf16
@@ -66,7 +67,7 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
                       const int32_t* sel, int64_t sel_stride, const int32_t* n_sel_of, int max_sel, int split_len,
                       float softmax_scale, float* o_lat, float* part_o, float* part_ml) {
   constexpr int kHeads = kTiles * 16;
-  constexpr int kParts = kWarps / kTiles;        // column shares of the weighted sum per head tile
+  constexpr int kParts = kWarps / kTiles;           // column shares of the weighted sum per head tile
   constexpr int kMaxTiles = kMaxLora / kParts / 8;  // 8-column tiles per warp at most
   extern __shared__ __align__(16) uint8_t smem[];
   const int kv_lora = rec.kv_lora, rope = rec.rope, D = kv_lora + rope, ld = D + kPad, ldv = kKeys + kPad;
@@ -92,7 +93,7 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
   // q in bf16 (its values are bf16 already), zero rows past the heads.
   for (int i = threadIdx.x; i < kHeads * D; i += kThreads) {
     const int h = i / D, d = i % D;
-    const float v = h >= hn        ? 0.0f
+    const float v = h >= hn       ? 0.0f
                     : d < kv_lora ? q_abs[size_t(h0 + h) * kv_lora + d]
                                   : q_pe[size_t(h0 + h) * rope + (d - kv_lora)];
     s_q[h * ld + d] = dev::float_to_bf16(v);
@@ -156,20 +157,10 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
     // 3. Online softmax, a warp per head and a lane per key. The chunk holds at least one record,
     // so the new max is finite.
     for (int h = warp; h < kHeads; h += kWarps) {
-      const float sc = s_score[h * kKeys + lane];
-      const float m_old = s_max[h], m_new = fmaxf(m_old, dev::warp_max(sc));
-      const float p = expf(sc - m_new);  // 0 past the records
-      const float sum = dev::warp_sum(p);
+      const float p = dev::online_softmax_step(s_score[h * kKeys + lane], &s_max[h], &s_sum[h], &s_rescale[h]);
       const uint16_t p_hi = dev::float_to_bf16(p);
       s_p[h * ldv + lane] = p_hi;
       s_pl[h * ldv + lane] = dev::float_to_bf16(p - dev::bf16_to_float(p_hi));  // exact difference
-      __syncwarp();  // every lane has read s_max[h] before lane 0 replaces it
-      if (lane == 0) {
-        const float f = expf(m_old - m_new);  // 0 on the first chunk (m_old = -inf)
-        s_rescale[h] = f;
-        s_sum[h] = fmaf(s_sum[h], f, sum);
-        s_max[h] = m_new;
-      }
     }
     __syncthreads();
 
@@ -203,52 +194,40 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
   }
 
   // The accumulators' rows are heads tile * 16 + g (elements 0, 1) and + 8 (2, 3), their columns
-  // c_lo + i * 8 + 2t (+ 1).
+  // c_lo + i * 8 + 2t (+ 1): f(head, column, value) for each of this block's heads.
   const int h_lo = tile * 16 + g, h_hi = h_lo + 8;
+  const auto for_each_output = [&](auto&& f) {
+#pragma unroll
+    for (int i = 0; i < kMaxTiles; ++i) {
+      if (i >= n_col_tiles) continue;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e < 2 ? h_lo : h_hi;
+        if (h < hn) f(h, c_lo + i * 8 + 2 * t + (e & 1), acc[i][e]);
+      }
+    }
+  };
   if (n_splits == 1) {
     // Normalised and rounded; a query without keys (sum 0) gets zeros.
     const float inv_lo = s_sum[h_lo] > 0.0f ? 1.0f / s_sum[h_lo] : 0.0f;
     const float inv_hi = s_sum[h_hi] > 0.0f ? 1.0f / s_sum[h_hi] : 0.0f;
     float* o = o_lat + (size_t(query) * n_heads + h0) * kv_lora;
-#pragma unroll
-    for (int i = 0; i < kMaxTiles; ++i) {
-      if (i >= n_col_tiles) continue;
-      const int col = c_lo + i * 8 + 2 * t;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e < 2 ? h_lo : h_hi;
-        if (h < hn) o[size_t(h) * kv_lora + col + (e & 1)] = dev::round_bf16(acc[i][e] * (e < 2 ? inv_lo : inv_hi));
-      }
-    }
+    for_each_output([&](int h, int col, float v) {
+      o[size_t(h) * kv_lora + col] = dev::round_bf16(v * (h == h_lo ? inv_lo : inv_hi));
+    });
     return;
   }
   const size_t base = (size_t(query) * size_t(n_splits) + size_t(split)) * size_t(n_heads) + size_t(h0);
-#pragma unroll
-  for (int i = 0; i < kMaxTiles; ++i) {
-    if (i >= n_col_tiles) continue;
-    const int col = c_lo + i * 8 + 2 * t;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int h = e < 2 ? h_lo : h_hi;
-      if (h < hn) part_o[(base + size_t(h)) * size_t(kv_lora) + size_t(col + (e & 1))] = acc[i][e];
-    }
-  }
+  for_each_output([&](int h, int col, float v) { part_o[(base + size_t(h)) * size_t(kv_lora) + size_t(col)] = v; });
   for (int h = threadIdx.x; h < hn; h += kThreads) {
     part_ml[(base + size_t(h)) * 2] = s_max[h];
     part_ml[(base + size_t(h)) * 2 + 1] = s_sum[h];
   }
 }
 
-int device_attribute(cudaDeviceAttr attr) {
-  int device = 0, value = 0;
-  DSA_CUDA_CHECK(cudaGetDevice(&device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&value, attr, device));
-  return value;
-}
-
 // Head tiles per block: 4 (64 heads) where the heads and the shared memory allow, else 2, else 1.
 int choose_tiles(int64_t n_heads, int64_t kv_lora, int64_t rope) {
-  const size_t smem_max = size_t(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
+  const size_t smem_max = size_t(dev::device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
   for (int tiles : {4, 2})
     if (n_heads > 16 * (tiles / 2) && smem_bytes(16 * tiles, kv_lora, rope) <= smem_max) return tiles;
   return 1;
@@ -261,8 +240,8 @@ void launch(dim3 grid, size_t smem, cudaStream_t stream, const float* q_abs, con
   DSA_CUDA_CHECK(
       cudaFuncSetAttribute(sparse_mla_mma_kernel<kTiles>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   sparse_mla_mma_kernel<kTiles><<<grid, kThreads, smem, stream>>>(q_abs, q_pe, n_heads, rec, pages_stride, sel,
-                                                                  sel_stride, n_sel, max_sel, split_len,
-                                                                  softmax_scale, o_lat, part_o, part_ml);
+                                                                  sel_stride, n_sel, max_sel, split_len, softmax_scale,
+                                                                  o_lat, part_o, part_ml);
   DSA_CUDA_CHECK_LAUNCH();
 }
 
@@ -271,7 +250,7 @@ void launch(dim3 grid, size_t smem, cudaStream_t stream, const float* q_abs, con
 bool sparse_mla_decode_mma_supported(int64_t kv_lora, int64_t rope_dim) {
   return dev::mma_available() && kv_lora > 0 && kv_lora % 64 == 0 && kv_lora <= kMaxLora && rope_dim >= 0 &&
          (kv_lora + rope_dim) % 16 == 0 &&
-         smem_bytes(16, kv_lora, rope_dim) <= size_t(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
+         smem_bytes(16, kv_lora, rope_dim) <= size_t(dev::device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
 }
 
 void sparse_mla_decode_mma_batched(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
@@ -285,15 +264,15 @@ void sparse_mla_decode_mma_batched(const float* q_abs, const float* q_pe, int64_
   const int tiles = choose_tiles(n_heads, view.kv_lora, view.rope_dim);
   const int64_t groups = (n_heads + 16 * tiles - 1) / (16 * tiles);
   const size_t smem = smem_bytes(16 * tiles, view.kv_lora, view.rope_dim);
-  const Records rec{view.arena, view.pages, view.record_bytes, int(view.kv_lora), int(view.rope_dim),
-                    view.fmt == LatentFormat::fp8};
-  const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  const Records rec{view.arena,        view.pages,         view.record_bytes,
+                    int(view.kv_lora), int(view.rope_dim), view.fmt == LatentFormat::fp8};
+  const int64_t sms = dev::device_attribute(cudaDevAttrMultiProcessorCount);
   for (int64_t q0 = 0; q0 < n_q; q0 += 65535) {  // grid.z and the merge's grid.y
     const int64_t nq = std::min<int64_t>(65535, n_q - q0);
     // Splits of the selection so that the blocks (one per SM: their shared memory) about fill the
     // GPU, each at least kMinSplit keys, in whole chunks.
-    const int64_t want = std::clamp<int64_t>((sms + groups * nq - 1) / (groups * nq), 1,
-                                             std::max<int64_t>(1, max_sel / kMinSplit));
+    const int64_t want =
+        std::clamp<int64_t>((sms + groups * nq - 1) / (groups * nq), 1, std::max<int64_t>(1, max_sel / kMinSplit));
     const int64_t split_len = ((max_sel + want - 1) / want + kKeys - 1) / kKeys * kKeys;
     const int64_t n_splits = (max_sel + split_len - 1) / split_len;
     DSA_CUDA_REQUIRE(n_splits <= 65535, "sparse_mla_decode_mma: too many splits");
@@ -301,8 +280,8 @@ void sparse_mla_decode_mma_batched(const float* q_abs, const float* q_pe, int64_
     float* part_ml = nullptr;
     if (n_splits > 1) {  // the partial outputs, from the stream's memory pool
       const size_t rows = size_t(nq) * size_t(n_splits) * size_t(n_heads);
-      DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&part), rows * size_t(view.kv_lora + 2) * sizeof(float),
-                                     stream));
+      DSA_CUDA_CHECK(
+          cudaMallocAsync(reinterpret_cast<void**>(&part), rows * size_t(view.kv_lora + 2) * sizeof(float), stream));
       part_ml = part + rows * size_t(view.kv_lora);
     }
     Records r = rec;
@@ -335,8 +314,7 @@ void sparse_mla_decode_mma_batched(const float* q_abs, const float* q_pe, int64_
 
 void sparse_mla_decode_mma(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                            const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat, cudaStream_t stream) {
-  sparse_mla_decode_mma_batched(q_abs, q_pe, n_heads, view, 0, 1, sel, 0, nullptr, n_sel, softmax_scale, o_lat,
-                                stream);
+  sparse_mla_decode_mma_batched(q_abs, q_pe, n_heads, view, 0, 1, sel, 0, nullptr, n_sel, softmax_scale, o_lat, stream);
 }
 
 }  // namespace dsa::cuda

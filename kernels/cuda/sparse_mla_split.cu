@@ -12,6 +12,7 @@
 #include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/latent_records.cuh"
 #include "kernels/cuda/sparse_mla_merge.cuh"
 
@@ -111,18 +112,7 @@ sparse_mla_split_kernel(const float* q_abs, const float* q_pe, int n_heads, Reco
     // so the new max is finite.
     if (warp < kHeads) {
       const int h = warp;
-      const float s = p[h * kChunk + lane];
-      const float m_old = run_max[h], m_new = fmaxf(m_old, dev::warp_max(s));
-      const float e = expf(s - m_new);  // 0 for the lanes past the records
-      const float sum = dev::warp_sum(e);
-      p[h * kChunk + lane] = e;
-      __syncwarp();  // every lane has read run_max[h] before lane 0 replaces it
-      if (lane == 0) {
-        const float f = expf(m_old - m_new);  // 0 on the first chunk (m_old = -inf)
-        rescale[h] = f;
-        run_sum[h] = fmaf(run_sum[h], f, sum);
-        run_max[h] = m_new;
-      }
+      p[h * kChunk + lane] = dev::online_softmax_step(p[h * kChunk + lane], &run_max[h], &run_sum[h], &rescale[h]);
     }
     __syncthreads();
     // Weighted latents, a thread per column.
@@ -184,18 +174,11 @@ sparse_mla_merge_kernel(const float* part_o, const float* part_ml, int n_heads, 
   }
 }
 
-int device_attribute(cudaDeviceAttr attr) {
-  int device = 0, value = 0;
-  DSA_CUDA_CHECK(cudaGetDevice(&device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&value, attr, device));
-  return value;
-}
-
 // About two blocks per SM over all head groups and queries, each split at least one chunk long.
 Splits choose_splits(int64_t groups, int64_t n_q, int64_t max_sel) {
   const int64_t chunks = (max_sel + kChunk - 1) / kChunk;
   const int64_t blocks = groups * n_q;
-  const int64_t target = 2 * int64_t(device_attribute(cudaDevAttrMultiProcessorCount));
+  const int64_t target = 2 * int64_t(dev::device_attribute(cudaDevAttrMultiProcessorCount));
   const int64_t want = std::clamp<int64_t>((target + blocks - 1) / blocks, 1, chunks);
   const int64_t split_len = (chunks + want - 1) / want * kChunk;
   return Splits{split_len, (max_sel + split_len - 1) / split_len};
@@ -218,21 +201,20 @@ void sparse_mla_merge(const float* part_o, const float* part_ml, int64_t n_heads
 
 bool sparse_mla_decode_split_supported(int64_t kv_lora, int64_t rope_dim) {
   return kv_lora <= kMaxCols * kThreads &&
-         split_smem(kv_lora, rope_dim) <= size_t(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
+         split_smem(kv_lora, rope_dim) <= size_t(dev::device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
 }
 
 void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int64_t n_heads,
-                                     const LatentCacheView& view, int64_t pages_stride, int64_t n_q,
-                                     const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t max_sel,
-                                     float softmax_scale, float* o_lat, cudaStream_t stream) {
+                                     const LatentCacheView& view, int64_t pages_stride, int64_t n_q, const int32_t* sel,
+                                     int64_t sel_stride, const int32_t* n_sel, int64_t max_sel, float softmax_scale,
+                                     float* o_lat, cudaStream_t stream) {
   if (dev::sparse_mla_nothing_to_launch(view, n_heads, n_q, max_sel, o_lat, stream)) return;
   const bool fp8 = view.fmt == LatentFormat::fp8;
   DSA_CUDA_REQUIRE(sparse_mla_decode_split_supported(view.kv_lora, view.rope_dim),
                    "sparse_mla_decode_split: kv_lora <= 512 and the chunk's records in shared memory");
   DSA_CUDA_REQUIRE(max_sel <= INT32_MAX, "sparse_mla_decode_split: max_sel fits an int");
   const size_t smem = split_smem(view.kv_lora, view.rope_dim);
-  DSA_CUDA_CHECK(
-      cudaFuncSetAttribute(sparse_mla_split_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  DSA_CUDA_CHECK(cudaFuncSetAttribute(sparse_mla_split_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const int64_t groups = (n_heads + kHeads - 1) / kHeads;
   const int64_t kv_lora = view.kv_lora;
   // Up to 65535 queries per launch (grid.z and the merge's grid.y).
@@ -244,16 +226,16 @@ void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int6
     // allocation).
     const size_t part_rows = size_t(nq) * size_t(sp.n_splits) * size_t(n_heads);
     float* part = nullptr;
-    DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&part), part_rows * size_t(kv_lora + 2) * sizeof(float),
-                                   stream));
+    DSA_CUDA_CHECK(
+        cudaMallocAsync(reinterpret_cast<void**>(&part), part_rows * size_t(kv_lora + 2) * sizeof(float), stream));
     float* part_ml = part + part_rows * size_t(kv_lora);
     const Records rec{view.arena, view.pages + q0 * pages_stride, view.record_bytes, int(kv_lora), int(view.rope_dim),
                       fp8};
     const dim3 grid(unsigned(groups), unsigned(sp.n_splits), unsigned(nq));
     sparse_mla_split_kernel<<<grid, kThreads, smem, stream>>>(
         q_abs + q0 * n_heads * kv_lora, q_pe + q0 * n_heads * view.rope_dim, int(n_heads), rec, pages_stride,
-        sel + q0 * sel_stride, sel_stride, n_sel ? n_sel + q0 : nullptr, int(max_sel), int(sp.split_len),
-        softmax_scale, part, part_ml);
+        sel + q0 * sel_stride, sel_stride, n_sel ? n_sel + q0 : nullptr, int(max_sel), int(sp.split_len), softmax_scale,
+        part, part_ml);
     DSA_CUDA_CHECK_LAUNCH();
     detail::sparse_mla_merge(part, part_ml, n_heads, kv_lora, sp.n_splits, nq, o_lat + q0 * n_heads * kv_lora, stream);
     DSA_CUDA_CHECK(cudaFreeAsync(part, stream));

@@ -1,6 +1,7 @@
 // CUDA top-k (see topk.hpp).
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/topk.cuh"
 #include "kernels/cuda/topk.hpp"
 
@@ -41,9 +42,11 @@ topk_kernel(const float* scores, int64_t ld_scores, int64_t n, const int32_t* n_
     for (int i = threadIdx.x; i < 256; i += kThreads) hist[i] = 0;
     __syncthreads();
     if (from_candidates)
-      add_histogram(n_candidates, [&](int64_t i) { return candidates[i]; }, prefix, mask, shift, 255u, hist);
+      add_histogram(
+          n_candidates, [&](int64_t i) { return candidates[i]; }, prefix, mask, shift, 255u, hist);
     else
-      add_histogram(nr, [&](int64_t i) { return order_key(s[i]); }, prefix, mask, shift, 255u, hist);
+      add_histogram(
+          nr, [&](int64_t i) { return order_key(s[i]); }, prefix, mask, shift, 255u, hist);
     __syncthreads();
     if (threadIdx.x < 32) dev::select_digit(hist, remaining, &sel_digit, &sel_remaining, &sel_count);
     __syncthreads();
@@ -89,11 +92,9 @@ void topk_positions_rows(const float* scores, int64_t ld_scores, int64_t n_rows,
 void topk_positions(const float* scores, int64_t ld_scores, int64_t n_rows, int64_t n, const int32_t* n_valid,
                     int64_t k, int32_t* out, int64_t ld_out, cudaStream_t stream) {
   if (n_rows > 0 && k > 0 && n >= 16384 && n <= topk_split_max_n()) {
-    int device = 0, sms = 0;
-    DSA_CUDA_CHECK(cudaGetDevice(&device));
-    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     // A block per row would leave most SMs idle.
-    if (4 * n_rows <= sms) return topk_positions_split(scores, ld_scores, n_rows, n, n_valid, k, out, ld_out, stream);
+    if (4 * n_rows <= dev::device_attribute(cudaDevAttrMultiProcessorCount))
+      return topk_positions_split(scores, ld_scores, n_rows, n, n_valid, k, out, ld_out, stream);
   }
   topk_positions_rows(scores, ld_scores, n_rows, n, n_valid, k, out, ld_out, stream);
 }

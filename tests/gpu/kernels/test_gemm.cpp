@@ -56,16 +56,21 @@ void run_fp8(const Shape& s, std::mt19937& rng, int64_t scale_pad = 1, Fp8Launch
   test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8");
 }
 
-// cuda::matmul_fp8_cublaslt, which must take the product on Hopper (and nothing elsewhere).
-void fp8_through_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
-                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
-                          cudaStream_t stream) {
+// The current device's compute capability as major * 10 + minor.
+int compute_capability() {
   int device = 0, major = 0, minor = 0;
   DSA_CUDA_OK(cudaGetDevice(&device));
   DSA_CUDA_OK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   DSA_CUDA_OK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major * 10 + minor;
+}
+
+// cuda::matmul_fp8_cublaslt, which must take the product on Hopper (and nothing elsewhere).
+void fp8_through_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                          cudaStream_t stream) {
   const bool ran = cuda::matmul_fp8_cublaslt(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
-  REQUIRE(ran == (major == 9 && minor == 0));
+  REQUIRE(ran == (compute_capability() == 90));
   if (!ran) cuda::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
 }
 
@@ -103,12 +108,8 @@ TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and GEMM)") {
 void fp8_gemv_on_tensor_cores(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                               const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                               cudaStream_t stream) {
-  int device = 0, major = 0, minor = 0;
-  DSA_CUDA_OK(cudaGetDevice(&device));
-  DSA_CUDA_OK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  DSA_CUDA_OK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   const bool ran = cuda::matmul_fp8_gemv_mma(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
-  REQUIRE(ran == (major > 8 || (major == 8 && minor >= 9)));
+  REQUIRE(ran == (compute_capability() >= 89));
   if (!ran) cuda::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
 }
 
