@@ -12,6 +12,7 @@
 // and bytes 8-15 for the second: W's rows are read once, in 64-byte runs.
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/gemv_fp8_mma.cuh"
 #include "kernels/cuda/quant.hpp"
 
@@ -33,7 +34,7 @@ __device__ __forceinline__ void mma_e4m3(float (&c)[4], const uint32_t (&a)[4], 
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #else
-  __trap();  // the launcher checks the device
+  __trap();  // the launcher checks the device and the image it runs
 #endif
 }
 
@@ -80,11 +81,12 @@ gemv_fp8_mma_kernel(const uint8_t* codes, const float* sx, int64_t k, const uint
 }  // namespace
 
 bool gemv_fp8_mma_available() {
-  int device = 0, major = 0, minor = 0;
-  DSA_CUDA_CHECK(cudaGetDevice(&device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  DSA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return major > 8 || (major == 8 && minor >= 9);
+  if (dev::compute_capability() < 89) return false;
+  // The image the device runs must be built for sm_89 or later too: with the default targets (90a, 80) an sm_89 device
+  // runs the sm_80 code and a later one JITs the compute_80 PTX, where mma_e4m3 traps.
+  cudaFuncAttributes attr{};
+  DSA_CUDA_CHECK(cudaFuncGetAttributes(&attr, gemv_fp8_mma_kernel));
+  return attr.ptxVersion >= 89;
 }
 
 bool gemv_fp8_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,

@@ -8,7 +8,8 @@
 
 namespace dsa::cuda::detail {
 
-// Whether the current device has FP8 tensor cores (compute capability 8.9 or later).
+// Whether the current device has FP8 tensor cores (compute capability 8.9 or later) and runs an image of the kernel
+// built for them (not the sm_80 / compute_80 one of a multi-target build).
 bool gemv_fp8_mma_available();
 
 // matmul_fp8's contract for m <= 16; false, launching nothing, where it does not fit (more rows,

@@ -109,7 +109,9 @@ void fp8_gemv_on_tensor_cores(const float* x, int64_t ldx, int64_t m, int64_t k,
                               const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                               cudaStream_t stream) {
   const bool ran = cuda::matmul_fp8_gemv_mma(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
-  REQUIRE(ran == (compute_capability() >= 89));
+  // Never below sm_89, always on Hopper (built for sm_90a); elsewhere as the build's targets allow.
+  if (compute_capability() < 89) REQUIRE(!ran);
+  if (compute_capability() == 90) REQUIRE(ran);
   if (!ran) cuda::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
 }
 
