@@ -16,7 +16,7 @@
 using namespace dsa;
 using dsa::test::DeviceBuffer;
 
-TEST_CASE("gpu sparse_mla_decode (two-pass, split-KV, tensor cores) matches the CPU reference for both record formats") {
+TEST_CASE("gpu sparse_mla_decode (two-pass, split-KV, tensor cores) matches the CPU reference, both formats") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(41);
   const int64_t kv_lora = 512, rope = 64, seq = 64 * 10 + 23;  // a partial last page
