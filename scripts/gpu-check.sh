@@ -7,7 +7,9 @@
 # same on threads. Exit status: non-zero when a test or a sanitizer check fails.
 # Usage: scripts/gpu-check.sh [LOG]   (build in BUILD_DIR, default build-gpu; CUDA_ARCH default 90a)
 # With PREBUILT=1 nothing is built: the binaries already in BUILD_DIR are run (built elsewhere with
-# the CUDA toolkit, for a GPU machine without the build's dependencies).
+# the CUDA toolkit, for a GPU machine without the build's dependencies). STEPS picks some of the
+# steps (default: all), e.g. STEPS="tests timings" for a short run: tests, dist, engine, timings,
+# memcheck, racecheck, bench, ranks.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-gpu}"
@@ -23,6 +25,8 @@ for binary in tests/test_gpu_kernels tests/test_gpu_dist tests/test_gpu_backend 
 done
 export PATH="$PATH:/usr/local/cuda/bin"
 status=0
+steps=" ${STEPS:-tests dist engine timings memcheck racecheck bench ranks} "
+want() { [[ "$steps" == *" $1 "* ]]; }
 step() {  # step NAME COMMAND...: runs it into the log, remembers a failure
   echo "== $1" | tee -a "$log"
   shift
@@ -37,24 +41,28 @@ mkdir -p "$(dirname "$log")"
 : >"$log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$log" 2>&1
 kernels="$build/tests/test_gpu_kernels"
-step "GPU tests (every op against the CPU reference)" "$kernels" --duration=true
-step "NCCL" "$build/tests/test_gpu_dist"
-step "engine on the GPU (CudaBackend, BackendModel)" "$build/tests/test_gpu_backend" --duration=true
-step "decode-kernel timings" "$kernels" --no-skip -tc="*timings*"
-step "memcheck" compute-sanitizer --tool memcheck --error-exitcode 1 "$kernels"
-step "racecheck (DSA kernels)" compute-sanitizer --tool racecheck --error-exitcode 1 "$kernels" \
+want tests && step "GPU tests (every op against the CPU reference)" "$kernels" --duration=true
+want dist && step "NCCL" "$build/tests/test_gpu_dist"
+want engine && step "engine on the GPU (CudaBackend, BackendModel)" "$build/tests/test_gpu_backend" --duration=true
+want timings && step "decode-kernel timings" "$kernels" --no-skip -tc="*timings*"
+want memcheck && step "memcheck" compute-sanitizer --tool memcheck --error-exitcode 1 "$kernels"
+want racecheck && step "racecheck (DSA kernels)" compute-sanitizer --tool racecheck --error-exitcode 1 "$kernels" \
   -tc="*sparse_mla_decode*CPU reference*,*indexer_scores*,*top-k*"
-step "memcheck (engine)" compute-sanitizer --tool memcheck --error-exitcode 1 "$build/tests/test_gpu_backend"
+want memcheck && step "memcheck (engine)" compute-sanitizer --tool memcheck --error-exitcode 1 \
+  "$build/tests/test_gpu_backend"
 dsagent="$build/cli/dsagent"
-[ -f "$build/bench-m/config.json" ] || "$dsagent" make-model "$build/bench-m" --preset bench-m >>"$log" 2>&1
-step "bench --device cuda (bench-m)" "$dsagent" bench --model "$build/bench-m" --device cuda \
-  --positions 1024,131072 --batch 1,16 --tokens 8 --prefill-tokens 2048
-step "bench --device cuda (bench-m), decode steps without CUDA graphs" "$dsagent" bench --model "$build/bench-m" \
-  --device cuda --positions 1024 --batch 1,16 --tokens 8 --prefill-tokens 0 --cuda-graphs off
+if want bench; then
+  [ -f "$build/bench-m/config.json" ] || "$dsagent" make-model "$build/bench-m" --preset bench-m >>"$log" 2>&1
+  step "bench --device cuda (bench-m)" "$dsagent" bench --model "$build/bench-m" --device cuda \
+    --positions 1024,131072 --batch 1,16 --tokens 8 --prefill-tokens 2048
+  step "bench --device cuda (bench-m), decode steps without CUDA graphs" "$dsagent" bench \
+    --model "$build/bench-m" --device cuda --positions 1024 --batch 1,16 --tokens 8 --prefill-tokens 0 \
+    --cuda-graphs off
+fi
 # With two GPUs or more: the engine over two GPU ranks as processes (NCCL ids from rank 0) prints
 # what the same two ranks on threads print for a greedy generation (both sum in NCCL's order; one
 # GPU may differ in the last bits).
-if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
+if want ranks && [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
   tiny="$build/tiny-ranks"
   [ -f "$tiny/config.json" ] || "$dsagent" make-model "$tiny" --preset tiny --seed 5 >>"$log" 2>&1
   gen() { "$dsagent" generate --model "$tiny" --device cuda --prompt 'Hello world' --raw --max-tokens 16 --json "$@" 2>>"$log"; }
