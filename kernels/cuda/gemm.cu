@@ -8,7 +8,7 @@
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/gemm_cublaslt.cuh"
 #include "kernels/cuda/gemm_mma.cuh"
-#include "kernels/cuda/gemv_fp8_mma.cuh"
+#include "kernels/cuda/gemv_mma.cuh"
 #include "kernels/cuda/mma.cuh"
 
 namespace dsa::cuda {
@@ -292,6 +292,10 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
   // The vector path needs every product's and row's x and w 16-byte aligned.
   const bool vec = k % 8 == 0 && ldw % 8 == 0 && aligned16(x) && aligned16(w) && (m == 1 || ldx % 4 == 0) &&
                    (batch == 1 || (bsx % 4 == 0 && bsw % 8 == 0));
+  // 9 to 16 rows on the tensor cores: the weights read once, not twice.
+  if (m > kGemvMaxM && m <= kGemvLaunchRows &&
+      detail::gemv_bf16_mma(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream))
+    return;
   if (m <= kGemvLaunchRows && vec) {
     const dim3 grid(unsigned((n + kGemvWarps - 1) / kGemvWarps), unsigned(batch));
     for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
@@ -316,6 +320,12 @@ bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, cons
                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                          cudaStream_t stream) {
   return detail::gemm_cublaslt_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
+}
+
+bool matmul_bf16_gemv_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                          int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                          bool round_out_bf16, cudaStream_t stream) {
+  return detail::gemv_bf16_mma(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream);
 }
 
 bool matmul_fp8_gemv_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,

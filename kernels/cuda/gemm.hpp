@@ -48,6 +48,15 @@ bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, cons
                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                          cudaStream_t stream);
 
+// matmul_bf16_batched for 1 to 16 rows on the tensor cores (sm_80+): the rows rounded to bf16 into
+// scratch, then per warp 8 output columns of one product for all the rows, W's elements loaded
+// straight into mma.sync m16n8k16 fragments (read once, whatever the row count), fp32 sums. False,
+// launching nothing, where it does not fit (more rows, k not a multiple of 32, ldw or bsw not of
+// 8, W not 16-byte aligned, before sm_80). matmul_bf16 and _batched take it for 9 to 16 rows.
+bool matmul_bf16_gemv_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                          int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                          bool round_out_bf16, cudaStream_t stream);
+
 // matmul_fp8 for 1 to 16 rows on the FP8 tensor cores (sm_89+): the rows quantised into scratch,
 // then per warp 8 output columns for all the rows, W's codes loaded straight into mma.sync
 // m16n8k32 e4m3 fragments (read once, whatever the row count), each 128-block's sum scaled as the

@@ -126,6 +126,30 @@ TEST_CASE("gpu matmul_fp8 for up to 16 rows on FP8 tensor cores matches the CPU 
   run_fp8(Shape{11, 261, 384, 16}, rng, 2, fp8_gemv_on_tensor_cores);
 }
 
+TEST_CASE("gpu matmul_bf16 for up to 16 rows on the tensor cores matches the CPU reference") {
+  // Every row count 1..16, rounded and fp32 outputs, n not a multiple of 8, strided weights and
+  // outputs; it must take the product on sm_80+.
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(25);
+  for (int64_t m = 1; m <= 16; ++m) {
+    for (const bool round_out : {true, false}) {
+      CAPTURE(m);
+      CAPTURE(round_out);
+      const int64_t n = 261, k = 384, ldw = k + 8, ldx = k + 4, ldy = n + 3;
+      const auto x = test::random_bf16(static_cast<size_t>(m * ldx), rng);
+      const auto w = test::to_bf16_bits(test::random_bf16(static_cast<size_t>(n * ldw), rng, 0.05f));
+      std::vector<float> want(static_cast<size_t>(m * ldy), -3.0f);
+      cpu::matmul_bf16_scalar(x.data(), ldx, m, k, w.data(), ldw, n, want.data(), ldy, round_out);
+      DeviceBuffer<float> dx(x), dy(std::vector<float>(want.size(), -3.0f));
+      DeviceBuffer<uint16_t> dw(w);
+      const bool ran = cuda::matmul_bf16_gemv_mma(dx.get(), ldx, 0, m, k, dw.get(), ldw, 0, n, dy.get(), ldy, 0, 1,
+                                                  round_out, nullptr);
+      REQUIRE(ran == (compute_capability() >= 80));
+      if (ran) test::check_close(dy.to_host(), want, round_out ? 1.0 / 128 : 1e-5, 1e-4, 1e-5, "matmul_bf16_gemv_mma");
+    }
+  }
+}
+
 TEST_CASE("gpu matmul_fp8 through cuBLASLt's block-scaled FP8 GEMM (Hopper) matches the CPU reference") {
   // The scales in the checkpoint's whole-k layout (k / 128 a multiple of 4): cuBLASLt's
   // BLK128x128 mode for the weights, VEC128 for the rows. Rows not a multiple of 4 or 64 (padded
@@ -160,8 +184,9 @@ TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (
   struct Case {
     int64_t S, H, nope, rope, out;
   };
-  for (const Case c : {Case{1, 128, 128, 64, 512}, Case{3, 128, 128, 64, 512}, Case{1, 4, 32, 32, 128},
-                       Case{70, 4, 32, 32, 128}}) {
+  // 12 rows: the tensor-core form on sm_80+ (each head a product of the batch).
+  for (const Case c : {Case{1, 128, 128, 64, 512}, Case{3, 128, 128, 64, 512}, Case{12, 128, 128, 64, 512},
+                       Case{1, 4, 32, 32, 128}, Case{70, 4, 32, 32, 128}}) {
     CAPTURE(c.S);
     CAPTURE(c.H);
     const int64_t dqk = c.nope + c.rope;
@@ -183,7 +208,7 @@ TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (
 TEST_CASE("gpu GEMVs for every row count 1..16, strided rows, and rows the vector path cannot take") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(24);
-  for (int64_t m = 1; m <= 17; ++m) {  // 9-16: two GEMV launches; 17: the GEMM
+  for (int64_t m = 1; m <= 17; ++m) {  // 9-16: tensor cores where there are some, else two GEMV launches; 17: GEMM
     run_bf16(Shape{m, 70, 256, 0}, true, rng);
     run_fp8(Shape{m, 70, 256, 0}, rng);
   }

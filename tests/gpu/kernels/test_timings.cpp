@@ -85,6 +85,18 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
                                           nullptr);
               });
     }
+    // The bf16 weights the same ways: two GEMV launches for 16 rows against the tensor cores at 16,
+    // 8 and 1 rows.
+    time_it("matmul_bf16 GEMV 8 rows x 18432x7168", double(2 * n * k), [&] {
+      cuda::matmul_bf16(xm.get(), k, 8, k, wb.get(), k, n, ym.get(), n, true, nullptr);
+    });
+    for (int64_t rows : {16, 8, 1}) {
+      time_it("matmul_bf16 " + std::to_string(rows) + " rows x 18432x7168 on the tensor cores (sm_80+)",
+              double(2 * n * k), [&] {
+                cuda::matmul_bf16_gemv_mma(xm.get(), k, 0, rows, k, wb.get(), k, 0, n, ym.get(), n, 0, 1, true,
+                                           nullptr);
+              });
+    }
     // The same 16 rows through cuBLASLt (Hopper; weights read once, on the tensor cores), to decide
     // which takes a decode batch of 9-16 rows.
     time_it("matmul_fp8 16 rows x 18432x7168 through cuBLASLt (Hopper; else nothing runs)", double(n * k), [&] {
