@@ -19,7 +19,9 @@
 namespace dsa::cuda {
 
 // x: [m, k] f32 (row stride ldx); w: [n, k] bf16 bits (row stride ldw); y: [m, n] (row stride ldy).
-// y = x . w^T; round_out_bf16 rounds every output to bf16, otherwise outputs stay fp32.
+// y = x . w^T; round_out_bf16 rounds every output to bf16, otherwise outputs stay fp32. Past 8 rows
+// on sm_80+ the products run on the tensor cores with x rounded to bf16, so x must hold bf16 values
+// for every row count to give the same rows (the engine's do: norm outputs, the absorbed q).
 void matmul_bf16(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                  int64_t n, float* y, int64_t ldy, bool round_out_bf16, cudaStream_t stream);
 
@@ -51,7 +53,7 @@ bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, cons
 // matmul_bf16_batched for 1 to 16 rows on the tensor cores (sm_80+): the rows rounded to bf16 into
 // scratch, then per warp 8 output columns of one product for all the rows, W's elements loaded
 // straight into mma.sync m16n8k16 fragments (read once, whatever the row count), fp32 sums. False,
-// launching nothing, where it does not fit (more rows, k not a multiple of 32, ldw or bsw not of
+// launching nothing, where it does not fit (more rows, k not a positive multiple of 32, ldw or bsw not of
 // 8, W not 16-byte aligned, before sm_80). matmul_bf16 and _batched take it for 9 to 16 rows.
 bool matmul_bf16_gemv_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
                           int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,

@@ -164,7 +164,7 @@ bool gemv_fp8_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8
 bool gemv_bf16_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                    int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch, bool round_out,
                    cudaStream_t stream) {
-  if (m < 1 || m > kRows || n <= 0 || batch < 1 || batch > 65535 || k % 32 != 0 || ldw % 8 != 0 ||
+  if (m < 1 || m > kRows || n <= 0 || batch < 1 || batch > 65535 || k <= 0 || k % 32 != 0 || ldw % 8 != 0 ||
       (batch > 1 && bsw % 8 != 0) || reinterpret_cast<uintptr_t>(w) % 16 != 0 || !dev::mma_available())
     return false;
   // The rows in bf16, from the stream's memory pool.

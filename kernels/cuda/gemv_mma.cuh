@@ -21,8 +21,8 @@ bool gemv_fp8_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8
                   const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy, cudaStream_t stream);
 
 // matmul_bf16_batched's contract for m <= 16; false, launching nothing, where it does not fit (more
-// rows, k not a multiple of 32, ldw or bsw not of 8, W not 16-byte aligned, before sm_80, more than
-// 65535 products). The rows in bf16 are scratch from the stream's memory pool.
+// rows, k not a positive multiple of 32, ldw or bsw not of 8, W not 16-byte aligned, before sm_80,
+// more than 65535 products). The rows in bf16 are scratch from the stream's memory pool.
 bool gemv_bf16_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw,
                    int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch, bool round_out,
                    cudaStream_t stream);
