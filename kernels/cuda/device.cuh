@@ -68,6 +68,15 @@ __device__ __forceinline__ uint8_t quantise(float x, float scale) {
   return float_to_fp8(fminf(fmaxf(__fdiv_rn(x, scale), -kFp8Max), kFp8Max));
 }
 
+// Asks for the 128-byte line at p to be brought into L2 (a hint: nothing waits for it, nothing
+// faults); p must lie inside an allocation.
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// Hints the lines of [p, p + bytes) into L2, the block's threads sharing them out.
+__device__ __forceinline__ void prefetch_l2_bytes(const uint8_t* p, size_t bytes) {
+  for (size_t at = size_t(threadIdx.x) * 128; at < bytes; at += size_t(blockDim.x) * 128) prefetch_l2(p + at);
+}
+
 template <class T>
 __device__ __forceinline__ T warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

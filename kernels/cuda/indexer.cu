@@ -91,6 +91,11 @@ __global__ void __launch_bounds__(kThreads) indexer_scores_kernel(ScoresArgs a) 
     }
     if (page_keys == 0) return;  // no query has keys here, nor on the later pages
     form.load_keys(page, page_keys, a.dim);
+    // The block's next page on its way into L2 while this one is scored.
+    if (p + 1 < p0 + a.pages_per_block) {
+      ScoredPage next;
+      if (scored_page(a, first, p + 1, next)) dev::prefetch_l2_bytes(next.page, a.page_bytes);
+    }
     for (int64_t query = first; query < end; ++query) {
       ScoredPage pg;
       if (!scored_page(a, query, p, pg)) continue;

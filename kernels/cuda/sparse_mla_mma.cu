@@ -135,6 +135,16 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
     }
     __syncthreads();
 
+    // The next chunk's records on their way into L2 while this one is multiplied (the block is
+    // alone on its SM: nothing else would hide the next decode's loads).
+    if (c0 + kKeys < j1) {
+      const int lines = int((rec.record_bytes + 127) / 128), next = min(kKeys, j1 - c0 - kKeys);
+      for (int u = threadIdx.x; u < next * lines; u += kThreads) {
+        const size_t at = min(size_t(u % lines) * 128, rec.record_bytes - 1);
+        dev::prefetch_l2(rec.at(rec.slot(sel[c0 + kKeys + u / lines])) + at);
+      }
+    }
+
     // 2. Scores, (16 heads x 8 keys) tiles over the warps; -inf past the chunk's records.
     for (int st = warp; st < kTiles * (kKeys / 8); st += kWarps) {
       const int th = st / (kKeys / 8), tk = st % (kKeys / 8);
