@@ -21,7 +21,8 @@ TEST_CASE("gpu sparse_mla_decode (two-pass, split-KV, tensor cores) matches the 
   std::mt19937 rng(41);
   const int64_t kv_lora = 512, rope = 64, seq = 64 * 10 + 23;  // a partial last page
   for (auto fmt : {cpu::LatentFormat::bf16, cpu::LatentFormat::fp8}) {
-    for (int64_t n_heads : {16, 6, 40}) {  // 6: a partial group of heads; 40: of the 64 of a tensor-core block
+    // 6: a partial group of heads; 24 and 40: of the 32 and 64 of a tensor-core block.
+    for (int64_t n_heads : {16, 6, 24, 40}) {
       for (int64_t n_sel : {int64_t(300), int64_t(1), int64_t(seq)}) {
         CAPTURE(int(fmt));
         CAPTURE(n_heads);
