@@ -31,9 +31,35 @@ struct Records {
     const float scale = reinterpret_cast<const float*>(rec + kv_lora)[c / kQuantBlock];
     return fp8_to_float(rec[c]) * scale;
   }
+  // Where a record's k_pe starts (4-byte aligned).
+  __device__ int pe_offset() const {
+    return fp8 ? kv_lora + (kv_lora / kQuantBlock) * int(sizeof(float)) : 2 * kv_lora;
+  }
   __device__ float k_pe(const uint8_t* rec, int i) const {
-    const uint8_t* pe = rec + (fp8 ? kv_lora + (kv_lora / kQuantBlock) * int(sizeof(float)) : 2 * kv_lora);
-    return bf16_to_float(reinterpret_cast<const uint16_t*>(pe)[i]);
+    return bf16_to_float(reinterpret_cast<const uint16_t*>(rec + pe_offset())[i]);
+  }
+  // The 8 values of a record from value d0 on (d0 % 8 == 0: all c_kv or all k_pe, as kv_lora % 8 ==
+  // 0) as bf16 bits, with 4-byte loads: c_kv()'s and k_pe()'s values, exactly.
+  __device__ void bf16x8(const uint8_t* rec, int d0, uint16_t (&v)[8]) const {
+    if (fp8 && d0 < kv_lora) {
+      const uint32_t* codes = reinterpret_cast<const uint32_t*>(rec + d0);
+      const float scale = reinterpret_cast<const float*>(rec + kv_lora)[d0 / kQuantBlock];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const uint32_t w = codes[j];
+#pragma unroll
+        for (int b = 0; b < 4; ++b) v[4 * j + b] = float_to_bf16(fp8_to_float(uint8_t(w >> (8 * b))) * scale);
+      }
+      return;
+    }
+    const uint32_t* words =
+        reinterpret_cast<const uint32_t*>(rec + (d0 < kv_lora ? 2 * d0 : pe_offset() + 2 * (d0 - kv_lora)));
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t w = words[j];
+      v[2 * j] = uint16_t(w & 0xffffu);
+      v[2 * j + 1] = uint16_t(w >> 16);
+    }
   }
 };
 

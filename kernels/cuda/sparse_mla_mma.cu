@@ -113,15 +113,11 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
     const int n = min(kKeys, j1 - c0);
     // 1. Decode, 8 values per step: consecutive threads take consecutive records (so the transposed
     // stores fall in distinct banks); zeros past the chunk's records.
+#pragma unroll 3
     for (int u = threadIdx.x; u < kKeys * (D / 8); u += kThreads) {
       const int r = u % kKeys, d0 = (u / kKeys) * 8;
       uint16_t v[8] = {};
-      if (r < n) {
-        const uint8_t* src = rec.at(rec.slot(sel[c0 + r]));
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-          v[i] = dev::float_to_bf16(d0 < kv_lora ? rec.c_kv(src, d0 + i) : rec.k_pe(src, d0 - kv_lora + i));
-      }
+      if (r < n) rec.bf16x8(rec.at(rec.slot(sel[c0 + r])), d0, v);
       uint4 packed;
       packed.x = uint32_t(v[0]) | uint32_t(v[1]) << 16;
       packed.y = uint32_t(v[2]) | uint32_t(v[3]) << 16;
