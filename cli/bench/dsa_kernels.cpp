@@ -3,35 +3,22 @@
 #include "cli/bench/dsa_kernels.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <vector>
 
+#include "cli/bench/repeat.hpp"
 #include "kernels/cpu/indexer.hpp"
 
 namespace dsa::cli {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Seconds per call of op: one warm-up call, then calls until 0.1 s have passed (at most 100).
+// Seconds per call of op on the backend, synchronised around each call.
 template <class Op>
 double seconds_per_call(Backend& be, Op&& op) {
-  op();
-  be.synchronize();
-  const auto t0 = Clock::now();
-  int calls = 0;
-  double elapsed = 0;
-  do {
-    op();
-    ++calls;
-    be.synchronize();
-    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  } while (elapsed < 0.1 && calls < 100);
-  return elapsed / calls;
+  return seconds_per_call(op, [&] { be.synchronize(); });
 }
 
 template <class T>

@@ -2,11 +2,11 @@
 #include "cli/bench/sampling.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <functional>
 #include <vector>
 
+#include "cli/bench/repeat.hpp"
 #include "engine/runtime/sampler.hpp"
 
 namespace dsa::cli {
@@ -14,18 +14,8 @@ namespace dsa::cli {
 namespace {
 
 double seconds_per_draw(const SamplerOptions& options, std::span<const float> logits) {
-  using Clock = std::chrono::steady_clock;
   Sampler sampler(options);
-  sampler.sample(logits);
-  const auto t0 = Clock::now();
-  int draws = 0;
-  double elapsed = 0;
-  do {
-    sampler.sample(logits);
-    ++draws;
-    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  } while (elapsed < 0.1 && draws < 100);
-  return elapsed / draws;
+  return seconds_per_call([&] { sampler.sample(logits); }, [] {});
 }
 
 // The nucleus's size counted directly: every id's weight, sorted, summed until 95%.

@@ -60,11 +60,12 @@ StepLogprobs step_logprobs(std::span<const float> logits, int32_t chosen, int n_
 
 Sampler::Sampler(const SamplerOptions& options) : opt_(options), rng_(options.seed) {}
 
-size_t Sampler::likely_prefix(std::span<const float> logits, float max_logit, double target) {
+size_t Sampler::likely_prefix(std::span<const float> logits, float max_logit, double target, double& mass) {
   // Ordered in growing chunks (each the largest keys left, then sorted), since the prefix is
   // usually short: the keys past it are only partitioned.
   const double inv_t = 1.0 / opt_.temperature;
-  double mass = 0.0;
+  mass = 0.0;
+  probs_.clear();
   size_t done = 0;
   for (size_t chunk = 1024; done < keys_.size(); chunk *= 4) {
     const auto first = keys_.begin() + std::ptrdiff_t(done);
@@ -73,7 +74,8 @@ size_t Sampler::likely_prefix(std::span<const float> logits, float max_logit, do
     std::nth_element(first, last - 1, keys_.end(), std::greater<>());
     std::sort(first, last, std::greater<>());
     for (; done < end; ++done) {
-      mass += std::exp((double(clean(logits[size_t(key_id(keys_[done]))])) - double(max_logit)) * inv_t);
+      mass += probs_.emplace_back(
+          std::exp((double(clean(logits[size_t(key_id(keys_[done]))])) - double(max_logit)) * inv_t));
       if (mass >= target) return done + 1;
     }
   }
@@ -130,16 +132,13 @@ int32_t Sampler::sample(std::span<const float> logits) {
     const double top_p = std::max(opt_.top_p, 0.0);
     const double target = top_p * total;
     double mass = 0.0;
-    const auto prefix_reaching_target = [&] {
-      size_t keep = 0;
-      mass = 0.0;
+    size_t keep = 0;
+    if (cut_k) {  // the top-k, already in likelihood order and weighed
       while (keep < n_cand) {
         mass += probs_[keep++];
         if (mass >= target) break;
       }
-      return keep;
-    };
-    if (!cut_k) {
+    } else {
       // Only the heavy ids are ordered. Each id of the prefix weighs at least (1 - top_p) * total / n:
       // were its last id lighter, that id and every one after it would weigh less than that in all,
       // yet they hold more than 1 - top_p of the mass. The ids weighing at least half the bound
@@ -149,18 +148,16 @@ int32_t Sampler::sample(std::span<const float> logits) {
       keys_.clear();
       for (size_t i = 0; i < n_cand; ++i)
         if (probs_[i] >= floor) keys_.push_back(likelihood_key(logits, order_[i]));
-      size_t keep = likely_prefix(logits, max_logit, target);
+      keep = likely_prefix(logits, max_logit, target, mass);
       if (keep == 0) {
         keys_.clear();
         for (int32_t i = 0; i < n; ++i) keys_.push_back(likelihood_key(logits, i));
-        keep = likely_prefix(logits, max_logit, target);
-        if (keep == 0) keep = keys_.size();  // rounding: every id, all ordered by now
+        keep = likely_prefix(logits, max_logit, target, mass);
+        if (keep == 0) keep = keys_.size();  // rounding: every id, all ordered and weighed by now
       }
       for (size_t i = 0; i < keep; ++i) order_[i] = key_id(keys_[i]);
-      n_cand = keep;
-      weigh(n_cand);
     }
-    n_cand = prefix_reaching_target();
+    n_cand = keep;
     total = mass;
   }
 

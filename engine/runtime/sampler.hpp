@@ -36,8 +36,9 @@ class Sampler {
 
  private:
   // Orders keys_ (likelihood keys of the candidates) most likely first until the running weight
-  // reaches target; returns the prefix's length, or 0 when every key is ordered short of it.
-  size_t likely_prefix(std::span<const float> logits, float max_logit, double target);
+  // reaches target; returns the prefix's length, or 0 when every key is ordered short of it. The
+  // weights walked are left in probs_, their sum in mass.
+  size_t likely_prefix(std::span<const float> logits, float max_logit, double target, double& mass);
 
   SamplerOptions opt_;
   std::mt19937_64 rng_;

@@ -1,7 +1,9 @@
-// The current device's properties the launchers choose kernels and grids by. Internal to
-// kernels/cuda.
+// The current device's properties the launchers choose kernels and grids by, and the pointer
+// alignment their vector loads need. Internal to kernels/cuda.
 #pragma once
 #include <cuda_runtime_api.h>
+
+#include <cstdint>
 
 #include "kernels/cuda/check.hpp"
 
@@ -18,5 +20,8 @@ inline int device_attribute(cudaDeviceAttr attr) {
 inline int compute_capability() {
   return 10 * device_attribute(cudaDevAttrComputeCapabilityMajor) + device_attribute(cudaDevAttrComputeCapabilityMinor);
 }
+
+// Whether p may be read with 16-byte vector loads.
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace dsa::cuda::dev

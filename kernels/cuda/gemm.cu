@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/gemm_cublaslt.cuh"
 #include "kernels/cuda/gemm_mma.cuh"
@@ -19,7 +20,7 @@ constexpr int kGemvFp8RowsPerWarp = 4;  // the fp8 GEMV's act_quant of x is shar
 constexpr int kGemvMaxM = 8;            // activation rows one GEMV launch takes
 constexpr int kGemvLaunchRows = 16;     // rows taken by GEMV launches of up to kGemvMaxM; more: tiled
 
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+using dev::aligned16;
 
 // ---- decode GEMV, bf16 weights: lane c covers 8 consecutive weights per step --------------------
 // M activation rows (ldx, ldy apart) share each weight load. blockIdx.y: the product of a batch,

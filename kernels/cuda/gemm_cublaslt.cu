@@ -73,8 +73,6 @@ Planner* planner(cudaStream_t stream) {
   return &p;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // The largest power of two up to 256 dividing p's address. cuBLASLt's heuristic assumes 256-byte
 // aligned operands unless told less (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES), and an algo chosen
 // so may refuse a less aligned one.
@@ -105,8 +103,8 @@ bool gemm_cublaslt_fp8_fits(int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
   const int64_t kb = k / dev::kQuantBlock;
   (void)m;
   (void)ldy;
-  return k % dev::kQuantBlock == 0 && kb % 4 == 0 && ld_scale == kb && ldw % 16 == 0 && n % 8 == 0 && aligned16(w) &&
-         aligned16(scale_inv) && is_hopper();
+  return k % dev::kQuantBlock == 0 && kb % 4 == 0 && ld_scale == kb && ldw % 16 == 0 && n % 8 == 0 &&
+         dev::aligned16(w) && dev::aligned16(scale_inv) && is_hopper();
 }
 
 bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,

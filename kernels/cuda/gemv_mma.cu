@@ -144,7 +144,7 @@ bool gemv_fp8_mma_available() {
 bool gemv_fp8_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                   const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy, cudaStream_t stream) {
   if (m < 1 || m > kRows || n <= 0 || k % dev::kQuantBlock != 0 || ldw % 16 != 0 ||
-      reinterpret_cast<uintptr_t>(w) % 16 != 0 || !gemv_fp8_mma_available())
+      !dev::aligned16(w) || !gemv_fp8_mma_available())
     return false;
   // The quantised rows, from the stream's memory pool: codes [16, k], then scales [k / 128, 16].
   uint8_t* codes = nullptr;
@@ -165,7 +165,7 @@ bool gemv_bf16_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t 
                    int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch, bool round_out,
                    cudaStream_t stream) {
   if (m < 1 || m > kRows || n <= 0 || batch < 1 || batch > 65535 || k <= 0 || k % 32 != 0 || ldw % 8 != 0 ||
-      (batch > 1 && bsw % 8 != 0) || reinterpret_cast<uintptr_t>(w) % 16 != 0 || !dev::mma_available())
+      (batch > 1 && bsw % 8 != 0) || !dev::aligned16(w) || !dev::mma_available())
     return false;
   // The rows in bf16, from the stream's memory pool.
   uint16_t* xs = nullptr;

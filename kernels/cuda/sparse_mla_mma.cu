@@ -81,14 +81,10 @@ sparse_mla_mma_kernel(const float* q_abs, const float* q_pe, int n_heads, Record
   uint16_t* s_p = s_vt + kv_lora * ldv;
   uint16_t* s_pl = s_p + kHeads * ldv;
 
-  const int h0 = blockIdx.x * kHeads, hn = min(kHeads, n_heads - h0);
-  const int64_t query = blockIdx.z, split = blockIdx.y, n_splits = gridDim.y;
-  q_abs += query * n_heads * kv_lora;
-  q_pe += query * n_heads * rope;
-  rec.pages += query * pages_stride;
-  sel += query * sel_stride;
-  const int n_sel = n_sel_of ? min(n_sel_of[query], max_sel) : max_sel;
-  const int j0 = int(split) * split_len, j1 = min(n_sel, j0 + split_len);
+  const dev::SplitShare b = dev::split_share(kHeads, n_heads, pages_stride, sel_stride, n_sel_of, max_sel, split_len,
+                                             q_abs, q_pe, rec, sel);
+  const int h0 = b.h0, hn = b.hn, j0 = b.j0, j1 = b.j1;
+  const int64_t query = b.query, split = b.split, n_splits = b.n_splits;
 
   // q in bf16 (its values are bf16 already), zero rows past the heads.
   for (int i = threadIdx.x; i < kHeads * D; i += kThreads) {
@@ -277,10 +273,8 @@ void sparse_mla_decode_mma_batched(const float* q_abs, const float* q_pe, int64_
     const int64_t nq = std::min<int64_t>(65535, n_q - q0);
     // Splits of the selection so that the blocks (one per SM: their shared memory) about fill the
     // GPU, each at least kMinSplit keys, in whole chunks.
-    const int64_t want =
-        std::clamp<int64_t>((sms + groups * nq - 1) / (groups * nq), 1, std::max<int64_t>(1, max_sel / kMinSplit));
-    const int64_t split_len = ((max_sel + want - 1) / want + kKeys - 1) / kKeys * kKeys;
-    const int64_t n_splits = (max_sel + split_len - 1) / split_len;
+    const dev::Splits sp = dev::choose_splits(groups * nq, sms, max_sel, kKeys, kMinSplit / kKeys);
+    const int64_t split_len = sp.split_len, n_splits = sp.n_splits;
     DSA_CUDA_REQUIRE(n_splits <= 65535, "sparse_mla_decode_mma: too many splits");
     float* part = nullptr;
     float* part_ml = nullptr;

@@ -29,12 +29,6 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kMaxCols = 2;  // latent columns per thread: kv_lora <= kMaxCols * kThreads
 static_assert(kHeads <= kWarps, "the online softmax gives each head a warp");
 
-// The launch's split geometry: every query's selection (at most max_sel keys) cut into n_splits
-// splits of split_len keys (a multiple of kChunk).
-struct Splits {
-  int64_t split_len, n_splits;
-};
-
 // Shared memory: q [kHeads][D] (D = kv_lora + rope: q_abs then q_pe), the chunk's records decoded
 // [kChunk][D] (c_kv then k_pe), the chunk's scores then weights [kHeads][kChunk], and per head the
 // running max, the running sum and this chunk's rescale factor.
@@ -52,14 +46,10 @@ sparse_mla_split_kernel(const float* q_abs, const float* q_pe, int n_heads, Reco
                         float softmax_scale, float* part_o, float* part_ml) {
   extern __shared__ __align__(16) float smem_f[];
   const int kv_lora = rec.kv_lora, rope = rec.rope, D = kv_lora + rope;
-  const int h0 = blockIdx.x * kHeads, hn = min(kHeads, n_heads - h0);
-  const int64_t query = blockIdx.z, split = blockIdx.y, n_splits = gridDim.y;
-  q_abs += query * n_heads * kv_lora;
-  q_pe += query * n_heads * rope;
-  rec.pages += query * pages_stride;
-  sel += query * sel_stride;
-  const int n_sel = n_sel_of ? min(n_sel_of[query], max_sel) : max_sel;
-  const int j0 = int(split) * split_len, j1 = min(n_sel, j0 + split_len);
+  const dev::SplitShare b = dev::split_share(kHeads, n_heads, pages_stride, sel_stride, n_sel_of, max_sel, split_len,
+                                             q_abs, q_pe, rec, sel);
+  const int h0 = b.h0, hn = b.hn, j0 = b.j0, j1 = b.j1;
+  const int64_t query = b.query, split = b.split, n_splits = b.n_splits;
 
   float* q = smem_f;
   float* c = q + kHeads * D;
@@ -174,16 +164,6 @@ sparse_mla_merge_kernel(const float* part_o, const float* part_ml, int n_heads, 
   }
 }
 
-// About two blocks per SM over all head groups and queries, each split at least one chunk long.
-Splits choose_splits(int64_t groups, int64_t n_q, int64_t max_sel) {
-  const int64_t chunks = (max_sel + kChunk - 1) / kChunk;
-  const int64_t blocks = groups * n_q;
-  const int64_t target = 2 * int64_t(dev::device_attribute(cudaDevAttrMultiProcessorCount));
-  const int64_t want = std::clamp<int64_t>((target + blocks - 1) / blocks, 1, chunks);
-  const int64_t split_len = (chunks + want - 1) / want * kChunk;
-  return Splits{split_len, (max_sel + split_len - 1) / split_len};
-}
-
 }  // namespace
 
 namespace detail {
@@ -220,7 +200,9 @@ void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int6
   // Up to 65535 queries per launch (grid.z and the merge's grid.y).
   for (int64_t q0 = 0; q0 < n_q; q0 += 65535) {
     const int64_t nq = std::min<int64_t>(65535, n_q - q0);
-    const Splits sp = choose_splits(groups, nq, max_sel);
+    // About two blocks per SM over all head groups and queries, each split at least one chunk long.
+    const dev::Splits sp = dev::choose_splits(groups * nq, 2 * dev::device_attribute(cudaDevAttrMultiProcessorCount),
+                                              max_sel, kChunk, 1);
     DSA_CUDA_REQUIRE(sp.n_splits <= 65535, "sparse_mla_decode_split: too many splits");
     // The partial outputs, from the stream's memory pool (captured into a CUDA graph as its own
     // allocation).
