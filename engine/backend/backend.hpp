@@ -138,6 +138,12 @@ class Backend {
                                  int rank, int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y,
                                  int64_t ldy) = 0;
   virtual void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) = 0;
+  // The routed experts of a longer call, each on the rows grouped to it, in one op per projection
+  // (gemm.hpp matmul_fp8_grouped: codes, scales, row_map, first and the experts' table in backend
+  // memory); first_host holds first's n_groups + 1 offsets on the host (the size of the work).
+  virtual void matmul_fp8_grouped(const uint8_t* codes, const float* scales, int64_t k, const int32_t* row_map,
+                                  const int32_t* first, const int32_t* first_host, int64_t n_groups,
+                                  const cpu::Fp8Matrix* experts, int64_t n, float* y, int64_t ldy) = 0;
 };
 
 // An owned allocation of n elements of T in a backend's memory.

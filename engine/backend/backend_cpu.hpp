@@ -73,6 +73,9 @@ class CpuBackend final : public Backend {
                          int n_ranks, const cpu::Fp8Matrix* experts, int64_t k, int64_t n, float* y,
                          int64_t ldy) override;
   void moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, int n_ranks, int32_t* rows) override;
+  void matmul_fp8_grouped(const uint8_t* codes, const float* scales, int64_t k, const int32_t* row_map,
+                          const int32_t* first, const int32_t* first_host, int64_t n_groups,
+                          const cpu::Fp8Matrix* experts, int64_t n, float* y, int64_t ldy) override;
 
  private:
   // Runs op now, or keeps it while record() runs.

@@ -421,4 +421,11 @@ void CudaBackend::moe_owned_rows(const int32_t* idx, int64_t n_pairs, int rank, 
   cuda::moe_owned_rows(idx, n_pairs, rank, n_ranks, rows, stream_);
 }
 
+void CudaBackend::matmul_fp8_grouped(const uint8_t* codes, const float* scales, int64_t k, const int32_t* row_map,
+                                     const int32_t* first, const int32_t* first_host, int64_t n_groups,
+                                     const cpu::Fp8Matrix* experts, int64_t n, float* y, int64_t ldy) {
+  bind();
+  cuda::matmul_fp8_grouped(codes, scales, k, row_map, first, first_host, n_groups, experts, n, y, ldy, stream_);
+}
+
 }  // namespace dsa

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/model/forward_checks.hpp"
+#include "kernels/cpu/quant.hpp"
 #include "kernels/cpu/rope.hpp"
 
 namespace dsa {
@@ -146,7 +147,11 @@ void BackendModel::make_resident() {
               be_->resident(table.data(), table.size() * sizeof(cpu::Fp8Matrix)));
         }
       }
-      if (!l.routed[0]) moe_on_device_ = false;
+      if (l.routed[0]) {
+        fp8_experts_ = true;
+      } else {
+        moe_on_device_ = false;
+      }
       if (rank == 0) l.shared_experts = resident(h.shared_experts);
     } else {
       l.mlp = resident(h.mlp);
@@ -339,8 +344,13 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.router_logits, S * c.n_routed_experts);
   grow(be, ws.route_w, S * K);
   grow(be, ws.route_idx, S * K);
-  grow(be, ws.moe_maps, 2 * S * K);
-  grow(be, ws.expert_x, S * K * D);
+  grow(be, ws.moe_maps, 2 * S * K + c.n_routed_experts + 1);
+  if (S > kRoutedMaxTokens && fp8_experts_) {
+    const int64_t codes = std::max(S * D, S * K * c.moe_intermediate_size);
+    grow(be, ws.moe_codes, codes);
+    grow(be, ws.moe_scales, codes / cpu::kQuantBlock);
+  }
+  if (!moe_on_device_) grow(be, ws.expert_x, S * K * D);
   grow(be, ws.expert_y, S * K * D);
   grow(be, ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
   grow(be, ws.logits, (decode ? S : 1) * c.vocab_size);

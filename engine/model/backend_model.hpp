@@ -108,11 +108,17 @@ class BackendModel final : public ForwardPass {
   struct Workspace {
     Buffer<int64_t> pos;
     Buffer<int32_t> ids, pages, n_valid, n_sel, sel, dense_sel, route_idx;
-    Buffer<int32_t> moe_maps;  // [S * K] slot -> expert row (-1: another rank's), then [rows] row -> token
+    // [S * K] slot -> expert row (-1: another rank's), then [rows] row -> token, then (FP8 experts,
+    // longer calls) [n_routed_experts + 1] each expert's first row.
+    Buffer<int32_t> moe_maps;
+    Buffer<uint8_t> moe_codes;  // FP8 experts, longer calls: the rows quantised (act_quant), and
+    Buffer<float> moe_scales;   // their scales
+
     Buffer<float> x, xn, residual, attn_out, qr, q, kv, c_kv, k_pe, q_abs, q_pe, o_lat, o, o_full;
     Buffer<float> idx_q, idx_k, idx_w, idx_q_scale, scores;
     Buffer<uint8_t> idx_q_codes;
-    Buffer<float> gate, up, act, act_full, router_logits, route_w, expert_x, expert_y, shared_out, gathered, logits;
+    Buffer<float> gate, up, act, act_full, router_logits, route_w, expert_y, shared_out, gathered, logits;
+    Buffer<float> expert_x;  // BF16 experts: the rows gathered per expert
   };
 
   void make_resident();
@@ -172,6 +178,7 @@ class BackendModel final : public ForwardPass {
   std::vector<float> inv_freq_host_;
   std::vector<Layer> layers_;
   bool moe_on_device_ = true;  // every MoE layer's experts are FP8 (decode steps need no host)
+  bool fp8_experts_ = false;   // some MoE layer's experts are FP8
 
   // The rows of the current call.
   int64_t S_ = 0, end_ = 0, sel_stride_ = 0, max_pages_ = 0;

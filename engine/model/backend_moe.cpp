@@ -1,10 +1,12 @@
 // BackendModel's FFN (moe.cpp's, as backend ops): the SwiGLU MLP and the MoE layer. Decode steps
 // run FP8 experts per routed pair, each reading its expert on the device; longer calls group the
-// rows by expert on the host from the routing the backend computed. Both give Model's numbers.
+// rows by expert on the host from the routing the backend computed, then run every expert of a
+// projection in one op (FP8) or one expert at a time (BF16). All give Model's numbers.
 #include <vector>
 
 #include "engine/model/backend_model.hpp"
 #include "engine/model/expert_groups.hpp"
+#include "kernels/cpu/quant.hpp"
 
 namespace dsa {
 
@@ -69,7 +71,7 @@ void BackendModel::group_routed_pairs(const Layer& lw, const float* x) {
   const int64_t inter = c.moe_intermediate_size;
   const int rank = comm_->rank(), n_ranks = comm_->size();
   // The host groups the (token, slot) pairs by expert, as Model does: expert active[i]'s rows are
-  // [first[i], first[i + 1]) of expert_x / expert_y.
+  // [first[i], first[i + 1]) of the FFN buffers and expert_y (and of expert_x for BF16 experts).
   std::vector<int32_t>& idx = route_host_;
   idx.resize(static_cast<size_t>(S * K));
   be.download(idx.data(), ws_.route_idx.data(), idx.size() * sizeof(int32_t));
@@ -85,6 +87,31 @@ void BackendModel::group_routed_pairs(const Layer& lw, const float* x) {
   for (int64_t r = 0; r < rows; ++r) {
     token_of_row[r] = groups_.slots[r] / static_cast<int32_t>(K);
     slot_row[groups_.slots[r]] = static_cast<int32_t>(r);
+  }
+  if (lw.routed[0]) {
+    // Then each expert's first row, for every expert (the others' and the idle ones' groups empty).
+    maps.resize(maps.size() + static_cast<size_t>(E + 1));
+    int32_t* first_of = maps.data() + S * K + rows;
+    for (size_t i = 0, e = 0; e <= static_cast<size_t>(E); ++e) {
+      while (i < active.size() && active[i] < static_cast<int64_t>(e)) ++i;
+      first_of[e] = static_cast<int32_t>(i < active.size() ? first[i] : rows);
+    }
+    be.upload(ws_.moe_maps.data(), maps.data(), maps.size() * sizeof(int32_t));
+    const int32_t* row_token = ws_.moe_maps.data() + S * K;
+    const int32_t* first_dev = row_token + rows;
+    // The tokens quantised once for the gate and up projections of all their experts; the
+    // activations once for the down projections.
+    uint8_t* codes = ws_.moe_codes.data();
+    float* scales = ws_.moe_scales.data();
+    float *gate = ws_.gate.data(), *up = ws_.up.data(), *act = ws_.act.data();
+    be.act_quant(x, S * D, cpu::kQuantBlock, codes, scales);
+    be.matmul_fp8_grouped(codes, scales, D, row_token, first_dev, first_of, E, lw.routed[0], inter, gate, inter);
+    be.matmul_fp8_grouped(codes, scales, D, row_token, first_dev, first_of, E, lw.routed[1], inter, up, inter);
+    be.swiglu(gate, up, rows * inter, act);
+    be.act_quant(act, rows * inter, cpu::kQuantBlock, codes, scales);
+    be.matmul_fp8_grouped(codes, scales, inter, nullptr, first_dev, first_of, E, lw.routed[2], D, ws_.expert_y.data(),
+                          D);
+    return;
   }
   be.upload(ws_.moe_maps.data(), maps.data(), maps.size() * sizeof(int32_t));
   float* expert_x = ws_.expert_x.data();

@@ -210,23 +210,13 @@ void matmul_f32(const float* x, int64_t m, int64_t k, const float* w, int64_t n,
   matmul_generic(x, k, m, k, F32Rows{w, k}, n, y, n, false);
 }
 
-void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
-                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
-  DSA_KERNEL_REQUIRE(k % kQuantBlock == 0, "matmul_fp8 needs k to be a multiple of 128");
+namespace {
+
+// matmul_fp8 of m rows already quantised: xq their e4m3 values as fp32 (row stride k), xs their
+// scales with the fp8 unscale folded in (row stride k / 128).
+void matmul_fp8_quantised(const float* xq, const float* xs, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
   const int64_t n_kb = k / kQuantBlock;
-  // Quantise the activations once: e4m3 values as fp32, scales with the fp8 unscale folded in.
-  thread_local std::vector<float> xq, xs;
-  thread_local std::vector<uint8_t> codes;
-  xq.resize(static_cast<size_t>(m * k));
-  xs.resize(static_cast<size_t>(m * n_kb));
-  codes.resize(static_cast<size_t>(k));
-  for (int64_t i = 0; i < m; ++i) {
-    act_quant(x + i * ldx, k, kQuantBlock, codes.data(), xs.data() + i * n_kb);
-    for (int64_t c = 0; c < k; ++c) xq[i * k + c] = fp8_e4m3_to_float(codes[c]);
-    for (int64_t kb = 0; kb < n_kb; ++kb) xs[i * n_kb + kb] *= simd::kFp8Unscale;
-  }
-  const float* xqp = xq.data();
-  const float* xsp = xs.data();
   // Rows i..i+M-1 of x against weight rows j0..j0+R-1. When the tile of activation rows holds more
   // than one group, each thread widens its block of weight rows once into an fp32 buffer (row r of
   // the block at r * k) and every group reads that; a single group widens as it goes.
@@ -249,20 +239,68 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
       if constexpr (R % 2 == 0) {
         float half[M * 2];
         for (int r0 = 0; r0 < R; r0 += 2) {
-          dot_tile_fp8<M, 2>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{rows + r0 * k, k}, ws, half);
+          dot_tile_fp8<M, 2>(xq + i * k, xs + i * n_kb, k, Fp8Widened{rows + r0 * k, k}, ws, half);
           for (int a = 0; a < M; ++a)
             for (int r = 0; r < 2; ++r) out[a * R + r0 + r] = half[a * 2 + r];
         }
       } else {
-        dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Widened{rows, k}, ws, out);
+        dot_tile_fp8<M, R>(xq + i * k, xs + i * n_kb, k, Fp8Widened{rows, k}, ws, out);
       }
     } else {
-      dot_tile_fp8<M, R>(xqp + i * k, xsp + i * n_kb, k, Fp8Codes{w + j0 * ldw, ldw}, ws, out);
+      dot_tile_fp8<M, R>(xq + i * k, xs + i * n_kb, k, Fp8Codes{w + j0 * ldw, ldw}, ws, out);
     }
     for (int a = 0; a < M; ++a)
       for (int r = 0; r < R; ++r) y[(i + a) * ldy + j0 + r] = out[a * R + r];
   };
   for_tiles(m, n, k, tile, widen_block);
+}
+
+// Row i of the quantised rows for matmul_fp8_quantised: its codes as fp32 values into xq, its
+// scales times the fp8 unscale into xs.
+void widen_codes(const uint8_t* codes, const float* scales, int64_t k, float* xq, float* xs) {
+  for (int64_t c = 0; c < k; ++c) xq[c] = fp8_e4m3_to_float(codes[c]);
+  for (int64_t kb = 0; kb < k / kQuantBlock; ++kb) xs[kb] = scales[kb] * simd::kFp8Unscale;
+}
+
+}  // namespace
+
+void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
+  DSA_KERNEL_REQUIRE(k % kQuantBlock == 0, "matmul_fp8 needs k to be a multiple of 128");
+  const int64_t n_kb = k / kQuantBlock;
+  // Quantise the activations once.
+  thread_local std::vector<float> xq, xs, row_scales;
+  thread_local std::vector<uint8_t> codes;
+  xq.resize(static_cast<size_t>(m * k));
+  xs.resize(static_cast<size_t>(m * n_kb));
+  codes.resize(static_cast<size_t>(k));
+  row_scales.resize(static_cast<size_t>(n_kb));
+  for (int64_t i = 0; i < m; ++i) {
+    act_quant(x + i * ldx, k, kQuantBlock, codes.data(), row_scales.data());
+    widen_codes(codes.data(), row_scales.data(), k, xq.data() + i * k, xs.data() + i * n_kb);
+  }
+  matmul_fp8_quantised(xq.data(), xs.data(), m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
+}
+
+void matmul_fp8_grouped(const uint8_t* codes, const float* scales, int64_t k, const int32_t* row_map,
+                        const int32_t* first, int64_t n_groups, const Fp8Matrix* experts, int64_t n, float* y,
+                        int64_t ldy) {
+  DSA_KERNEL_REQUIRE(k % kQuantBlock == 0, "matmul_fp8_grouped needs k to be a multiple of 128");
+  const int64_t n_kb = k / kQuantBlock;
+  thread_local std::vector<float> xq, xs;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const int64_t r0 = first[g], rows = first[g + 1] - r0;
+    if (rows <= 0) continue;
+    const Fp8Matrix& e = experts[g];
+    DSA_KERNEL_REQUIRE(e.w != nullptr, "matmul_fp8_grouped: a group with rows has no weights");
+    xq.resize(static_cast<size_t>(rows * k));
+    xs.resize(static_cast<size_t>(rows * n_kb));
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t src = row_map ? row_map[r0 + r] : r0 + r;
+      widen_codes(codes + src * k, scales + src * n_kb, k, xq.data() + r * k, xs.data() + r * n_kb);
+    }
+    matmul_fp8_quantised(xq.data(), xs.data(), rows, k, e.w, k, e.scale_inv, n_kb, n, y + r0 * ldy, ldy);
+  }
 }
 
 void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs, int rank,

@@ -59,6 +59,17 @@ struct Fp8Matrix {
 void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t* idx, int64_t n_pairs, int rank,
                        int n_ranks, const Fp8Matrix* experts, int64_t k, int64_t n, float* y, int64_t ldy);
 
+// The routed experts of an MoE layer, each on the rows grouped to it, from rows quantised once:
+// codes [*, k] e4m3 and scales [*, k / 128] (act_quant of each row, per 128-block). Group g < n_groups
+// has rows [first[g], first[g + 1]) (first: n_groups + 1 ascending entries); row r of it reads
+// quantised row row_map[r] (row_map null: row r) and y[r] = its matmul_fp8 with experts[g] (the
+// Fp8Matrix layout above), bit for bit what matmul_fp8 gives for the row before it was quantised.
+// Groups without rows are skipped (their expert may be null); y's other rows are untouched.
+// k % 128 == 0; y row stride ldy.
+void matmul_fp8_grouped(const uint8_t* codes, const float* scales, int64_t k, const int32_t* row_map,
+                        const int32_t* first, int64_t n_groups, const Fp8Matrix* experts, int64_t n, float* y,
+                        int64_t ldy);
+
 // Portable scalar versions of the products above, same contracts, single-threaded: the reference
 // the vectorised paths are tested against.
 void matmul_bf16_scalar(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w,

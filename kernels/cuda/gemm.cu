@@ -8,6 +8,7 @@
 #include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/gemm_cublaslt.cuh"
+#include "kernels/cuda/gemm_grouped.cuh"
 #include "kernels/cuda/gemm_mma.cuh"
 #include "kernels/cuda/gemv_mma.cuh"
 #include "kernels/cuda/mma.cuh"
@@ -373,6 +374,7 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
     return;
   }
   if (detail::gemm_cublaslt_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream)) return;
+  if (detail::gemm_fp8_codes(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream)) return;
   if (dev::mma_available()) {
     detail::gemm_mma_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
     return;

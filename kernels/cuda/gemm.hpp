@@ -4,9 +4,12 @@
 //     weight loads each serving up to 8 rows (two launches for 9-16 rows: the weights read twice,
 //     far less work than a tiled GEMM's 64-row tiles); the fp8 form quantises x (act_quant, per
 //     128) into shared memory once per block. A row's result does not depend on the rows beside it.
-//   m > 16, or shapes the vector path cannot take (unaligned pointers or strides): on sm_80 and
-//     later a tensor-core GEMM (gemm_mma.cuh: mma.sync on bf16 operands, fp32 accumulation, 64 x 64
-//     outputs per block); before sm_80 a plain shared-memory tiled GEMM. Both take any shape.
+//   m > 16, or shapes the vector path cannot take (unaligned pointers or strides): FP8 through
+//     cuBLASLt on Hopper, else on sm_80 and later the rows quantised and multiplied on the tensor
+//     cores with asynchronous copies (gemm_grouped.cuh: 16-byte aligned weights); bf16, and FP8
+//     weights that kernel does not take, on the sm_80+ tensor-core GEMM (gemm_mma.cuh: mma.sync on
+//     bf16 operands, fp32 accumulation, 64 x 64 outputs per block); before sm_80 a plain
+//     shared-memory tiled GEMM, which takes any shape.
 // Accumulation is fp32 (the fp8 form per 128-block, then scaled, as the reference's fp8_gemm), so
 // results match the fp64-accumulating CPU scalar reference to fp32 rounding, not bit for bit.
 #pragma once
@@ -68,6 +71,17 @@ bool matmul_bf16_gemv_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, i
 bool matmul_fp8_gemv_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                          cudaStream_t stream);
+
+// cpu::matmul_fp8_grouped on the device: the routed experts of a prefill chunk, every group of a
+// projection in one launch (gemm_grouped.cuh: 64 rows of one group by 128 columns per block, the
+// codes copied 4 K steps ahead, FP8 tensor cores from sm_89, fp16 ones on sm_80, a plain kernel
+// before). codes [*, k] (16-byte aligned) and scales [*, k / 128], row_map, first (n_groups + 1
+// entries) and the experts' table in device memory, the experts' weights 16-byte aligned (resident
+// tensors are); first_host: first's entries on the host (they size the grid). Each row equals
+// matmul_fp8's for that row to fp32 summation order. k % 128 == 0, n <= 65535 * 128.
+void matmul_fp8_grouped(const uint8_t* codes, const float* scales, int64_t k, const int32_t* row_map,
+                        const int32_t* first, const int32_t* first_host, int64_t n_groups,
+                        const cpu::Fp8Matrix* experts, int64_t n, float* y, int64_t ldy, cudaStream_t stream);
 
 // cpu::matmul_fp8_routed on the device (idx and the experts' table in device memory, the weights
 // resident): one GEMV launch for all n_pairs routed pairs, each reading its expert from idx, so an

@@ -26,22 +26,6 @@ namespace {
 constexpr int kRows = 16;  // the rows of the product (padded with zero codes)
 constexpr int kWarps = 8;  // per block, each 8 output columns
 
-// c += a . b on FP8 tensor cores: a 16 x 32 e4m3 tile (row-major) times a 32 x 8 one (column-major),
-// fp32 accumulation (sm_89 and later). Fragments, g = lane / 4, t = lane % 4, four codes per
-// register (the lowest k in the lowest byte): a[0] row g, k 4t..4t+3; a[1] row g + 8; a[2] row g,
-// k + 16; a[3] both; b[0] k 4t..4t+3 of column g, b[1] k + 16; c as mma_bf16's.
-__device__ __forceinline__ void mma_e4m3(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-  __trap();  // the launcher checks the device and the image it runs
-#endif
-}
-
 // c += the two products of one 64-byte step: av, bv the step's bytes of A's rows g and g + 8, wv
 // of B's column g (W's row), in the fragments' permuted order.
 template <class Mma>
@@ -86,7 +70,7 @@ gemv_fp8_mma_kernel(const uint8_t* codes, const float* sx, int64_t k, const uint
     for (int step = 0; step < 2; ++step) {  // 64 codes each
       const int64_t at = kb * dev::kQuantBlock + step * 64;
       step_products(c, load16(xa + at), load16(xb + at), load16(wr + at),
-                    [](float(&c)[4], const uint32_t(&a)[4], const uint32_t(&b)[2]) { mma_e4m3(c, a, b); });
+                    [](float(&c)[4], const uint32_t(&a)[4], const uint32_t(&b)[2]) { dev::mma_e4m3(c, a, b); });
     }
     const float s_w = sw[kb];
     acc[0] = fmaf(c[0] * sx[kb * kRows + g], s_w, acc[0]);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.hpp"
+#include "kernels/cpu/quant.hpp"
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/moe.hpp"
 #include "tests/gpu/kernels/gpu_test_support.hpp"
@@ -283,5 +284,69 @@ TEST_CASE("gpu matmul_fp8_routed: each owned pair's row is matmul_fp8 of its exp
     }
     CHECK(std::vector<float>(y.begin() + p * n, y.begin() + (p + 1) * n) == want);
     CHECK(rows[size_t(p)] == (e % n_ranks == rank ? int32_t(p) : -1));
+  }
+}
+
+TEST_CASE("gpu matmul_fp8_grouped: each group's rows through the row map, as the CPU reference") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(32);
+  // 9 groups [n = 300: a partial column tile and scale row; k = 1024]: empty ones (one without
+  // weights), 1, 17, 63, 64, 65, 130 and 200 rows (partial and whole 64-row tiles, several tiles);
+  // the 3 rows before group 0 untouched. The grouped rows read 560 quantised rows through a
+  // shuffled map (a token's row read twice, as by two of its experts), or in order without one.
+  const int64_t Q = 560, k = 1024, n = 300, n_kb = k / 128, G = 9;
+  const auto x = test::random_bf16(static_cast<size_t>(Q * k), rng, 2.0f);
+  std::vector<uint8_t> codes(static_cast<size_t>(Q * k));
+  std::vector<float> scales(static_cast<size_t>(Q * n_kb));
+  for (int64_t q = 0; q < Q; ++q)
+    cpu::act_quant(x.data() + q * k, k, 128, codes.data() + q * k, scales.data() + q * n_kb);
+  const std::vector<int64_t> sizes = {0, 1, 63, 0, 64, 65, 130, 17, 200};
+  std::vector<int32_t> first = {3};
+  for (int64_t s : sizes) first.push_back(first.back() + int32_t(s));
+  const int64_t rows_end = first.back();
+  std::vector<int32_t> row_map(static_cast<size_t>(rows_end));
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(Q - 1));
+  for (auto& r : row_map) r = pick(rng);
+  row_map[10] = row_map[200];
+  std::uniform_int_distribution<int> code(0, 253);
+  std::uniform_real_distribution<float> sd(1e-4f, 3e-3f);
+  std::vector<std::vector<uint8_t>> w;
+  std::vector<std::vector<float>> si;
+  std::vector<std::unique_ptr<DeviceBuffer<uint8_t>>> dw;
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> dsi;
+  std::vector<cpu::Fp8Matrix> table(G), device_table(G);
+  for (int64_t g = 0; g < G; ++g) {
+    if (g == 3) continue;  // empty, no weights
+    w.emplace_back(static_cast<size_t>(n * k));
+    for (auto& c : w.back()) {
+      const int v = code(rng);
+      c = uint8_t(v >= 127 ? v + 1 : v);
+    }
+    si.emplace_back(static_cast<size_t>((n + 127) / 128 * n_kb));
+    for (auto& v : si.back()) v = sd(rng);
+    dw.push_back(std::make_unique<DeviceBuffer<uint8_t>>(w.back()));
+    dsi.push_back(std::make_unique<DeviceBuffer<float>>(si.back()));
+    table[size_t(g)] = {w.back().data(), si.back().data()};
+    device_table[size_t(g)] = {dw.back()->get(), dsi.back()->get()};
+  }
+  DeviceBuffer<uint8_t> dcodes(codes);
+  DeviceBuffer<float> dscales(scales);
+  DeviceBuffer<int32_t> dmap(row_map), dfirst(first);
+  DeviceBuffer<cpu::Fp8Matrix> dtable(device_table);
+  for (const bool mapped : {true, false}) {
+    CAPTURE(mapped);
+    std::vector<float> want(static_cast<size_t>(rows_end * n), -7.0f);
+    cpu::matmul_fp8_grouped(codes.data(), scales.data(), k, mapped ? row_map.data() : nullptr, first.data(), G,
+                            table.data(), n, want.data(), n);
+    DeviceBuffer<float> dy(std::vector<float>(want.size(), -7.0f));
+    cuda::matmul_fp8_grouped(dcodes.get(), dscales.get(), k, mapped ? dmap.get() : nullptr, dfirst.get(), first.data(),
+                             G, dtable.get(), n, dy.get(), n, nullptr);
+    const std::vector<float> got = dy.to_host();
+    const size_t grouped = size_t(first[0] * n);
+    CHECK(std::vector<float>(got.begin(), got.begin() + grouped) ==
+          std::vector<float>(want.begin(), want.begin() + grouped));
+    test::check_close(std::vector<float>(got.begin() + grouped, got.end()),
+                      std::vector<float>(want.begin() + grouped, want.end()), 1.0 / 128, 1e-4, 1e-5,
+                      "matmul_fp8_grouped");
   }
 }

@@ -107,16 +107,45 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
             "TFLOP/s)",
             flop / 1e3,
             [&] { cuda::matmul_fp8(xm.get(), k, m, k, w.get(), k, si.get(), k / 128, n, ym.get(), n, nullptr); }, 5);
-    // The same product on the own tensor-core kernel: scales with a padded stride, which cuBLASLt
-    // does not take.
+    // The same product on the own tensor-core kernel (gemm_grouped.cu: e4m3 products on sm_89+):
+    // scales with a padded stride, which cuBLASLt does not take.
     const int64_t ld_pad = k / 128 + 4;
     DeviceBuffer<float> si_pad(std::vector<float>(static_cast<size_t>((n / 128) * ld_pad), 1e-3f));
-    time_it("matmul_fp8 GEMM 2048 rows x 18432x7168, mma.sync kernel (as TFLOP/s)", flop / 1e3, [&] {
-      cuda::matmul_fp8(xm.get(), k, m, k, w.get(), k, si_pad.get(), ld_pad, n, ym.get(), n, nullptr);
-    }, 5);
+    time_it(
+        "matmul_fp8 GEMM 2048 rows x 18432x7168, own tensor-core kernel (as TFLOP/s)", flop / 1e3,
+        [&] { cuda::matmul_fp8(xm.get(), k, m, k, w.get(), k, si_pad.get(), ld_pad, n, ym.get(), n, nullptr); }, 5);
     time_it("matmul_bf16 GEMM 2048 rows x 18432x7168 (bytes: FLOP / 1000, so GB/s reads as TFLOP/s)", flop / 1e3, [&] {
       cuda::matmul_bf16(xm.get(), k, m, k, wb.get(), k, n, ym.get(), n, true, nullptr);
     }, 5);
+    // The routed experts of a 4096-token prefill chunk on one of 8 ranks: 32 experts of 128 rows
+    // each, the gate projection [2048, 7168] (every expert reading the same weights here). All in
+    // one grouped launch (rows quantised before), against one matmul_fp8 per expert (cuBLASLt on
+    // Hopper, quantising its rows).
+    const int64_t experts = 32, per = 128, rows = experts * per, inter = 2048;
+    const double moe_flop = 2.0 * double(rows) * double(inter) * double(k);
+    DeviceBuffer<uint8_t> codes(std::vector<uint8_t>(static_cast<size_t>(rows * k), 0x38));
+    DeviceBuffer<float> code_scales(std::vector<float>(static_cast<size_t>(rows * k / 128), 1e-2f));
+    std::vector<int32_t> first(static_cast<size_t>(experts + 1));
+    for (int64_t e = 0; e <= experts; ++e) first[size_t(e)] = int32_t(e * per);
+    DeviceBuffer<int32_t> dfirst(first);
+    DeviceBuffer<cpu::Fp8Matrix> table(
+        std::vector<cpu::Fp8Matrix>(static_cast<size_t>(experts), cpu::Fp8Matrix{w.get(), si.get()}));
+    DeviceBuffer<float> ye(static_cast<size_t>(rows * inter));
+    time_it(
+        "matmul_fp8_grouped 32 experts x 128 rows x 2048x7168, one launch (as TFLOP/s)", moe_flop / 1e3,
+        [&] {
+          cuda::matmul_fp8_grouped(codes.get(), code_scales.get(), k, nullptr, dfirst.get(), first.data(), experts,
+                                   table.get(), inter, ye.get(), inter, nullptr);
+        },
+        5);
+    time_it(
+        "matmul_fp8 per expert, 32 x 128 rows x 2048x7168 (as TFLOP/s)", moe_flop / 1e3,
+        [&] {
+          for (int64_t e = 0; e < experts; ++e)
+            cuda::matmul_fp8(xm.get() + (e % (m / per)) * per * k, k, per, k, w.get(), k, si.get(), k / 128, inter,
+                             ye.get() + e * per * inter, inter, nullptr);
+        },
+        5);
   }
   const int64_t n_keys = 131072;
   {

@@ -180,6 +180,48 @@ TEST_CASE("matmul_fp8_routed and moe_owned_rows: each owned pair's row is matmul
   }
 }
 
+TEST_CASE("matmul_fp8_grouped: each group's rows, read through the row map, as matmul_fp8 of its expert") {
+  std::mt19937 rng(16);
+  // 7 quantised rows, 5 groups [n = 130, k = 384]: group 1 empty (no expert), group 3 empty with one;
+  // 9 grouped rows reading the quantised rows in another order, row 2 twice (two experts of a token).
+  const int64_t Q = 7, G = 5, n = 130, k = 384, n_kb = k / 128;
+  const auto x = random_bf16(rng, size_t(Q * k), 3.0f);
+  std::vector<uint8_t> codes(size_t(Q * k));
+  std::vector<float> scales(size_t(Q * n_kb));
+  for (int64_t q = 0; q < Q; ++q)
+    cpu::act_quant(x.data() + q * k, k, 128, codes.data() + q * k, scales.data() + q * n_kb);
+  std::vector<std::vector<uint8_t>> w;
+  std::vector<std::vector<float>> sc;
+  std::vector<cpu::Fp8Matrix> table(G);
+  for (int64_t g = 0; g < G; ++g) {
+    w.push_back(random_e4m3(rng, size_t(n * k)));
+    sc.emplace_back(size_t(2 * n_kb));
+    for (auto& v : sc.back()) v = std::ldexp(1.0f, -int(rng() % 8) - 6);
+    if (g != 1) table[size_t(g)] = {w.back().data(), sc.back().data()};
+  }
+  const auto check = [&](const std::vector<int32_t>& first, const int32_t* row_map) {
+    const int64_t rows = first.back();
+    std::vector<float> y(size_t((rows + 1) * n), -7.0f);  // one row past the groups: untouched
+    cpu::matmul_fp8_grouped(codes.data(), scales.data(), k, row_map, first.data(), G, table.data(), n, y.data(), n);
+    for (int64_t g = 0; g < G; ++g) {
+      CAPTURE(g);
+      const int64_t r0 = first[size_t(g)], m = first[size_t(g) + 1] - r0;
+      if (m == 0) continue;
+      std::vector<float> gx, want(size_t(m * n));
+      for (int64_t r = r0; r < r0 + m; ++r) {
+        const int64_t q = row_map ? row_map[r] : r;
+        gx.insert(gx.end(), x.begin() + q * k, x.begin() + (q + 1) * k);
+      }
+      cpu::matmul_fp8(gx.data(), m, k, w[size_t(g)].data(), sc[size_t(g)].data(), n, want.data());
+      CHECK(std::vector<float>(y.begin() + r0 * n, y.begin() + (r0 + m) * n) == want);
+    }
+    CHECK(std::count(y.begin() + rows * n, y.end(), -7.0f) == n);
+  };
+  const std::vector<int32_t> row_map = {2, 0, 5, 6, 2, 1, 3, 4, 0};
+  check({0, 3, 3, 7, 7, 9}, row_map.data());
+  check({0, 2, 2, 5, 5, 7}, nullptr);
+}
+
 TEST_CASE("matmul_bf16 (vector, threaded) agrees with the scalar reference, tails included") {
   std::mt19937 rng(13);
   for (int64_t m : {1, 2, 6, 40}) {
