@@ -88,17 +88,25 @@ __device__ __forceinline__ float dot16_fp8(uint4 a, uint4 b) {
 // codes [M][k], then the scales [M][k / 128]; every weight load serves the M rows. block: which
 // kGemvWarps * kGemvFp8RowsPerWarp output rows. A warp past the last row returns early: callers do
 // nothing after it.
+//
+// Each 128-block kb of k gives a row the value v[kb] = (its dot) * x's scale * W's scale, rounded
+// in that order. The row's result is defined as the sum of these in a fixed order whatever part of
+// k a block takes: four sums a[j] = v[j] + v[j + 4] + ... (kb % 4 == j, ascending), then
+// (a[0] + a[1]) + (a[2] + a[3]), rounded to bf16. With parts null the block takes all of k and
+// writes y (lane group j of a warp, 8 lanes per 128-block, keeps a[j]); otherwise it takes the
+// blocks [kb_lo, kb_hi) and writes their v to parts [M][k / 128][n], which gemv_fp8_sum_kernel adds
+// in that order: splitting k over blocks changes no bit.
 template <int M>
-__device__ __forceinline__ void gemv_fp8_block(const float* x, int64_t ldx, int64_t k, const uint8_t* w,
-                                               int64_t ldw, const float* scale_inv, int64_t ld_scale, int64_t n,
-                                               float* y, int64_t ldy, int64_t block) {
+__device__ __forceinline__ void gemv_fp8_block(const float* x, int64_t ldx, int64_t k, const uint8_t* w, int64_t ldw,
+                                               const float* scale_inv, int64_t ld_scale, int64_t n, float* y,
+                                               int64_t ldy, int64_t block, int64_t kb_lo, int64_t kb_hi, float* parts) {
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* xq = smem;
   float* xs = reinterpret_cast<float*>(smem + M * k);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t n_kb = k / dev::kQuantBlock;
-  for (int64_t b = warp; b < M * n_kb; b += kGemvWarps) {  // act_quant of x, one warp per (row, block)
-    const int64_t r = b / n_kb, kb = b % n_kb;
+  const int64_t n_kb = k / dev::kQuantBlock, span = kb_hi - kb_lo;
+  for (int64_t b = warp; b < M * span; b += kGemvWarps) {  // act_quant of x, one warp per (row, block)
+    const int64_t r = b / span, kb = kb_lo + b % span;
     const float4 v = *reinterpret_cast<const float4*>(x + r * ldx + kb * dev::kQuantBlock + lane * 4);
     const float amax = dev::warp_max(fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
     const float s = dev::ue8m0_scale(amax);
@@ -114,37 +122,64 @@ __device__ __forceinline__ void gemv_fp8_block(const float* x, int64_t ldx, int6
     const uint8_t* wr = w + row * ldw;
     const float* si = scale_inv + (row / dev::kQuantBlock) * ld_scale;
     float acc[M] = {};
-    for (int64_t c0 = 0; c0 < k; c0 += 32 * 16) {
+    const int64_t c_end = kb_hi * dev::kQuantBlock;
+    for (int64_t c0 = kb_lo * dev::kQuantBlock; c0 < c_end; c0 += 32 * 16) {
       const int64_t c = c0 + int64_t(lane) * 16;
-      const uint4 wv = c < k ? __ldg(reinterpret_cast<const uint4*>(wr + c)) : make_uint4(0, 0, 0, 0);
+      const uint4 wv = c < c_end ? __ldg(reinterpret_cast<const uint4*>(wr + c)) : make_uint4(0, 0, 0, 0);
 #pragma unroll
       for (int r = 0; r < M; ++r) {
         float part = 0.0f;
-        if (c < k) part = dot16_fp8(wv, *reinterpret_cast<const uint4*>(xq + r * k + c));
+        if (c < c_end) part = dot16_fp8(wv, *reinterpret_cast<const uint4*>(xq + r * k + c));
         part += __shfl_xor_sync(0xffffffffu, part, 1);
         part += __shfl_xor_sync(0xffffffffu, part, 2);
         part += __shfl_xor_sync(0xffffffffu, part, 4);
-        if (c < k) {
+        if (c < c_end) {
           const int64_t kb = c / dev::kQuantBlock;
-          acc[r] += part * xs[r * n_kb + kb] * si[kb];
+          const float v = __fmul_rn(__fmul_rn(part, xs[r * n_kb + kb]), si[kb]);
+          if (!parts) {
+            acc[r] = __fadd_rn(acc[r], v);
+          } else if ((lane & 7) == 0) {
+            parts[(r * n_kb + kb) * n + row] = v;
+          }
         }
       }
     }
+    if (parts) continue;
 #pragma unroll
     for (int r = 0; r < M; ++r) {
       // Every lane of a group holds its group's sum: add the four groups.
       float sum = acc[r];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 8);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 16);
+      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 8));
+      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 16));
       if (lane == 0) y[r * ldy + row] = dev::round_bf16(sum);
     }
   }
 }
 
+// blockIdx.y: the part of k (kb_per_part 128-blocks each) when parts is not null.
 template <int M>
 __global__ void gemv_fp8_kernel(const float* x, int64_t ldx, int64_t k, const uint8_t* w, int64_t ldw,
-                                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
-  gemv_fp8_block<M>(x, ldx, k, w, ldw, scale_inv, ld_scale, n, y, ldy, blockIdx.x);
+                                const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
+                                int64_t kb_per_part, float* parts) {
+  const int64_t n_kb = k / dev::kQuantBlock, kb_lo = int64_t(blockIdx.y) * kb_per_part;
+  gemv_fp8_block<M>(x, ldx, k, w, ldw, scale_inv, ld_scale, n, y, ldy, blockIdx.x, kb_lo,
+                    min(n_kb, kb_lo + kb_per_part), parts);
+}
+
+// y[r][row] from the split GEMV's parts [m][n_kb][n], in gemv_fp8_block's order. A thread per output.
+__global__ void gemv_fp8_sum_kernel(const float* parts, int64_t m, int64_t n_kb, int64_t n, float* y, int64_t ldy) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= m * n) return;
+  const int64_t r = i / n, row = i % n;
+  const float* v = parts + r * n_kb * n + row;
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;  // the blocks kb % 4 == 0, 1, 2, 3
+  for (int64_t kb = 0; kb < n_kb; kb += 4) {
+    a0 = __fadd_rn(a0, v[kb * n]);
+    if (kb + 1 < n_kb) a1 = __fadd_rn(a1, v[(kb + 1) * n]);
+    if (kb + 2 < n_kb) a2 = __fadd_rn(a2, v[(kb + 2) * n]);
+    if (kb + 3 < n_kb) a3 = __fadd_rn(a3, v[(kb + 3) * n]);
+  }
+  y[r * ldy + row] = dev::round_bf16(__fadd_rn(__fadd_rn(a0, a1), __fadd_rn(a2, a3)));
 }
 
 // blockIdx.y: the routed pair, its expert from idx (read on the device: no host round trip);
@@ -163,8 +198,9 @@ __global__ void gemv_fp8_routed_kernel(const float* x, int64_t ldx, int64_t x_di
       out[j] = 0.0f;
     return;
   }
-  gemv_fp8_block<1>(x + (p / x_div) * ldx, ldx, k, m.w, k, m.scale_inv, (k + dev::kQuantBlock - 1) / dev::kQuantBlock,
-                    n, out, ldy, blockIdx.x);
+  const int64_t n_kb = k / dev::kQuantBlock;
+  gemv_fp8_block<1>(x + (p / x_div) * ldx, ldx, k, m.w, k, m.scale_inv, n_kb, n, out, ldy, blockIdx.x, 0, n_kb,
+                    nullptr);
 }
 
 // Calls f(std::integral_constant<int, M>) for M == m, 1 <= m <= kGemvMaxM: the GEMV instance for m rows.
@@ -357,19 +393,40 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
                    smem <= size_t(smem_max);
   if (m <= kGemvLaunchRows && vec) {
     constexpr int64_t rows_per_block = kGemvWarps * kGemvFp8RowsPerWarp;
-    const unsigned blocks = unsigned((n + rows_per_block - 1) / rows_per_block);
+    const int64_t blocks = (n + rows_per_block - 1) / rows_per_block;
+    // Too few blocks of rows to fill the GPU (a narrow projection: kv_a, q_a, the indexer's wk):
+    // k is split over blocks too, about two blocks per SM, 4 128-blocks of k each at least.
+    const int64_t n_kb = k / dev::kQuantBlock;
+    int64_t kb_per_part = n_kb;
+    const int64_t sms = dev::device_attribute(cudaDevAttrMultiProcessorCount);
+    if (blocks < sms && n_kb >= 8) {
+      const int64_t want = std::min<int64_t>((2 * sms + blocks - 1) / blocks, n_kb / 4);
+      kb_per_part = (n_kb + want - 1) / want;
+    }
+    const int64_t n_parts = (n_kb + kb_per_part - 1) / kb_per_part;
     for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
       const int64_t rows_here = std::min<int64_t>(kGemvMaxM, m - r0);
-      const size_t smem_here = size_t(rows_here) * (size_t(k) + size_t(k / dev::kQuantBlock) * sizeof(float));
+      const size_t smem_here = size_t(rows_here) * (size_t(k) + size_t(n_kb) * sizeof(float));
+      float* parts = nullptr;
+      if (n_parts > 1)
+        DSA_CUDA_CHECK(
+            cudaMallocAsync(reinterpret_cast<void**>(&parts), size_t(rows_here * n_kb * n) * sizeof(float), stream));
       with_rows(rows_here, [&](auto rows) {
         constexpr int M = decltype(rows)::value;
         if (smem_here > 48 * 1024)
           DSA_CUDA_CHECK(
               cudaFuncSetAttribute(gemv_fp8_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_here)));
-        gemv_fp8_kernel<M><<<blocks, kGemvWarps * 32, smem_here, stream>>>(x + r0 * ldx, ldx, k, w, ldw, scale_inv,
-                                                                          ld_scale, n, y + r0 * ldy, ldy);
+        gemv_fp8_kernel<M><<<dim3(unsigned(blocks), unsigned(n_parts)), kGemvWarps * 32, smem_here, stream>>>(
+            x + r0 * ldx, ldx, k, w, ldw, scale_inv, ld_scale, n, y + r0 * ldy, ldy, kb_per_part, parts);
       });
       DSA_CUDA_CHECK_LAUNCH();
+      if (parts) {
+        const int64_t outputs = rows_here * n;
+        gemv_fp8_sum_kernel<<<unsigned((outputs + 255) / 256), 256, 0, stream>>>(parts, rows_here, n_kb, n,
+                                                                                 y + r0 * ldy, ldy);
+        DSA_CUDA_CHECK_LAUNCH();
+        DSA_CUDA_CHECK(cudaFreeAsync(parts, stream));
+      }
     }
     return;
   }

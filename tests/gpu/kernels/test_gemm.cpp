@@ -239,10 +239,12 @@ TEST_CASE("gpu GEMVs for every row count 1..16, strided rows, and rows the vecto
   }
 }
 
-TEST_CASE("gpu matmul_fp8_routed: each owned pair's row is matmul_fp8 of its expert for that row alone; moe_owned_rows") {
-  std::mt19937 rng(31);
-  // 3 tokens x 4 slots over 6 experts [n = 300, k = 512] (a k past one warp step), rank 1 of 2.
-  const int64_t S = 3, K = 4, E = 6, n = 300, k = 512, ld_scale = k / 128;
+namespace {
+
+void check_routed(int64_t k, std::mt19937& rng) {
+  CAPTURE(k);
+  // 3 tokens x 4 slots over 6 experts [n = 300, k], rank 1 of 2.
+  const int64_t S = 3, K = 4, E = 6, n = 300, ld_scale = k / 128;
   const auto x = test::random_bf16(static_cast<size_t>(S * k), rng, 2.0f);
   std::uniform_int_distribution<int> code(0, 253);
   std::uniform_real_distribution<float> sd(1e-4f, 3e-3f);
@@ -285,6 +287,18 @@ TEST_CASE("gpu matmul_fp8_routed: each owned pair's row is matmul_fp8 of its exp
     CHECK(std::vector<float>(y.begin() + p * n, y.begin() + (p + 1) * n) == want);
     CHECK(rows[size_t(p)] == (e % n_ranks == rank ? int32_t(p) : -1));
   }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "gpu matmul_fp8_routed: each owned pair's row is matmul_fp8 of its expert for that row alone; moe_owned_rows") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(31);
+  // k = 512: past one warp step. k = 7168: matmul_fp8's 300 rows are too few blocks for the GPU,
+  // so it splits k over blocks (then adds the parts in the unsplit order), the routed GEMV does not.
+  check_routed(512, rng);
+  check_routed(7168, rng);
 }
 
 TEST_CASE("gpu matmul_fp8_grouped: each group's rows through the row map, as the CPU reference") {

@@ -65,6 +65,21 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     time_it("matmul_bf16 GEMV 18432x7168", double(2 * n * k), [&] {
       cuda::matmul_bf16(x.get(), k, 1, k, wb.get(), k, n, y.get(), n, true, nullptr);
     });
+    // Narrow projections of a decode step (kv_a 576, q_a 1536, the indexer's wk 128 rows of 7168):
+    // matmul_fp8 splits k over blocks where the rows alone leave SMs idle; one routed pair runs
+    // the same GEMV unsplit.
+    for (int64_t narrow : {128, 576, 1536}) {
+      const std::string shape = std::to_string(narrow) + "x7168";
+      time_it("matmul_fp8 GEMV " + shape + " (k split over blocks)", double(narrow * k), [&] {
+        cuda::matmul_fp8(x.get(), k, 1, k, w.get(), k, si.get(), k / 128, narrow, y.get(), narrow, nullptr);
+      });
+      const std::vector<int32_t> one_pair = {0};
+      DeviceBuffer<int32_t> idx(one_pair);
+      DeviceBuffer<cpu::Fp8Matrix> expert(std::vector<cpu::Fp8Matrix>{cpu::Fp8Matrix{w.get(), si.get()}});
+      time_it("matmul_fp8 GEMV " + shape + " unsplit (one routed pair)", double(narrow * k), [&] {
+        cuda::matmul_fp8_routed(x.get(), k, 1, idx.get(), 1, 0, 1, expert.get(), k, narrow, y.get(), narrow, nullptr);
+      });
+    }
     // A prefill chunk of 2048 tokens: the GEMM (tensor cores on sm_80+); the rate in TFLOP/s is
     // 2 * 2048 * n * k / time. Its first 16 rows: a decode batch of 16 (two GEMV launches).
     const int64_t m = 2048;
