@@ -26,9 +26,19 @@ using dev::aligned16;
 // ---- decode GEMV, bf16 weights: lane c covers 8 consecutive weights per step --------------------
 // M activation rows (ldx, ldy apart) share each weight load. blockIdx.y: the product of a batch,
 // its operands batch strides (bsx, bsw, bsy) apart.
+//
+// A row's result is defined chunk by chunk (kBf16Chunk elements of k each): per chunk each lane's
+// fp32 sum of its products (8 consecutive weights per step, in order), the warp's sum of those
+// (dev::warp_sum), then the chunks' sums added in order from 0 (rounded to bf16 if asked). With
+// parts null a warp takes all of k and writes y; otherwise blockIdx.z takes chunks_per_part chunks
+// and writes their sums to parts [batch][M][chunks][n], which gemv_bf16_sum_kernel adds in that
+// order: splitting k over blocks changes no bit.
+constexpr int64_t kBf16Chunk = 512;
+
 template <int M>
 __global__ void gemv_bf16_kernel(const float* x, int64_t ldx, int64_t bsx, int64_t k, const uint16_t* w, int64_t ldw,
-                                 int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, bool round_out) {
+                                 int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, bool round_out,
+                                 int64_t chunks_per_part, float* parts) {
   x += int64_t(blockIdx.y) * bsx;
   w += int64_t(blockIdx.y) * bsw;
   y += int64_t(blockIdx.y) * bsy;
@@ -36,33 +46,59 @@ __global__ void gemv_bf16_kernel(const float* x, int64_t ldx, int64_t bsx, int64
   const int64_t row = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (row >= n) return;
   const uint16_t* wr = w + row * ldw;
-  float acc[M] = {};
-#pragma unroll 4
-  for (int64_t c = int64_t(lane) * 8; c < k; c += 32 * 8) {
-    const uint4 wv = __ldg(reinterpret_cast<const uint4*>(wr + c));
-    const float wf[8] = {__uint_as_float(wv.x << 16), __uint_as_float(wv.x & 0xffff0000u),
-                         __uint_as_float(wv.y << 16), __uint_as_float(wv.y & 0xffff0000u),
-                         __uint_as_float(wv.z << 16), __uint_as_float(wv.z & 0xffff0000u),
-                         __uint_as_float(wv.w << 16), __uint_as_float(wv.w & 0xffff0000u)};
+  const int64_t chunks = (k + kBf16Chunk - 1) / kBf16Chunk, ch_lo = int64_t(blockIdx.z) * chunks_per_part;
+  const int64_t ch_hi = min(chunks, ch_lo + chunks_per_part);
+  float total[M] = {};
+  for (int64_t ch = ch_lo; ch < ch_hi; ++ch) {
+    const int64_t c_end = min(k, (ch + 1) * kBf16Chunk);
+    float acc[M] = {};
+#pragma unroll 2
+    for (int64_t c = ch * kBf16Chunk + int64_t(lane) * 8; c < c_end; c += 32 * 8) {
+      const uint4 wv = __ldg(reinterpret_cast<const uint4*>(wr + c));
+      const float wf[8] = {__uint_as_float(wv.x << 16), __uint_as_float(wv.x & 0xffff0000u),
+                           __uint_as_float(wv.y << 16), __uint_as_float(wv.y & 0xffff0000u),
+                           __uint_as_float(wv.z << 16), __uint_as_float(wv.z & 0xffff0000u),
+                           __uint_as_float(wv.w << 16), __uint_as_float(wv.w & 0xffff0000u)};
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+        const float4 x0 = __ldg(reinterpret_cast<const float4*>(x + r * ldx + c));
+        const float4 x1 = __ldg(reinterpret_cast<const float4*>(x + r * ldx + c + 4));
+        acc[r] = fmaf(x0.x, wf[0], acc[r]);
+        acc[r] = fmaf(x0.y, wf[1], acc[r]);
+        acc[r] = fmaf(x0.z, wf[2], acc[r]);
+        acc[r] = fmaf(x0.w, wf[3], acc[r]);
+        acc[r] = fmaf(x1.x, wf[4], acc[r]);
+        acc[r] = fmaf(x1.y, wf[5], acc[r]);
+        acc[r] = fmaf(x1.z, wf[6], acc[r]);
+        acc[r] = fmaf(x1.w, wf[7], acc[r]);
+      }
+    }
 #pragma unroll
     for (int r = 0; r < M; ++r) {
-      const float4 x0 = __ldg(reinterpret_cast<const float4*>(x + r * ldx + c));
-      const float4 x1 = __ldg(reinterpret_cast<const float4*>(x + r * ldx + c + 4));
-      acc[r] = fmaf(x0.x, wf[0], acc[r]);
-      acc[r] = fmaf(x0.y, wf[1], acc[r]);
-      acc[r] = fmaf(x0.z, wf[2], acc[r]);
-      acc[r] = fmaf(x0.w, wf[3], acc[r]);
-      acc[r] = fmaf(x1.x, wf[4], acc[r]);
-      acc[r] = fmaf(x1.y, wf[5], acc[r]);
-      acc[r] = fmaf(x1.z, wf[6], acc[r]);
-      acc[r] = fmaf(x1.w, wf[7], acc[r]);
+      const float sum = dev::warp_sum(acc[r]);
+      if (!parts) {
+        total[r] = __fadd_rn(total[r], sum);
+      } else if (lane == 0) {
+        parts[((int64_t(blockIdx.y) * M + r) * chunks + ch) * n + row] = sum;
+      }
     }
   }
+  if (parts || lane != 0) return;
 #pragma unroll
-  for (int r = 0; r < M; ++r) {
-    const float sum = dev::warp_sum(acc[r]);
-    if (lane == 0) y[r * ldy + row] = round_out ? dev::round_bf16(sum) : sum;
-  }
+  for (int r = 0; r < M; ++r) y[r * ldy + row] = round_out ? dev::round_bf16(total[r]) : total[r];
+}
+
+// y of the split bf16 GEMV from its parts [batch][m][chunks][n], in gemv_bf16_kernel's order. A
+// thread per output.
+__global__ void gemv_bf16_sum_kernel(const float* parts, int64_t batch, int64_t m, int64_t chunks, int64_t n, float* y,
+                                     int64_t ldy, int64_t bsy, bool round_out) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= batch * m * n) return;
+  const int64_t b = i / (m * n), r = (i / n) % m, row = i % n;
+  const float* v = parts + (b * m + r) * chunks * n + row;
+  float total = 0.0f;
+  for (int64_t ch = 0; ch < chunks; ++ch) total = __fadd_rn(total, v[ch * n]);
+  y[b * bsy + r * ldy + row] = round_out ? dev::round_bf16(total) : total;
 }
 
 // ---- decode GEMV, fp8 weights ---------------------------------------------------------------------
@@ -335,13 +371,36 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
       detail::gemv_bf16_mma(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream))
     return;
   if (m <= kGemvLaunchRows && vec) {
-    const dim3 grid(unsigned((n + kGemvWarps - 1) / kGemvWarps), unsigned(batch));
+    // Too few blocks of rows to fill the GPU (the router's 256 rows, the indexer's weights_proj 64):
+    // k is split over blocks too, about two blocks per SM.
+    const int64_t blocks = (n + kGemvWarps - 1) / kGemvWarps, chunks = (k + kBf16Chunk - 1) / kBf16Chunk;
+    int64_t chunks_per_part = chunks;
+    const int64_t sms = dev::device_attribute(cudaDevAttrMultiProcessorCount);
+    if (blocks * batch < sms && chunks >= 2) {
+      const int64_t want = std::min<int64_t>((2 * sms + blocks * batch - 1) / (blocks * batch), chunks);
+      chunks_per_part = (chunks + want - 1) / want;
+    }
+    const int64_t n_parts = (chunks + chunks_per_part - 1) / chunks_per_part;
+    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(batch), static_cast<unsigned>(n_parts));
     for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
-      with_rows(std::min<int64_t>(kGemvMaxM, m - r0), [&](auto rows) {
+      const int64_t rows_here = std::min<int64_t>(kGemvMaxM, m - r0);
+      float* parts = nullptr;
+      if (n_parts > 1)
+        DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&parts),
+                                       size_t(batch * rows_here * chunks * n) * sizeof(float), stream));
+      with_rows(rows_here, [&](auto rows) {
         gemv_bf16_kernel<decltype(rows)::value><<<grid, kGemvWarps * 32, 0, stream>>>(
-            x + r0 * ldx, ldx, bsx, k, w, ldw, bsw, n, y + r0 * ldy, ldy, bsy, round_out_bf16);
+            x + r0 * ldx, ldx, bsx, k, w, ldw, bsw, n, y + r0 * ldy, ldy, bsy, round_out_bf16, chunks_per_part,
+            parts);
       });
       DSA_CUDA_CHECK_LAUNCH();
+      if (parts) {
+        const int64_t outputs = batch * rows_here * n;
+        gemv_bf16_sum_kernel<<<unsigned((outputs + 255) / 256), 256, 0, stream>>>(
+            parts, batch, rows_here, chunks, n, y + r0 * ldy, ldy, bsy, round_out_bf16);
+        DSA_CUDA_CHECK_LAUNCH();
+        DSA_CUDA_CHECK(cudaFreeAsync(parts, stream));
+      }
     }
     return;
   }

@@ -3,10 +3,10 @@
 //   m <= 16 (decode, and decode batches): a memory-bound GEMV, one warp per output row, 16-byte
 //     weight loads each serving up to 8 rows (two launches for 9-16 rows: the weights read twice,
 //     far less work than a tiled GEMM's 64-row tiles); the fp8 form quantises x (act_quant, per
-//     128) into shared memory once per block, and where the output rows are too few blocks to fill
-//     the GPU (kv_a, q_a, the indexer's wk) splits k over blocks too, adding the parts in the
-//     unsplit order afterwards: the same bits either way. A row's result does not depend on the
-//     rows beside it.
+//     128) into shared memory once per block. Where the output rows are too few blocks to fill the
+//     GPU (fp8: kv_a, q_a, the indexer's wk; bf16: the router, the indexer's weights_proj) both
+//     split k over blocks too and add the parts in the unsplit order afterwards: the same bits
+//     either way. A row's result does not depend on the rows beside it.
 //   m > 16, or shapes the vector path cannot take (unaligned pointers or strides): FP8 through
 //     cuBLASLt on Hopper, else on sm_80 and later the rows quantised and multiplied on the tensor
 //     cores with asynchronous copies (gemm_grouped.cuh: 16-byte aligned weights); bf16, and FP8

@@ -364,3 +364,26 @@ TEST_CASE("gpu matmul_fp8_grouped: each group's rows through the row map, as the
                       "matmul_fp8_grouped");
   }
 }
+
+TEST_CASE("gpu GEMVs of narrow weights split k over blocks and keep the unsplit bits") {
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(33);
+  // bf16 [64, 7168] (the indexer's weights_proj): alone, 8 blocks of rows split k; as 40 products of
+  // one batch (320 blocks) they do not. Every product must equal the single one bit for bit, and
+  // that one the reference within the GEMV tolerance.
+  const int64_t n = 64, k = 7168, batch = 40;
+  const auto x = test::random_bf16(static_cast<size_t>(k), rng);
+  const auto w = test::to_bf16_bits(test::random_bf16(static_cast<size_t>(n * k), rng, 0.05f));
+  DeviceBuffer<float> dx(x), dy(static_cast<size_t>(n)), dyb(static_cast<size_t>(batch * n));
+  DeviceBuffer<uint16_t> dw(w);
+  for (const bool round_out : {false, true}) {
+    CAPTURE(round_out);
+    cuda::matmul_bf16(dx.get(), k, 1, k, dw.get(), k, n, dy.get(), n, round_out, nullptr);
+    cuda::matmul_bf16_batched(dx.get(), k, 0, 1, k, dw.get(), k, 0, n, dyb.get(), n, n, batch, round_out, nullptr);
+    const std::vector<float> one = dy.to_host(), many = dyb.to_host();
+    for (int64_t b = 0; b < batch; ++b) CHECK(std::vector<float>(many.begin() + b * n, many.begin() + (b + 1) * n) == one);
+    std::vector<float> want(static_cast<size_t>(n));
+    cpu::matmul_bf16_scalar(x.data(), k, 1, k, w.data(), k, n, want.data(), n, round_out);
+    test::check_close(one, want, round_out ? 1.0 / 128 : 1e-5, 1e-4, 1e-5, "matmul_bf16 split");
+  }
+}

@@ -68,6 +68,11 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     // Narrow projections of a decode step (kv_a 576, q_a 1536, the indexer's wk 128 rows of 7168):
     // matmul_fp8 splits k over blocks where the rows alone leave SMs idle; one routed pair runs
     // the same GEMV unsplit.
+    // The router [256, 7168] and the indexer's weights_proj [64, 7168] in bf16, k split over blocks.
+    for (int64_t narrow : {64, 256}) {
+      time_it("matmul_bf16 GEMV " + std::to_string(narrow) + "x7168 (k split over blocks)", double(2 * narrow * k),
+              [&] { cuda::matmul_bf16(x.get(), k, 1, k, wb.get(), k, narrow, y.get(), narrow, false, nullptr); });
+    }
     for (int64_t narrow : {128, 576, 1536}) {
       const std::string shape = std::to_string(narrow) + "x7168";
       time_it("matmul_fp8 GEMV " + shape + " (k split over blocks)", double(narrow * k), [&] {
