@@ -22,7 +22,7 @@ void BackendModel::attention(int64_t layer, KvCache& cache, float* out, ForwardT
     gather_columns(o, S_, width, ws_.o_full.data());
     o = ws_.o_full.data();
   }
-  linear(layers_[layer].o_proj, o, S_, out);
+  project_to_hidden(layers_[layer].o_proj, o, S_, out);
 }
 
 void BackendModel::mla_project(int64_t layer, KvCache& cache) {

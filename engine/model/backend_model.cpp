@@ -352,7 +352,8 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   }
   if (!moe_on_device_) grow(be, ws.expert_x, S * K * D);
   grow(be, ws.expert_y, S * K * D);
-  grow(be, ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
+  grow(be, ws.gathered, S * std::max({c.num_attention_heads * dv, inter, D}));
+  grow(be, ws.hidden_local, S * D);
   grow(be, ws.logits, (decode ? S : 1) * c.vocab_size);
 
   // Inputs of the call.
@@ -442,6 +443,15 @@ void BackendModel::head(int64_t first, int64_t n) {
   be_->add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, norm_,
                     static_cast<float>(cfg_.rms_norm_eps), h);
   matrix(lm_head_, h, n, ws_.logits.data());
+}
+
+void BackendModel::project_to_hidden(const Linear& l, const float* x, int64_t S, float* out) {
+  if (l.n == cfg_.hidden_size) {
+    linear(l, x, S, out);
+    return;
+  }
+  linear(l, x, S, ws_.hidden_local.data());
+  gather_columns(ws_.hidden_local.data(), S, l.n, out);
 }
 
 void BackendModel::gather_columns(const float* local, int64_t S, int64_t width, float* full) {

@@ -118,7 +118,8 @@ class BackendModel final : public ForwardPass {
     Buffer<float> idx_q, idx_k, idx_w, idx_q_scale, scores;
     Buffer<uint8_t> idx_q_codes;
     Buffer<float> gate, up, act, act_full, router_logits, route_w, expert_y, shared_out, gathered, logits;
-    Buffer<float> expert_x;  // BF16 experts: the rows gathered per expert
+    Buffer<float> expert_x;      // BF16 experts: the rows gathered per expert
+    Buffer<float> hidden_local;  // [S, hidden / ranks]: project_to_hidden
   };
 
   void make_resident();
@@ -154,6 +155,9 @@ class BackendModel final : public ForwardPass {
   // moe_maps as moe_combine reads them.
   void group_routed_pairs(const Layer& lw, const float* x);
   void gather_columns(const float* local, int64_t S, int64_t width, float* full);
+  // As Model::project_to_hidden: o_proj and the dense down_proj, their output rows split over the
+  // ranks where the config allows (this rank's columns, then the ranks' gathered).
+  void project_to_hidden(const Linear& l, const float* x, int64_t S, float* out);
   // logits [n, vocab] of rows [first, first + n) into ws_.logits.
   void head(int64_t first, int64_t n);
 

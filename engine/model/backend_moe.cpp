@@ -23,7 +23,7 @@ void BackendModel::mlp(const MlpWeights& w, const float* x, int64_t S, float* ou
     gather_columns(act, S, w.gate_proj.n, ws_.act_full.data());
     act = ws_.act_full.data();
   }
-  linear(w.down_proj, act, S, out);
+  project_to_hidden(w.down_proj, act, S, out);
 }
 
 void BackendModel::moe(const Layer& lw, const float* x, float* out) {

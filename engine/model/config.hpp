@@ -65,6 +65,13 @@ struct ModelConfig {
 
   // Derived.
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  // Over n_ranks ranks, whether o_proj and the dense MLP's down_proj are split by output rows (each
+  // rank computes its share of the hidden size, then the shares are gathered): the hidden size
+  // splits n_ranks ways, into whole 128-row scale blocks for FP8 weights. Otherwise every rank holds
+  // them whole.
+  bool splits_hidden_rows(int64_t n_ranks) const {
+    return n_ranks > 1 && hidden_size % n_ranks == 0 && (!fp8 || (hidden_size / n_ranks) % weight_block_size == 0);
+  }
   bool is_moe_layer(int64_t layer) const {
     return layer >= first_k_dense_replace && (layer - first_k_dense_replace) % moe_layer_freq == 0;
   }

@@ -18,7 +18,7 @@ bool contains(const std::string& s, const char* part) { return s.find(part) != s
 // Where a tensor lives: on every rank, on one rank, or split evenly over all of them.
 enum class Placement { every_rank, one_rank, split };
 
-Placement placement(const TensorSpec& t, int64_t n_ranks, int* owner) {
+Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, int* owner) {
   if (t.expert >= 0) {
     *owner = int(t.expert % n_ranks);
     return Placement::one_rank;
@@ -29,6 +29,8 @@ Placement placement(const TensorSpec& t, int64_t n_ranks, int* owner) {
   }
   if (contains(t.name, ".self_attn.q_b_proj.") || contains(t.name, ".self_attn.kv_b_proj.") ||
       contains(t.name, ".mlp.gate_proj.") || contains(t.name, ".mlp.up_proj."))
+    return Placement::split;
+  if ((contains(t.name, ".self_attn.o_proj.") || contains(t.name, ".mlp.down_proj.")) && c.splits_hidden_rows(n_ranks))
     return Placement::split;
   return Placement::every_rank;
 }
@@ -97,7 +99,7 @@ Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o)
     const uint64_t bytes = uint64_t(t.numel()) * dtype_size(t.dtype);
     plan.checkpoint_bytes += bytes;
     int owner = 0;
-    switch (placement(t, n, &owner)) {
+    switch (placement(t, c, n, &owner)) {
       case Placement::every_rank:
         for (auto& r : plan.ranks) r.weights += bytes;
         break;

@@ -39,7 +39,7 @@ void Model::attention(int64_t layer, KvCache& cache, int64_t S, bool decode, flo
     gather_columns(o, S, width, ws_.o_full.data());
     o = ws_.o_full.data();
   }
-  w_.layers[layer].o_proj.apply(o, S, out);
+  project_to_hidden(w_.layers[layer].o_proj, o, S, out);
 }
 
 void Model::mla_project(int64_t layer, KvCache& cache, int64_t S) {

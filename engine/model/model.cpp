@@ -95,7 +95,8 @@ void Model::ensure_workspace(int64_t S, int64_t end, bool decode) {
   grow(ws.expert_x, S * K * D);
   grow(ws.expert_y, S * K * D);
   grow(ws.shared_out, S * D);
-  grow(ws.gathered, S * std::max(c.num_attention_heads * dv, inter));
+  grow(ws.gathered, S * std::max({c.num_attention_heads * dv, inter, c.hidden_size}));
+  grow(ws.hidden_local, S * c.hidden_size);
 }
 
 void Model::embed(std::span<const int32_t> tokens) {
@@ -191,6 +192,15 @@ void Model::head(int64_t first, int64_t n, float* logits) {
   cpu::add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, w_.norm.data(),
                     static_cast<float>(cfg_.rms_norm_eps), h);
   w_.lm_head.apply(h, n, logits);
+}
+
+void Model::project_to_hidden(const Linear& l, const float* x, int64_t S, float* out) {
+  if (l.n == cfg_.hidden_size) {
+    l.apply(x, S, out);
+    return;
+  }
+  l.apply(x, S, ws_.hidden_local.data());
+  gather_columns(ws_.hidden_local.data(), S, l.n, out);
 }
 
 void Model::gather_columns(const float* local, int64_t S, int64_t width, float* full) {

@@ -73,6 +73,7 @@ class Model final : public ForwardPass {
     std::vector<const Sequence*> row_seq;                      // [S] the sequence of each row
     std::vector<float> x, xn, residual, attn_out;              // [S, hidden]
     std::vector<float> qr, q, kv, c_kv, k_pe, o, o_full;       // MLA per-token rows
+    std::vector<float> hidden_local;                           // [S, hidden / ranks]: project_to_hidden
     std::vector<float> q_abs, q_pe, o_lat;                     // decode (absorbed form), [S, H, ...]
     std::vector<float> key_latent, key_pe, key_kv;             // prefill: the selected keys, expanded
     std::vector<int32_t> key_row;                              // prefill: position -> expanded row or -1
@@ -128,6 +129,9 @@ class Model final : public ForwardPass {
   void gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act) const;
   // local [S, width] on every rank -> full [S, n_ranks * width], rank r's columns at r * width.
   void gather_columns(const float* local, int64_t S, int64_t width, float* full);
+  // out [S, hidden] = l . x for o_proj and the dense down_proj: with their output rows split over
+  // the ranks (ModelConfig::splits_hidden_rows), this rank's columns, then the ranks' gathered.
+  void project_to_hidden(const Linear& l, const float* x, int64_t S, float* out);
   void moe(const LayerWeights& lw, const float* x, int64_t S, float* out);
 
   ModelConfig cfg_;

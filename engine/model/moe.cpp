@@ -19,7 +19,7 @@ void Model::mlp(const MlpWeights& w, const float* x, int64_t S, float* out, bool
     gather_columns(act, S, w.gate_proj.n, ws_.act_full.data());
     act = ws_.act_full.data();
   }
-  w.down_proj.apply(act, S, out);
+  project_to_hidden(w.down_proj, act, S, out);
 }
 
 void Model::gated_act(const MlpWeights& w, const float* x, int64_t S, float* gate, float* up, float* act) const {

@@ -192,6 +192,10 @@ Result<LayerWeights> bind_layer(const Binder& b, const ModelConfig& cfg, int64_t
   lw.kv_a_layernorm = std::move(kv_a_norm);
   lw.kv_b_proj = kv_b_local;
   lw.o_proj = o;
+  if (cfg.splits_hidden_rows(tp_size)) {
+    DSA_TRY(o_local, shard_rows(o, a + "o_proj.weight", D, tp_rank, tp_size));
+    lw.o_proj = o_local;
+  }
   absorb_kv_b(kv_b_local, H / tp_size, cfg, lw);
 
   DSA_TRY(wq_b, b.linear(ix + "wq_b", cfg.index_n_heads * cfg.index_head_dim, cfg.q_lora_rank, fp8));
@@ -213,6 +217,10 @@ Result<LayerWeights> bind_layer(const Binder& b, const ModelConfig& cfg, int64_t
     DSA_TRY(up_local, shard_rows(mlp.up_proj, m + "up_proj.weight", cfg.intermediate_size, tp_rank, tp_size));
     mlp.gate_proj = gate_local;
     mlp.up_proj = up_local;
+    if (cfg.splits_hidden_rows(tp_size)) {
+      DSA_TRY(down_local, shard_rows(mlp.down_proj, m + "down_proj.weight", D, tp_rank, tp_size));
+      mlp.down_proj = down_local;
+    }
     lw.mlp = mlp;
     return lw;
   }

@@ -66,6 +66,8 @@ struct Weights {
 // With tp_size > 1, q_b_proj, kv_b_proj (and its absorbed factors) keep only this rank's
 // num_attention_heads / tp_size heads, and the dense MLP's gate/up_proj only its
 // intermediate_size / tp_size rows; an error when the split is uneven or cuts an FP8 scale block.
+// Where cfg.splits_hidden_rows(tp_size), o_proj and the dense MLP's down_proj keep only this rank's
+// hidden_size / tp_size output rows.
 Result<Weights> bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int tp_rank = 0, int tp_size = 1);
 
 }  // namespace dsa

@@ -26,17 +26,23 @@ def split_rows(out, inp, n):
     return fp8(out // n, inp)
 
 
+def hidden_rows(inp, n):
+    """o_proj and the dense down_proj: output rows split n ways where the hidden size splits into
+    whole 128-row scale blocks, else whole on every rank."""
+    return split_rows(H, inp, n) if H % n == 0 and (H // n) % B == 0 else fp8(H, inp)
+
+
 def rank_bytes(n, rank):
     total = 2 * V * H * 2 + 2 * H  # embedding, lm_head (bf16), final norm
     for layer in range(L):
         attn = (2 * H + fp8(Q_LORA, H) + 2 * Q_LORA + fp8(KV_LORA + ROPE, H) + 2 * KV_LORA
                 + split_rows(HEADS * (NOPE + ROPE), Q_LORA, n) + split_rows(HEADS * (NOPE + VDIM), KV_LORA, n)
-                + fp8(H, HEADS * VDIM)
+                + hidden_rows(HEADS * VDIM, n)
                 + fp8(IDX_HEADS * IDX_DIM, Q_LORA) + fp8(IDX_DIM, H) + 2 * 4 * IDX_DIM + 2 * IDX_HEADS * H
                 + 2 * H)
         total += attn
         if layer < DENSE:
-            total += 2 * split_rows(INTER, H, n) + fp8(H, INTER)
+            total += 2 * split_rows(INTER, H, n) + hidden_rows(INTER, n)
         else:
             total += 2 * E * H + 4 * E  # router and its bias
             total += sum(mlp(MOE_INTER) for e in range(E) if e % n == rank)
@@ -49,6 +55,8 @@ if __name__ == "__main__":
     print("checkpoint", rank_bytes(1, 0))
     for r in (0, 1, 7):
         print(f"8 ranks, rank {r}", rank_bytes(8, r))
+    for r in (0, 1):
+        print(f"16 ranks, rank {r}", rank_bytes(16, r))
     tokens = 131072
     print("fp8 latent cache at 128K", tokens * L * (KV_LORA + 4 * (KV_LORA // 128) + 2 * ROPE))
     print("indexer cache at 128K", tokens * L * (IDX_DIM + 4))

@@ -129,6 +129,17 @@ TEST_CASE("two ranks (TP 2 + EP 2) match one rank") {
   SUBCASE("bf16") { check_parallel(ckpt.bf16, 2); }
 }
 
+TEST_CASE("two ranks splitting o_proj and the dense down_proj by output rows (FP8, hidden 256) match one rank") {
+  test::TempDir dir("dsa-parallel-wide");
+  auto cfg = preset_config("tiny");
+  REQUIRE(cfg.ok());
+  cfg->hidden_size = 256;  // 128 hidden rows per rank: whole scale blocks
+  REQUIRE(cfg->splits_hidden_rows(2));
+  REQUIRE_FALSE(cfg->splits_hidden_rows(4));
+  REQUIRE(make_model(dir / "wide", *cfg, {.seed = 9}).ok());
+  check_parallel(dir / "wide", 2);
+}
+
 TEST_CASE("four ranks (TP 4 + EP 4) match one rank") {
   TinyCheckpoints ckpt;
   // bf16: one head and 64 dense-MLP rows per rank.

@@ -73,8 +73,10 @@ TEST_CASE("tensor-parallel ranks keep their own heads and MLP rows") {
   CHECK(s.q_b_proj.w == static_cast<const uint8_t*>(f.q_b_proj.w) + H / 2 * dqk * f.q_b_proj.k);
   CHECK(s.q_b_proj.scale_inv == f.q_b_proj.scale_inv + (H / 2 * dqk / 128) * 1);
   CHECK(s.mlp.gate_proj.n == t.cfg.intermediate_size / 2);
-  CHECK(s.mlp.down_proj.n == t.cfg.hidden_size);  // replicated
-  CHECK(s.o_proj.k == H * t.cfg.v_head_dim);      // replicated
+  // 64 hidden rows per rank would cut a 128-row scale block: o_proj and down_proj stay whole.
+  CHECK(s.mlp.down_proj.n == t.cfg.hidden_size);
+  CHECK(s.o_proj.n == t.cfg.hidden_size);
+  CHECK(s.o_proj.k == H * t.cfg.v_head_dim);
   const size_t half = f.w_uk_t.size() / 2;
   REQUIRE(s.w_uk_t.size() == half);
   CHECK(std::equal(s.w_uk_t.begin(), s.w_uk_t.end(), f.w_uk_t.begin() + long(half)));
@@ -84,7 +86,18 @@ TEST_CASE("tensor-parallel ranks keep their own heads and MLP rows") {
   CHECK(r4.error().message.find("q_b_proj.weight") != std::string::npos);
   CHECK(r4.error().message.find("scale block") != std::string::npos);
   Tiny b = open_tiny("bf16");
-  CHECK(bind_weights(b.ckpt, b.cfg, 3, 4).ok());  // bf16 has no blocks to respect
+  // bf16 has no blocks to respect: o_proj and the dense down_proj keep their rank's output rows.
+  auto b_full = bind_weights(b.ckpt, b.cfg);
+  auto b1 = bind_weights(b.ckpt, b.cfg, 1, 2);
+  REQUIRE(b_full.ok());
+  REQUIRE(b1.ok());
+  const int64_t half_d = b.cfg.hidden_size / 2;
+  CHECK(b1->layers[0].o_proj.n == half_d);
+  CHECK(b1->layers[0].o_proj.w ==
+        static_cast<const uint16_t*>(b_full->layers[0].o_proj.w) + half_d * H * b.cfg.v_head_dim);
+  CHECK(b1->layers[0].mlp.down_proj.n == half_d);
+  CHECK(b1->layers[1].shared_experts.down_proj.n == b.cfg.hidden_size);  // the shared experts are whole
+  CHECK(bind_weights(b.ckpt, b.cfg, 3, 4).ok());
   CHECK_FALSE(bind_weights(b.ckpt, b.cfg, 0, 3).ok());
 }
 
