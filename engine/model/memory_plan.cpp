@@ -36,7 +36,7 @@ Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, 
 }
 
 // Activations of one prefill chunk of C tokens on one rank, in f32: the residual stream and its
-// normed copies, q / k / v of this rank's heads, the indexer's q, the MLP's intermediate (the dense
+// normed copies, a rank's share of a projection to the hidden size before the gather, q / k / v of this rank's heads, the indexer's q, the MLP's intermediate (the dense
 // layers' split one or the routed experts' for every token), the routed experts' outputs (a row
 // per routed pair), the chunk's indexer logits over the whole context and its selected positions,
 // and one row of logits per sequence. Plus the routed rows quantised (e4m3 codes and their scales:
@@ -46,7 +46,7 @@ Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, 
 uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
   const int64_t n = o.ranks, C = o.prefill_chunk;
   const int64_t heads = c.num_attention_heads / n;
-  const int64_t per_token = 6 * c.hidden_size + heads * (2 * c.qk_head_dim() + c.v_head_dim) +
+  const int64_t per_token = 7 * c.hidden_size + heads * (2 * c.qk_head_dim() + c.v_head_dim) +
                             c.index_n_heads * c.index_head_dim +
                             3 * std::max(c.intermediate_size / n, c.num_experts_per_tok * c.moe_intermediate_size);
   const int64_t routed = c.num_experts_per_tok * c.hidden_size;
