@@ -352,9 +352,11 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   }
   if (!moe_on_device_) grow(be, ws.expert_x, S * K * D);
   grow(be, ws.expert_y, S * K * D);
-  grow(be, ws.gathered, S * std::max({c.num_attention_heads * dv, inter, D}));
+  const int64_t head_rows = decode ? S : 1;
+  grow(be, ws.gathered, std::max(S * std::max({c.num_attention_heads * dv, inter, D}), head_rows * c.vocab_size));
   grow(be, ws.hidden_local, S * D);
-  grow(be, ws.logits, (decode ? S : 1) * c.vocab_size);
+  grow(be, ws.logits, head_rows * c.vocab_size);
+  if (lm_head_.n != c.vocab_size) grow(be, ws.logits_local, head_rows * lm_head_.n);
 
   // Inputs of the call.
   be.upload(ws.ids.data(), tokens.data(), static_cast<size_t>(S) * sizeof(int32_t));
@@ -442,7 +444,13 @@ void BackendModel::head(int64_t first, int64_t n) {
   float* h = ws_.xn.data() + first * D;
   be_->add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, norm_,
                     static_cast<float>(cfg_.rms_norm_eps), h);
-  matrix(lm_head_, h, n, ws_.logits.data());
+  if (lm_head_.n == cfg_.vocab_size) {
+    matrix(lm_head_, h, n, ws_.logits.data());
+    return;
+  }
+  // The vocabulary is split over the ranks: this rank's logits, then every rank's gathered.
+  matrix(lm_head_, h, n, ws_.logits_local.data());
+  gather_columns(ws_.logits_local.data(), n, lm_head_.n, ws_.logits.data());
 }
 
 void BackendModel::project_to_hidden(const Linear& l, const float* x, int64_t S, float* out) {

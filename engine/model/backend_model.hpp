@@ -120,6 +120,7 @@ class BackendModel final : public ForwardPass {
     Buffer<float> gate, up, act, act_full, router_logits, route_w, expert_y, shared_out, gathered, logits;
     Buffer<float> expert_x;      // BF16 experts: the rows gathered per expert
     Buffer<float> hidden_local;  // [S, hidden / ranks]: project_to_hidden
+    Buffer<float> logits_local;  // [rows, vocab / ranks]: head, the vocabulary split over the ranks
   };
 
   void make_resident();

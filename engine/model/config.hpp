@@ -72,6 +72,9 @@ struct ModelConfig {
   bool splits_hidden_rows(int64_t n_ranks) const {
     return n_ranks > 1 && hidden_size % n_ranks == 0 && (!fp8 || (hidden_size / n_ranks) % weight_block_size == 0);
   }
+  // Over n_ranks ranks, whether lm_head is split by vocabulary rows (each rank computes its share of
+  // the logits, then the shares are gathered): the vocabulary splits n_ranks ways.
+  bool splits_vocab(int64_t n_ranks) const { return n_ranks > 1 && vocab_size % n_ranks == 0; }
   bool is_moe_layer(int64_t layer) const {
     return layer >= first_k_dense_replace && (layer - first_k_dense_replace) % moe_layer_freq == 0;
   }

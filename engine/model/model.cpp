@@ -191,7 +191,15 @@ void Model::head(int64_t first, int64_t n, float* logits) {
   float* h = ws_.xn.data() + first * D;
   cpu::add_rms_norm(ws_.x.data() + first * D, ws_.residual.data() + first * D, n, D, w_.norm.data(),
                     static_cast<float>(cfg_.rms_norm_eps), h);
-  w_.lm_head.apply(h, n, logits);
+  if (w_.lm_head.n == cfg_.vocab_size) {
+    w_.lm_head.apply(h, n, logits);
+    return;
+  }
+  // The vocabulary is split over the ranks: this rank's logits, then every rank's gathered.
+  ws_.logits_local.resize(static_cast<size_t>(n * w_.lm_head.n));
+  ws_.gathered.resize(std::max(ws_.gathered.size(), static_cast<size_t>(n * cfg_.vocab_size)));
+  w_.lm_head.apply(h, n, ws_.logits_local.data());
+  gather_columns(ws_.logits_local.data(), n, w_.lm_head.n, logits);
 }
 
 void Model::project_to_hidden(const Linear& l, const float* x, int64_t S, float* out) {

@@ -27,10 +27,12 @@ class Model final : public ForwardPass {
  public:
   // Opens DIR (config.json + safetensors), validates the config and binds every weight. With a
   // Comm of size n > 1, one Model per rank: attention heads and the dense MLP's intermediate are
-  // split n ways (tensor parallel; the head outputs / activations are all-gathered and o_proj /
-  // down_proj run replicated), routed experts e with e % n == rank run here (expert parallel; rank 0
-  // also runs the shared expert; partial sums all-reduced). Embedding, norms, the indexer and the
-  // head are replicated, so every rank selects the same top-k and gets the same logits.
+  // split n ways (tensor parallel; the head outputs / activations are all-gathered), o_proj, the
+  // dense down_proj and lm_head by output rows where the sizes allow (ModelConfig::
+  // splits_hidden_rows, splits_vocab; each output computed whole on one rank, then the ranks'
+  // columns gathered), routed experts e with e % n == rank run here (expert parallel; rank 0 also
+  // runs the shared expert; partial sums all-reduced). Embedding, norms and the indexer are
+  // replicated, so every rank selects the same top-k and gets the same logits.
   static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, AttentionMode mode,
                                              Comm* comm = nullptr);
   Model(ModelConfig cfg, Checkpoint ckpt, Weights w, AttentionMode mode, Comm* comm);
@@ -74,6 +76,7 @@ class Model final : public ForwardPass {
     std::vector<float> x, xn, residual, attn_out;              // [S, hidden]
     std::vector<float> qr, q, kv, c_kv, k_pe, o, o_full;       // MLA per-token rows
     std::vector<float> hidden_local;                           // [S, hidden / ranks]: project_to_hidden
+    std::vector<float> logits_local;                           // [rows, vocab / ranks]: head
     std::vector<float> q_abs, q_pe, o_lat;                     // decode (absorbed form), [S, H, ...]
     std::vector<float> key_latent, key_pe, key_kv;             // prefill: the selected keys, expanded
     std::vector<int32_t> key_row;                              // prefill: position -> expanded row or -1

@@ -253,6 +253,10 @@ Result<Weights> bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int
   w.embed_tokens = embed.w;
   w.norm = std::move(norm);
   w.lm_head = head;
+  if (cfg.splits_vocab(tp_size)) {
+    const int64_t rows = cfg.vocab_size / tp_size;
+    w.lm_head = Bf16Matrix{head.w + tp_rank * rows * head.k, rows, head.k};
+  }
   for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
     DSA_TRY(lw, bind_layer(b, cfg, layer, tp_rank, tp_size));
     w.layers.push_back(std::move(lw));

@@ -58,7 +58,7 @@ struct LayerWeights {
 struct Weights {
   const uint16_t* embed_tokens = nullptr;  // [vocab, hidden] bf16
   std::vector<float> norm;                 // [hidden]
-  Bf16Matrix lm_head;                      // [vocab, hidden]
+  Bf16Matrix lm_head;                      // [vocab, hidden], or this rank's rows of it
   std::vector<LayerWeights> layers;
 };
 
@@ -67,7 +67,8 @@ struct Weights {
 // num_attention_heads / tp_size heads, and the dense MLP's gate/up_proj only its
 // intermediate_size / tp_size rows; an error when the split is uneven or cuts an FP8 scale block.
 // Where cfg.splits_hidden_rows(tp_size), o_proj and the dense MLP's down_proj keep only this rank's
-// hidden_size / tp_size output rows.
+// hidden_size / tp_size output rows; where cfg.splits_vocab(tp_size), lm_head its vocab_size /
+// tp_size rows.
 Result<Weights> bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int tp_rank = 0, int tp_size = 1);
 
 }  // namespace dsa
