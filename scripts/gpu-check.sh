@@ -24,6 +24,8 @@ for binary in tests/test_gpu_kernels tests/test_gpu_dist tests/test_gpu_backend 
   [ -x "$build/$binary" ] || { echo "gpu-check: $build/$binary is missing" >&2; exit 1; }
 done
 export PATH="$PATH:/usr/local/cuda/bin"
+# Binaries built in another checkout find this one's fixtures and dsagent.
+export DSA_SOURCE_DIR="$root" DSA_BINARY="$build/cli/dsagent"
 status=0
 steps=" ${STEPS:-tests dist engine timings memcheck racecheck bench ranks} "
 want() { [[ "$steps" == *" $1 "* ]]; }

@@ -1,6 +1,7 @@
 // Helpers shared by the tests: fixture paths, temporary directories, running the dsagent binary.
 #pragma once
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -9,10 +10,27 @@
 
 namespace dsa::test {
 
-inline std::filesystem::path source_dir() { return DSA_SOURCE_DIR; }
-inline std::filesystem::path fixtures_dir() { return DSA_FIXTURES_DIR; }
-inline std::filesystem::path shared_dir() { return DSA_SHARED_DIR; }
-inline std::filesystem::path dsagent_binary() { return DSA_BINARY; }
+// The paths the build compiled in, or, for test binaries run from another checkout (built on one
+// machine, run on a GPU machine: scripts/gpu-check.sh with PREBUILT=1), those under the checkout
+// DSA_SOURCE_DIR names and the dsagent binary DSA_BINARY names.
+inline const char* env_path(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+inline std::filesystem::path source_dir() {
+  const char* e = env_path("DSA_SOURCE_DIR");
+  return e ? e : DSA_SOURCE_DIR;
+}
+inline std::filesystem::path fixtures_dir() {
+  return env_path("DSA_SOURCE_DIR") ? source_dir() / "tests" / "fixtures" : DSA_FIXTURES_DIR;
+}
+inline std::filesystem::path shared_dir() {
+  return env_path("DSA_SOURCE_DIR") ? source_dir().parent_path() / "shared" : DSA_SHARED_DIR;
+}
+inline std::filesystem::path dsagent_binary() {
+  const char* e = env_path("DSA_BINARY");
+  return e ? e : DSA_BINARY;
+}
 
 inline std::string read_text(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
