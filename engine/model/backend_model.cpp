@@ -152,7 +152,8 @@ void BackendModel::make_resident() {
       } else {
         moe_on_device_ = false;
       }
-      if (rank == 0) l.shared_experts = resident(h.shared_experts);
+      l.runs_shared = rank == cfg_.shared_experts_rank(static_cast<int64_t>(layers_.size()), n_ranks);
+      if (l.runs_shared) l.shared_experts = resident(h.shared_experts);
     } else {
       l.mlp = resident(h.mlp);
     }

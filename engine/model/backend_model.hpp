@@ -94,6 +94,7 @@ class BackendModel final : public ForwardPass {
     const uint16_t *w_uk_t = nullptr, *w_uv = nullptr;
     Bf16Matrix idx_weights_proj, gate;
     bool is_moe = false;
+    bool runs_shared = false;  // this rank holds and runs the layer's shared experts
     MlpWeights mlp, shared_experts;
     std::vector<MlpWeights> experts;  // this rank's experts resident, the others empty
     // With FP8 experts, for the decode path that needs no host round trip: per expert its gate, up

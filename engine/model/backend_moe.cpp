@@ -53,7 +53,7 @@ void BackendModel::moe(const Layer& lw, const float* x, float* out) {
     group_routed_pairs(lw, x);
   }
   float* shared = nullptr;
-  if (rank == 0) {
+  if (lw.runs_shared) {
     shared = ws_.shared_out.data();
     mlp(lw.shared_experts, x, S, shared, /*sharded=*/false);
   }

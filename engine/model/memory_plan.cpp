@@ -24,7 +24,7 @@ Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, 
     return Placement::one_rank;
   }
   if (contains(t.name, ".mlp.shared_experts.")) {
-    *owner = 0;
+    *owner = c.shared_experts_rank(t.layer, n_ranks);
     return Placement::one_rank;
   }
   if (contains(t.name, ".self_attn.q_b_proj.") || contains(t.name, ".self_attn.kv_b_proj.") ||

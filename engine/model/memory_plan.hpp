@@ -2,8 +2,8 @@
 // under the parallel layout of Model (model.hpp), its KV and indexer caches for the requested
 // context, and a workspace estimate; and whether that fits a device of a given size.
 //
-// Layout over n ranks (as Model::load binds and runs it): routed expert e on rank e % n; the shared
-// experts on rank 0; q_b_proj, kv_b_proj and the dense MLP's gate/up_proj split n ways (tensor
+// Layout over n ranks (as Model::load binds and runs it): routed expert e on rank e % n; a layer's
+// shared experts on rank layer % n; q_b_proj, kv_b_proj and the dense MLP's gate/up_proj split n ways (tensor
 // parallel), and o_proj and the dense down_proj by output rows where the hidden size splits into
 // whole scale blocks (ModelConfig::splits_hidden_rows: 8 ways for V3.2, not 16), lm_head by
 // vocabulary rows where the vocabulary splits evenly; everything else (embedding, norms,

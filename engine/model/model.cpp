@@ -171,7 +171,7 @@ void Model::run_layers(KvCache& cache, int64_t S, bool decode, ForwardTrace* tra
     cpu::add_rms_norm(ws_.attn_out.data(), residual, S, D, lw.post_attention_layernorm.data(), eps, xn);
     if (lw.is_moe) {
       PhaseScope timed(phase_times_, Phase::moe);
-      moe(lw, xn, S, x);
+      moe(layer, lw, xn, S, x);
     } else {
       PhaseScope timed(phase_times_, Phase::mlp);
       mlp(lw.mlp, xn, S, x, /*sharded=*/true);

@@ -30,8 +30,8 @@ class Model final : public ForwardPass {
   // split n ways (tensor parallel; the head outputs / activations are all-gathered), o_proj, the
   // dense down_proj and lm_head by output rows where the sizes allow (ModelConfig::
   // splits_hidden_rows, splits_vocab; each output computed whole on one rank, then the ranks'
-  // columns gathered), routed experts e with e % n == rank run here (expert parallel; rank 0 also
-  // runs the shared expert; partial sums all-reduced). Embedding, norms and the indexer are
+  // columns gathered), routed experts e with e % n == rank run here (expert parallel; rank
+  // layer % n also runs the layer's shared expert; partial sums all-reduced). Embedding, norms and the indexer are
   // replicated, so every rank selects the same top-k and gets the same logits.
   static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, AttentionMode mode,
                                              Comm* comm = nullptr);
@@ -135,7 +135,7 @@ class Model final : public ForwardPass {
   // out [S, hidden] = l . x for o_proj and the dense down_proj: with their output rows split over
   // the ranks (ModelConfig::splits_hidden_rows), this rank's columns, then the ranks' gathered.
   void project_to_hidden(const Linear& l, const float* x, int64_t S, float* out);
-  void moe(const LayerWeights& lw, const float* x, int64_t S, float* out);
+  void moe(int64_t layer, const LayerWeights& lw, const float* x, int64_t S, float* out);
 
   ModelConfig cfg_;
   Checkpoint ckpt_;  // owns the mmap the weights point into

@@ -28,7 +28,7 @@ void Model::gated_act(const MlpWeights& w, const float* x, int64_t S, float* gat
   cpu::swiglu(gate, up, S * w.gate_proj.n, act);
 }
 
-void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
+void Model::moe(int64_t layer, const LayerWeights& lw, const float* x, int64_t S, float* out) {
   const ModelConfig& c = cfg_;
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   const int rank = comm_->rank(), n_ranks = comm_->size();
@@ -68,9 +68,9 @@ void Model::moe(const LayerWeights& lw, const float* x, int64_t S, float* out) {
   int32_t* slot_row = ws_.slot_row.data();  // [S, K]: the expert_y row of each (token, slot), -1 elsewhere
   std::fill(slot_row, slot_row + S * K, -1);
   for (int64_t r = 0; r < rows; ++r) slot_row[slots[r]] = static_cast<int32_t>(r);
-  // Summed in routing order as the reference, plus the shared expert on rank 0.
+  // Summed in routing order as the reference, plus the shared expert on its rank.
   float* shared = nullptr;
-  if (rank == 0) {
+  if (rank == c.shared_experts_rank(layer, n_ranks)) {
     shared = shared_out;
     mlp(lw.shared_experts, x, S, shared);
   }

@@ -47,16 +47,16 @@ def rank_bytes(n, rank):
         else:
             total += 2 * E * H + 4 * E  # router and its bias
             total += sum(mlp(MOE_INTER) for e in range(E) if e % n == rank)
-            if rank == 0:
+            if layer % n == rank:  # the layer's shared experts
                 total += mlp(SHARED * MOE_INTER)
     return total
 
 
 if __name__ == "__main__":
     print("checkpoint", rank_bytes(1, 0))
-    for r in (0, 1, 7):
+    for r in range(8):
         print(f"8 ranks, rank {r}", rank_bytes(8, r))
-    for r in (0, 1):
+    for r in (0, 2, 3):
         print(f"16 ranks, rank {r}", rank_bytes(16, r))
     tokens = 131072
     print("fp8 latent cache at 128K", tokens * L * (KV_LORA + 4 * (KV_LORA // 128) + 2 * ROPE))

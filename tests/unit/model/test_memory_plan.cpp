@@ -37,16 +37,20 @@ TEST_CASE("memory plan: 8 ranks share the experts and the split projections") {
   const auto plan = plan_memory(ModelConfig{}, o);
   REQUIRE(plan.ok());
   REQUIRE(plan->ranks.size() == 8);
-  CHECK(plan->ranks[0].weights == 89877161216ull);  // memory_plan_v32.py: with the shared experts
-  for (int r = 1; r < 8; ++r) CHECK(plan->ranks[size_t(r)].weights == 87322206464ull);
-  CHECK(plan->largest_rank() == 0);
+  // memory_plan_v32.py: the shared experts of layers 3..60 on rank layer % 8, so ranks 3 and 4 hold
+  // eight of them, the others seven.
+  for (int r = 0; r < 8; ++r) {
+    CAPTURE(r);
+    CHECK(plan->ranks[size_t(r)].weights == (r == 3 || r == 4 ? 87674614016ull : 87630563072ull));
+  }
+  CHECK(plan->largest_rank() == 3);
   // 16 ranks: 448 hidden rows each would cut a 128-row scale block, so o_proj and the dense
   // down_proj stay whole on every rank.
   o.ranks = 16;
   const auto plan16 = plan_memory(ModelConfig{}, o);
   REQUIRE(plan16.ok());
-  CHECK(plan16->ranks[0].weights == 55241380928ull);  // memory_plan_v32.py
-  CHECK(plan16->ranks[1].weights == 52686426176ull);
+  CHECK(plan16->ranks[0].weights == 52818579008ull);  // memory_plan_v32.py
+  CHECK(plan16->ranks[3].weights == 52862629952ull);
   o.ranks = 8;
   CHECK(plan->ranks[3].latent_cache == 4ull * 100032 * 61 * 656);
   CHECK(plan->ranks[3].indexer_cache == 4ull * 100032 * 61 * 132);
@@ -61,14 +65,14 @@ TEST_CASE("memory plan: DeepSeek-V3.2 FP8 fits 8 H200s and not 8 H100s") {
   CHECK(check_fits(*plan, kH200).ok());
   const auto h100 = check_fits(*plan, kH100);
   REQUIRE_FALSE(h100.ok());
-  CHECK(h100.error().message.find("per GPU (rank 0: weights 83.70 GiB") != std::string::npos);
+  CHECK(h100.error().message.find("per GPU (rank 3: weights 81.65 GiB") != std::string::npos);
   CHECK(h100.error().message.find("the device has 79.65 GiB") != std::string::npos);
   // The weights alone exceed an H100 on every rank.
   for (const auto& r : plan->ranks) CHECK(r.weights > kH100);
   // How many 128K sequences an H200 holds: the most that still fit, one more does not.
   const int64_t fits = max_sequences(ModelConfig{}, o, kH200);
   CHECK(fits >= 6);
-  CHECK(fits <= 8);
+  CHECK(fits <= 10);
   o.sequences = fits;
   CHECK(check_fits(*plan_memory(ModelConfig{}, o), kH200).ok());
   o.sequences = fits + 1;
