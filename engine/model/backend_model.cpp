@@ -104,7 +104,7 @@ void BackendModel::make_resident() {
     return out;
   };
   embed_ = static_cast<const uint16_t*>(
-      be_->resident(host_.embed_tokens, static_cast<size_t>(cfg_.vocab_size * D) * sizeof(uint16_t)));
+      be_->resident(host_.embed_tokens, static_cast<size_t>(host_.embed_rows * D) * sizeof(uint16_t)));
   norm_ = resident(host_.norm);
   lm_head_ = resident_matrix(host_.lm_head);
   inv_freq_ = resident(inv_freq_host_);
@@ -360,7 +360,15 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   if (lm_head_.n != c.vocab_size) grow(be, ws.logits_local, head_rows * lm_head_.n);
 
   // Inputs of the call.
-  be.upload(ws.ids.data(), tokens.data(), static_cast<size_t>(S) * sizeof(int32_t));
+  if (host_.embed_rows == c.vocab_size) {
+    be.upload(ws.ids.data(), tokens.data(), static_cast<size_t>(S) * sizeof(int32_t));
+  } else {
+    // The vocabulary is split over the ranks: the tokens as rows of this rank's embedding share.
+    host_i32_.resize(static_cast<size_t>(S));
+    for (int64_t i = 0; i < S; ++i)
+      host_i32_[size_t(i)] = local_embed_id(host_.embed_first, host_.embed_rows, tokens[size_t(i)]);
+    be.upload(ws.ids.data(), host_i32_.data(), static_cast<size_t>(S) * sizeof(int32_t));
+  }
   be.upload(ws.pos.data(), pos_.data(), static_cast<size_t>(S) * sizeof(int64_t));
   host_i32_.assign(seqs.size() * static_cast<size_t>(max_pages_), -1);
   for (size_t b = 0; b < seqs.size(); ++b) {
@@ -414,6 +422,9 @@ void BackendModel::run_layers(KvCache& cache, ForwardTrace* trace) {
   float* xn = ws_.xn.data();
   float* residual = ws_.residual.data();
   be.embed_rows(embed_, D, ws_.ids.data(), S, x);
+  if (host_.embed_rows != cfg_.vocab_size) {  // each rank embedded the tokens it holds, zeros elsewhere
+    be.collective([comm = comm_, x, count = S * D](void* stream) { comm->all_reduce_sum_on(x, count, stream); });
+  }
   for (int64_t layer = 0; layer < L; ++layer) {
     const Layer& lw = layers_[layer];
     if (layer == 0) {

@@ -32,7 +32,8 @@ Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, 
     return Placement::split;
   if ((contains(t.name, ".self_attn.o_proj.") || contains(t.name, ".mlp.down_proj.")) && c.splits_hidden_rows(n_ranks))
     return Placement::split;
-  if (t.name == "lm_head.weight" && c.splits_vocab(n_ranks)) return Placement::split;
+  if ((t.name == "lm_head.weight" || t.name == "model.embed_tokens.weight") && c.splits_vocab(n_ranks))
+    return Placement::split;
   return Placement::every_rank;
 }
 

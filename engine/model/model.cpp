@@ -100,8 +100,18 @@ void Model::ensure_workspace(int64_t S, int64_t end, bool decode) {
 }
 
 void Model::embed(std::span<const int32_t> tokens) {
-  cpu::embed_rows(w_.embed_tokens, cfg_.hidden_size, tokens.data(), static_cast<int64_t>(tokens.size()),
-                  ws_.x.data());
+  const auto S = static_cast<int64_t>(tokens.size());
+  if (w_.embed_rows == cfg_.vocab_size) {
+    cpu::embed_rows(w_.embed_tokens, cfg_.hidden_size, tokens.data(), S, ws_.x.data());
+    return;
+  }
+  // The vocabulary is split over the ranks: each rank's rows of the tokens it holds, zeros for the
+  // others' (id -1), summed over the ranks (exact: one term is not zero).
+  std::vector<int32_t>& local = ws_.local_ids;
+  local.resize(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) local[i] = local_embed_id(w_.embed_first, w_.embed_rows, tokens[i]);
+  cpu::embed_rows(w_.embed_tokens, cfg_.hidden_size, local.data(), S, ws_.x.data());
+  comm_->all_reduce_sum(ws_.x.data(), S * cfg_.hidden_size);
 }
 
 Result<void> Model::forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,

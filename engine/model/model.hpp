@@ -31,8 +31,10 @@ class Model final : public ForwardPass {
   // dense down_proj and lm_head by output rows where the sizes allow (ModelConfig::
   // splits_hidden_rows, splits_vocab; each output computed whole on one rank, then the ranks'
   // columns gathered), routed experts e with e % n == rank run here (expert parallel; rank
-  // layer % n also runs the layer's shared expert; partial sums all-reduced). Embedding, norms and the indexer are
-  // replicated, so every rank selects the same top-k and gets the same logits.
+  // layer % n also runs the layer's shared expert; partial sums all-reduced). The embedding is
+  // split by vocabulary rows too (each rank embeds the tokens it holds, the ranks' rows summed).
+  // Norms and the indexer are replicated, so every rank selects the same top-k and gets the same
+  // logits.
   static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, AttentionMode mode,
                                              Comm* comm = nullptr);
   Model(ModelConfig cfg, Checkpoint ckpt, Weights w, AttentionMode mode, Comm* comm);
@@ -77,6 +79,7 @@ class Model final : public ForwardPass {
     std::vector<float> qr, q, kv, c_kv, k_pe, o, o_full;       // MLA per-token rows
     std::vector<float> hidden_local;                           // [S, hidden / ranks]: project_to_hidden
     std::vector<float> logits_local;                           // [rows, vocab / ranks]: head
+    std::vector<int32_t> local_ids;  // the tokens as rows of this rank's embedding share (-1: another's)
     std::vector<float> q_abs, q_pe, o_lat;                     // decode (absorbed form), [S, H, ...]
     std::vector<float> key_latent, key_pe, key_kv;             // prefill: the selected keys, expanded
     std::vector<int32_t> key_row;                              // prefill: position -> expanded row or -1

@@ -251,11 +251,15 @@ Result<Weights> bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int
   DSA_TRY(norm, b.vec("model.norm.weight", cfg.hidden_size));
   DSA_TRY(head, b.bf16_matrix("lm_head.weight", cfg.vocab_size, cfg.hidden_size));
   w.embed_tokens = embed.w;
+  w.embed_rows = cfg.vocab_size;
   w.norm = std::move(norm);
   w.lm_head = head;
   if (cfg.splits_vocab(tp_size)) {
     const int64_t rows = cfg.vocab_size / tp_size;
     w.lm_head = Bf16Matrix{head.w + tp_rank * rows * head.k, rows, head.k};
+    w.embed_tokens = embed.w + tp_rank * rows * cfg.hidden_size;
+    w.embed_first = tp_rank * rows;
+    w.embed_rows = rows;
   }
   for (int64_t layer = 0; layer < cfg.num_hidden_layers; ++layer) {
     DSA_TRY(lw, bind_layer(b, cfg, layer, tp_rank, tp_size));

@@ -56,19 +56,27 @@ struct LayerWeights {
 };
 
 struct Weights {
-  const uint16_t* embed_tokens = nullptr;  // [vocab, hidden] bf16
+  const uint16_t* embed_tokens = nullptr;   // [embed_rows, hidden] bf16: token ids from embed_first
+  int64_t embed_first = 0, embed_rows = 0;  // all of them, or (vocabulary split) this rank's
   std::vector<float> norm;                 // [hidden]
   Bf16Matrix lm_head;                      // [vocab, hidden], or this rank's rows of it
   std::vector<LayerWeights> layers;
 };
+
+// Row id - embed_first of a rank's rows of the embedding [embed_first, embed_first + embed_rows), or
+// -1 (a row of zeros: cpu::embed_rows) for another rank's token.
+inline int32_t local_embed_id(int64_t embed_first, int64_t embed_rows, int32_t id) {
+  const int64_t local = int64_t(id) - embed_first;
+  return local >= 0 && local < embed_rows ? static_cast<int32_t>(local) : -1;
+}
 
 // Binds every tensor the config implies; the first missing or mismatched tensor is the error.
 // With tp_size > 1, q_b_proj, kv_b_proj (and its absorbed factors) keep only this rank's
 // num_attention_heads / tp_size heads, and the dense MLP's gate/up_proj only its
 // intermediate_size / tp_size rows; an error when the split is uneven or cuts an FP8 scale block.
 // Where cfg.splits_hidden_rows(tp_size), o_proj and the dense MLP's down_proj keep only this rank's
-// hidden_size / tp_size output rows; where cfg.splits_vocab(tp_size), lm_head its vocab_size /
-// tp_size rows.
+// hidden_size / tp_size output rows; where cfg.splits_vocab(tp_size), lm_head and the embedding
+// their vocab_size / tp_size rows.
 Result<Weights> bind_weights(const Checkpoint& ckpt, const ModelConfig& cfg, int tp_rank = 0, int tp_size = 1);
 
 }  // namespace dsa

@@ -8,6 +8,10 @@ namespace dsa::cpu {
 
 void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0) {
+      std::fill(out + i * dim, out + (i + 1) * dim, 0.0f);
+      continue;
+    }
     const uint16_t* row = table + static_cast<int64_t>(ids[i]) * dim;
     for (int64_t j = 0; j < dim; ++j) out[i * dim + j] = bf16_to_float(row[j]);
   }

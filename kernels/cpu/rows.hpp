@@ -5,8 +5,9 @@
 
 namespace dsa::cpu {
 
-// table: [vocab, dim] bf16 bits; ids: [n] rows of the table (each in range, checked by the caller).
-// out: [n, dim] f32, out[i] = table[ids[i]].
+// table: [vocab, dim] bf16 bits; ids: [n] rows of the table (each in range, checked by the caller),
+// or -1 for a row of zeros (a token whose row another rank holds). out: [n, dim] f32,
+// out[i] = table[ids[i]].
 void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out);
 
 // src: rows of dim floats; rows: [n] indices into src. dst: [n, dim], dst[i] = src[rows[i]].

@@ -14,8 +14,9 @@ constexpr int64_t kMaxBlocks = 4096;  // grid-stride loops cover the rest
 
 __global__ void embed_rows_kernel(const uint16_t* table, int64_t dim, const int32_t* ids, float* out) {
   const int64_t i = blockIdx.x;
-  const uint16_t* row = table + int64_t(ids[i]) * dim;
-  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[i * dim + j] = dev::bf16_to_float(row[j]);
+  const int32_t id = ids[i];
+  const uint16_t* row = table + int64_t(id) * dim;
+  for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[i * dim + j] = id < 0 ? 0.0f : dev::bf16_to_float(row[j]);
 }
 
 __global__ void gather_rows_kernel(const float* src, int64_t dim, const int32_t* rows, float* dst) {

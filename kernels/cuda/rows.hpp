@@ -8,7 +8,7 @@
 namespace dsa::cuda {
 
 // table: [vocab, dim] bf16 bits; ids: [n] int32 rows of the table (device, each in range, checked by
-// the caller). out: [n, dim] f32, out[i] = table[ids[i]].
+// the caller) or -1 for a row of zeros. out: [n, dim] f32, out[i] = table[ids[i]].
 void embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out, cudaStream_t stream);
 
 // src: rows of dim floats; rows: [n] int32 indices into src (device). dst: [n, dim], dst[i] =

@@ -33,8 +33,8 @@ def hidden_rows(inp, n):
 
 
 def rank_bytes(n, rank):
-    # embedding, final norm, lm_head (bf16; its vocabulary rows split where V splits evenly)
-    total = 2 * V * H + 2 * H + 2 * (V // n if V % n == 0 else V) * H
+    # embedding and lm_head (bf16; their vocabulary rows split where V splits evenly), final norm
+    total = 2 * 2 * (V // n if V % n == 0 else V) * H + 2 * H
     for layer in range(L):
         attn = (2 * H + fp8(Q_LORA, H) + 2 * Q_LORA + fp8(KV_LORA + ROPE, H) + 2 * KV_LORA
                 + split_rows(HEADS * (NOPE + ROPE), Q_LORA, n) + split_rows(HEADS * (NOPE + VDIM), KV_LORA, n)

@@ -23,7 +23,7 @@ TEST_CASE("gpu embed_rows and gather_rows are bit-exact with the CPU") {
   const int64_t vocab = 300, dim = 7168 + 3;
   std::vector<uint16_t> table(static_cast<size_t>(vocab * dim));
   for (auto& b : table) b = uint16_t(rng());  // every bf16 pattern, NaNs and infinities included
-  const std::vector<int32_t> ids = {0, 299, 17, 17, 150, 1, 298};
+  const std::vector<int32_t> ids = {0, 299, 17, 17, -1, 150, 1, 298};  // -1: a row of zeros
   const int64_t n = int64_t(ids.size());
   std::vector<float> want(static_cast<size_t>(n * dim));
   cpu::embed_rows(table.data(), dim, ids.data(), n, want.data());

@@ -97,10 +97,16 @@ TEST_CASE("tensor-parallel ranks keep their own heads and MLP rows") {
         static_cast<const uint16_t*>(b_full->layers[0].o_proj.w) + half_d * H * b.cfg.v_head_dim);
   CHECK(b1->layers[0].mlp.down_proj.n == half_d);
   CHECK(b1->layers[1].shared_experts.down_proj.n == b.cfg.hidden_size);  // the shared experts are whole
-  // lm_head: the rank's vocabulary rows (either format).
+  // lm_head and the embedding: the rank's vocabulary rows (either format).
   const int64_t half_v = b.cfg.vocab_size / 2;
   CHECK(b1->lm_head.n == half_v);
   CHECK(b1->lm_head.w == b_full->lm_head.w + half_v * b.cfg.hidden_size);
+  CHECK(b_full->embed_rows == b.cfg.vocab_size);
+  CHECK(b1->embed_first == half_v);
+  CHECK(b1->embed_rows == half_v);
+  CHECK(b1->embed_tokens == b_full->embed_tokens + half_v * b.cfg.hidden_size);
+  CHECK(local_embed_id(b1->embed_first, b1->embed_rows, int32_t(half_v + 5)) == 5);
+  CHECK(local_embed_id(b1->embed_first, b1->embed_rows, 5) == -1);
   CHECK(r1->lm_head.n == t.cfg.vocab_size / 2);
   CHECK(bind_weights(b.ckpt, b.cfg, 3, 4).ok());
   CHECK_FALSE(bind_weights(b.ckpt, b.cfg, 0, 3).ok());
