@@ -84,9 +84,13 @@ int run_plan(const PlanArgs& a) {
   } else {
     std::printf("model        %s: checkpoint %s (main layers)\n", source.c_str(),
                 with_units(plan->checkpoint_bytes).c_str());
-    if (a.gpus > 1)
-      std::printf("layout       %d GPUs: expert e on GPU e %% %d, the shared experts on GPU 0, q_b/kv_b and the dense "
-                  "gate/up split %d ways, the rest and the caches on every GPU\n", a.gpus, a.gpus, a.gpus);
+    if (a.gpus > 1) {
+      std::printf("layout       %d GPUs: expert e and layer l's shared experts on GPU e %% %d and l %% %d, q_b/kv_b and "
+                  "the dense gate/up split %d ways", a.gpus, a.gpus, a.gpus, a.gpus);
+      if (c.splits_hidden_rows(a.gpus)) std::printf(", o_proj and the dense down_proj by output rows");
+      if (c.splits_vocab(a.gpus)) std::printf(", lm_head and the embedding by vocabulary rows");
+      std::printf(", the rest and the caches on every GPU\n");
+    }
     std::printf("per GPU      %lld sequence(s) x %lld tokens, %s latent records\n", (long long)a.sequences,
                 (long long)a.context, a.bf16_cache ? "bf16" : "fp8");
     if (a.gpus > 1)
