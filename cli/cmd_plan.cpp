@@ -4,6 +4,7 @@
 // --gpu-memory, whether it fits and how many such sequences would. Only config.json is read, so a
 // checkpoint can be planned before it is downloaded; without a path, DeepSeek-V3.2's published
 // config.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -93,10 +94,12 @@ int run_plan(const PlanArgs& a) {
     }
     std::printf("per GPU      %lld sequence(s) x %lld tokens, %s latent records\n", (long long)a.sequences,
                 (long long)a.context, a.bf16_cache ? "bf16" : "fp8");
-    if (a.gpus > 1)
-      std::printf("  weights    %s (GPU %d; the others %s)\n", with_units(m.weights).c_str(), r,
-                  with_units(plan->ranks[r == 0 ? 1 : 0].weights).c_str());
-    else
+    if (a.gpus > 1) {
+      uint64_t least = m.weights;
+      for (const RankMemory& other : plan->ranks) least = std::min(least, other.weights);
+      std::printf("  weights    %s (GPU %d, the most; the least %s)\n", with_units(m.weights).c_str(), r,
+                  with_units(least).c_str());
+    } else
       std::printf("  weights    %s\n", with_units(m.weights).c_str());
     std::printf("  kv cache   %s\n", with_units(m.latent_cache).c_str());
     std::printf("  indexer    %s\n", with_units(m.indexer_cache).c_str());

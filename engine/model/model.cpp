@@ -106,7 +106,8 @@ void Model::embed(std::span<const int32_t> tokens) {
     return;
   }
   // The vocabulary is split over the ranks: each rank's rows of the tokens it holds, zeros for the
-  // others' (id -1), summed over the ranks (exact: one term is not zero).
+  // others' (id -1), summed over the ranks: exact, all other terms being zeros (a -0.0 comes out
+  // +0.0, which changes nothing downstream).
   std::vector<int32_t>& local = ws_.local_ids;
   local.resize(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) local[i] = local_embed_id(w_.embed_first, w_.embed_rows, tokens[i]);
