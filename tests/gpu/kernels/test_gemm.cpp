@@ -101,7 +101,9 @@ TEST_CASE("gpu matmul_fp8 matches the CPU reference (GEMV and GEMM)") {
   // row and column tiles; 256 x 512 x 2048: a prefill-like shape of many tiles and 16 K steps).
   for (const Shape& s : {Shape{1, 300, 1024, 0}, Shape{1, 130, 640, 0}, Shape{1, 77, 384, 8}, Shape{1, 1536, 7168, 0},
                          Shape{5, 300, 640, 0}, Shape{2, 257, 2048, 0}, Shape{8, 520, 7168, 0}, Shape{9, 129, 384, 0},
-                         Shape{70, 129, 256, 0}, Shape{130, 200, 1024, 0}, Shape{256, 512, 2048, 0}})
+                         Shape{70, 129, 256, 0}, Shape{130, 200, 1024, 0}, Shape{256, 512, 2048, 0},
+                         // Narrow ones, k split over blocks (parts of 5 and 10 128-blocks), 3 and 8 rows.
+                         Shape{3, 1536, 1152, 0}, Shape{8, 1536, 7168, 0}})
     run_fp8(s, rng);
 }
 
@@ -297,8 +299,10 @@ TEST_CASE(
   std::mt19937 rng(31);
   // k = 512: past one warp step. k = 7168: matmul_fp8's 300 rows are too few blocks for the GPU,
   // so it splits k over blocks (then adds the parts in the unsplit order), the routed GEMV does not.
+  // k = 1152: 9 blocks, split in parts of 5, so the second part starts off a multiple of 4.
   check_routed(512, rng);
   check_routed(7168, rng);
+  check_routed(1152, rng);
 }
 
 TEST_CASE("gpu matmul_fp8_grouped: each group's rows through the row map, as the CPU reference") {
@@ -371,19 +375,23 @@ TEST_CASE("gpu GEMVs of narrow weights split k over blocks and keep the unsplit 
   // bf16 [64, 7168] (the indexer's weights_proj): alone, 8 blocks of rows split k; as 40 products of
   // one batch (320 blocks) they do not. Every product must equal the single one bit for bit, and
   // that one the reference within the GEMV tolerance.
-  const int64_t n = 64, k = 7168, batch = 40;
-  const auto x = test::random_bf16(static_cast<size_t>(k), rng);
-  const auto w = test::to_bf16_bits(test::random_bf16(static_cast<size_t>(n * k), rng, 0.05f));
-  DeviceBuffer<float> dx(x), dy(static_cast<size_t>(n)), dyb(static_cast<size_t>(batch * n));
-  DeviceBuffer<uint16_t> dw(w);
-  for (const bool round_out : {false, true}) {
-    CAPTURE(round_out);
-    cuda::matmul_bf16(dx.get(), k, 1, k, dw.get(), k, n, dy.get(), n, round_out, nullptr);
-    cuda::matmul_bf16_batched(dx.get(), k, 0, 1, k, dw.get(), k, 0, n, dyb.get(), n, n, batch, round_out, nullptr);
-    const std::vector<float> one = dy.to_host(), many = dyb.to_host();
-    for (int64_t b = 0; b < batch; ++b) CHECK(std::vector<float>(many.begin() + b * n, many.begin() + (b + 1) * n) == one);
-    std::vector<float> want(static_cast<size_t>(n));
-    cpu::matmul_bf16_scalar(x.data(), k, 1, k, w.data(), k, n, want.data(), n, round_out);
-    test::check_close(one, want, round_out ? 1.0 / 128 : 1e-5, 1e-4, 1e-5, "matmul_bf16 split");
+  // k = 7424: a last chunk of 256.
+  const int64_t n = 64, batch = 40;
+  for (const int64_t k : {7168, 7424}) {
+    CAPTURE(k);
+    const auto x = test::random_bf16(static_cast<size_t>(k), rng);
+    const auto w = test::to_bf16_bits(test::random_bf16(static_cast<size_t>(n * k), rng, 0.05f));
+    DeviceBuffer<float> dx(x), dy(static_cast<size_t>(n)), dyb(static_cast<size_t>(batch * n));
+    DeviceBuffer<uint16_t> dw(w);
+    for (const bool round_out : {false, true}) {
+      CAPTURE(round_out);
+      cuda::matmul_bf16(dx.get(), k, 1, k, dw.get(), k, n, dy.get(), n, round_out, nullptr);
+      cuda::matmul_bf16_batched(dx.get(), k, 0, 1, k, dw.get(), k, 0, n, dyb.get(), n, n, batch, round_out, nullptr);
+      const std::vector<float> one = dy.to_host(), many = dyb.to_host();
+      for (int64_t b = 0; b < batch; ++b) CHECK(std::vector<float>(many.begin() + b * n, many.begin() + (b + 1) * n) == one);
+      std::vector<float> want(static_cast<size_t>(n));
+      cpu::matmul_bf16_scalar(x.data(), k, 1, k, w.data(), k, n, want.data(), n, round_out);
+      test::check_close(one, want, round_out ? 1.0 / 128 : 1e-5, 1e-4, 1e-5, "matmul_bf16 split");
+    }
   }
 }

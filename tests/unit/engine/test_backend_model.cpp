@@ -20,6 +20,7 @@
 #include "engine/backend/backend_cpu.hpp"
 #include "engine/dist/comm.hpp"
 #include "engine/model/backend_model.hpp"
+#include "engine/model/make_model.hpp"
 #include "engine/model/open_model.hpp"
 #include "golden.hpp"
 
@@ -406,7 +407,15 @@ TEST_CASE("decode steps that need the host are not recorded") {
 
 TEST_CASE("two thread ranks replay their decode steps with the collectives recorded, as run op by op") {
   // Each rank's recording holds its all-reduces and all-gathers (Backend::collective); replayed,
-  // the ranks meet in them as when the steps run op by op.
+  // the ranks meet in them as when the steps run op by op. The tiny FP8 model keeps o_proj whole
+  // (64 hidden rows per rank would cut a scale block); a copy 256 wide splits it, so its gathers
+  // are recorded too.
+  test::TempDir tmp("dsa-backend-wide");
+  auto wide_cfg = preset_config("tiny");
+  REQUIRE(wide_cfg.ok());
+  wide_cfg->hidden_size = 256;
+  REQUIRE(wide_cfg->splits_hidden_rows(2));
+  REQUIRE(make_model(tmp / "wide", *wide_cfg, {.seed = 3}).ok());
   const auto steps = [](BackendModel& model) {
     const ModelConfig& c = model.config();
     KvCache cache(c, cpu::LatentFormat::fp8, 12, model.cache_memory());
@@ -425,26 +434,31 @@ TEST_CASE("two thread ranks replay their decode steps with the collectives recor
     }
     return all;
   };
-  std::vector<float> got[2][2];  // [recorded][rank]
-  int64_t replayed[2] = {0, 0};
-  for (int recorded = 0; recorded < 2; ++recorded) {
-    auto comms = make_thread_comms(2);
-    std::vector<std::unique_ptr<BackendModel>> ranks(2);
-    for (int r = 0; r < 2; ++r) {
-      ranks[r] = load_backend_model("fp8", AttentionMode::sparse, comms[r].get());
-      ranks[r]->set_check_topk(false);
-      ranks[r]->set_recorded_decode(recorded == 1);
+  for (const std::filesystem::path& dir : {tiny_dir("fp8"), tmp / "wide"}) {
+    CAPTURE(dir);
+    std::vector<float> got[2][2];  // [recorded][rank]
+    int64_t replayed[2] = {0, 0};
+    for (int recorded = 0; recorded < 2; ++recorded) {
+      auto comms = make_thread_comms(2);
+      std::vector<std::unique_ptr<BackendModel>> ranks(2);
+      for (int r = 0; r < 2; ++r) {
+        auto m = BackendModel::load(dir, AttentionMode::sparse, std::make_unique<CpuBackend>(), {}, comms[r].get());
+        REQUIRE_MESSAGE(m.ok(), m.error().message);
+        ranks[r] = std::move(m.value());
+        ranks[r]->set_check_topk(false);
+        ranks[r]->set_recorded_decode(recorded == 1);
+      }
+      std::thread t1([&] { got[recorded][1] = steps(*ranks[1]); });
+      got[recorded][0] = steps(*ranks[0]);
+      t1.join();
+      replayed[recorded] = ranks[0]->recording_counts().replayed;
+      CHECK(ranks[1]->recording_counts().replayed == replayed[recorded]);
     }
-    std::thread t1([&] { got[recorded][1] = steps(*ranks[1]); });
-    got[recorded][0] = steps(*ranks[0]);
-    t1.join();
-    replayed[recorded] = ranks[0]->recording_counts().replayed;
-    CHECK(ranks[1]->recording_counts().replayed == replayed[recorded]);
+    CHECK(replayed[0] == 0);
+    CHECK(replayed[1] == 12);
+    CHECK(got[1][0] == got[1][1]);
+    CHECK(same_bits(got[1][0], got[0][0]));
   }
-  CHECK(replayed[0] == 0);
-  CHECK(replayed[1] == 12);
-  CHECK(got[1][0] == got[1][1]);
-  CHECK(same_bits(got[1][0], got[0][0]));
 }
 
 
