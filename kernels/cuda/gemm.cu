@@ -346,6 +346,16 @@ __global__ void gemm_fp8_kernel(const float* x, int64_t ldx, int64_t m, int64_t 
     }
 }
 
+// How many of a GEMV's `units` of k (128-blocks, 512-element chunks) each block takes: all of them
+// where `blocks` blocks of rows fill the GPU, else k split into up to max_parts parts, for about two
+// blocks per SM.
+int64_t k_units_per_part(int64_t blocks, int64_t units, int64_t max_parts) {
+  const int64_t sms = dev::device_attribute(cudaDevAttrMultiProcessorCount);
+  if (blocks >= sms || max_parts < 2) return units;
+  const int64_t parts = std::min<int64_t>((2 * sms + blocks - 1) / blocks, max_parts);
+  return (units + parts - 1) / parts;
+}
+
 dim3 tile_grid(int64_t m, int64_t n, int64_t batch = 1) {
   return dim3(unsigned((n + kTile - 1) / kTile), unsigned((m + kTile - 1) / kTile), unsigned(batch));
 }
@@ -374,12 +384,7 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
     // Too few blocks of rows to fill the GPU (the router's 256 rows, the indexer's weights_proj 64):
     // k is split over blocks too, about two blocks per SM.
     const int64_t blocks = (n + kGemvWarps - 1) / kGemvWarps, chunks = (k + kBf16Chunk - 1) / kBf16Chunk;
-    int64_t chunks_per_part = chunks;
-    const int64_t sms = dev::device_attribute(cudaDevAttrMultiProcessorCount);
-    if (blocks * batch < sms && chunks >= 2) {
-      const int64_t want = std::min<int64_t>((2 * sms + blocks * batch - 1) / (blocks * batch), chunks);
-      chunks_per_part = (chunks + want - 1) / want;
-    }
+    const int64_t chunks_per_part = k_units_per_part(blocks * batch, chunks, chunks);
     const int64_t n_parts = (chunks + chunks_per_part - 1) / chunks_per_part;
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(batch), static_cast<unsigned>(n_parts));
     for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
@@ -456,12 +461,7 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
     // Too few blocks of rows to fill the GPU (a narrow projection: kv_a, q_a, the indexer's wk):
     // k is split over blocks too, about two blocks per SM, 4 128-blocks of k each at least.
     const int64_t n_kb = k / dev::kQuantBlock;
-    int64_t kb_per_part = n_kb;
-    const int64_t sms = dev::device_attribute(cudaDevAttrMultiProcessorCount);
-    if (blocks < sms && n_kb >= 8) {
-      const int64_t want = std::min<int64_t>((2 * sms + blocks - 1) / blocks, n_kb / 4);
-      kb_per_part = (n_kb + want - 1) / want;
-    }
+    const int64_t kb_per_part = k_units_per_part(blocks, n_kb, n_kb / 4);
     const int64_t n_parts = (n_kb + kb_per_part - 1) / kb_per_part;
     for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
       const int64_t rows_here = std::min<int64_t>(kGemvMaxM, m - r0);
