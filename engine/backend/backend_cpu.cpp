@@ -63,13 +63,22 @@ std::unique_ptr<Backend::Recording> CpuBackend::record(const std::function<void(
 
 void* CpuBackend::allocate(size_t bytes) {
   DSA_CHECK(!recording_, "allocate() while recording");
-  void* p = std::calloc(std::max<size_t>(bytes, 1), 1);
+  bytes = std::max<size_t>(bytes, 1);
+  if (bytes > capacity_ || held_ > capacity_ - bytes) throw std::bad_alloc();
+  void* p = std::calloc(bytes, 1);
   if (!p) throw std::bad_alloc();
+  sizes_[p] = bytes;
+  held_ += bytes;
   return p;
 }
 
 void CpuBackend::release(void* p) {
   DSA_CHECK(!recording_, "release() while recording");
+  if (!p) return;
+  const auto it = sizes_.find(p);
+  DSA_CHECK(it != sizes_.end(), "release() of memory this backend did not allocate");
+  held_ -= it->second;
+  sizes_.erase(it);
   std::free(p);
 }
 
@@ -95,7 +104,9 @@ void CpuBackend::copy_rows(void* dst, size_t ld_dst, const void* src, size_t ld_
   });
 }
 
-size_t CpuBackend::available_memory() const { return SIZE_MAX; }
+size_t CpuBackend::available_memory() const {
+  return capacity_ == SIZE_MAX ? SIZE_MAX : capacity_ - std::min(held_, capacity_);
+}
 
 void CpuBackend::embed_rows(const uint16_t* table, int64_t dim, const int32_t* ids, int64_t n, float* out) {
   run([=] { cpu::embed_rows(table, dim, ids, n, out); });

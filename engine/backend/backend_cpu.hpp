@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/backend/backend.hpp"
@@ -16,6 +17,12 @@ namespace dsa {
 class CpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
+
+  // At most `bytes` held at once from now on: past it allocate() throws std::bad_alloc, as a full
+  // GPU's does, and available_memory() counts down to it (how the engine at full memory is tested
+  // on a CPU). SIZE_MAX (the default) is host memory without a bound.
+  void set_capacity(size_t bytes) { capacity_ = bytes; }
+  size_t held() const { return held_; }
 
   void* allocate(size_t bytes) override;
   void release(void* p) override;
@@ -82,6 +89,9 @@ class CpuBackend final : public Backend {
   template <class Op>
   void run(Op&& op);
   std::vector<std::function<void()>>* recording_ = nullptr;
+  size_t capacity_ = SIZE_MAX;
+  size_t held_ = 0;                          // bytes allocated and not released
+  std::unordered_map<void*, size_t> sizes_;  // each allocation's bytes
 };
 
 }  // namespace dsa

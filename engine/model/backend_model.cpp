@@ -189,10 +189,11 @@ Result<void> BackendModel::forward(KvCache& cache, Sequence& seq, std::span<cons
   if (auto r = cache.reserve(seq, end); !r) return r.error();
   Sequence* one[] = {&seq};
   try {
-    begin(tokens, one, decode);
+    if (auto r = begin(tokens, one, decode); !r) return r.error();
     compute(cache, trace, S - 1, 1);
   } catch (const std::bad_alloc&) {
-    return workspace_error(S);
+    const int here[] = {comm_->rank()};
+    return workspace_error(S, here);
   }
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   seq.n_cached = end;
@@ -210,10 +211,11 @@ Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequen
   }
   const auto S = static_cast<int64_t>(seqs.size());
   try {
-    begin(tokens, seqs, /*decode=*/true);
+    if (auto r = begin(tokens, seqs, /*decode=*/true); !r) return r.error();
     compute(cache, trace, 0, S);
   } catch (const std::bad_alloc&) {
-    return workspace_error(S);
+    const int here[] = {comm_->rank()};
+    return workspace_error(S, here);
   }
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   for (Sequence* seq : seqs) ++seq->n_cached;
@@ -265,12 +267,17 @@ Result<void> BackendModel::check_attention_keys(int64_t end, bool decode) const 
                     std::to_string(limit));
 }
 
-Error BackendModel::workspace_error(int64_t rows) const {
+Error BackendModel::workspace_error(int64_t rows, std::span<const int> short_ranks) const {
+  std::string where;
+  if (comm_->size() > 1) {
+    where = short_ranks.size() == 1 ? " on rank " : " on ranks ";
+    for (size_t i = 0; i < short_ranks.size(); ++i) where += (i ? ", " : "") + std::to_string(short_ranks[i]);
+  }
   return make_error("forward: " + std::to_string(rows) + " rows do not fit into the " + std::string(be_->name()) +
-                    " memory left for the workspace (try a smaller prefill chunk or fewer sequences)");
+                    " memory left for the workspace" + where + " (try a smaller prefill chunk or fewer sequences)");
 }
 
-void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool decode) {
+Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool decode) {
   Backend& be = *be_;
   const ModelConfig& c = cfg_;
   const int64_t S = static_cast<int64_t>(tokens.size());
@@ -310,11 +317,26 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
       std::max(c.intermediate_size, c.moe_intermediate_size * std::max<int64_t>(1, c.n_shared_experts));
   const int64_t ffn = std::max(S * inter, S * K * c.moe_intermediate_size);
   Workspace& ws = ws_;
-  // A buffer reallocated: the recordings point at the old one. Dropped at once, not after the last
-  // grow: a later one may throw std::bad_alloc, and the next call would replay them on freed memory.
+  // A buffer grows only past what every rank has been granted (granted_), and then the ranks agree
+  // on success before any collective: a rank short of memory fails the call on every rank instead of
+  // leaving the others waiting in the layers' first collective. A buffer's request is the call's
+  // shape times a constant of the rank, so every rank asks past its grant in the same calls.
+  std::vector<std::pair<size_t*, size_t>> raised;  // grants to raise once the ranks agree
+  bool short_here = false;
   const auto grow = [&](Backend& be, auto& buffer, int64_t n) {
+    const auto want = static_cast<size_t>(std::max<int64_t>(n, 1));
+    size_t& granted = granted_[&buffer];
+    if (want <= granted) return;
+    raised.emplace_back(&granted, want);
+    if (short_here) return;
+    // A buffer reallocated: the recordings point at the old one. Dropped at once, not after the
+    // last grow: a later one may fail, and the next call would replay them on freed memory.
     const void* before = buffer.data();
-    buffer.grow(be, static_cast<size_t>(std::max<int64_t>(n, 1)));
+    try {
+      buffer.grow(be, want);
+    } catch (const std::bad_alloc&) {
+      short_here = true;
+    }
     if (buffer.data() != before) recordings_.clear();
   };
   grow(be, ws.pos, S);
@@ -358,6 +380,20 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
   grow(be, ws.hidden_local, S * D);
   grow(be, ws.logits, head_rows * c.vocab_size);
   if (lm_head_.n != c.vocab_size) grow(be, ws.logits_local, head_rows * lm_head_.n);
+  if (!raised.empty()) {
+    std::vector<int> short_ranks;
+    if (comm_->size() > 1) {
+      const float mine = short_here ? 1.0f : 0.0f;
+      std::vector<float> all(static_cast<size_t>(comm_->size()));
+      comm_->all_gather(&mine, 1, all.data());
+      for (int r = 0; r < comm_->size(); ++r)
+        if (all[size_t(r)] != 0.0f) short_ranks.push_back(r);
+    } else if (short_here) {
+      short_ranks.push_back(0);
+    }
+    if (!short_ranks.empty()) return workspace_error(S, short_ranks);
+    for (const auto& [granted, want] : raised) *granted = want;
+  }
 
   // Inputs of the call.
   if (host_.embed_rows == c.vocab_size) {
@@ -394,6 +430,7 @@ void BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* co
     be.upload(ws.dense_sel.data(), host_i32_.data(), host_i32_.size() * sizeof(int32_t));
   }
   upload_n_sel();
+  return {};
 }
 
 void BackendModel::upload_n_sel() {

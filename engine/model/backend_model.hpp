@@ -132,8 +132,9 @@ class BackendModel final : public ForwardPass {
 
   // Sets up the S rows of a call: ids, positions and page tables uploaded, the row -> page-table
   // slot map, the strides; grows the workspace. decode: row i is the next token of seqs[i];
-  // otherwise all rows are seqs[0]'s, in order.
-  void begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool decode);
+  // otherwise all rows are seqs[0]'s, in order. The same error on every rank when one has not the
+  // memory the workspace needs.
+  Result<void> begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool decode);
   // n_sel_ into ws_.n_sel.
   void upload_n_sel();
   // An error when a query would attend to more keys than the backend's attention kernel takes.
@@ -142,7 +143,8 @@ class BackendModel final : public ForwardPass {
   // a decode step that can be recorded, the ops themselves otherwise.
   void compute(KvCache& cache, ForwardTrace* trace, int64_t first, int64_t n);
   bool recordable(const ForwardTrace* trace) const;
-  Error workspace_error(int64_t rows) const;
+  // short_ranks: the ranks that ran out (named when there are several ranks).
+  Error workspace_error(int64_t rows, std::span<const int> short_ranks) const;
   void run_layers(KvCache& cache, ForwardTrace* trace);
   void attention(int64_t layer, KvCache& cache, float* out, ForwardTrace* trace);
   void mla_project(int64_t layer, KvCache& cache);
@@ -206,6 +208,9 @@ class BackendModel final : public ForwardPass {
 #endif
   int64_t topk_mismatch_layer_ = -1;       // the first layer whose selections differed across ranks
   Workspace ws_;
+  // Per workspace buffer, the most elements every rank holds: a request within it allocates nothing
+  // on any rank (begin()).
+  std::map<const void*, size_t> granted_;
   // Decode-step recordings by (pool id, rows, key span); declared after be_ and ws_, so destroyed
   // before them.
   struct Kept {

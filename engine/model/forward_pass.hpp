@@ -47,7 +47,8 @@ class ForwardPass {
 
   // Runs tokens at positions seq.n_cached.. and writes the last token's logits [vocab] fp32 (host).
   // Errors (seq.n_cached unchanged): no tokens, a token id out of range, a position past
-  // max_position_embeddings, or the cache pool exhausted.
+  // max_position_embeddings, the cache pool exhausted, or (a backend's) the workspace out of
+  // memory. On a rank of a tensor-parallel group every error is every rank's: the ranks stay in step.
   virtual Result<void> forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
                                ForwardTrace* trace = nullptr) = 0;
 

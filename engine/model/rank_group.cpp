@@ -88,6 +88,9 @@ Result<void> RankGroup::on_every_rank(KvCache& cache, std::span<Sequence* const>
                               scratch_.data() + size_t(r - 1) * size_t(logit_rows) * vocab, trace ? &local : nullptr);
   };
   run_all(job);
+  // The ranks fail together (ForwardPass's contract); should one fail alone, its error is not lost.
+  for (Result<void>& r : results)
+    if (!r) return r;
   return results[0];
 }
 

@@ -3,7 +3,6 @@
 #include "engine/model/rank_processes.hpp"
 
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -145,12 +144,11 @@ Result<void> serve_rank(SocketGroup& group, ForwardPass& model) {
   std::vector<float> logits;
   const auto vocab = size_t(model.config().vocab_size);
   const auto report = [&](const Result<void>& r) {
-    // The ranks check the same inputs before any collective, so rank 0 fails a bad call the same
-    // way. A failure of this rank alone leaves the ranks out of step: end, so that rank 0 stops too.
+    // A forward's errors are every rank's (ForwardPass): rank 0 returns the same one to its caller,
+    // and the ranks go on in step.
     if (r) return;
     std::fprintf(stderr, "dsagent: rank %d: %s\n", group.rank(), r.error().message.c_str());
     std::fflush(stderr);
-    std::_Exit(1);
   };
   for (;;) {
     auto message = group.recv_message(0);

@@ -266,6 +266,69 @@ TEST_CASE("backend model ranks whose selections differ fail the forward on every
   }
 }
 
+TEST_CASE("a rank short of workspace memory fails the call on every rank, and the ranks go on in step") {
+  // Rank `short_rank` may hold no more than it holds after a 2-token chunk, so the next, longer chunk
+  // cannot grow its workspace. Before the ranks agreed on the workspace, the other rank waited in the
+  // first collective for ever. After the failure the bound is lifted and the chunk runs again.
+  const auto prompt = Golden::load("fp8").ids("prompt");
+  const std::span<const int32_t> head(prompt.data(), 2), rest(prompt.data() + 2, prompt.size() - 2);
+  struct Outcome {
+    std::string error;
+    int64_t cached_after_error = -1;
+    std::vector<float> logits;  // after the longer chunk and two decode steps
+  };
+  const auto run = [&](int short_rank) {
+    auto comms = make_thread_comms(2);
+    std::vector<Outcome> out(2);
+    const auto run_rank = [&](int r) {
+      auto backend = std::make_unique<CpuBackend>();
+      CpuBackend* memory = backend.get();
+      auto loaded =
+          BackendModel::load(tiny_dir("fp8"), AttentionMode::sparse, std::move(backend), {}, comms[size_t(r)].get());
+      REQUIRE(loaded);
+      BackendModel& model = *loaded.value();
+      KvCache cache(model.config(), cpu::LatentFormat::bf16, 4, model.cache_memory());
+      Sequence seq;
+      std::vector<float> logits(size_t(model.config().vocab_size));
+      REQUIRE(model.forward(cache, seq, head, logits.data()).ok());
+      if (r == short_rank) memory->set_capacity(memory->held());
+      auto first = model.forward(cache, seq, rest, logits.data());
+      if (!first) {
+        out[size_t(r)].error = first.error().message;
+        out[size_t(r)].cached_after_error = seq.n_cached;
+        memory->set_capacity(SIZE_MAX);
+        REQUIRE(model.forward(cache, seq, rest, logits.data()).ok());
+      }
+      std::vector<float>& all = out[size_t(r)].logits;
+      all = logits;
+      for (int i = 0; i < 2; ++i) {
+        const int32_t tok = argmax(logits);
+        REQUIRE(model.forward(cache, seq, {&tok, 1}, logits.data()).ok());
+        all.insert(all.end(), logits.begin(), logits.end());
+      }
+    };
+    std::thread t1([&] { run_rank(1); });
+    run_rank(0);
+    t1.join();
+    return out;
+  };
+  const std::vector<Outcome> unbounded = run(-1);
+  CHECK(unbounded[0].error.empty());
+  CHECK(unbounded[1].error.empty());
+  for (int short_rank : {0, 1}) {
+    CAPTURE(short_rank);
+    const std::vector<Outcome> got = run(short_rank);
+    for (int r = 0; r < 2; ++r) {
+      CHECK(got[size_t(r)].error == "forward: " + std::to_string(rest.size()) +
+                                        " rows do not fit into the cpu memory left for the workspace on rank " +
+                                        std::to_string(short_rank) +
+                                        " (try a smaller prefill chunk or fewer sequences)");
+      CHECK(got[size_t(r)].cached_after_error == 2);
+      CHECK(same_bits(got[size_t(r)].logits, unbounded[size_t(r)].logits));
+    }
+  }
+}
+
 TEST_CASE("--device cuda without a usable GPU is a one-line error") {
   auto m = open_model(tiny_dir("fp8"), OpenOptions{.device = Device::cuda});
   if (m.ok()) {
