@@ -258,7 +258,7 @@ TEST_CASE("decode steps as CUDA graphs give the steps launched op by op, bit for
 // 32,000-id vocabulary, FP8 weights, made in a temporary directory. The kernels' V3.2 paths (the
 // attention's 64-head blocks over 512 columns, the indexer's 64 heads, the FP8 GEMMs at 7168 and
 // 18432) against the CPU backend end to end: a 40-token prefill (every key selected) and 16
-// rows decoded as one batch of 12 (the tensor-core GEMVs past 8 rows) and one of 4.
+// rows decoded as one batch of 12 (the tensor-core GEMVs past 8 rows), one of 4 and two of 1.
 TEST_CASE("BackendModel on CUDA at V3.2's widths (a bench-m slice) gives the CPU backend's logits") {
   DSA_REQUIRE_GPU();
   auto preset = preset_config("bench-m");
@@ -275,13 +275,18 @@ TEST_CASE("BackendModel on CUDA at V3.2's widths (a bench-m slice) gives the CPU
     REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message));
     return std::move(m.value());
   };
-  std::unique_ptr<BackendModel> models[2] = {load_dir(std::make_unique<CudaBackend>(0)),
-                                             load_dir(std::make_unique<CpuBackend>())};
+  // The third model launches its decode steps op by op; the first records them as CUDA graphs, with
+  // V3.2's narrow GEMVs (kv_a, q_a, the indexer's wk and weights_proj, the router) split over k
+  // inside the graphs: the two agree bit for bit.
+  std::unique_ptr<BackendModel> models[3] = {load_dir(std::make_unique<CudaBackend>(0)),
+                                             load_dir(std::make_unique<CpuBackend>()),
+                                             load_dir(std::make_unique<CudaBackend>(0))};
+  models[2]->set_recorded_decode(false);
   const int64_t vocab = c.vocab_size, n_seq = 12;
-  std::vector<float> logits[2];
-  std::unique_ptr<KvCache> caches[2];
-  std::vector<Sequence> seqs[2];
-  for (int m = 0; m < 2; ++m) {
+  std::vector<float> logits[3];
+  std::unique_ptr<KvCache> caches[3];
+  std::vector<Sequence> seqs[3];
+  for (int m = 0; m < 3; ++m) {
     caches[m] = std::make_unique<KvCache>(models[m]->config(), cpu::LatentFormat::fp8, 64, models[m]->cache_memory());
     seqs[m].resize(size_t(n_seq));
     logits[m].resize(size_t(n_seq * vocab));
@@ -302,20 +307,26 @@ TEST_CASE("BackendModel on CUDA at V3.2's widths (a bench-m slice) gives the CPU
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 389 + 11) % size_t(vocab));
   for (int64_t s = 0; s < n_seq; ++s) {
     prompt.back() = int32_t(s);
-    for (int m = 0; m < 2; ++m) REQUIRE(models[m]->forward(*caches[m], seqs[m][size_t(s)], prompt, logits[m].data()).ok());
+    for (int m = 0; m < 3; ++m)
+      REQUIRE(models[m]->forward(*caches[m], seqs[m][size_t(s)], prompt, logits[m].data()).ok());
     if (s == 0) compare(1);
   }
-  for (int step = 0; step < 2; ++step) {
-    const int64_t n = step == 0 ? n_seq : 4;
+  const int64_t batch_rows[] = {n_seq, 4, 1, 1};
+  for (int step = 0; step < 4; ++step) {
+    const int64_t n = batch_rows[step];
     std::vector<int32_t> toks(static_cast<size_t>(n));
     for (int64_t r = 0; r < n; ++r) toks[size_t(r)] = int32_t((r * 977 + step * 31 + 5) % vocab);
-    for (int m = 0; m < 2; ++m) {
+    for (int m = 0; m < 3; ++m) {
       std::vector<Sequence*> ptrs;
       for (int64_t r = 0; r < n; ++r) ptrs.push_back(&seqs[m][size_t(r)]);
       REQUIRE(models[m]->forward_decode_batch(*caches[m], ptrs, toks, logits[m].data()).ok());
     }
     compare(n);
+    CHECK_MESSAGE(std::memcmp(logits[0].data(), logits[2].data(), size_t(n * vocab) * sizeof(float)) == 0,
+                  "decode step " << step << " as a CUDA graph differs from its launches op by op");
   }
+  CHECK(models[0]->recording_counts().replayed == 4);
+  CHECK(models[2]->recording_counts().replayed == 0);
   MESSAGE("bench-m slice: " << rows << " rows of logits, max abs diff " << worst << ", same greedy id " << same << "/"
                             << rows);
   CHECK(worst < bound("fp8"));
