@@ -105,7 +105,8 @@ class Backend {
   // n_q queries at once (kernels/cuda/attention.hpp sparse_mla_decode_batched): query i's q_abs /
   // o_lat [n_heads, kv_lora] and q_pe [n_heads, rope] follow query i-1's, its page table is
   // view.pages + i * pages_stride (0: all of one sequence), its selection sel + i * sel_stride with
-  // n_sel[i] keys (backend memory, each <= max_sel).
+  // n_sel[i] keys (backend memory, each <= max_sel). q_abs and q_pe hold bf16 values (the engine
+  // rounds both): the CUDA kernel multiplies them on bf16 tensor cores.
   virtual void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads,
                                  const cpu::LatentCacheView& view, int64_t pages_stride, int64_t n_q,
                                  const int32_t* sel, int64_t sel_stride, const int32_t* n_sel, int64_t max_sel,

@@ -162,14 +162,17 @@ TEST_CASE("BackendModel on CUDA: prefill chunks, a batched decode and a copied p
   }
 }
 
-TEST_CASE("dense attention on CUDA past the two-pass kernel's key limit runs the split-KV kernel, as on the CPU") {
+// The backend takes any number of keys: the tensor-core kernel where the widths allow (the tiny
+// model's 128 + 32 do), else the split-KV kernel past the two-pass kernel's limit (both tested on
+// their own in tests/gpu/kernels/test_attention.cpp).
+TEST_CASE("dense attention on CUDA over more keys than the two-pass kernel takes gives the CPU's logits") {
   DSA_REQUIRE_GPU();
   auto gpu_model = load("bf16", std::make_unique<CudaBackend>(0), AttentionMode::dense);
   auto cpu_model = load("bf16", std::make_unique<CpuBackend>(), AttentionMode::dense);
   const ModelConfig& c = gpu_model->config();
   const int64_t two_pass = cuda::sparse_mla_decode_max_sel(c.kv_lora_rank, c.qk_rope_head_dim);
   REQUIRE(gpu_model->backend().max_selected_keys(c.kv_lora_rank, c.qk_rope_head_dim) == INT64_MAX);
-  MESSAGE("the two-pass kernel takes up to " << two_pass << " keys; the split-KV kernel any number");
+  MESSAGE("the two-pass kernel takes up to " << two_pass << " keys; the backend any number");
   REQUIRE(two_pass + 1 < c.max_position_embeddings);
   const int64_t n = two_pass + 1;
   KvCache gcache(c, cpu::LatentFormat::bf16, (n + 63) / 64, gpu_model->cache_memory());

@@ -2,7 +2,11 @@
 // it; bf16 and FP8 block-scaled) against the CPU scalar
 // reference. Tolerance: fp32 accumulation in another order than the reference's fp64, then the
 // bf16 output rounding: each element within 2^-7 relative (one bf16 ulp either side) plus 1e-4 of
-// the output's rms, normalised squared error <= 1e-5.
+// the output's rms, normalised squared error <= 1e-5. FP8 products on tensor cores (sm_89+: the
+// 9-16-row GEMV, the grouped GEMM, cuBLASLt) get 1e-3 of the rms instead: the tensor cores add a
+// 32-wide FP8 product into an accumulator of about 14 bits, not fp32's 24 (DeepSeek-V3's report,
+// section 3.3.2); each 128-block's sum is promoted to fp32 as the reference does, so the error is
+// about 2^-14 of the rms, and outputs near zero can pass 1e-4 of it.
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -18,6 +22,9 @@ using namespace dsa;
 using dsa::test::DeviceBuffer;
 
 namespace {
+
+constexpr double kAbsFrac = 1e-4;
+constexpr double kFp8TensorCoreAbsFrac = 1e-3;
 
 struct Shape {
   int64_t m, n, k, ldw_pad;  // ldw = k + ldw_pad (a pad that breaks 16-byte rows takes the GEMM)
@@ -54,7 +61,10 @@ void run_fp8(const Shape& s, std::mt19937& rng, int64_t scale_pad = 1, Fp8Launch
   w_at.insert(w_at.end(), w.begin(), w.end());
   DeviceBuffer<uint8_t> dw(w_at);
   launch(dx.get(), s.k, s.m, s.k, dw.get() + w_offset, ldw, dsi.get(), ld_scale, s.n, dy.get(), s.n, nullptr);
-  test::check_close(dy.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8");
+  // matmul_fp8 itself takes more than 8 rows to the tensor cores where it can; the other launchers
+  // always do.
+  const bool tensor_cores = launch != cuda::matmul_fp8 || s.m > 8;
+  test::check_close(dy.to_host(), want, 1.0 / 128, tensor_cores ? kFp8TensorCoreAbsFrac : kAbsFrac, 1e-5, "matmul_fp8");
 }
 
 // The current device's compute capability as major * 10 + minor.
@@ -237,7 +247,8 @@ TEST_CASE("gpu GEMVs for every row count 1..16, strided rows, and rows the vecto
     DeviceBuffer<uint8_t> dw8(w8);
     DeviceBuffer<float> dsi(si), dy8(std::vector<float>(want.size(), 0.0f));
     cuda::matmul_fp8(dx.get(), ldx, m, k, dw8.get(), k, dsi.get(), 2, n, dy8.get(), ldy, nullptr);
-    test::check_close(dy8.to_host(), want, 1.0 / 128, 1e-4, 1e-5, "matmul_fp8 strided");
+    test::check_close(dy8.to_host(), want, 1.0 / 128, ldx % 4 == 0 ? kAbsFrac : kFp8TensorCoreAbsFrac, 1e-5,
+                      "matmul_fp8 strided");
   }
 }
 
@@ -364,7 +375,7 @@ TEST_CASE("gpu matmul_fp8_grouped: each group's rows through the row map, as the
     CHECK(std::vector<float>(got.begin(), got.begin() + grouped) ==
           std::vector<float>(want.begin(), want.begin() + grouped));
     test::check_close(std::vector<float>(got.begin() + grouped, got.end()),
-                      std::vector<float>(want.begin() + grouped, want.end()), 1.0 / 128, 1e-4, 1e-5,
+                      std::vector<float>(want.begin() + grouped, want.end()), 1.0 / 128, kFp8TensorCoreAbsFrac, 1e-5,
                       "matmul_fp8_grouped");
   }
 }
