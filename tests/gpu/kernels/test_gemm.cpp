@@ -3,7 +3,7 @@
 // reference. Tolerance: fp32 accumulation in another order than the reference's fp64, then the
 // bf16 output rounding: each element within 2^-7 relative (one bf16 ulp either side) plus 1e-4 of
 // the output's rms, normalised squared error <= 1e-5. FP8 products on tensor cores (sm_89+: the
-// 9-16-row GEMV, the grouped GEMM, cuBLASLt) get 1e-3 of the rms instead: the tensor cores add a
+// 9-16-row GEMV, the grouped GEMM, cuBLASLt) get 2e-3 of the rms instead: the tensor cores add a
 // 32-wide FP8 product into an accumulator of about 14 bits, not fp32's 24 (DeepSeek-V3's report,
 // section 3.3.2); each 128-block's sum is promoted to fp32 as the reference does, so the error is
 // about 2^-14 of the rms, and outputs near zero can pass 1e-4 of it.
@@ -24,7 +24,7 @@ using dsa::test::DeviceBuffer;
 namespace {
 
 constexpr double kAbsFrac = 1e-4;
-constexpr double kFp8TensorCoreAbsFrac = 1e-3;
+constexpr double kFp8TensorCoreAbsFrac = 2e-3;
 
 struct Shape {
   int64_t m, n, k, ldw_pad;  // ldw = k + ldw_pad (a pad that breaks 16-byte rows takes the GEMM)
