@@ -284,6 +284,7 @@ Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequ
   const bool sparse = mode_ == AttentionMode::sparse;
   S_ = S;
   decode_ = decode;
+  topk_mismatch_layer_ = -1;  // a replayed recording does not run run_layers, which sets it
   pos_.resize(static_cast<size_t>(S));
   slot_.resize(static_cast<size_t>(S));
   row_seq_.resize(static_cast<size_t>(S));
@@ -328,16 +329,15 @@ Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequ
     size_t& granted = granted_[&buffer];
     if (want <= granted) return;
     raised.emplace_back(&granted, want);
+    // A buffer may be reallocated, and the recordings point at the old one: they are dropped, on
+    // every rank alike (a rank's graphs hold its collectives, which must pair with the others').
+    recordings_.clear();
     if (short_here) return;
-    // A buffer reallocated: the recordings point at the old one. Dropped at once, not after the
-    // last grow: a later one may fail, and the next call would replay them on freed memory.
-    const void* before = buffer.data();
     try {
       buffer.grow(be, want);
     } catch (const std::bad_alloc&) {
       short_here = true;
     }
-    if (buffer.data() != before) recordings_.clear();
   };
   grow(be, ws.pos, S);
   grow(be, ws.ids, S);
@@ -454,7 +454,6 @@ void BackendModel::run_layers(KvCache& cache, ForwardTrace* trace) {
   const int64_t S = S_, L = cfg_.num_hidden_layers, D = cfg_.hidden_size;
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   start_trace(trace, L);
-  topk_mismatch_layer_ = -1;
   float* x = ws_.x.data();
   float* xn = ws_.xn.data();
   float* residual = ws_.residual.data();

@@ -41,6 +41,7 @@ std::vector<uint8_t> launch_message(const std::filesystem::path& model_dir, cons
   w.u8(static_cast<uint8_t>(o.attention));
   w.i64(o.context);
   w.i64(o.sequences);
+  w.u8(o.cuda_graphs ? 1 : 0);  // every rank records its decode steps, or none (their collectives pair)
   w.str(nccl_id);
   return w.bytes();
 }
@@ -163,6 +164,7 @@ Result<void> run_rank_worker(const std::string& address, uint64_t token, int ran
   options.attention = static_cast<AttentionMode>(in.u8());
   options.context = in.i64();
   options.sequences = in.i64();
+  options.cuda_graphs = in.u8() != 0;
   const std::string nccl_id = in.str();
   options.ranks = n_ranks;
   options.gpu = gpu;

@@ -119,6 +119,7 @@ Result<void> ProcessRanks::forward(KvCache& cache, Sequence& seq, std::span<cons
   w.i64(pool_id(cache));
   w.ids(tokens);
   w.seq(seq);
+  w.u8(trace ? 1 : 0);  // a traced call is not recorded: the ranks run it alike
   channel_->to_workers(w);
   return local_->forward(cache, seq, tokens, logits, trace);
 }
@@ -135,6 +136,7 @@ Result<void> ProcessRanks::forward_decode_batch(KvCache& cache, std::span<Sequen
   w.i64(pool_id(cache));
   w.ids(tokens);
   for (const Sequence* s : seqs) w.seq(*s);
+  w.u8(trace ? 1 : 0);
   channel_->to_workers(w);
   return local_->forward_decode_batch(cache, seqs, tokens, logits, trace);
 }
@@ -169,8 +171,10 @@ Result<void> serve_rank(SocketGroup& group, ForwardPass& model) {
         KvCache& pool = *pools.at(in.i64());
         const std::vector<int32_t> tokens = in.ids();
         Sequence seq = in.seq();
+        ForwardTrace trace;
+        const bool traced = in.u8() != 0;
         logits.resize(vocab);
-        report(model.forward(pool, seq, tokens, logits.data()));
+        report(model.forward(pool, seq, tokens, logits.data(), traced ? &trace : nullptr));
         break;
       }
       case Op::decode_batch: {
@@ -182,8 +186,10 @@ Result<void> serve_rank(SocketGroup& group, ForwardPass& model) {
           s = in.seq();
           rows.push_back(&s);
         }
+        ForwardTrace trace;
+        const bool traced = in.u8() != 0;
         logits.resize(vocab * tokens.size());
-        report(model.forward_decode_batch(pool, rows, tokens, logits.data()));
+        report(model.forward_decode_batch(pool, rows, tokens, logits.data(), traced ? &trace : nullptr));
         break;
       }
       case Op::copy_prefix: {

@@ -1,9 +1,10 @@
 // CUDA sparse MLA decode (see attention.hpp).
 #include <algorithm>
 
+#include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
-#include "kernels/cuda/attention.hpp"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/latent_records.cuh"
 
 namespace dsa::cuda {
@@ -185,8 +186,7 @@ void sparse_mla_decode_batched(const float* q_abs, const float* q_pe, int64_t n_
   const bool fp8 = view.fmt == LatentFormat::fp8;
   const size_t smem = decode_smem(view.kv_lora, view.rope_dim, max_sel);
   DSA_CUDA_REQUIRE(smem + 2048 <= smem_optin(), "sparse_mla_decode: n_sel too large for shared memory");
-  DSA_CUDA_CHECK(
-      cudaFuncSetAttribute(sparse_mla_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  dev::allow_dynamic_smem(sparse_mla_decode_kernel, smem);
   // Up to 65535 queries per launch (grid.y).
   for (int64_t q0 = 0; q0 < n_q; q0 += 65535) {
     const int64_t n = std::min<int64_t>(65535, n_q - q0);

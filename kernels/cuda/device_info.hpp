@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cuda/check.hpp"
@@ -19,6 +20,18 @@ inline int device_attribute(cudaDeviceAttr attr) {
 // major * 10 + minor: 80 for an A100, 89 for an L40S, 90 for an H100 or H200.
 inline int compute_capability() {
   return 10 * device_attribute(cudaDevAttrComputeCapabilityMajor) + device_attribute(cudaDevAttrComputeCapabilityMinor);
+}
+
+// Lets `kernel` launch with `bytes` of dynamic shared memory. The limit only ever rises: a CUDA
+// graph recorded earlier may hold launches of the kernel that need more, and must not find the
+// limit lowered under them when it is replayed.
+template <class Kernel>
+void allow_dynamic_smem(Kernel kernel, size_t bytes) {
+  const void* entry = reinterpret_cast<const void*>(kernel);
+  cudaFuncAttributes attr{};
+  DSA_CUDA_CHECK(cudaFuncGetAttributes(&attr, entry));
+  if (size_t(attr.maxDynamicSharedSizeBytes) >= bytes) return;
+  DSA_CUDA_CHECK(cudaFuncSetAttribute(entry, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 // Whether p may be read with 16-byte vector loads.

@@ -472,9 +472,7 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
             cudaMallocAsync(reinterpret_cast<void**>(&parts), size_t(rows_here * n_kb * n) * sizeof(float), stream));
       with_rows(rows_here, [&](auto rows) {
         constexpr int M = decltype(rows)::value;
-        if (smem_here > 48 * 1024)
-          DSA_CUDA_CHECK(
-              cudaFuncSetAttribute(gemv_fp8_kernel<M>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_here)));
+        if (smem_here > 48 * 1024) dev::allow_dynamic_smem(gemv_fp8_kernel<M>, smem_here);
         gemv_fp8_kernel<M><<<dim3(unsigned(blocks), unsigned(n_parts)), kGemvWarps * 32, smem_here, stream>>>(
             x + r0 * ldx, ldx, k, w, ldw, scale_inv, ld_scale, n, y + r0 * ldy, ldy, kb_per_part, parts);
       });
@@ -508,8 +506,7 @@ void matmul_fp8_routed(const float* x, int64_t ldx, int64_t x_div, const int32_t
   DSA_CUDA_REQUIRE(k % 16 == 0 && aligned16(x) && ldx % 4 == 0, "matmul_fp8_routed needs 16-byte aligned rows");
   if (n_pairs <= 0 || n <= 0) return;
   const size_t smem = size_t(k) + size_t(k / dev::kQuantBlock) * sizeof(float);
-  if (smem > 48 * 1024)
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(gemv_fp8_routed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  if (smem > 48 * 1024) dev::allow_dynamic_smem(gemv_fp8_routed_kernel, smem);
   constexpr int64_t rows_per_block = kGemvWarps * kGemvFp8RowsPerWarp;
   const dim3 grid(unsigned((n + rows_per_block - 1) / rows_per_block), unsigned(n_pairs));
   gemv_fp8_routed_kernel<<<grid, kGemvWarps * 32, smem, stream>>>(x, ldx, x_div, idx, rank, n_ranks, experts, k, n, y,

@@ -282,7 +282,7 @@ __global__ void gemm_fp8_codes_plain_kernel(Operands op, int64_t row_base) {
 void launch(const Operands& op, int64_t tiles, cudaStream_t stream) {
   DSA_CUDA_REQUIRE((op.n + kBN - 1) / kBN <= 65535, "the FP8 GEMM takes at most 65535 * 128 output columns");
   DSA_CUDA_REQUIRE(tiles <= INT32_MAX, "the FP8 GEMM takes fewer row tiles");
-  DSA_CUDA_CHECK(cudaFuncSetAttribute(gemm_fp8_codes_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  dev::allow_dynamic_smem(gemm_fp8_codes_kernel, kSmemBytes);
   const dim3 grid(unsigned(tiles), unsigned((op.n + kBN - 1) / kBN));
   gemm_fp8_codes_kernel<<<grid, kThreads, kSmemBytes, stream>>>(op);
   DSA_CUDA_CHECK_LAUNCH();

@@ -3,6 +3,7 @@
 
 #include "kernels/cuda/check.hpp"
 #include "kernels/cuda/device.cuh"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/indexer.hpp"
 #include "kernels/cuda/mma.cuh"
 
@@ -305,7 +306,7 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
   const bool mma = dev::mma_available();
   const auto kernel = mma ? indexer_scores_kernel<MmaForm> : indexer_scores_kernel<TiledForm>;
   const size_t smem = mma ? MmaForm::smem_bytes(int(n_heads), int(dim)) : TiledForm::smem_bytes(int(n_heads), int(dim));
-  DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  dev::allow_dynamic_smem(kernel, smem);
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
   // Queries of one sequence (one page table: a prefill chunk) share each page's key load, 8 to a
   // block; a query with its own page table (a decode row) keeps its q over 4 pages per block.

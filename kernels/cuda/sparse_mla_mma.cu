@@ -239,8 +239,7 @@ template <int kTiles>
 void launch(dim3 grid, size_t smem, cudaStream_t stream, const float* q_abs, const float* q_pe, int n_heads,
             const Records& rec, int64_t pages_stride, const int32_t* sel, int64_t sel_stride, const int32_t* n_sel,
             int max_sel, int split_len, float softmax_scale, float* o_lat, float* part_o, float* part_ml) {
-  DSA_CUDA_CHECK(
-      cudaFuncSetAttribute(sparse_mla_mma_kernel<kTiles>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  dev::allow_dynamic_smem(sparse_mla_mma_kernel<kTiles>, smem);
   sparse_mla_mma_kernel<kTiles><<<grid, kThreads, smem, stream>>>(q_abs, q_pe, n_heads, rec, pages_stride, sel,
                                                                   sel_stride, n_sel, max_sel, split_len, softmax_scale,
                                                                   o_lat, part_o, part_ml);

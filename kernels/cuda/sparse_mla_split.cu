@@ -194,7 +194,7 @@ void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int6
                    "sparse_mla_decode_split: kv_lora <= 512 and the chunk's records in shared memory");
   DSA_CUDA_REQUIRE(max_sel <= INT32_MAX, "sparse_mla_decode_split: max_sel fits an int");
   const size_t smem = split_smem(view.kv_lora, view.rope_dim);
-  DSA_CUDA_CHECK(cudaFuncSetAttribute(sparse_mla_split_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  dev::allow_dynamic_smem(sparse_mla_split_kernel, smem);
   const int64_t groups = (n_heads + kHeads - 1) / kHeads;
   const int64_t kv_lora = view.kv_lora;
   // Up to 65535 queries per launch (grid.z and the merge's grid.y).

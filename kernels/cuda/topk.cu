@@ -84,7 +84,7 @@ void topk_positions_rows(const float* scores, int64_t ld_scores, int64_t n_rows,
   DSA_CUDA_REQUIRE(n < (int64_t(1) << 31), "topk_positions: row too long for int32 positions");
   if (n_rows <= 0 || k <= 0) return;
   constexpr size_t smem = kCandidates * sizeof(uint32_t);
-  DSA_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  dev::allow_dynamic_smem(topk_kernel, smem);
   topk_kernel<<<unsigned(n_rows), kThreads, smem, stream>>>(scores, ld_scores, n, n_valid, k, out, ld_out);
   DSA_CUDA_CHECK_LAUNCH();
 }

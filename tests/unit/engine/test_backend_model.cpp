@@ -267,15 +267,18 @@ TEST_CASE("backend model ranks whose selections differ fail the forward on every
 }
 
 TEST_CASE("a rank short of workspace memory fails the call on every rank, and the ranks go on in step") {
-  // Rank `short_rank` may hold no more than it holds after a 2-token chunk, so the next, longer chunk
-  // cannot grow its workspace. Before the ranks agreed on the workspace, the other rank waited in the
-  // first collective for ever. After the failure the bound is lifted and the chunk runs again.
+  // After a 2-token chunk and a decode step (recorded), rank `short_rank` may hold no more than it
+  // holds, so the next, longer chunk cannot grow its workspace. Before the ranks agreed on the
+  // workspace, the other rank waited in the first collective for ever. Then a decode step that
+  // fits; then the bound is lifted, the chunk runs, and two more decode steps. The calls that
+  // succeed are the calls of a run without the bound, and give its logits bit for bit.
   const auto prompt = Golden::load("fp8").ids("prompt");
   const std::span<const int32_t> head(prompt.data(), 2), rest(prompt.data() + 2, prompt.size() - 2);
   struct Outcome {
     std::string error;
     int64_t cached_after_error = -1;
-    std::vector<float> logits;  // after the longer chunk and two decode steps
+    std::vector<float> logits;  // of the calls after the failing one
+    BackendModel::RecordingCounts recordings;
   };
   const auto run = [&](int short_rank) {
     auto comms = make_thread_comms(2);
@@ -290,22 +293,29 @@ TEST_CASE("a rank short of workspace memory fails the call on every rank, and th
       KvCache cache(model.config(), cpu::LatentFormat::bf16, 4, model.cache_memory());
       Sequence seq;
       std::vector<float> logits(size_t(model.config().vocab_size));
-      REQUIRE(model.forward(cache, seq, head, logits.data()).ok());
-      if (r == short_rank) memory->set_capacity(memory->held());
-      auto first = model.forward(cache, seq, rest, logits.data());
-      if (!first) {
-        out[size_t(r)].error = first.error().message;
-        out[size_t(r)].cached_after_error = seq.n_cached;
-        memory->set_capacity(SIZE_MAX);
-        REQUIRE(model.forward(cache, seq, rest, logits.data()).ok());
-      }
       std::vector<float>& all = out[size_t(r)].logits;
-      all = logits;
-      for (int i = 0; i < 2; ++i) {
-        const int32_t tok = argmax(logits);
+      const auto decode = [&](int32_t tok) {
         REQUIRE(model.forward(cache, seq, {&tok, 1}, logits.data()).ok());
         all.insert(all.end(), logits.begin(), logits.end());
+      };
+      REQUIRE(model.forward(cache, seq, head, logits.data()).ok());
+      decode(5);
+      if (short_rank >= 0) {
+        if (r == short_rank) memory->set_capacity(memory->held());
+        auto failed = model.forward(cache, seq, rest, logits.data());
+        REQUIRE(!failed);
+        out[size_t(r)].error = failed.error().message;
+        out[size_t(r)].cached_after_error = seq.n_cached;
       }
+      // Its recording was dropped on one rank (which reallocated before the other failed): the
+      // ranks must record it anew alike, not one replay it while the other records.
+      decode(6);
+      memory->set_capacity(SIZE_MAX);
+      REQUIRE(model.forward(cache, seq, rest, logits.data()).ok());
+      all.insert(all.end(), logits.begin(), logits.end());
+      decode(argmax(logits));
+      decode(argmax(logits));
+      out[size_t(r)].recordings = model.recording_counts();
     };
     std::thread t1([&] { run_rank(1); });
     run_rank(0);
@@ -313,8 +323,6 @@ TEST_CASE("a rank short of workspace memory fails the call on every rank, and th
     return out;
   };
   const std::vector<Outcome> unbounded = run(-1);
-  CHECK(unbounded[0].error.empty());
-  CHECK(unbounded[1].error.empty());
   for (int short_rank : {0, 1}) {
     CAPTURE(short_rank);
     const std::vector<Outcome> got = run(short_rank);
@@ -323,9 +331,51 @@ TEST_CASE("a rank short of workspace memory fails the call on every rank, and th
                                         " rows do not fit into the cpu memory left for the workspace on rank " +
                                         std::to_string(short_rank) +
                                         " (try a smaller prefill chunk or fewer sequences)");
-      CHECK(got[size_t(r)].cached_after_error == 2);
+      CHECK(got[size_t(r)].cached_after_error == 3);
       CHECK(same_bits(got[size_t(r)].logits, unbounded[size_t(r)].logits));
     }
+    // Each rank's recordings hold its collectives, which pair with the other's: the same steps are
+    // recorded and replayed on both.
+    CHECK(got[0].recordings.recorded == got[1].recordings.recorded);
+    CHECK(got[0].recordings.replayed == got[1].recordings.replayed);
+    CHECK(got[0].recordings.recorded >= 2);
+  }
+}
+
+TEST_CASE("a replayed decode step after a failed top-k check is not failed by the old check") {
+  // Step 1 is recorded; step 2 is checked and the ranks' selections differ (rank 1's forced), so it
+  // fails; step 2 again, unchecked, replays step 1's recording and must succeed.
+  auto comms = make_thread_comms(2);
+  std::vector<std::string> errors(2), retried(2);
+  std::vector<int64_t> replayed(2);
+  const auto run_rank = [&](int r) {
+    auto model = load_backend_model("fp8", AttentionMode::sparse, comms[size_t(r)].get());
+    const ModelConfig& cfg = model->config();
+    KvCache cache(cfg, cpu::LatentFormat::bf16, 2, model->cache_memory());
+    Sequence seq;
+    const auto prompt = Golden::load("fp8").ids("prompt");
+    std::vector<float> logits(size_t(cfg.vocab_size));
+    REQUIRE(model->forward(cache, seq, prompt, logits.data()).ok());
+    const int32_t tok = 7;
+    REQUIRE(model->forward(cache, seq, {&tok, 1}, logits.data()).ok());
+    model->set_check_topk(true);
+    TopkSets forced(size_t(cfg.num_hidden_layers), std::vector<std::vector<int32_t>>(1, {0}));
+    ForwardTrace trace;
+    if (r == 1) trace.forced_topk = &forced;
+    auto out = model->forward(cache, seq, {&tok, 1}, logits.data(), &trace);
+    errors[size_t(r)] = out.ok() ? "" : out.error().message;
+    model->set_check_topk(false);
+    auto again = model->forward(cache, seq, {&tok, 1}, logits.data());
+    retried[size_t(r)] = again.ok() ? "" : again.error().message;
+    replayed[size_t(r)] = model->recording_counts().replayed;
+  };
+  std::thread t1([&] { run_rank(1); });
+  run_rank(0);
+  t1.join();
+  for (int r = 0; r < 2; ++r) {
+    CHECK(errors[size_t(r)].find("selected different top-k keys") != std::string::npos);
+    CHECK(retried[size_t(r)] == "");
+    CHECK(replayed[size_t(r)] == 2);
   }
 }
 
