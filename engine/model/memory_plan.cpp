@@ -38,13 +38,13 @@ Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, 
 }
 
 // Activations of one prefill chunk of C tokens on one rank, in f32: the residual stream and its
-// normed copies, a rank's share of a projection to the hidden size before the gather, q / k / v of this rank's heads, the indexer's q, the MLP's intermediate (the dense
-// layers' split one or the routed experts' for every token), the routed experts' outputs (a row
-// per routed pair), the chunk's indexer logits over the whole context and its selected positions,
-// and one row of logits per sequence. Plus the routed rows quantised (e4m3 codes and their scales:
-// the tokens, or the experts' activations), and the scratch a GPU linear takes while it runs (the
-// FP8 GEMM through cuBLASLt: the chunk's e4m3 codes, its bf16 product and a 32 MiB workspace), for
-// the widest linear on a rank.
+// normed copies, a rank's share of a projection to the hidden size before the gather, q / k / v of this rank's heads,
+// the indexer's q, the MLP's intermediate (the dense layers' split one or the routed experts' for every token), the
+// routed experts' outputs (a row per routed pair), the chunk's indexer logits over the whole context and its selected
+// positions, and one row of logits per sequence. Plus the routed rows quantised (e4m3 codes and their scales: the
+// tokens, or the experts' activations), and the scratch a GPU linear takes while it runs (the FP8 GEMM through
+// cuBLASLt: the chunk's e4m3 codes, its bf16 product and a 32 MiB workspace; the bf16 one: its rows as bf16, the widest
+// every head's absorbed latent), for the widest linear on a rank.
 uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
   const int64_t n = o.ranks, C = o.prefill_chunk;
   const int64_t heads = c.num_attention_heads / n;
@@ -56,7 +56,7 @@ uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
   const int64_t codes = C * std::max(c.hidden_size, c.num_experts_per_tok * c.moe_intermediate_size);
   const int64_t routed_codes = codes + codes / 128 * int64_t(sizeof(float));
   const int64_t widest = std::max({c.hidden_size, c.intermediate_size / n, c.moe_intermediate_size,
-                                   heads * c.qk_head_dim(), heads * c.v_head_dim});
+                                   heads * c.qk_head_dim(), heads * c.v_head_dim, heads * c.kv_lora_rank});
   const int64_t gemm_scratch = C * widest + 2 * C * widest + (int64_t(32) << 20);
   return uint64_t(floats) * sizeof(float) + uint64_t(routed_codes) + uint64_t(gemm_scratch);
 }

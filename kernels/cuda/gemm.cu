@@ -409,6 +409,9 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
     }
     return;
   }
+  if (m > kGemvLaunchRows &&
+      detail::gemm_cublaslt_bf16(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream))
+    return;
   if (dev::mma_available()) {
     detail::gemm_mma_bf16(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream);
     return;
@@ -422,6 +425,12 @@ bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, cons
                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                          cudaStream_t stream) {
   return detail::gemm_cublaslt_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
+}
+
+bool matmul_bf16_cublaslt(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                          int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                          bool round_out_bf16, cudaStream_t stream) {
+  return detail::gemm_cublaslt_bf16(x, ldx, bsx, m, k, w, ldw, bsw, n, y, ldy, bsy, batch, round_out_bf16, stream);
 }
 
 bool matmul_bf16_gemv_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,

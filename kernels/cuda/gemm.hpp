@@ -9,10 +9,11 @@
 //     either way. A row's result does not depend on the rows beside it.
 //   m > 16, or shapes the vector path cannot take (unaligned pointers or strides): FP8 through
 //     cuBLASLt on Hopper, else on sm_80 and later the rows quantised and multiplied on the tensor
-//     cores with asynchronous copies (gemm_grouped.cuh: 16-byte aligned weights); bf16, and FP8
-//     weights that kernel does not take, on the sm_80+ tensor-core GEMM (gemm_mma.cuh: mma.sync on
-//     bf16 operands, fp32 accumulation, 64 x 64 outputs per block); before sm_80 a plain
-//     shared-memory tiled GEMM, which takes any shape.
+//     cores with asynchronous copies (gemm_grouped.cuh: 16-byte aligned weights); bf16 past 16 rows
+//     through cuBLASLt on sm_80+; other bf16, and FP8 weights the grouped kernel does not take, on
+//     the sm_80+ tensor-core GEMM (gemm_mma.cuh: mma.sync on bf16 operands, fp32 accumulation,
+//     64 x 64 outputs per block); before sm_80 a plain shared-memory tiled GEMM, which takes any
+//     shape.
 // Accumulation is fp32 (the fp8 form per 128-block, then scaled, as the reference's fp8_gemm), so
 // results match the fp64-accumulating CPU scalar reference to fp32 rounding, not bit for bit; but
 // FP8 tensor cores (sm_89+) add within a 128-block in about 14 bits (DeepSeek-V3's report, 3.3.2),
@@ -57,6 +58,15 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
 bool matmul_fp8_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                          const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                          cudaStream_t stream);
+
+// matmul_bf16_batched through cuBLASLt's bf16 GEMM (sm_80+): the rows as bf16 into scratch from the
+// stream's memory pool, f32 products written in place (then rounded when asked), fp32 accumulation.
+// Returns false, launching nothing, where it does not fit: before sm_80, k, ldw or bsw not a
+// multiple of 8, several products sharing one weight (bsw == 0), or no cuBLASLt kernel for the
+// problem. matmul_bf16 and _batched take it for more than 16 rows where it fits.
+bool matmul_bf16_cublaslt(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, const uint16_t* w,
+                          int64_t ldw, int64_t bsw, int64_t n, float* y, int64_t ldy, int64_t bsy, int64_t batch,
+                          bool round_out_bf16, cudaStream_t stream);
 
 // matmul_bf16_batched for 1 to 16 rows on the tensor cores (sm_80+): the rows rounded to bf16 into
 // scratch, then per warp 8 output columns of one product for all the rows, W's elements loaded

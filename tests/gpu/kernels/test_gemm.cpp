@@ -85,7 +85,10 @@ void fp8_through_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, con
   if (!ran) cuda::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy, stream);
 }
 
-void run_bf16(const Shape& s, bool round_out, std::mt19937& rng) {
+using Bf16Launcher = void (*)(const float*, int64_t, int64_t, int64_t, const uint16_t*, int64_t, int64_t, float*,
+                              int64_t, bool, cudaStream_t);
+
+void run_bf16(const Shape& s, bool round_out, std::mt19937& rng, Bf16Launcher launch = cuda::matmul_bf16) {
   CAPTURE(s.m);
   CAPTURE(s.n);
   CAPTURE(s.k);
@@ -97,7 +100,7 @@ void run_bf16(const Shape& s, bool round_out, std::mt19937& rng) {
   cpu::matmul_bf16_scalar(x.data(), s.k, s.m, s.k, w.data(), ldw, s.n, want.data(), s.n, round_out);
   DeviceBuffer<float> dx(x), dy(want.size());
   DeviceBuffer<uint16_t> dw(w);
-  cuda::matmul_bf16(dx.get(), s.k, s.m, s.k, dw.get(), ldw, s.n, dy.get(), s.n, round_out, nullptr);
+  launch(dx.get(), s.k, s.m, s.k, dw.get(), ldw, s.n, dy.get(), s.n, round_out, nullptr);
   test::check_close(dy.to_host(), want, round_out ? 1.0 / 128 : 1e-5, 1e-4, 1e-5, "matmul_bf16");
 }
 
@@ -182,11 +185,36 @@ TEST_CASE("gpu matmul_fp8 through cuBLASLt's block-scaled FP8 GEMM (Hopper) matc
 TEST_CASE("gpu matmul_bf16 matches the CPU reference (GEMV and GEMM)") {
   DSA_REQUIRE_GPU();
   std::mt19937 rng(22);
+  // Past 16 rows cuBLASLt takes the product on sm_80+ where k and ldw are multiples of 8; k = 1003
+  // and a pad of 4 leave 70 and 40 rows to the own tensor-core GEMM.
   for (bool round_out : {true, false})
-    for (const Shape& s : {Shape{1, 257, 1000, 0}, Shape{1, 64, 1003, 0}, Shape{1, 33, 512, 4}, Shape{1, 512, 7168, 0},
-                           Shape{3, 257, 1000, 0}, Shape{8, 130, 7168, 0}, Shape{9, 65, 200, 0}, Shape{67, 65, 96, 0},
-                           Shape{130, 200, 1000, 0}, Shape{256, 512, 2048, 0}})
+    for (const Shape& s :
+         {Shape{1, 257, 1000, 0}, Shape{1, 64, 1003, 0}, Shape{1, 33, 512, 4}, Shape{1, 512, 7168, 0},
+          Shape{3, 257, 1000, 0}, Shape{8, 130, 7168, 0}, Shape{9, 65, 200, 0}, Shape{67, 65, 96, 0},
+          Shape{130, 200, 1000, 0}, Shape{256, 512, 2048, 0}, Shape{70, 65, 1003, 0}, Shape{40, 33, 512, 4}})
       run_bf16(s, round_out, rng);
+}
+
+// cuda::matmul_bf16_cublaslt, which must take the product on sm_80+ where the output rows are
+// 16-byte aligned (cuBLASLt may have no kernel for less) and nothing before.
+void bf16_through_cublaslt(const float* x, int64_t ldx, int64_t m, int64_t k, const uint16_t* w, int64_t ldw, int64_t n,
+                           float* y, int64_t ldy, bool round_out, cudaStream_t stream) {
+  const bool ran = cuda::matmul_bf16_cublaslt(x, ldx, 0, m, k, w, ldw, 0, n, y, ldy, 0, 1, round_out, stream);
+  if (compute_capability() < 80) REQUIRE(!ran);
+  if (compute_capability() >= 80 && ldy % 4 == 0) REQUIRE(ran);
+  if (!ran) cuda::matmul_bf16(x, ldx, m, k, w, ldw, n, y, ldy, round_out, stream);
+}
+
+TEST_CASE("gpu matmul_bf16 through cuBLASLt (sm_80+) matches the CPU reference") {
+  // Rows not a multiple of 8 or 64, n odd (outputs only 4-byte aligned rows), a padded weight
+  // stride, V3.2's k = 7168 and 1536; also few rows (the decode GEMVs' range, which matmul_bf16
+  // keeps for itself).
+  DSA_REQUIRE_GPU();
+  std::mt19937 rng(25);
+  for (bool round_out : {true, false})
+    for (const Shape& s :
+         {Shape{17, 256, 512, 0}, Shape{100, 576, 7168, 0}, Shape{257, 129, 1536, 8}, Shape{3, 64, 256, 0}})
+      run_bf16(s, round_out, rng, bf16_through_cublaslt);
 }
 
 TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (the absorbed MLA layout)") {
@@ -197,9 +225,10 @@ TEST_CASE("gpu matmul_bf16_batched: each head's product as the CPU reference's (
   struct Case {
     int64_t S, H, nope, rope, out;
   };
-  // 12 rows: the tensor-core form on sm_80+ (each head a product of the batch).
+  // 12 rows: the tensor-core form on sm_80+ (each head a product of the batch); 70 and 40: cuBLASLt's
+  // strided batch on sm_80+.
   for (const Case c : {Case{1, 128, 128, 64, 512}, Case{3, 128, 128, 64, 512}, Case{12, 128, 128, 64, 512},
-                       Case{1, 4, 32, 32, 128}, Case{70, 4, 32, 32, 128}}) {
+                       Case{1, 4, 32, 32, 128}, Case{70, 4, 32, 32, 128}, Case{40, 128, 128, 64, 512}}) {
     CAPTURE(c.S);
     CAPTURE(c.H);
     const int64_t dqk = c.nope + c.rope;

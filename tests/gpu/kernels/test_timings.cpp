@@ -134,9 +134,17 @@ TEST_CASE("gpu decode kernel timings" * doctest::skip()) {
     time_it(
         "matmul_fp8 GEMM 2048 rows x 18432x7168, own tensor-core kernel (as TFLOP/s)", flop / 1e3,
         [&] { cuda::matmul_fp8(xm.get(), k, m, k, w.get(), k, si_pad.get(), ld_pad, n, ym.get(), n, nullptr); }, 5);
-    time_it("matmul_bf16 GEMM 2048 rows x 18432x7168 (bytes: FLOP / 1000, so GB/s reads as TFLOP/s)", flop / 1e3, [&] {
-      cuda::matmul_bf16(xm.get(), k, m, k, wb.get(), k, n, ym.get(), n, true, nullptr);
-    }, 5);
+    time_it(
+        "matmul_bf16 GEMM 2048 rows x 18432x7168, cuBLASLt on sm_80+ (as TFLOP/s)", flop / 1e3,
+        [&] { cuda::matmul_bf16(xm.get(), k, m, k, wb.get(), k, n, ym.get(), n, true, nullptr); }, 5);
+    // The same product on the own tensor-core GEMM (gemm_mma.cu): a weight stride that is not a
+    // multiple of 8, which cuBLASLt is not given.
+    {
+      DeviceBuffer<uint16_t> wb_pad(std::vector<uint16_t>(static_cast<size_t>(n * (k + 4)), 0x3c00));
+      time_it(
+          "matmul_bf16 GEMM 2048 rows x 18432x7168, own tensor-core GEMM (as TFLOP/s)", flop / 1e3,
+          [&] { cuda::matmul_bf16(xm.get(), k, m, k, wb_pad.get(), k + 4, n, ym.get(), n, true, nullptr); }, 5);
+    }
     // The routed experts of a 4096-token prefill chunk on one of 8 ranks: 32 experts of 128 rows
     // each, the gate projection [2048, 7168] (every expert reading the same weights here). All in
     // one grouped launch (rows quantised before), against one matmul_fp8 per expert (cuBLASLt on
