@@ -30,7 +30,6 @@
 namespace dsa::cuda::detail {
 namespace {
 
-constexpr int64_t kRowAlign = 64;                // m padded to this: fewer distinct problems to plan
 constexpr size_t kWorkspace = size_t(32) << 20;  // cuBLASLt's suggested workspace on Hopper
 
 #define DSA_CUBLAS_CHECK(call)                                                       \
@@ -43,6 +42,9 @@ constexpr size_t kWorkspace = size_t(32) << 20;  // cuBLASLt's suggested workspa
     }                                                                                \
   } while (0)
 
+#if CUBLAS_VERSION >= 120900       // the FP8 path (below)
+constexpr int64_t kRowAlign = 64;  // m padded to this: fewer distinct problems to plan
+
 // y[i, j] = bf16 d[i, j] as f32, for i < m.
 __global__ void bf16_rows_to_f32_kernel(const uint16_t* d, int64_t m, int64_t n, float* y, int64_t ldy) {
   const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -50,6 +52,7 @@ __global__ void bf16_rows_to_f32_kernel(const uint16_t* d, int64_t m, int64_t n,
   const int64_t i = e / n, j = e % n;
   y[i * ldy + j] = dev::bf16_to_float(d[e]);
 }
+#endif
 
 // xb[b, i, j] = bf16 x[b * bsx + i * ldx + j] for i < m, j < k (x holds bf16 values: exact).
 __global__ void bf16_operand_kernel(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t k, int64_t batch,
@@ -160,6 +163,11 @@ bool gemm_cublaslt_fp8_fits(int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
 bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                        const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy,
                        cudaStream_t stream) {
+#if CUBLAS_VERSION < 120900  // the block-scaled modes came with cuBLAS 12.9
+  (void)x, (void)ldx, (void)m, (void)k, (void)w, (void)ldw, (void)scale_inv, (void)ld_scale, (void)n, (void)y,
+      (void)ldy, (void)stream;
+  return false;
+#else
   if (m <= 0 || n <= 0 || !gemm_cublaslt_fp8_fits(m, k, w, ldw, scale_inv, ld_scale, n, ldy)) return false;
   Planner* plan = planner(stream);
   if (!plan) return false;
@@ -217,6 +225,7 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
   DSA_CUDA_CHECK_LAUNCH();
   DSA_CUDA_CHECK(cudaFreeAsync(scratch, stream));
   return true;
+#endif
 }
 
 bool gemm_cublaslt_bf16_fits(int64_t m, int64_t k, int64_t ldw, int64_t bsw, int64_t batch) {
