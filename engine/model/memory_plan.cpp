@@ -38,13 +38,14 @@ Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, 
 }
 
 // Activations of one prefill chunk of C tokens on one rank, in f32: the residual stream and its
-// normed copies, a rank's share of a projection to the hidden size before the gather, q / k / v of this rank's heads,
-// the indexer's q, the MLP's intermediate (the dense layers' split one or the routed experts' for every token), the
-// routed experts' outputs (a row per routed pair), the chunk's indexer logits over the whole context and its selected
-// positions, and one row of logits per sequence. Plus the routed rows quantised (e4m3 codes and their scales: the
-// tokens, or the experts' activations), and the scratch a GPU linear takes while it runs (the FP8 GEMM through
-// cuBLASLt: the chunk's e4m3 codes, its bf16 product and a 32 MiB workspace; the bf16 one: its rows as bf16, the widest
-// every head's absorbed latent), for the widest linear on a rank.
+// normed copies, a rank's share of a projection to the hidden size before the gather, q / k / v of
+// this rank's heads, the indexer's q, the MLP's intermediate (the dense layers' split one or the
+// routed experts' for every token), the routed experts' outputs (a row per routed pair), the
+// chunk's indexer logits over the whole context and its selected positions, and one row of logits
+// per sequence. Plus the routed rows quantised (e4m3 codes and their scales: the tokens, or the
+// experts' activations), and the scratch a GPU linear takes while it runs (the FP8 GEMM through
+// cuBLASLt: the chunk's e4m3 codes, its bf16 product and a 32 MiB workspace; the bf16 one: its rows
+// as bf16, the widest every head's absorbed latent), for the widest linear on a rank.
 uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
   const int64_t n = o.ranks, C = o.prefill_chunk;
   const int64_t heads = c.num_attention_heads / n;
