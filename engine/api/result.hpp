@@ -11,6 +11,8 @@ namespace dsa {
 
 struct Error {
   std::string message;  // one line, names the file / tensor / field involved
+  // A backend had not the memory for the call's rows: the same work may succeed in smaller calls.
+  bool out_of_memory = false;
 };
 
 template <class T>

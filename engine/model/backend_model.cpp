@@ -4,6 +4,7 @@
 #include "engine/model/backend_model.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -273,8 +274,10 @@ Error BackendModel::workspace_error(int64_t rows, std::span<const int> short_ran
     where = short_ranks.size() == 1 ? " on rank " : " on ranks ";
     for (size_t i = 0; i < short_ranks.size(); ++i) where += (i ? ", " : "") + std::to_string(short_ranks[i]);
   }
-  return make_error("forward: " + std::to_string(rows) + " rows do not fit into the " + std::string(be_->name()) +
-                    " memory left for the workspace" + where + " (try a smaller prefill chunk or fewer sequences)");
+  Error e = make_error("forward: " + std::to_string(rows) + " rows do not fit into the " + std::string(be_->name()) +
+                       " memory left for the workspace" + where + " (try a smaller prefill chunk or fewer sequences)");
+  e.out_of_memory = true;
+  return e;
 }
 
 Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequence* const> seqs, bool decode) {
@@ -322,13 +325,18 @@ Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequ
   // on success before any collective: a rank short of memory fails the call on every rank instead of
   // leaving the others waiting in the layers' first collective. A buffer's request is the call's
   // shape times a constant of the rank, so every rank asks past its grant in the same calls.
-  std::vector<std::pair<size_t*, size_t>> raised;  // grants to raise once the ranks agree
+  struct Raise {
+    size_t* granted;
+    size_t want;
+    std::function<void()> release;
+  };
+  std::vector<Raise> raised;  // grants to raise once the ranks agree
   bool short_here = false;
   const auto grow = [&](Backend& be, auto& buffer, int64_t n) {
     const auto want = static_cast<size_t>(std::max<int64_t>(n, 1));
     size_t& granted = granted_[&buffer];
     if (want <= granted) return;
-    raised.emplace_back(&granted, want);
+    raised.push_back({&granted, want, [&buffer] { buffer = {}; }});
     // A buffer may be reallocated, and the recordings point at the old one: they are dropped, on
     // every rank alike (a rank's graphs hold its collectives, which must pair with the others').
     recordings_.clear();
@@ -391,8 +399,16 @@ Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequ
     } else if (short_here) {
       short_ranks.push_back(0);
     }
-    if (!short_ranks.empty()) return workspace_error(S, short_ranks);
-    for (const auto& [granted, want] : raised) *granted = want;
+    if (!short_ranks.empty()) {
+      // The buffers asked to grow are freed on every rank (their grants back to none), so that a
+      // smaller call finds the memory the failed one took.
+      for (const Raise& r : raised) {
+        r.release();
+        *r.granted = 0;
+      }
+      return workspace_error(S, short_ranks);
+    }
+    for (const Raise& r : raised) *r.granted = r.want;
   }
 
   // Inputs of the call.

@@ -43,10 +43,16 @@ Result<Generation> Generator::generate(std::span<const int32_t> prompt, const Ge
   cached_ids_.resize(size_t(reused));
   seq_.n_cached = reused;
 
-  const int64_t chunk = std::max<int64_t>(params.prefill_chunk, 1);
-  for (int64_t pos = reused; pos < n_prompt; pos += chunk) {
-    auto r = run(prompt.subspan(size_t(pos), size_t(std::min(chunk, n_prompt - pos))));
+  int64_t chunk = std::max<int64_t>(params.prefill_chunk, 1);
+  for (int64_t pos = reused; pos < n_prompt;) {
+    const int64_t take = std::min(chunk, n_prompt - pos);
+    auto r = run(prompt.subspan(size_t(pos), size_t(take)));
+    if (!r.ok() && r.error().out_of_memory && take > 2) {
+      chunk = std::max<int64_t>(2, take / 2);  // the backend had not the memory for so many rows: halves
+      continue;
+    }
     if (!r.ok()) return r.error();
+    pos += take;
   }
 
   Generation g;

@@ -25,8 +25,9 @@ namespace dsa {
 struct GenerateParams {
   int64_t max_tokens = 256;
   SamplerOptions sampling;
-  // Tokens per forward call while prefilling (bounds the workspace); BatchScheduler chunks by its
-  // own SchedulerOptions::prefill_chunk instead.
+  // Tokens per forward call while prefilling (bounds the workspace; halved for the rest of the
+  // prompt when a chunk does not fit the backend's memory); BatchScheduler chunks by its own
+  // SchedulerOptions::prefill_chunk instead.
   int64_t prefill_chunk = 512;
   std::span<const int32_t> masked_ids;  // ids never sampled (e.g. ids with no token): logits set to -inf
   int top_logprobs = -1;  // >= 0: record each generated token's log-probability and the n most likely

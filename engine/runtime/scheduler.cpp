@@ -18,6 +18,9 @@ namespace {
 
 int64_t pages_for(int64_t n_tokens) { return (n_tokens + kPageTokens - 1) / kPageTokens; }
 
+// The smallest prefill budget: a chunk of at least two ids that leaves no one-id remainder.
+constexpr int64_t kMinChunk = 3;
+
 // Tokens of a run of chunk positions to forward now: at most budget, at least two (one token
 // alone takes the decode form), never leaving a one-token remainder. 0: wait for the next step.
 int64_t chunk_len(int64_t run, int64_t budget) {
@@ -28,7 +31,7 @@ int64_t chunk_len(int64_t run, int64_t budget) {
 
 const SchedulerOptions& checked(const SchedulerOptions& o) {
   DSA_CHECK(o.max_context > 0 && o.pool_tokens > 0 && o.n_slots > 0);
-  DSA_CHECK(o.prefill_chunk >= 3, "chunks of two or more tokens that leave no one-token remainder need 3");
+  DSA_CHECK(o.prefill_chunk >= kMinChunk, "chunks of two or more tokens that leave no one-token remainder need 3");
   return o;
 }
 
@@ -87,6 +90,7 @@ BatchScheduler::BatchScheduler(std::unique_ptr<ForwardPass> model, cpu::LatentFo
       options_(checked(options)),
       cache_(model_->make_cache(latent_format, pages_for(options.pool_tokens))),
       logits_(size_t(model_->config().vocab_size)),
+      prefill_chunk_(options.prefill_chunk),
       engine_([this] { engine_main(); }) {}
 
 BatchScheduler::~BatchScheduler() {
@@ -255,7 +259,7 @@ void BatchScheduler::admit() {
 }
 
 void BatchScheduler::prefill() {
-  int64_t budget = options_.prefill_chunk;
+  int64_t budget = prefill_chunk_.load(std::memory_order_relaxed);
   const std::vector<Request*> order = running_;  // fail() edits running_
   for (Request* r : order) {
     Sequence& seq = r->slot->seq;
@@ -271,6 +275,12 @@ void BatchScheduler::prefill() {
     if (take == 0) continue;
     budget -= take;
     auto fwd = model_->forward(cache_, seq, std::span(r->ids).subspan(size_t(c), size_t(take)), logits_.data());
+    if (!fwd.ok() && fwd.error().out_of_memory && take > kMinChunk) {
+      // The backend had not the memory for this many rows: every later step forwards half as many
+      // (the request keeps its place and retries next step).
+      prefill_chunk_.store(std::max(kMinChunk, take / 2), std::memory_order_relaxed);
+      return;
+    }
     if (!fwd.ok()) {
       fail(*r, fwd.error());
     } else if (c + take == n) {

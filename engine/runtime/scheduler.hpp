@@ -78,6 +78,9 @@ class BatchScheduler {
   // requests that ran in one step.
   int64_t preemptions() const { return preemptions_.load(std::memory_order_relaxed); }
   int64_t peak_running() const { return peak_running_.load(std::memory_order_relaxed); }
+  // Prompt tokens forwarded per step now: options.prefill_chunk, halved each time a chunk did not fit
+  // the backend's memory (the chunk is retried smaller instead of failing its request), at least 3.
+  int64_t prefill_chunk() const { return prefill_chunk_.load(std::memory_order_relaxed); }
 
  private:
   struct Request;
@@ -123,7 +126,7 @@ class BatchScheduler {
   std::vector<Request*> finished_;  // ended this step; their callers are woken after it
   std::vector<float> logits_;
   uint64_t clock_ = 0;  // step count: slot recency
-  std::atomic<int64_t> preemptions_{0}, peak_running_{0};
+  std::atomic<int64_t> preemptions_{0}, peak_running_{0}, prefill_chunk_{0};
 
   std::mutex mu_;
   std::condition_variable wake_, done_;
