@@ -3,12 +3,13 @@
 // context, and a workspace estimate; and whether that fits a device of a given size.
 //
 // Layout over n ranks (as Model::load binds and runs it): routed expert e on rank e % n; a layer's
-// shared experts on rank layer % n; q_b_proj, kv_b_proj and the dense MLP's gate/up_proj split n ways (tensor
-// parallel), and o_proj and the dense down_proj by output rows where the hidden size splits into
-// whole scale blocks (ModelConfig::splits_hidden_rows: 8 ways for V3.2, not 16), lm_head and the
-// embedding by vocabulary rows where the vocabulary splits evenly; everything else (norms,
-// q_a/kv_a_proj, the indexer, the router) on every rank. Every rank keeps the whole latent
-// and indexer cache: the latent is shared by all heads and every rank runs the same indexer and top-k.
+// shared experts on rank layer % n; q_b_proj, kv_b_proj and the dense MLP's gate/up_proj split n
+// ways (tensor parallel), and o_proj and the dense down_proj by output rows where the hidden size
+// splits into whole scale blocks (ModelConfig::splits_hidden_rows: 8 ways for V3.2, not 16),
+// lm_head and the embedding by vocabulary rows where the vocabulary splits evenly; everything else
+// (norms, q_a/kv_a_proj, the indexer, the router) on every rank. Every rank keeps the whole latent
+// and indexer cache: the latent is shared by all heads and every rank runs the same indexer and
+// top-k.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -95,8 +95,11 @@ void Model::ensure_workspace(int64_t S, int64_t end, bool decode) {
   grow(ws.expert_x, S * K * D);
   grow(ws.expert_y, S * K * D);
   grow(ws.shared_out, S * D);
-  grow(ws.gathered, S * std::max({c.num_attention_heads * dv, inter, c.hidden_size}));
+  const int64_t head_rows = decode ? S : 1;  // rows whose logits head() computes
+  grow(ws.gathered,
+       std::max(S * std::max({c.num_attention_heads * dv, inter, c.hidden_size}), head_rows * c.vocab_size));
   grow(ws.hidden_local, S * c.hidden_size);
+  if (w_.lm_head.n != c.vocab_size) grow(ws.logits_local, head_rows * w_.lm_head.n);
 }
 
 void Model::embed(std::span<const int32_t> tokens) {
@@ -207,8 +210,6 @@ void Model::head(int64_t first, int64_t n, float* logits) {
     return;
   }
   // The vocabulary is split over the ranks: this rank's logits, then every rank's gathered.
-  ws_.logits_local.resize(static_cast<size_t>(n * w_.lm_head.n));
-  ws_.gathered.resize(std::max(ws_.gathered.size(), static_cast<size_t>(n * cfg_.vocab_size)));
   w_.lm_head.apply(h, n, ws_.logits_local.data());
   gather_columns(ws_.logits_local.data(), n, w_.lm_head.n, logits);
 }
