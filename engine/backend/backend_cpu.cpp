@@ -69,7 +69,13 @@ void* CpuBackend::allocate(size_t bytes) {
   if (!p) throw std::bad_alloc();
   sizes_[p] = bytes;
   held_ += bytes;
+  peak_ = std::max(peak_, held_);
   return p;
+}
+
+void CpuBackend::take_scratch(size_t bytes) {
+  if (bytes > capacity_ || held_ > capacity_ - bytes) throw std::bad_alloc();
+  peak_ = std::max(peak_, held_ + bytes);
 }
 
 void CpuBackend::release(void* p) {
@@ -147,7 +153,11 @@ void CpuBackend::matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, i
 
 void CpuBackend::matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                             const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
-  run([=] { cpu::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy); });
+  run([=, this] {
+    // The kernel's quantised rows: the values and a scale per 128-block, in f32.
+    take_scratch(size_t(m) * size_t(k + (k + cpu::kQuantBlock - 1) / cpu::kQuantBlock) * sizeof(float));
+    cpu::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
+  });
 }
 
 void CpuBackend::apply_rope(float* x, int64_t n_tok, int64_t n_heads, int64_t tok_stride, int64_t head_stride,

@@ -20,9 +20,12 @@ class CpuBackend final : public Backend {
 
   // At most `bytes` held at once from now on: past it allocate() throws std::bad_alloc, as a full
   // GPU's does, and available_memory() counts down to it (how the engine at full memory is tested
-  // on a CPU). SIZE_MAX (the default) is host memory without a bound.
+  // on a CPU). SIZE_MAX (the default) is host memory without a bound. The scratch an op takes
+  // while it runs counts too, as the CUDA kernels' scratch from the stream's pool does: matmul_fp8
+  // throws std::bad_alloc, from the op, when the rows it quantises do not fit beside what is held.
   void set_capacity(size_t bytes) { capacity_ = bytes; }
   size_t held() const { return held_; }
+  size_t peak() const { return peak_; }  // the most held at once, scratch included
 
   void* allocate(size_t bytes) override;
   void release(void* p) override;
@@ -88,9 +91,12 @@ class CpuBackend final : public Backend {
   // Runs op now, or keeps it while record() runs.
   template <class Op>
   void run(Op&& op);
+  // Scratch of `bytes` for the op running now, given back when it returns.
+  void take_scratch(size_t bytes);
   std::vector<std::function<void()>>* recording_ = nullptr;
   size_t capacity_ = SIZE_MAX;
   size_t held_ = 0;                          // bytes allocated and not released
+  size_t peak_ = 0;
   std::unordered_map<void*, size_t> sizes_;  // each allocation's bytes
 };
 

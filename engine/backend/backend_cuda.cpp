@@ -218,7 +218,15 @@ Result<void> CudaBackend::supports(const ModelConfig& c) const {
                       std::to_string(value));
   };
   if (c.index_n_heads > 128) return over("index_n_heads", c.index_n_heads, "index_n_heads <= 128");
-  if (c.index_head_dim % 16 != 0) return over("index_head_dim", c.index_head_dim, "index_head_dim % 16 == 0");
+  if (c.index_head_dim % 16 != 0 || c.index_head_dim > 128)
+    return over("index_head_dim", c.index_head_dim, "index_head_dim = 16 * (1..8)");
+  bind();
+  if (const cuda::SharedMemoryNeed smem = cuda::indexer_scores_smem(c.index_n_heads, c.index_head_dim);
+      smem.bytes > smem.limit)
+    return make_error("the CUDA indexer kernel takes " + std::to_string(smem.bytes / 1024) +
+                      " KiB of shared memory per block for the model's " + std::to_string(c.index_n_heads) +
+                      " indexer heads of " + std::to_string(c.index_head_dim) + "; this GPU gives a block " +
+                      std::to_string(smem.limit / 1024) + " KiB (its tensor-core form on sm_80 and later fits)");
   if (c.n_routed_experts > cuda::kMoeMaxExperts) return over("n_routed_experts", c.n_routed_experts, "<= 256 experts");
   if (c.n_group > cuda::kMoeMaxGroups) return over("n_group", c.n_group, "n_group <= 32");
   if (c.num_experts_per_tok > cuda::kMoeMaxTopk)

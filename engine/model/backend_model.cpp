@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "engine/model/forward_checks.hpp"
+#include "engine/model/rank_messages.hpp"
 #include "kernels/cpu/quant.hpp"
 #include "kernels/cpu/rope.hpp"
 
@@ -67,6 +68,7 @@ BackendModel::BackendModel(ModelConfig cfg, Checkpoint ckpt, Weights host, Atten
       mode_(mode),
       be_(std::move(backend)),
       comm_(comm ? comm : &single_) {
+  on_group_lost_ = [](const std::string& why) { ranks::group_lost(why); };
   n_heads_ = cfg_.num_attention_heads / comm_->size();
   softmax_scale_ = static_cast<float>(cfg_.softmax_scale());
   const RopeScaling& rs = cfg_.rope_scaling;
@@ -189,13 +191,8 @@ Result<void> BackendModel::forward(KvCache& cache, Sequence& seq, std::span<cons
   if (auto r = check_attention_keys(end, decode); !r) return r.error();
   if (auto r = cache.reserve(seq, end); !r) return r.error();
   Sequence* one[] = {&seq};
-  try {
-    if (auto r = begin(tokens, one, decode); !r) return r.error();
-    compute(cache, trace, S - 1, 1);
-  } catch (const std::bad_alloc&) {
-    const int here[] = {comm_->rank()};
-    return workspace_error(S, here);
-  }
+  if (auto r = begin(tokens, one, decode); !r) return r.error();
+  if (auto r = compute_or_short(cache, trace, S - 1, 1); !r) return r.error();
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   seq.n_cached = end;
   be_->download(logits, ws_.logits.data(), static_cast<size_t>(cfg_.vocab_size) * sizeof(float));
@@ -211,17 +208,43 @@ Result<void> BackendModel::forward_decode_batch(KvCache& cache, std::span<Sequen
     if (auto r = cache.reserve(*seq, seq->n_cached + 1); !r) return r.error();
   }
   const auto S = static_cast<int64_t>(seqs.size());
-  try {
-    if (auto r = begin(tokens, seqs, /*decode=*/true); !r) return r.error();
-    compute(cache, trace, 0, S);
-  } catch (const std::bad_alloc&) {
-    const int here[] = {comm_->rank()};
-    return workspace_error(S, here);
-  }
+  if (auto r = begin(tokens, seqs, /*decode=*/true); !r) return r.error();
+  if (auto r = compute_or_short(cache, trace, 0, S); !r) return r.error();
   if (topk_mismatch_layer_ >= 0) return topk_mismatch_error(topk_mismatch_layer_);
   for (Sequence* seq : seqs) ++seq->n_cached;
   be_->download(logits, ws_.logits.data(), static_cast<size_t>(S * cfg_.vocab_size) * sizeof(float));
   return {};
+}
+
+Result<void> BackendModel::compute_or_short(KvCache& cache, ForwardTrace* trace, int64_t first, int64_t n) {
+  try {
+    compute(cache, trace, first, n);
+    return {};
+  } catch (const std::bad_alloc&) {
+    // An op's scratch (a CUDA kernel's from the stream's pool, the CPU's quantised rows) did not
+    // fit beside the workspace.
+  }
+  const int here[] = {comm_->rank()};
+  Error e = workspace_error(S_, here);
+  if (comm_->size() > 1) {
+    // The other ranks are in, or on their way to, a collective this one will not join.
+    on_group_lost_("rank " + std::to_string(comm_->rank()) + " ran out of " + be_->name() +
+                   " memory in the middle of a forward of " + std::to_string(S_) +
+                   " rows (try a smaller prefill chunk or fewer sequences)");
+    return e;  // only where on_group_lost_ returns (tests)
+  }
+  // Alone: the call fails, and the buffers it grew are freed for the smaller call that follows.
+  release_raised();
+  return e;
+}
+
+void BackendModel::release_raised() {
+  for (const Raise& r : raised_) {
+    r.release();
+    *r.granted = 0;
+  }
+  raised_.clear();
+  recordings_.clear();  // they may point at the buffers freed
 }
 
 bool BackendModel::recordable(const ForwardTrace* trace) const {
@@ -325,12 +348,8 @@ Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequ
   // on success before any collective: a rank short of memory fails the call on every rank instead of
   // leaving the others waiting in the layers' first collective. A buffer's request is the call's
   // shape times a constant of the rank, so every rank asks past its grant in the same calls.
-  struct Raise {
-    size_t* granted;
-    size_t want;
-    std::function<void()> release;
-  };
-  std::vector<Raise> raised;  // grants to raise once the ranks agree
+  std::vector<Raise>& raised = raised_;  // grants to raise once the ranks agree
+  raised.clear();
   bool short_here = false;
   const auto grow = [&](Backend& be, auto& buffer, int64_t n) {
     const auto want = static_cast<size_t>(std::max<int64_t>(n, 1));
@@ -402,10 +421,7 @@ Result<void> BackendModel::begin(std::span<const int32_t> tokens, std::span<Sequ
     if (!short_ranks.empty()) {
       // The buffers asked to grow are freed on every rank (their grants back to none), so that a
       // smaller call finds the memory the failed one took.
-      for (const Raise& r : raised) {
-        r.release();
-        *r.granted = 0;
-      }
+      release_raised();
       return workspace_error(S, short_ranks);
     }
     for (const Raise& r : raised) *r.granted = r.want;

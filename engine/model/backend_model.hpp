@@ -20,9 +20,11 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -70,6 +72,11 @@ class BackendModel final : public ForwardPass {
     int64_t replayed = 0;  // decode steps run as a replay
   };
   RecordingCounts recording_counts() const { return counts_; }
+  // What a rank of several does when its backend runs out of memory in the middle of a forward:
+  // the other ranks wait in a collective it will not join, so by default the process ends with one
+  // line (ranks::group_lost). One rank alone returns the out-of-memory error instead, which callers
+  // answer with a smaller call. Replaced in tests.
+  void set_on_group_lost(std::function<void(const std::string&)> f) { on_group_lost_ = std::move(f); }
 
  private:
   // Indexer queries scored at a time: the score buffer is [kScoreRows, context] fp32.
@@ -142,6 +149,8 @@ class BackendModel final : public ForwardPass {
   // The layers and the logits of rows [first, first + n) into ws_.logits: a recording's replay for
   // a decode step that can be recorded, the ops themselves otherwise.
   void compute(KvCache& cache, ForwardTrace* trace, int64_t first, int64_t n);
+  // compute(), with running out of memory in its ops handled (set_on_group_lost).
+  Result<void> compute_or_short(KvCache& cache, ForwardTrace* trace, int64_t first, int64_t n);
   bool recordable(const ForwardTrace* trace) const;
   // short_ranks: the ranks that ran out (named when there are several ranks).
   Error workspace_error(int64_t rows, std::span<const int> short_ranks) const;
@@ -211,6 +220,16 @@ class BackendModel final : public ForwardPass {
   // Per workspace buffer, the most elements every rank holds: a request within it allocates nothing
   // on any rank (begin()).
   std::map<const void*, size_t> granted_;
+  // The buffers the current call grew: freed again, their grants back to none, when the call runs
+  // out of memory after all (so that a smaller call finds the memory).
+  struct Raise {
+    size_t* granted;
+    size_t want;
+    std::function<void()> release;
+  };
+  std::vector<Raise> raised_;
+  void release_raised();
+  std::function<void(const std::string&)> on_group_lost_;
   // Decode-step recordings by (pool id, rows, key span); declared after be_ and ws_, so destroyed
   // before them.
   struct Kept {

@@ -1,6 +1,7 @@
 // Error handling of the CUDA kernels. Both kinds stop the program: a failed CUDA call (the
 // expression, file:line and the driver's message) and a violated launcher contract (a bug in the
-// caller; shapes are validated where the model is loaded).
+// caller; shapes are validated where the model is loaded). The one exception is a launcher's
+// scratch memory (dev::pool_scratch), which throws std::bad_alloc when the pool is short.
 #pragma once
 #include <cuda_runtime_api.h>
 

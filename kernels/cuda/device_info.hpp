@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include "kernels/cuda/check.hpp"
 
@@ -32,6 +33,22 @@ void allow_dynamic_smem(Kernel kernel, size_t bytes) {
   DSA_CUDA_CHECK(cudaFuncGetAttributes(&attr, entry));
   if (size_t(attr.maxDynamicSharedSizeBytes) >= bytes) return;
   DSA_CUDA_CHECK(cudaFuncSetAttribute(entry, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+// `bytes` of scratch for one launcher call, from the stream's memory pool (while a CUDA graph is
+// being captured, an allocation of the graph), given back with cudaFreeAsync on the same stream.
+// The pool short of memory is the one failure a launcher reports by exception, std::bad_alloc,
+// with the stream usable: the engine answers it with a smaller call (BackendModel).
+template <class T>
+T* pool_scratch(size_t bytes, cudaStream_t stream) {
+  void* p = nullptr;
+  const cudaError_t status = cudaMallocAsync(&p, bytes, stream);
+  if (status == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // not a sticky error: cleared, and the context goes on
+    throw std::bad_alloc();
+  }
+  DSA_CUDA_CHECK(status);
+  return static_cast<T*>(p);
 }
 
 // Whether p may be read with 16-byte vector loads.

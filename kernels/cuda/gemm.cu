@@ -389,10 +389,9 @@ void matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, int64_t m, in
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(batch), static_cast<unsigned>(n_parts));
     for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
       const int64_t rows_here = std::min<int64_t>(kGemvMaxM, m - r0);
-      float* parts = nullptr;
-      if (n_parts > 1)
-        DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&parts),
-                                       size_t(batch * rows_here * chunks * n) * sizeof(float), stream));
+      float* parts = n_parts > 1
+                         ? dev::pool_scratch<float>(size_t(batch * rows_here * chunks * n) * sizeof(float), stream)
+                         : nullptr;
       with_rows(rows_here, [&](auto rows) {
         gemv_bf16_kernel<decltype(rows)::value><<<grid, kGemvWarps * 32, 0, stream>>>(
             x + r0 * ldx, ldx, bsx, k, w, ldw, bsw, n, y + r0 * ldy, ldy, bsy, round_out_bf16, chunks_per_part,
@@ -475,10 +474,8 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
     for (int64_t r0 = 0; r0 < m; r0 += kGemvMaxM) {
       const int64_t rows_here = std::min<int64_t>(kGemvMaxM, m - r0);
       const size_t smem_here = size_t(rows_here) * (size_t(k) + size_t(n_kb) * sizeof(float));
-      float* parts = nullptr;
-      if (n_parts > 1)
-        DSA_CUDA_CHECK(
-            cudaMallocAsync(reinterpret_cast<void**>(&parts), size_t(rows_here * n_kb * n) * sizeof(float), stream));
+      float* parts =
+          n_parts > 1 ? dev::pool_scratch<float>(size_t(rows_here * n_kb * n) * sizeof(float), stream) : nullptr;
       with_rows(rows_here, [&](auto rows) {
         constexpr int M = decltype(rows)::value;
         if (smem_here > 48 * 1024) dev::allow_dynamic_smem(gemv_fp8_kernel<M>, smem_here);

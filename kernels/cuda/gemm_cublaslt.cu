@@ -193,9 +193,7 @@ bool gemm_cublaslt_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const 
   const size_t codes_bytes = size_t(m_pad * k), scales_bytes = size_t(kb * m_pad) * sizeof(float);
   const size_t d_bytes = size_t(m_pad * n) * sizeof(uint16_t);
   const auto up = [](size_t v) { return (v + 255) / 256 * 256; };
-  char* scratch = nullptr;
-  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch),
-                                 up(codes_bytes) + up(scales_bytes) + up(d_bytes) + kWorkspace, stream));
+  char* scratch = dev::pool_scratch<char>(up(codes_bytes) + up(scales_bytes) + up(d_bytes) + kWorkspace, stream);
   auto* codes = reinterpret_cast<uint8_t*>(scratch);
   auto* scales = reinterpret_cast<float*>(scratch + up(codes_bytes));
   auto* d = reinterpret_cast<uint16_t*>(scratch + up(codes_bytes) + up(scales_bytes));
@@ -268,8 +266,7 @@ bool gemm_cublaslt_bf16(const float* x, int64_t ldx, int64_t bsx, int64_t m, int
 
   // The rows as bf16 and cuBLASLt's workspace, from the stream's pool.
   const size_t xb_bytes = (size_t(batch * bsb) * sizeof(uint16_t) + 255) / 256 * 256;
-  char* scratch = nullptr;
-  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&scratch), xb_bytes + kWorkspace, stream));
+  char* scratch = dev::pool_scratch<char>(xb_bytes + kWorkspace, stream);
   auto* xb = reinterpret_cast<uint16_t*>(scratch);
   const int64_t elems = batch * bsb;
   bf16_operand_kernel<<<unsigned((elems + 255) / 256), 256, 0, stream>>>(x, ldx, bsx, m, k, batch, xb);

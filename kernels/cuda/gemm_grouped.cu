@@ -294,10 +294,8 @@ bool gemm_fp8_codes(const float* x, int64_t ldx, int64_t m, int64_t k, const uin
                     const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy, cudaStream_t stream) {
   if (m <= 0 || n <= 0 || k % kBK != 0 || ldw % 16 != 0 || !dev::aligned16(w) || !dev::mma_available()) return false;
   // The quantised rows, from the stream's memory pool: codes [m, k], then scales [k / 128, m].
-  uint8_t* codes = nullptr;
   const size_t codes_bytes = size_t(m) * size_t(k);
-  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&codes),
-                                 codes_bytes + size_t(k / kBK) * size_t(m) * sizeof(float), stream));
+  uint8_t* codes = dev::pool_scratch<uint8_t>(codes_bytes + size_t(k / kBK) * size_t(m) * sizeof(float), stream);
   float* scales = reinterpret_cast<float*>(codes + codes_bytes);  // k % 128 == 0: 16-byte aligned
   act_quant_rows(x, ldx, m, m, k, codes, scales, stream);
   Operands op{};

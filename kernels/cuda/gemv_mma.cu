@@ -131,10 +131,9 @@ bool gemv_fp8_mma(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8
       !dev::aligned16(w) || !gemv_fp8_mma_available())
     return false;
   // The quantised rows, from the stream's memory pool: codes [16, k], then scales [k / 128, 16].
-  uint8_t* codes = nullptr;
   const size_t codes_bytes = size_t(kRows) * size_t(k);
-  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&codes),
-                                 codes_bytes + size_t(k / dev::kQuantBlock) * kRows * sizeof(float), stream));
+  uint8_t* codes =
+      dev::pool_scratch<uint8_t>(codes_bytes + size_t(k / dev::kQuantBlock) * kRows * sizeof(float), stream);
   float* sx = reinterpret_cast<float*>(codes + codes_bytes);  // k % 128 == 0: 16-byte aligned
   act_quant_rows(x, ldx, m, kRows, k, codes, sx, stream);
   const int64_t warps = (n + 7) / 8;
@@ -152,9 +151,8 @@ bool gemv_bf16_mma(const float* x, int64_t ldx, int64_t bsx, int64_t m, int64_t 
       (batch > 1 && bsw % 8 != 0) || !dev::aligned16(w) || !dev::mma_available())
     return false;
   // The rows in bf16, from the stream's memory pool.
-  uint16_t* xs = nullptr;
   const int64_t elems = batch * kRows * k;
-  DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&xs), size_t(elems) * sizeof(uint16_t), stream));
+  uint16_t* xs = dev::pool_scratch<uint16_t>(size_t(elems) * sizeof(uint16_t), stream);
   bf16_rows_kernel<<<unsigned((elems + 255) / 256), 256, 0, stream>>>(x, ldx, bsx, m, k, batch, xs);
   DSA_CUDA_CHECK_LAUNCH();
   const int64_t warps = (n + 7) / 8;

@@ -288,6 +288,12 @@ void indexer_write(uint8_t* arena, const int32_t* pages, int64_t head_dim, int64
   DSA_CUDA_CHECK_LAUNCH();
 }
 
+SharedMemoryNeed indexer_scores_smem(int64_t n_heads, int64_t head_dim) {
+  const size_t bytes = dev::mma_available() ? MmaForm::smem_bytes(int(n_heads), int(head_dim))
+                                            : TiledForm::smem_bytes(int(n_heads), int(head_dim));
+  return {bytes, size_t(dev::device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin))};
+}
+
 void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
                     int64_t n_keys, float* scores, cudaStream_t stream) {
   indexer_scores_batched(q_codes, w, n_heads, view, 0, 1, nullptr, n_keys, scores, n_keys, stream);
@@ -305,8 +311,9 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
   // The tensor-core form on sm_80+, the register-tiled one before.
   const bool mma = dev::mma_available();
   const auto kernel = mma ? indexer_scores_kernel<MmaForm> : indexer_scores_kernel<TiledForm>;
-  const size_t smem = mma ? MmaForm::smem_bytes(int(n_heads), int(dim)) : TiledForm::smem_bytes(int(n_heads), int(dim));
-  dev::allow_dynamic_smem(kernel, smem);
+  const SharedMemoryNeed smem = indexer_scores_smem(n_heads, dim);
+  DSA_CUDA_REQUIRE(smem.bytes <= smem.limit, "indexer_scores: n_heads x head_dim past this device's shared memory");
+  dev::allow_dynamic_smem(kernel, smem.bytes);
   const int64_t n_pages = (max_keys + kPage - 1) / kPage;
   // Queries of one sequence (one page table: a prefill chunk) share each page's key load, 8 to a
   // block; a query with its own page table (a decode row) keeps its q over 4 pages per block.
@@ -332,7 +339,7 @@ void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_he
                           pages_per_block};
     const dim3 grid(static_cast<unsigned>((n_pages + pages_per_block - 1) / pages_per_block),
                     static_cast<unsigned>((n + group - 1) / group));
-    kernel<<<grid, kThreads, smem, stream>>>(args);
+    kernel<<<grid, kThreads, smem.bytes, stream>>>(args);
     DSA_CUDA_CHECK_LAUNCH();
   }
 }

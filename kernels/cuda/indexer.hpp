@@ -9,6 +9,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/cpu/indexer.hpp"
@@ -37,6 +38,14 @@ void indexer_scores(const uint8_t* q_codes, const float* w, int64_t n_heads, con
 void indexer_scores_batched(const uint8_t* q_codes, const float* w, int64_t n_heads, const IndexerCacheView& view,
                             int64_t pages_stride, int64_t n_q, const int32_t* n_keys, int64_t max_keys, float* scores,
                             int64_t ld_scores, cudaStream_t stream);
+
+// The shared memory a block of indexer_scores takes on the current device for n_heads x head_dim,
+// and the most a block may have there. Within it for every V3.2 shape on sm_80+, but not always
+// before (64 heads x 128 dims take 80 KiB there; an sm_75 block gets 64 KiB): checked at load.
+struct SharedMemoryNeed {
+  size_t bytes = 0, limit = 0;
+};
+SharedMemoryNeed indexer_scores_smem(int64_t n_heads, int64_t head_dim);
 
 // w[r] = w[r] * head_scale * q_scale[r] * rot_scale for r < n (fp32 products left to right, as
 // cpu::indexer_fold_weights: bit-exact). w, q_scale: [n] f32 (device).

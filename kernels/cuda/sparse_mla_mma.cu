@@ -279,8 +279,7 @@ void sparse_mla_decode_mma_batched(const float* q_abs, const float* q_pe, int64_
     float* part_ml = nullptr;
     if (n_splits > 1) {  // the partial outputs, from the stream's memory pool
       const size_t rows = size_t(nq) * size_t(n_splits) * size_t(n_heads);
-      DSA_CUDA_CHECK(
-          cudaMallocAsync(reinterpret_cast<void**>(&part), rows * size_t(view.kv_lora + 2) * sizeof(float), stream));
+      part = dev::pool_scratch<float>(rows * size_t(view.kv_lora + 2) * sizeof(float), stream);
       part_ml = part + rows * size_t(view.kv_lora);
     }
     Records r = rec;

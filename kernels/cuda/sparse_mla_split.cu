@@ -207,9 +207,7 @@ void sparse_mla_decode_split_batched(const float* q_abs, const float* q_pe, int6
     // The partial outputs, from the stream's memory pool (captured into a CUDA graph as its own
     // allocation).
     const size_t part_rows = size_t(nq) * size_t(sp.n_splits) * size_t(n_heads);
-    float* part = nullptr;
-    DSA_CUDA_CHECK(
-        cudaMallocAsync(reinterpret_cast<void**>(&part), part_rows * size_t(kv_lora + 2) * sizeof(float), stream));
+    float* part = dev::pool_scratch<float>(part_rows * size_t(kv_lora + 2) * sizeof(float), stream);
     float* part_ml = part + part_rows * size_t(kv_lora);
     const Records rec{view.arena, view.pages + q0 * pages_stride, view.record_bytes, int(kv_lora), int(view.rope_dim),
                       fp8};

@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/check.hpp"
+#include "kernels/cuda/device_info.hpp"
 #include "kernels/cuda/topk.cuh"
 #include "kernels/cuda/topk.hpp"
 
@@ -266,8 +267,7 @@ void topk_positions_split(const float* scores, int64_t ld_scores, int64_t n_rows
     // The scratch, from the stream's memory pool (captured into a CUDA graph as its own allocation);
     // the zeroed part (histograms and candidate counts) first.
     const size_t bytes = 256 * 10 + size_t(nr) * (size_t(kBins) + 3 + 3 * size_t(chunks) + 2 * kCandidates) * 4;
-    char* base = nullptr;
-    DSA_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&base), bytes, stream));
+    char* base = dev::pool_scratch<char>(bytes, stream);
     char* p = base;
     Scratch sc{};
     sc.hist = carve<uint32_t>(p, nr * kBins);

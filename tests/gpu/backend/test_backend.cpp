@@ -14,6 +14,7 @@
 #include "kernels/cpu/moe.hpp"
 #include "kernels/cpu/rows.hpp"
 #include "kernels/cpu/topk.hpp"
+#include "kernels/cuda/indexer.hpp"
 #include "tests/gpu/kernels/gpu_test_support.hpp"
 
 using namespace dsa;
@@ -155,6 +156,14 @@ TEST_CASE("CudaBackend::supports names the first model width its kernels do not 
   const auto r = be.supports(c);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message == "the CUDA kernels take index_n_heads <= 128; the model's index_n_heads is 256");
+  c = ModelConfig{};
+  c.index_head_dim = 144;
+  CHECK(be.supports(c).error().message ==
+        "the CUDA kernels take index_head_dim = 16 * (1..8); the model's index_head_dim is 144");
+  // V3.2's 64 indexer heads of 128 fit the indexer's shared memory on the GPUs the default build
+  // targets (sm_80 and later).
+  const cuda::SharedMemoryNeed smem = cuda::indexer_scores_smem(64, 128);
+  CHECK(smem.bytes <= smem.limit);
 }
 
 TEST_CASE("CudaBackend small uploads return at once through the staging buffers, and the host buffer is free at once") {

@@ -201,6 +201,44 @@ TEST_CASE("BackendModel on CUDA checks the memory plan before copying any weight
   CHECK(m.error().message.find("the device has") != std::string::npos);
 }
 
+// A kernel's scratch comes from the stream's memory pool while the ops run (dev::pool_scratch). A
+// call whose workspace is already held but whose scratch the GPU cannot give fails with the
+// out-of-memory error (the Generator then halves the chunk), and the model goes on: the same call
+// with the memory back gives the logits of the first one. The GPU's memory is taken by the test
+// between the calls.
+TEST_CASE("a kernel's scratch the GPU cannot give fails the forward with the out-of-memory error, and it goes on") {
+  DSA_REQUIRE_GPU();
+  auto m = load("fp8", std::make_unique<CudaBackend>(0));
+  KvCache cache(m->config(), cpu::LatentFormat::fp8, 8, m->cache_memory());
+  std::vector<int32_t> ids(32);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + 5) % size_t(m->config().vocab_size));
+  std::vector<float> want(size_t(m->config().vocab_size)), got(want.size());
+  Sequence first;
+  REQUIRE(m->forward(cache, first, ids, want.data()).ok());  // the workspace of 32 rows held from here
+
+  // The pool's kept scratch given back to the device, then the device's free memory taken.
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  cudaMemPool_t pool = nullptr;
+  REQUIRE(cudaDeviceGetDefaultMemPool(&pool, 0) == cudaSuccess);
+  REQUIRE(cudaMemPoolTrimTo(pool, 0) == cudaSuccess);
+  std::vector<void*> taken;
+  for (size_t chunk = size_t(1) << 30; chunk >= 4096; chunk /= 2) {
+    void* p = nullptr;
+    while (cudaMalloc(&p, chunk) == cudaSuccess) taken.push_back(p);
+  }
+  (void)cudaGetLastError();
+  Sequence short_of_memory;
+  const auto r = m->forward(cache, short_of_memory, ids, got.data());
+  for (void* p : taken) REQUIRE(cudaFree(p) == cudaSuccess);
+  REQUIRE_FALSE(r.ok());
+  MESSAGE(r.error().message);
+  CHECK(r.error().out_of_memory);
+  CHECK(short_of_memory.n_cached == 0);
+
+  Sequence again;
+  REQUIRE(m->forward(cache, again, ids, got.data()).ok());
+  CHECK(got == want);
+}
 
 // Decode steps as CUDA graphs (backend_model.hpp) replay the launches op by op: the same kernels
 // on the same data, so the same bits, while the contexts pass page and key-span boundaries and the

@@ -45,13 +45,14 @@ GenerateParams params(int64_t prefill_chunk) {
 // The golden prompt, 60 ids.
 std::vector<int32_t> prompt() { return golden_fp8().prompt; }
 
-// What the Generator gives with room, and the most the backend held for it, in chunks of `chunk`.
+// What the Generator gives with room, and the most the backend held for it (the ops' scratch
+// included), in chunks of `chunk`.
 std::pair<Generation, size_t> with_room(int64_t chunk) {
   Bounded b = backend_model();
   Generator gen(std::move(b.model), cpu::LatentFormat::fp8, kContext);
   auto g = gen.generate(prompt(), params(chunk), {});
   REQUIRE_MESSAGE(g.ok(), (g.ok() ? "" : g.error().message));
-  return {*g, b.memory->held()};  // buffers never shrink on success: the end is the peak
+  return {*g, b.memory->peak()};
 }
 
 void check_same(const Generation& got, const Generation& want) {
@@ -117,5 +118,97 @@ TEST_CASE("a prefill chunk that does not fit the backend's memory is forwarded i
     auto g = gen.generate(prompt(), params(16), {});
     REQUIRE_FALSE(g.ok());
     CHECK(g.error().out_of_memory);
+  }
+}
+
+namespace {
+
+// Rank 0 of two whose peer holds and sends what it does: the collectives complete at once, so a
+// rank that stops in the middle of a forward can be watched without a peer left waiting.
+class MirroredPeerComm final : public Comm {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  void all_reduce_sum(float* data, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) data[i] += data[i];
+  }
+  void all_gather(const float* in, int64_t n, float* out) override {
+    std::copy_n(in, n, out);
+    std::copy_n(in, n, out + n);
+  }
+  void broadcast(float*, int64_t, int) override {}
+};
+
+// The workspace of one forward of `rows` prompt tokens, and the most held with its ops' scratch.
+struct Footprint {
+  size_t workspace_end = 0, peak = 0;
+};
+
+Footprint footprint(int64_t rows, Comm* comm) {
+  auto backend = std::make_unique<CpuBackend>();
+  CpuBackend* memory = backend.get();
+  auto m = BackendModel::load(tiny_fp8_dir(), AttentionMode::sparse, std::move(backend), {}, comm);
+  REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message));
+  KvCache cache((*m)->config(), cpu::LatentFormat::fp8, kContext / kPageTokens, (*m)->cache_memory());
+  Sequence seq;
+  std::vector<float> logits(size_t((*m)->config().vocab_size));
+  const std::vector<int32_t> ids = prompt();
+  REQUIRE((*m)->forward(cache, seq, std::span(ids).first(size_t(rows)), logits.data()).ok());
+  return {memory->held(), memory->peak()};
+}
+
+}  // namespace
+
+TEST_CASE("an op's scratch that does not fit beside the workspace fails the call, or stops a rank group") {
+  const std::vector<int32_t> ids = prompt();
+  SUBCASE("alone: an out-of-memory error, the buffers the call grew freed, and a smaller chunk fits") {
+    // Room for the workspace of 16 rows (begin() grows it exactly as the unbounded run did) but not
+    // for the scratch of their first FP8 projection.
+    const Footprint f = footprint(16, nullptr);
+    REQUIRE(f.peak > f.workspace_end);
+    Bounded b = backend_model();
+    KvCache cache(b.model->config(), cpu::LatentFormat::fp8, kContext / kPageTokens, b.model->cache_memory());
+    const size_t before = b.memory->held();
+    b.memory->set_capacity(f.workspace_end);
+    Sequence seq;
+    std::vector<float> logits(size_t(b.model->config().vocab_size));
+    auto r = b.model->forward(cache, seq, std::span(ids).first(16), logits.data());
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().out_of_memory);
+    CHECK(r.error().message.find("16 rows do not fit into the cpu memory") != std::string::npos);
+    CHECK(seq.n_cached == 0);
+    CHECK(b.memory->held() == before);
+
+    REQUIRE(b.model->forward(cache, seq, std::span(ids).first(8), logits.data()).ok());
+    Bounded room = backend_model();
+    KvCache room_cache(room.model->config(), cpu::LatentFormat::fp8, kContext / kPageTokens,
+                       room.model->cache_memory());
+    Sequence room_seq;
+    std::vector<float> want(logits.size());
+    REQUIRE(room.model->forward(room_cache, room_seq, std::span(ids).first(8), want.data()).ok());
+    CHECK(logits == want);
+  }
+
+  SUBCASE("one of several ranks: the group cannot go on, and the rank says why") {
+    MirroredPeerComm probe_comm;
+    const Footprint f = footprint(16, &probe_comm);
+    REQUIRE(f.peak > f.workspace_end);
+    MirroredPeerComm comm;
+    auto backend = std::make_unique<CpuBackend>();
+    CpuBackend* memory = backend.get();
+    auto m = BackendModel::load(tiny_fp8_dir(), AttentionMode::sparse, std::move(backend), {}, &comm);
+    REQUIRE(m.ok());
+    std::vector<std::string> lost;
+    (*m)->set_on_group_lost([&](const std::string& why) { lost.push_back(why); });
+    KvCache cache((*m)->config(), cpu::LatentFormat::fp8, kContext / kPageTokens, (*m)->cache_memory());
+    memory->set_capacity(f.workspace_end);
+    Sequence seq;
+    std::vector<float> logits(size_t((*m)->config().vocab_size));
+    auto r = (*m)->forward(cache, seq, std::span(ids).first(16), logits.data());
+    CHECK_FALSE(r.ok());
+    REQUIRE(lost.size() == 1);
+    CHECK(lost[0] ==
+          "rank 0 ran out of cpu memory in the middle of a forward of 16 rows (try a smaller prefill "
+          "chunk or fewer sequences)");
   }
 }
