@@ -43,9 +43,11 @@ Placement placement(const TensorSpec& t, const ModelConfig& c, int64_t n_ranks, 
 // routed experts' for every token), the routed experts' outputs (a row per routed pair), the
 // chunk's indexer logits over the whole context and its selected positions, and one row of logits
 // per sequence. Plus the routed rows quantised (e4m3 codes and their scales: the tokens, or the
-// experts' activations), and the scratch a GPU linear takes while it runs (the FP8 GEMM through
-// cuBLASLt: the chunk's e4m3 codes, its bf16 product and a 32 MiB workspace; the bf16 one: its rows
-// as bf16, the widest every head's absorbed latent), for the widest linear on a rank.
+// experts' activations), and the most scratch one GPU kernel takes while it runs: a linear's (the
+// FP8 GEMM through cuBLASLt: the chunk's e4m3 codes, its bf16 product and a 32 MiB workspace; the
+// bf16 one: its rows as bf16, the widest every head's absorbed latent) for the widest linear on a
+// rank, or the split-KV attention's partial outputs (before sm_80: a latent and two floats per
+// query and head).
 uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
   const int64_t n = o.ranks, C = o.prefill_chunk;
   const int64_t heads = c.num_attention_heads / n;
@@ -59,7 +61,9 @@ uint64_t workspace_bytes(const ModelConfig& c, const MemoryPlanOptions& o) {
   const int64_t widest = std::max({c.hidden_size, c.intermediate_size / n, c.moe_intermediate_size,
                                    heads * c.qk_head_dim(), heads * c.v_head_dim, heads * c.kv_lora_rank});
   const int64_t gemm_scratch = C * widest + 2 * C * widest + (int64_t(32) << 20);
-  return uint64_t(floats) * sizeof(float) + uint64_t(routed_codes) + uint64_t(gemm_scratch);
+  const int64_t attention_partials = C * heads * (c.kv_lora_rank + 2) * int64_t(sizeof(float));
+  return uint64_t(floats) * sizeof(float) + uint64_t(routed_codes) +
+         uint64_t(std::max(gemm_scratch, attention_partials));
 }
 
 }  // namespace
