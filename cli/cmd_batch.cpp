@@ -155,9 +155,20 @@ int run(CLI::App& cmd, BatchArgs& a) {
   auto summary = run_batch(*tasks, cfg, factory, grader, prompts);
   if (!summary) return fail(summary.error().message);
   std::printf("%s", summary_table(summary->json).c_str());
-  std::printf("results: %s/results.jsonl (%lld run now, %lld from before); summary: %s/summary.json\n", a.out.c_str(),
-              static_cast<long long>(summary->ran), static_cast<long long>(summary->done_before), a.out.c_str());
-  return cfg.interrupt->load() ? 130 : 0;
+  std::printf("results: %s/results.jsonl (%lld run now, %lld from before%s); summary: %s/summary.json\n", a.out.c_str(),
+              static_cast<long long>(summary->ran), static_cast<long long>(summary->done_before),
+              summary->regraded ? (", " + std::to_string(summary->regraded) + " graded again").c_str() : "",
+              a.out.c_str());
+  if (cfg.interrupt->load()) return 130;
+  if (summary->errors > 0 || summary->grading_errors > 0) {
+    // Not a finished evaluation: the accuracy above leaves the failed tasks out until a rerun.
+    std::fprintf(stderr,
+                 "dsagent batch: %lld task(s) ended with an error and %lld could not be graded; run the same "
+                 "command again to retry them\n",
+                 static_cast<long long>(summary->errors), static_cast<long long>(summary->grading_errors));
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -168,7 +179,9 @@ void add_batch_command(CLI::App& app, int& exit_code) {
   cmd->footer(
       "Inputs: BrowseComp's encrypted CSV (problem, answer, canary), BrowseComp-Plus query JSONL, or JSONL\n"
       "{id, question, answer?}. Every finished task is appended to OUT/results.jsonl; rerunning the same\n"
-      "command skips finished ids. OUT/summary.json and a table hold accuracy, calibration error, steps,\n"
+      "command skips finished ids, runs again the tasks that ended with an error (the server failed) and\n"
+      "grades the answers the judge failed on (exit status 1 while any are left).\n"
+      "OUT/summary.json and a table hold accuracy, calibration error, steps,\n"
       "tool calls, tokens and context resets per strategy; OUT/trajectories/ and OUT/runs/ (BrowseComp-Plus\n"
       "run files) hold each task.\n\n"
       "Examples:\n"

@@ -1,8 +1,13 @@
 // The agent loop (see loop.hpp).
 #include "cli/agent/loop.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+
+#include "engine/tokenizer/utf8.hpp"
 
 namespace dsa::cli {
 
@@ -140,8 +145,11 @@ RunResult AgentLoop::submit(const std::string& user_message) {
       if (m.role == Role::system) trajectory_result(trajectory_->add_system(m.content));
     trajectory_started_ = true;
   }
-  conv_.append_user(user_message);
-  if (trajectory_) trajectory_result(trajectory_->add_user(user_message));
+  // Text that reaches the conversation is valid UTF-8 (a server's JSON needs it): invalid bytes of
+  // a message, a file or a command's output become U+FFFD.
+  const std::string user_text = utf8::to_valid_lossy(user_message);
+  conv_.append_user(user_text);
+  if (trajectory_) trajectory_result(trajectory_->add_user(user_text));
   format_errors_in_row_ = 0;
 
   ContextManager context(policy_, prompts_);
@@ -152,8 +160,7 @@ RunResult AgentLoop::submit(const std::string& user_message) {
   };
   for (;;) {
     if (interrupted()) return done(FinalStatus::interrupted, "interrupted by the user");
-    if (Clock::now() >= deadline)
-      return done(FinalStatus::timeout, "time limit of " + std::to_string(limits_.time_limit_s) + " s reached");
+    if (Clock::now() >= deadline) return done(FinalStatus::timeout, time_limit_text() + " reached");
     if (result.steps >= limits_.max_steps)
       return done(FinalStatus::max_steps, "step limit of " + std::to_string(limits_.max_steps) + " reached");
     if (limits_.max_total_tokens > 0 &&
@@ -249,11 +256,22 @@ RunResult AgentLoop::submit(const std::string& user_message) {
     json durations = json::array();
     for (const auto& call : turn.tool_calls) {
       Observation obs;
+      const auto now = Clock::now();
       if (interrupted()) {
         obs = Observation{.text = "not run: the user interrupted the agent", .is_error = true};
+      } else if (now >= deadline) {
+        obs = Observation{.text = "not run: the " + time_limit_text() + " was reached", .is_error = true};
       } else {
         listener_->on_tool_call(call);
+        // A call ends by the run's time limit at the latest.
+        const std::chrono::seconds per_call = tool_ctx_.timeout;
+        if (deadline != Clock::time_point::max()) {
+          const double left = std::chrono::duration<double>(deadline - now).count();
+          tool_ctx_.timeout = std::min(per_call, std::chrono::seconds(std::max<int64_t>(1, int64_t(std::ceil(left)))));
+        }
         obs = tools_.call(call, tool_ctx_);
+        tool_ctx_.timeout = per_call;
+        obs.text = utf8::to_valid_lossy(obs.text);
         ++result.tool_calls;
       }
       listener_->on_tool_result(call, obs);
@@ -267,6 +285,8 @@ RunResult AgentLoop::submit(const std::string& user_message) {
     }
   }
 }
+
+std::string AgentLoop::time_limit_text() const { return fmt::format("time limit of {:g} s", limits_.time_limit_s); }
 
 Result<std::string> render_system_prompt(const prompts::PromptSet& prompts, std::span<const ToolSpec> tools,
                                          const ToolContext& ctx) {

@@ -79,6 +79,7 @@ class AgentLoop {
 
   StepEnd step(RunResult& result, ContextManager& context, std::chrono::steady_clock::time_point deadline);
   bool interrupted() const { return interrupt_ && interrupt_->load(); }
+  std::string time_limit_text() const;  // "time limit of 3 s"
   void renumber(AssistantTurn& turn);
   std::string format_error_text(const std::string& error) const;
   void context_applied(const ContextRecord& record, RunResult& result);

@@ -11,6 +11,7 @@
 
 #include "cli/batch/grading.hpp"
 #include "cli/batch/results_store.hpp"
+#include "cli/batch/sha256.hpp"
 #include "context/trajectory.hpp"
 
 namespace dsa::cli {
@@ -27,12 +28,20 @@ class CountingListener final : public AgentListener {
   std::map<std::string, int> calls;
 };
 
-// A file name for a task id: letters, digits, '-', '_' and '.' kept, anything else as '_'.
-std::string safe_name(const std::string& id) {
+}  // namespace
+
+std::string task_file_name(const std::string& id) {
   std::string s;
   for (char c : id) s += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
-  return s.empty() ? "task" : s;
+  if (!s.empty() && s == id && s != "." && s != "..") return s;
+  // Changed (or empty, or a directory's name): the id's hash tells it from the ids it now resembles.
+  const auto h = sha256(id);
+  char tag[10];
+  std::snprintf(tag, sizeof tag, "-%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+  return (s.empty() ? "task" : s) + tag;
 }
+
+namespace {
 
 struct Attempt {
   RunResult result;
@@ -173,7 +182,8 @@ json run_task(const BatchTask& task, const BatchConfig& cfg, const AgentFactory&
   std::vector<Attempt> attempts;
   const int n = std::max(1, cfg.parallel_fewest_step);
   for (int i = 0; i < n; ++i) {
-    fs::path traj = cfg.out_dir / "trajectories" / (safe_name(task.id) + (n > 1 ? "." + std::to_string(i) : "") + ".json");
+    fs::path traj =
+        cfg.out_dir / "trajectories" / (task_file_name(task.id) + (n > 1 ? "." + std::to_string(i) : "") + ".json");
     attempts.push_back(run_attempt(task, *query, agents, traj));
     if (cfg.interrupt && cfg.interrupt->load()) break;
   }
@@ -204,7 +214,10 @@ json run_task(const BatchTask& task, const BatchConfig& cfg, const AgentFactory&
     rec["kept_attempt"] = best;
   }
   if (a.result.status == FinalStatus::answered) grade(task, a.result.answer, cfg, grader, prompts, rec);
-  else if (task.answer && cfg.grade != GradeMode::none) rec["correct"] = false;
+  // A run that ended without an answer is wrong; one that failed (status "error") is not graded:
+  // it runs again on the next resume.
+  else if (task.answer && cfg.grade != GradeMode::none && a.result.status != FinalStatus::error)
+    rec["correct"] = false;
   if (!rec.contains("confidence")) rec["confidence"] = rec.value("stated_confidence", 100.0);
   rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rec;
@@ -217,7 +230,7 @@ void write_run_file(const fs::path& dir, const json& rec) {
               {"status", rec["status"] == "answered" ? "completed" : rec["status"].get<std::string>()},
               {"retrieved_docids", rec.value("retrieved_docids", json::array())},
               {"result", json::array({{{"type", "output_text"}, {"output", rec.value("response", "")}}})}};
-  std::ofstream out(dir / (safe_name(rec["id"].get<std::string>()) + ".json"));
+  std::ofstream out(dir / (task_file_name(rec["id"].get<std::string>()) + ".json"));
   out << run.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
 }
 
@@ -232,7 +245,7 @@ json summarize_group(const std::vector<const json*>& recs) {
   std::vector<double> steps, secs, resets, conf;
   std::vector<bool> correct;
   std::map<std::string, double> tools;
-  int64_t answered = 0, graded = 0, right = 0, prompt_tok = 0, completion_tok = 0, cached_tok = 0;
+  int64_t answered = 0, graded = 0, grading_errors = 0, right = 0, prompt_tok = 0, completion_tok = 0, cached_tok = 0;
   std::map<std::string, int64_t> statuses;
   for (const json* r : recs) {
     ++statuses[r->value("status", "error")];
@@ -248,6 +261,7 @@ json summarize_group(const std::vector<const json*>& recs) {
       completion_tok += (*r)["usage"].value("completion_tokens", int64_t{0});
       cached_tok += (*r)["usage"].value("cached_tokens", int64_t{0});
     }
+    if (r->contains("grading_error") && !r->contains("correct")) ++grading_errors;
     if (r->contains("correct") && (*r)["correct"].is_boolean()) {
       ++graded;
       const bool c = (*r)["correct"].get<bool>();
@@ -262,8 +276,10 @@ json summarize_group(const std::vector<const json*>& recs) {
   json s = {{"tasks", recs.size()},
             {"answered", answered},
             {"graded", graded},
+            {"grading_errors", grading_errors},
             {"correct", right},
-            {"accuracy", graded > 0 ? static_cast<double>(right) / static_cast<double>(graded) : 0.0},
+            // null when nothing was graded
+            {"accuracy", graded > 0 ? json(static_cast<double>(right) / static_cast<double>(graded)) : json()},
             {"calibration_error", calibration_error(conf, correct)},
             {"avg_steps", mean(steps)},
             {"avg_tool_calls", tools_avg},
@@ -319,10 +335,13 @@ std::string summary_table(const json& s) {
                 "steps", "resets", "tokens in", "tokens out");
   out += line;
   for (auto& [name, g] : s["per_strategy"].items()) {
-    std::snprintf(line, sizeof line, "%-14s %6lld %8.1f%% %9.1f%% %8.1f %8.2f %12lld %12lld\n", name.c_str(),
-                  g["tasks"].get<long long>(), 100.0 * g["accuracy"].get<double>(), g["calibration_error"].get<double>(),
-                  g["avg_steps"].get<double>(), g["avg_resets"].get<double>(), g["total_prompt_tokens"].get<long long>(),
-                  g["total_completion_tokens"].get<long long>());
+    char accuracy[16] = "n/a";
+    if (g["accuracy"].is_number())
+      std::snprintf(accuracy, sizeof accuracy, "%.1f%%", 100.0 * g["accuracy"].get<double>());
+    std::snprintf(line, sizeof line, "%-14s %6lld %9s %9.1f%% %8.1f %8.2f %12lld %12lld\n", name.c_str(),
+                  g["tasks"].get<long long>(), accuracy, g["calibration_error"].get<double>(),
+                  g["avg_steps"].get<double>(), g["avg_resets"].get<double>(),
+                  g["total_prompt_tokens"].get<long long>(), g["total_completion_tokens"].get<long long>());
     out += line;
   }
   if (!s["avg_tool_calls"].empty()) {
@@ -345,32 +364,53 @@ Result<BatchSummary> run_batch(const std::vector<BatchTask>& tasks, const BatchC
   if (ec) return make_error(cfg.out_dir.string() + ": " + ec.message());
   DSA_TRY(store, ResultsStore::open(cfg.out_dir / "results.jsonl"));
 
-  std::vector<const BatchTask*> pending;
+  // The tasks to run: those without a record, or whose record is an error (the model or the agent
+  // failed). And those to grade again: answered before without a grade (the judge failed, or the
+  // run did not grade).
+  struct Work {
+    const BatchTask* task;
+    std::optional<json> ungraded;  // the record to grade, instead of running the task
+  };
+  std::vector<Work> pending;
   BatchSummary summary;
   summary.total = static_cast<int64_t>(tasks.size());
   for (const auto& t : tasks) {
-    if (store->finished(t.id)) {
-      ++summary.done_before;
-    } else {
-      pending.push_back(&t);
+    if (!store->finished(t.id)) {
+      pending.push_back({&t, std::nullopt});
+      continue;
     }
+    ++summary.done_before;
+    json rec = *store->record(t.id);
+    if (cfg.grade != GradeMode::none && t.answer && rec.value("status", "") == "answered" && !rec.contains("correct"))
+      pending.push_back({&t, std::move(rec)});
   }
   Progress progress(summary.total, summary.done_before, cfg.progress);
   std::atomic<size_t> next{0};
+  std::atomic<int64_t> ran{0}, regraded{0};
   std::mutex err_mu;
   std::string write_error;
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < pending.size();) {
       if (cfg.interrupt && cfg.interrupt->load()) return;
-      json rec = run_task(*pending[i], cfg, agents, grader, prompts);
-      if (cfg.interrupt && cfg.interrupt->load() && rec.value("status", "") == "interrupted") return;  // rerun later
-      write_run_file(cfg.out_dir / "runs", rec);
+      const Work& work = pending[i];
+      json rec;
+      if (work.ungraded) {
+        rec = *work.ungraded;
+        rec.erase("grading_error");
+        grade(*work.task, rec.value("response", ""), cfg, grader, prompts, rec);
+        ++regraded;
+      } else {
+        rec = run_task(*work.task, cfg, agents, grader, prompts);
+        if (cfg.interrupt && cfg.interrupt->load() && rec.value("status", "") == "interrupted") return;  // rerun later
+        write_run_file(cfg.out_dir / "runs", rec);
+        ++ran;
+      }
       if (auto w = store->append(rec); !w.ok()) {
         std::lock_guard lock(err_mu);
         write_error = w.error().message;
         return;
       }
-      progress.finished(rec);
+      if (!work.ungraded) progress.finished(rec);
     }
   };
   const int n_workers = std::clamp<int>(cfg.workers, 1, std::max<int>(1, static_cast<int>(pending.size())));
@@ -382,10 +422,13 @@ Result<BatchSummary> run_batch(const std::vector<BatchTask>& tasks, const BatchC
   if (!write_error.empty()) return make_error(write_error);
 
   const auto records = store->records();
-  summary.ran = static_cast<int64_t>(records.size()) - summary.done_before;
+  summary.ran = ran.load();
+  summary.regraded = regraded.load();
   summary.json = summarize_results(records);
   summary.graded = summary.json["graded"].get<int64_t>();
   summary.correct = summary.json["correct"].get<int64_t>();
+  summary.errors = summary.json["statuses"].value("error", int64_t{0});
+  summary.grading_errors = summary.json["grading_errors"].get<int64_t>();
   std::ofstream(cfg.out_dir / "summary.json") << summary.json.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   return summary;
 }

@@ -51,13 +51,22 @@ struct BatchConfig {
 
 struct BatchSummary {
   int64_t total = 0, done_before = 0, ran = 0, graded = 0, correct = 0;
+  int64_t regraded = 0;        // records of earlier runs graded in this one
+  int64_t errors = 0;          // tasks whose record is an error (a rerun runs them again)
+  int64_t grading_errors = 0;  // answered tasks the grader failed on (a rerun grades them)
   nlohmann::json json;  // what summary.json holds
 };
 
-// Runs the tasks that results.jsonl in out_dir does not hold yet. `grader` (judge mode) and
-// `agents` may be called from several threads at once: the caller makes them thread-safe.
+// Runs the tasks that results.jsonl in out_dir does not hold yet, or holds as an error, and grades
+// the answered ones it holds without a grade. `grader` (judge mode) and `agents` may be called
+// from several threads at once: the caller makes them thread-safe.
 Result<BatchSummary> run_batch(const std::vector<BatchTask>& tasks, const BatchConfig& config,
                                const AgentFactory& agents, Llm* grader, const prompts::PromptSet& prompts);
+
+// The file name of a task's trajectory and run file: the id where it is one (letters, digits, '-',
+// '_', '.'), else the id with the other characters as '_' and a hash of the id after it, so two
+// ids never share a file ("a/b" and "a_b").
+std::string task_file_name(const std::string& id);
 
 // Summary over result records (results.jsonl lines): accuracy, calibration error, averages, per
 // strategy. Used at the end of a run and for a finished out dir.

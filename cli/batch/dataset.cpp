@@ -226,10 +226,12 @@ Result<std::vector<BatchTask>> load_batch_tasks(const std::filesystem::path& fil
   if (!in) return make_error(file.string() + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  std::string text = ss.str();
+  if (text.starts_with("\xEF\xBB\xBF")) text.erase(0, 3);  // a byte-order mark (spreadsheet exports)
   const std::string ext = file.extension().string();
   Result<std::vector<BatchTask>> tasks = ext == ".csv" ? load_csv(file, text) : load_jsonl(file, text);
   if (!tasks) return tasks;
+  if (tasks->empty()) return make_error(file.string() + ": no tasks");
   std::set<std::string> seen;
   for (const auto& t : *tasks) {
     if (!seen.insert(t.id).second) return make_error(file.string() + ": duplicate task id '" + t.id + "'");

@@ -38,8 +38,7 @@ Result<std::unique_ptr<ResultsStore>> ResultsStore::open(const std::filesystem::
       ++s->torn_;
       break;
     }
-    const std::string id = j["id"].get<std::string>();
-    if (s->ids_.insert(id).second) s->records_.push_back(std::move(j));
+    s->keep(std::move(j));
     good_end = nl + 1;
     pos = nl + 1;
   }
@@ -54,22 +53,38 @@ ResultsStore::~ResultsStore() {
   if (out_) std::fclose(out_);
 }
 
+void ResultsStore::keep(nlohmann::json record) {
+  const std::string id = record["id"].get<std::string>();
+  if (const auto it = index_.find(id); it != index_.end()) {
+    records_[it->second] = std::move(record);
+  } else {
+    index_.emplace(id, records_.size());
+    records_.push_back(std::move(record));
+  }
+}
+
 bool ResultsStore::finished(const std::string& id) const {
   std::lock_guard lock(mu_);
-  return ids_.count(id) > 0;
+  const auto it = index_.find(id);
+  return it != index_.end() && records_[it->second].value("status", "") != "error";
+}
+
+std::optional<nlohmann::json> ResultsStore::record(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  const auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  return records_[it->second];
 }
 
 Result<void> ResultsStore::append(const nlohmann::json& record) {
   std::lock_guard lock(mu_);
-  const std::string id = record.at("id").get<std::string>();
-  if (ids_.count(id)) return {};  // already recorded: a duplicate would double-count
+  DSA_CHECK(record.contains("id") && record["id"].is_string(), "a result record needs a string id");
   const std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (std::fwrite(line.data(), 1, line.size(), out_) != line.size() || std::fflush(out_) != 0 ||
       ::fsync(::fileno(out_)) != 0) {
     return make_error(path_.string() + ": write failed");
   }
-  ids_.insert(id);
-  records_.push_back(record);
+  keep(record);
   return {};
 }
 

@@ -1,15 +1,18 @@
-// results.jsonl of a batch run: one JSON object per finished task, appended and flushed to disk
-// before the task counts as done, so a killed run loses no finished task; reopening skips the ids
-// already there (a torn last line from a kill is ignored and rewritten), so a rerun resumes.
+// results.jsonl of a batch run: one JSON object per task run, appended and flushed to disk before
+// the task counts as done, so a killed run loses no finished task; reopening skips the ids already
+// finished (a torn last line from a kill is ignored and rewritten), so a rerun resumes. A record
+// whose status is "error" (the model or the agent failed: an HTTP error, a server gone) does not
+// finish its task: a rerun runs it again. An id's last record in the file is the one that counts
+// (a rerun's, or a record graded again), so the file keeps every attempt.
 #pragma once
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <mutex>
-#include <set>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/api/result.hpp"
 
@@ -21,10 +24,14 @@ class ResultsStore {
   static Result<std::unique_ptr<ResultsStore>> open(const std::filesystem::path& file);
   ~ResultsStore();
 
+  // Whether id has a record whose status is not "error".
   bool finished(const std::string& id) const;
-  // Appends one record (it must have a string "id"), then flushes and fsyncs. Thread-safe.
+  // id's record, if there is one.
+  std::optional<nlohmann::json> record(const std::string& id) const;
+  // Appends one record (it must have a string "id"), then flushes and fsyncs; it replaces the id's
+  // earlier record. Thread-safe.
   Result<void> append(const nlohmann::json& record);
-  // Every record, earlier runs' first, in file order.
+  // Each id's record, in the order the ids first appeared.
   std::vector<nlohmann::json> records() const;
   size_t torn_lines_dropped() const { return torn_; }
 
@@ -33,7 +40,8 @@ class ResultsStore {
   mutable std::mutex mu_;
   std::filesystem::path path_;
   std::FILE* out_ = nullptr;
-  std::set<std::string> ids_;
+  void keep(nlohmann::json record);      // mu_ held
+  std::map<std::string, size_t> index_;  // id -> its record in records_
   std::vector<nlohmann::json> records_;
   size_t torn_ = 0;
 };

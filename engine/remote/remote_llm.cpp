@@ -179,7 +179,8 @@ Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, 
     std::lock_guard<std::mutex> lock(mu_);
     if (max_tokens_cap_ > 0) opts.max_tokens = std::min(opts.max_tokens, max_tokens_cap_);
   }
-  std::string body = build_chat_request(config_, messages, tools, opts).dump();
+  std::string body =
+      build_chat_request(config_, messages, tools, opts).dump(-1, ' ', false, json::error_handler_t::replace);
   std::string last_error;
   for (int n = 0; n <= config_.max_retries; ++n) {
     Attempt a = attempt(body, sink);
@@ -195,7 +196,7 @@ Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, 
         if (a.limit.max_tokens >= opts.max_tokens) return make_error(redact(a.error));
         accept_completion_limit(a.limit);
         opts.max_tokens = a.limit.max_tokens;
-        body = build_chat_request(config_, messages, tools, opts).dump();
+        body = build_chat_request(config_, messages, tools, opts).dump(-1, ' ', false, json::error_handler_t::replace);
         --n;  // not a failure of the server: the same attempt again with the budget it takes
         continue;
       case Attempt::Kind::retry:

@@ -81,12 +81,13 @@ class BcpTools {
       const std::string text = doc ? doc->text : h.snippet;
       out.push_back({{"docid", h.id}, {"score", h.score}, {"snippet", std::string(utf8_prefix(text, opt_.bcp_snippet_chars))}});
     }
-    return Observation{out.dump(2)};
+    return Observation{out.dump(2, ' ', false, json::error_handler_t::replace)};
   }
   Observation get_document(const std::string& docid) {
     auto doc = backend_->fetch(docid);
     if (!doc) return Observation{"get_document failed: " + doc.error().message, true};
-    return Observation{json{{"docid", doc->id}, {"text", doc->text}}.dump(2)};
+    return Observation{
+        json{{"docid", doc->id}, {"text", doc->text}}.dump(2, ' ', false, json::error_handler_t::replace)};
   }
 
  private:

@@ -263,6 +263,50 @@ TEST_CASE("timeout: the wall-time limit stops generation and runs nothing") {
   CHECK_FALSE(std::filesystem::exists(rig.dir / "late.txt"));
 }
 
+TEST_CASE("timeout: a tool call ends by the run's time limit, and the calls after it are not run") {
+  Rig rig;
+  rig.limits.time_limit_s = 1.5;
+  ScriptedLlm llm([](const ScriptedLlm::Request&, size_t n) -> Result<AssistantTurn> {
+    if (n == 0)
+      return ScriptedLlm::calls(
+          {call("shell", {{"command", "sleep 30"}}), call("write_file", {{"path", "late.txt"}, {"content", "x"}})});
+    return ScriptedLlm::answer("too late");
+  });
+  auto loop = rig.make(llm);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = loop->submit("be slow");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(r.status == FinalStatus::timeout);
+  CHECK(r.error == "time limit of 1.5 s reached");
+  CHECK(seconds < 15);  // the shell's own timeout is 20 s, the command 30 s
+  CHECK(llm.n_requests() == 1);
+  CHECK_FALSE(std::filesystem::exists(rig.dir / "late.txt"));
+  const auto& messages = loop->conversation().messages();
+  REQUIRE(messages.size() >= 2);
+  CHECK(messages.back().content == "not run: the time limit of 1.5 s was reached");
+}
+
+TEST_CASE("invalid UTF-8 in the task or a tool's output reaches the model as U+FFFD") {
+  Rig rig;
+  ScriptedLlm llm([](const ScriptedLlm::Request&, size_t n) -> Result<AssistantTurn> {
+    if (n == 0) return ScriptedLlm::calls({call("shell", {{"command", "printf 'abc\\377def'"}})});
+    return ScriptedLlm::answer("done");
+  });
+  auto loop = rig.make(llm);
+  auto r = loop->submit("caf\xe9?");
+  CHECK(r.status == FinalStatus::answered);
+  REQUIRE(llm.n_requests() == 2);
+  const auto& sent = llm.requests()[1].messages;
+  const auto has = [&](const std::string& text) {
+    return std::any_of(sent.begin(), sent.end(),
+                       [&](const Message& m) { return m.content.find(text) != std::string::npos; });
+  };
+  CHECK(has("caf\xEF\xBF\xBD?"));
+  CHECK(
+      has("abc\xEF\xBF\xBD"
+          "def"));
+}
+
 TEST_CASE("error: a failing model ends the run with its error") {
   Rig rig;
   ScriptedLlm llm([](const ScriptedLlm::Request&, size_t) -> Result<AssistantTurn> {

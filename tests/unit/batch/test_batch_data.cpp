@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/batch/batch_runner.hpp"
 #include "cli/batch/dataset.hpp"
 #include "cli/batch/grading.hpp"
 #include "cli/batch/results_store.hpp"
@@ -134,15 +135,17 @@ TEST_CASE("calibration error equals the Python port of HLE's calib_err") {
   CHECK(calibration_error(conf, correct) == doctest::Approx(35.3553).epsilon(1e-4));
 }
 
-TEST_CASE("results file: append, resume, torn last line, no duplicates") {
+TEST_CASE("results file: append, resume, torn last line, an id's last record counts, errors run again") {
   TempDir dir("dsa-results");
   const auto file = dir / "out" / "results.jsonl";
   {
     auto s = ResultsStore::open(file);
     REQUIRE_MESSAGE(s.ok(), s.error().message);
-    REQUIRE((*s)->append(json{{"id", "a"}, {"correct", true}}).ok());
+    REQUIRE((*s)->append(json{{"id", "a"}, {"status", "error"}}).ok());
     REQUIRE((*s)->append(json{{"id", "b"}, {"correct", false}}).ok());
-    REQUIRE((*s)->append(json{{"id", "a"}, {"correct", false}}).ok());  // ignored
+    CHECK(!(*s)->finished("a"));  // an error does not finish its task
+    REQUIRE((*s)->append(json{{"id", "a"}, {"correct", true}}).ok());
+    CHECK((*s)->finished("a"));
   }
   // A kill in the middle of a write leaves a torn line.
   write_text(file, read_text(file) + "{\"id\":\"c\",\"corr");
@@ -153,6 +156,25 @@ TEST_CASE("results file: append, resume, torn last line, no duplicates") {
   CHECK((*s)->finished("b"));
   CHECK(!(*s)->finished("c"));
   REQUIRE((*s)->append(json{{"id", "c"}, {"correct", true}}).ok());
-  CHECK((*s)->records().size() == 3);
-  CHECK(read_text(file) == "{\"correct\":true,\"id\":\"a\"}\n{\"correct\":false,\"id\":\"b\"}\n{\"correct\":true,\"id\":\"c\"}\n");
+  const auto records = (*s)->records();
+  REQUIRE(records.size() == 3);  // one per id, in the order the ids came
+  CHECK(records[0] == json{{"id", "a"}, {"correct", true}});
+  CHECK(records[1] == json{{"id", "b"}, {"correct", false}});
+  CHECK((*s)->record("a") == records[0]);
+  CHECK(!(*s)->record("d"));
+  CHECK(read_text(file) ==
+        "{\"id\":\"a\",\"status\":\"error\"}\n{\"correct\":false,\"id\":\"b\"}\n{\"correct\":true,\"id\":\"a\"}\n"
+        "{\"correct\":true,\"id\":\"c\"}\n");
+}
+
+TEST_CASE("task file names: an id that is a file name is kept, two ids never share a file") {
+  CHECK(cli::task_file_name("q-17_a.b") == "q-17_a.b");
+  const std::string slash = cli::task_file_name("a/b"), underscore = cli::task_file_name("a_b");
+  CHECK(underscore == "a_b");
+  CHECK(slash.starts_with("a_b-"));
+  CHECK(slash.size() == 3 + 9);
+  CHECK(slash != underscore);
+  CHECK(cli::task_file_name("a\\b") != slash);
+  CHECK(cli::task_file_name("").starts_with("task-"));
+  CHECK(cli::task_file_name("..").starts_with("..-"));
 }

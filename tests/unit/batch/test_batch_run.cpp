@@ -197,6 +197,59 @@ TEST_CASE("batch: judge grading parses the grader's captured group") {
   for (const auto& r : read_results(cfg.out_dir / "results.jsonl")) CHECK(r["judge"]["found"] == true);
 }
 
+TEST_CASE("batch: tasks the model failed on run again, and answers the judge failed on are graded again") {
+  Harness h;
+  const EvalSet eval = load_eval(4);
+  // The first run: the server fails every request of the first question's task; the judge fails
+  // every other call.
+  const std::string failing = eval.tasks[0].question;
+  bool server_down = true, judge_down = true;
+  auto agent = search_agent(eval);
+  ScriptedLlm llm([&](const ScriptedLlm::Request& r, size_t n) -> Result<AssistantTurn> {
+    if (server_down && question_of(r.messages) == failing) return Error{"HTTP 503 from http://x/v1: overloaded"};
+    return agent(r, n);
+  });
+  std::atomic<int> judge_calls{0};
+  ScriptedLlm judge([&](const ScriptedLlm::Request&, size_t) -> Result<AssistantTurn> {
+    if (judge_down && judge_calls++ % 2 == 1) return Error{"HTTP 429 from http://judge/v1: slow down"};
+    return ScriptedLlm::answer("extracted_final_answer: x\nreasoning: r\ncorrect: yes\nconfidence: 90%");
+  });
+  BatchConfig cfg;
+  cfg.out_dir = h.dir / "flaky";
+  cfg.grade = GradeMode::judge;
+  cfg.progress = false;
+  auto first = run_batch(eval.tasks, cfg, h.factory(llm), &judge, h.prompts);
+  REQUIRE_MESSAGE(first.ok(), first.error().message);
+  CHECK(first->ran == 4);
+  CHECK(first->errors == 1);
+  CHECK(first->grading_errors >= 1);
+  CHECK(first->graded + first->grading_errors == 3);  // the failed task is not graded
+  const int64_t ungraded = first->grading_errors;
+
+  server_down = judge_down = false;
+  auto second = run_batch(eval.tasks, cfg, h.factory(llm), &judge, h.prompts);
+  REQUIRE_MESSAGE(second.ok(), second.error().message);
+  CHECK(second->ran == 1);  // only the failed task
+  CHECK(second->done_before == 3);
+  CHECK(second->regraded == ungraded);
+  CHECK(second->errors == 0);
+  CHECK(second->grading_errors == 0);
+  CHECK(second->graded == 4);
+  CHECK(second->correct == 4);
+  auto summary = json::parse(read_text(cfg.out_dir / "summary.json"));
+  CHECK(summary["accuracy"].get<double>() == doctest::Approx(1.0));
+  CHECK(summary["tasks"] == 4);
+  // The file keeps every attempt; the last record of an id counts.
+  CHECK(read_results(cfg.out_dir / "results.jsonl").size() == size_t(4 + 1 + ungraded));
+}
+
+TEST_CASE("batch summary: accuracy is null, and n/a in the table, when nothing was graded") {
+  const json s = summarize_results({json{{"id", "a"}, {"status", "error"}, {"strategy", "none"}}});
+  CHECK(s["accuracy"].is_null());
+  CHECK(s["statuses"]["error"] == 1);
+  CHECK(summary_table(s).find("n/a") != std::string::npos);
+}
+
 TEST_CASE("batch: parallel-fewest-step keeps the answered attempt with the fewest steps") {
   Harness h;
   const EvalSet eval = load_eval(1);
