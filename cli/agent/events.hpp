@@ -44,6 +44,9 @@ class AgentListener {
   virtual void on_tool_result(const ToolCall& /*call*/, const Observation& /*obs*/) {}
   virtual void on_context(const ContextRecord& /*record*/) {}
   virtual void on_warning(const std::string& /*message*/) {}
+  // The model's server failed part way through the step's turn, which is asked for again: the
+  // deltas since the step began (or the last on_retry) are void (StreamSink::on_retry).
+  virtual void on_retry(const std::string& /*message*/) {}
   virtual void on_final(const RunResult& /*result*/) {}
 };
 

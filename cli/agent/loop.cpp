@@ -61,6 +61,7 @@ class AgentLoop::Sink : public StreamSink {
       : listener_(listener), interrupt_(interrupt), deadline_(deadline) {}
   void on_reasoning(std::string_view d) override { listener_.on_reasoning(d); }
   void on_content(std::string_view d) override { listener_.on_content(d); }
+  void on_retry(std::string_view reason) override { listener_.on_retry(std::string(reason)); }
   bool should_stop() override {
     return (interrupt_ && interrupt_->load()) || Clock::now() >= deadline_;
   }
@@ -219,11 +220,17 @@ RunResult AgentLoop::submit(const std::string& user_message) {
 
     renumber(turn);
     std::string format_error;
-    if (turn.format_error) format_error = turn.format_error->message;
-    else if (turn.tool_calls.empty() && turn.finish == FinishReason::length)
-      format_error = "the output reached the limit of " + std::to_string(gen_.max_tokens) +
-                     " tokens before it finished";
-    else if (turn.tool_calls.empty() && turn.content.empty())
+    // A reply cut off by a limit is said to be so, not to be malformed (which a parser also finds
+    // of a thinking block or a tool call broken off).
+    if (turn.tool_calls.empty() && turn.finish == FinishReason::length) {
+      const int64_t n = turn.usage.completion_tokens;
+      format_error =
+          n > 0 && n < gen_.max_tokens
+              ? "the output filled the context window after " + std::to_string(n) + " tokens, before it finished"
+              : "the output reached the limit of " + std::to_string(gen_.max_tokens) + " tokens before it finished";
+    } else if (turn.format_error) {
+      format_error = turn.format_error->message;
+    } else if (turn.tool_calls.empty() && turn.content.empty())
       format_error = "the message had no answer and no tool call";
     listener_->on_turn(turn);
     conv_.append_assistant(turn);

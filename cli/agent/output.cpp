@@ -120,6 +120,13 @@ void HumanOutput::on_warning(const std::string& message) {
   std::fprintf(out_, "%swarning: %s%s\n", style(kYellow), message.c_str(), style(kReset));
 }
 
+void HumanOutput::on_retry(const std::string& message) {
+  switch_to(Mode::none);
+  std::fprintf(out_, "%swarning: %s (what was shown of this reply is dropped)%s\n", style(kYellow), message.c_str(),
+               style(kReset));
+  std::fflush(out_);
+}
+
 void HumanOutput::on_final(const RunResult& r) {
   switch_to(Mode::none);
   std::fprintf(out_, "%s== %s after %d steps, %d tool calls, %lld+%lld tokens, %.1f s%s%s%s\n",
@@ -167,6 +174,7 @@ void JsonEventOutput::on_context(const ContextRecord& r) {
 }
 
 void JsonEventOutput::on_warning(const std::string& m) { emit({{"type", "warning"}, {"message", m}}); }
+void JsonEventOutput::on_retry(const std::string& m) { emit({{"type", "retry"}, {"message", m}}); }
 
 void JsonEventOutput::on_final(const RunResult& r) {
   json j{{"type", "final"}};

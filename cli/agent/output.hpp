@@ -28,6 +28,7 @@ class HumanOutput : public AgentListener {
   void on_tool_result(const ToolCall& call, const Observation& obs) override;
   void on_context(const ContextRecord& record) override;
   void on_warning(const std::string& message) override;
+  void on_retry(const std::string& message) override;
   void on_final(const RunResult& result) override;
 
  private:
@@ -54,6 +55,7 @@ class JsonEventOutput : public AgentListener {
   void on_tool_result(const ToolCall& call, const Observation& obs) override;
   void on_context(const ContextRecord& record) override;
   void on_warning(const std::string& message) override;
+  void on_retry(const std::string& message) override;
   void on_final(const RunResult& result) override;
 
  private:

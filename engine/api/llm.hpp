@@ -21,6 +21,10 @@ class StreamSink {
   virtual void on_reasoning(std::string_view /*delta*/) {}
   virtual void on_content(std::string_view /*delta*/) {}
   virtual void on_tool_call(const ToolCall& /*call*/) {}  // once per complete call
+  // The server failed part way and the turn is asked for again: what was streamed since the turn
+  // began (or since the last on_retry) is not part of it, and the next deltas begin it anew.
+  // `reason`: one line, the failure and the wait before the next attempt.
+  virtual void on_retry(std::string_view /*reason*/) {}
   // Polled between tokens: returning true stops generation early (Ctrl-C); the turn is returned
   // with what was generated so far and finish = stop.
   virtual bool should_stop() { return false; }

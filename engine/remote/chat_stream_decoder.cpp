@@ -1,6 +1,10 @@
 // Decodes chat-completions SSE streams and JSON completions (see chat_stream_decoder.hpp).
 #include "engine/remote/chat_stream_decoder.hpp"
 
+#include "engine/chat/dsml_parser.hpp"
+#include "engine/chat/dsv32_format.hpp"
+#include "engine/remote/retry_policy.hpp"
+
 namespace dsa {
 
 static int64_t int_field(const json& j, const char* key) {
@@ -71,7 +75,7 @@ void ChatStreamDecoder::on_event(const std::string& data) {
   }
   json chunk = json::parse(data, nullptr, false);
   if (chunk.is_discarded() || !chunk.is_object()) {
-    warnings_.push_back("skipped malformed stream chunk: " + data.substr(0, 120));
+    if (malformed_chunk_.empty()) malformed_chunk_ = one_line(data.empty() ? "(empty)" : data, 120);
     return;
   }
   if (chunk.contains("error")) {
@@ -147,8 +151,7 @@ Result<void> ChatStreamDecoder::decode_json(std::string_view body) {
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("choices") || !j["choices"].is_array() ||
       j["choices"].empty())
-    return make_error("response is neither an event stream nor a chat completion: " +
-                      std::string(body.substr(0, 120)));
+    return make_error("response is neither an event stream nor a chat completion: " + one_line(body, 120));
   apply_choice(j["choices"][0], true);
   if (j.contains("usage") && j["usage"].is_object()) turn_.usage = usage_from_json(j["usage"]);
   if (!finish_) finish_ = FinishReason::stop;
@@ -166,11 +169,20 @@ void ChatStreamDecoder::check_tool_arguments() {
   if (!problems.empty()) turn_.format_error = FormatError{"malformed reply: " + problems};
 }
 
+void ChatStreamDecoder::parse_dsml_content() {
+  if (!turn_.tool_calls.empty() || turn_.content.find(dsv32::function_calls_open) == std::string::npos) return;
+  AssistantTurn parsed = parse_completion(turn_.content, /*thinking=*/false);
+  turn_.content = std::move(parsed.content);
+  turn_.tool_calls = std::move(parsed.tool_calls);
+  if (parsed.format_error) turn_.format_error = std::move(parsed.format_error);
+}
+
 AssistantTurn ChatStreamDecoder::finish(bool stopped) {
   if (stopped) {
     turn_.tool_calls.resize(n_emitted_);
     turn_.finish = FinishReason::stop;
   } else {
+    parse_dsml_content();
     emit_tool_calls_before(turn_.tool_calls.size());
     turn_.finish = finish_.value_or(FinishReason::stop);
     // Servers disagree on "stop" vs "tool_calls" for a turn that ends in calls; the calls decide.

@@ -35,8 +35,9 @@ class ChatStreamDecoder {
   bool server_interrupted() const { return server_interrupted_; }
   // The message of an error object the server sent inside the stream (empty when none).
   const std::string& stream_error() const { return stream_error_; }
-  // Chunks that were skipped because they were not valid JSON, one line each.
-  const std::vector<std::string>& warnings() const { return warnings_; }
+  // The first chunk that was not valid JSON, as one line (empty when none): text of the turn may
+  // be missing, so the turn is asked for again.
+  const std::string& malformed_chunk() const { return malformed_chunk_; }
 
   // The decoded turn. `stopped`: generation was interrupted, so only tool calls known to be whole
   // are kept and finish = stop. Tool calls whose arguments are not a JSON object are kept as sent
@@ -49,6 +50,9 @@ class ChatStreamDecoder {
   void apply_choice(const json& choice, bool whole_message);
   void apply_tool_call(const json& tc, int position);
   void emit_tool_calls_before(size_t n);
+  // A server running V3.2 without its tool-call parser passes the DSML block through as content:
+  // parsed here into the calls (with its format errors), the text before it kept as content.
+  void parse_dsml_content();
   void check_tool_arguments();
 
   StreamSink* sink_;
@@ -58,7 +62,7 @@ class ChatStreamDecoder {
   std::optional<FinishReason> finish_;
   bool server_interrupted_ = false;
   std::string stream_error_;
-  std::vector<std::string> warnings_;
+  std::string malformed_chunk_;
   AssistantTurn turn_;
   std::map<int, size_t> call_slot_;  // server tool-call index -> position in turn_.tool_calls
   size_t n_emitted_ = 0;             // turn_.tool_calls[0..n) were passed to sink->on_tool_call

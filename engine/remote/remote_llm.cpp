@@ -99,7 +99,6 @@ RemoteLlm::Attempt RemoteLlm::attempt(const std::string& body, StreamSink* sink)
   };
   auto should_stop = [&] { return sink && sink->should_stop(); };
   HttpOutcome http = http_post(post, on_body, should_stop);
-  for (const auto& w : decoder.warnings()) warn(w);
 
   Attempt a;
   if (http.stopped) {
@@ -141,11 +140,15 @@ RemoteLlm::Attempt RemoteLlm::attempt(const std::string& body, StreamSink* sink)
       }
       return a;
     }
+    if (!decoder.malformed_chunk().empty()) {
+      a.kind = Attempt::Kind::retry;
+      a.error = "a malformed chunk in the stream from " + url_ + ": " + decoder.malformed_chunk();
+      return a;
+    }
     if (!decoder.complete()) {
       a.kind = Attempt::Kind::retry;
       a.error = "stream from " + url_ + " ended before its finish";
       if (!http.transport_error.empty()) a.error += " (" + http.transport_error + ")";
-      if (!decoder.warnings().empty()) a.error += " after a malformed chunk";
       return a;
     }
     if (decoder.server_interrupted()) {
@@ -210,8 +213,13 @@ Result<AssistantTurn> RemoteLlm::generate(const std::vector<Message>& messages, 
       delay_ms = a.retry_after_ms ? std::min<int64_t>(*a.retry_after_ms, config_.retry_max_ms)
                                   : backoff_delay_ms(n, config_.retry_base_ms, config_.retry_max_ms, rng_);
     }
-    warn("attempt " + std::to_string(n + 1) + " failed: " + a.error + "; retrying in " + std::to_string(delay_ms) +
-         " ms");
+    const std::string note = "attempt " + std::to_string(n + 1) + " failed: " + a.error + "; retrying in " +
+                             std::to_string(delay_ms) + " ms";
+    // Said at once, so that a caller streaming the turn drops what the failed attempt sent.
+    if (sink)
+      sink->on_retry(redact(note));
+    else
+      warn(note);
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
     while (std::chrono::steady_clock::now() < until) {
       if (sink && sink->should_stop()) return AssistantTurn{};

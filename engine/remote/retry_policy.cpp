@@ -35,10 +35,15 @@ int64_t backoff_delay_ms(int attempt, int base_ms, int max_ms, std::mt19937_64& 
 
 bool is_retryable_status(long status) { return status == 408 || status == 429 || status >= 500; }
 
-static std::string one_line(std::string s, size_t max_bytes) {
+std::string one_line(std::string_view text, size_t max_bytes) {
+  std::string s(text);
+  if (s.size() > max_bytes) {
+    size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    s = s.substr(0, cut) + "...";
+  }
   for (auto& c : s)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  if (s.size() > max_bytes) s = s.substr(0, max_bytes) + "...";
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
   return s;
 }
 

@@ -23,6 +23,9 @@ bool is_retryable_status(long status);
 // The message of an OpenAI-style error body ({"error": {"message"}} , {"error": "..."},
 // {"message"}, {"detail"}), else the body itself; flattened to one line of at most 300 bytes.
 std::string server_error_message(std::string_view body);
+// text for an error message: control characters (newlines, escapes) as spaces, cut to max_bytes at
+// a character boundary, with "..." where cut.
+std::string one_line(std::string_view text, size_t max_bytes);
 
 // "This model's maximum context length is ...", "context_length_exceeded", "prompt is too long", ...
 bool is_context_length_error(std::string_view message);

@@ -307,6 +307,37 @@ TEST_CASE("invalid UTF-8 in the task or a tool's output reaches the model as U+F
           "def"));
 }
 
+TEST_CASE("a reply cut off by a limit is told to the model as cut off, not as malformed") {
+  Rig rig;
+  GenOptions gen;
+  gen.max_tokens = 64;
+  // A thinking block broken off: the parser calls it malformed, the finish says why.
+  auto cut = [](int64_t tokens) {
+    AssistantTurn t;
+    t.reasoning = "Let me think about";
+    t.finish = FinishReason::length;
+    t.usage.completion_tokens = tokens;
+    t.format_error = FormatError{"malformed reply: the reply ended inside the thinking block (no </think>)"};
+    return t;
+  };
+  ScriptedLlm llm([&](const ScriptedLlm::Request&, size_t n) -> Result<AssistantTurn> {
+    if (n == 0) return cut(64);  // at max_tokens
+    if (n == 1) return cut(20);  // before it: the context window was full
+    return ScriptedLlm::answer("done");
+  });
+  auto loop = rig.make(llm, gen);
+  auto r = loop->submit("go");
+  CHECK(r.status == FinalStatus::answered);
+  const auto& sent = llm.requests()[2].messages;
+  std::vector<std::string> told;
+  for (const auto& m : sent)
+    if (m.role == Role::user && m.content != "go") told.push_back(m.content);
+  REQUIRE(told.size() == 2);
+  CHECK(told[0].find("the output reached the limit of 64 tokens before it finished") != std::string::npos);
+  CHECK(told[1].find("the output filled the context window after 20 tokens") != std::string::npos);
+  CHECK(told[0].find("malformed") == std::string::npos);
+}
+
 TEST_CASE("error: a failing model ends the run with its error") {
   Rig rig;
   ScriptedLlm llm([](const ScriptedLlm::Request&, size_t) -> Result<AssistantTurn> {

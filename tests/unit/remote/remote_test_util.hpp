@@ -50,7 +50,8 @@ inline std::vector<std::string> hello_events() {
           delta_event(json::object(), "stop"), kDone};
 }
 
-// Records what the sink is told, in order, as "reasoning:...", "content:...", "tool:id name args".
+// Records what the sink is told, in order, as "reasoning:...", "content:...", "tool:id name args",
+// "retry:reason".
 class RecordingSink : public StreamSink {
  public:
   void on_reasoning(std::string_view d) override { events.push_back("reasoning:" + std::string(d)); }
@@ -59,6 +60,7 @@ class RecordingSink : public StreamSink {
     ++n_content;
   }
   void on_tool_call(const ToolCall& c) override { events.push_back("tool:" + c.id + " " + c.name + " " + c.arguments); }
+  void on_retry(std::string_view reason) override { events.push_back("retry:" + std::string(reason)); }
   bool should_stop() override { return stop_after_content > 0 && n_content >= stop_after_content; }
 
   std::vector<std::string> events;

@@ -98,12 +98,16 @@ TEST_CASE("a stream cut in the middle is retried and the turn holds only the las
   CHECK(turn_json(*turn) == json::parse(R"({"reasoning": "", "content": "Hello", "tool_calls": [],
     "usage": {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0},
     "finish": "stop", "format_error": ""})"));
-  // The sink showed the cut attempt live; that cannot be taken back, the returned turn can.
-  CHECK(sink.events == std::vector<std::string>{"reasoning:first try ", "content:Partial ans", "content:Hel", "content:lo"});
+  // The sink showed the cut attempt live, then hears that it is dropped before the next one streams.
+  REQUIRE(sink.events.size() == 5);
+  CHECK(std::vector<std::string>(sink.events.begin(), sink.events.begin() + 2) ==
+        std::vector<std::string>{"reasoning:first try ", "content:Partial ans"});
+  CHECK(sink.events[2].starts_with("retry:attempt 1 failed: stream from "));
+  CHECK(contains(sink.events[2], "ended before its finish"));
+  CHECK(std::vector<std::string>(sink.events.begin() + 3, sink.events.end()) ==
+        std::vector<std::string>{"content:Hel", "content:lo"});
   CHECK(server.requests().size() == 2);
-  auto warnings = llm->take_warnings();
-  REQUIRE(warnings.size() == 1);
-  CHECK(contains(warnings[0], "ended before its finish"));
+  CHECK(llm->take_warnings().empty());  // said to the sink instead
 }
 
 TEST_CASE("a stream cut after its finish_reason is whole and not retried") {
@@ -127,16 +131,31 @@ TEST_CASE("DeepSeek's insufficient_system_resource finish is retried") {
   CHECK(server.requests().size() == 2);
 }
 
-TEST_CASE("a malformed chunk is skipped with a warning") {
-  Server server({Server::sse({delta_event({{"content", "A"}}), "data: {\"choices\": [{\"delta\": {\"content\n\n",
-                              delta_event({{"content", "B"}}, "stop"), kDone})});
+TEST_CASE("a malformed chunk in a stream that finishes makes the turn be asked for again") {
+  // Its text is lost: "The answer is 1" + "4." would pass for a whole answer.
+  Server server({Server::sse({delta_event({{"content", "The answer is 1"}}),
+                              "data: {\"choices\": [{\"delta\": {\"content\": \"23\"}}]\n\n",
+                              delta_event({{"content", "4."}}, "stop"), kDone}),
+                 Server::sse(hello_events())});
   auto llm = make_llm(test_config(server.url()));
   auto turn = llm->generate(chat(), {}, GenOptions{}, nullptr);
   REQUIRE(turn.ok());
-  CHECK(turn->content == "AB");
-  CHECK(server.requests().size() == 1);
-  CHECK(llm->take_warnings() ==
-        std::vector<std::string>{"skipped malformed stream chunk: {\"choices\": [{\"delta\": {\"content"});
+  CHECK(turn->content == "Hello");
+  CHECK(server.requests().size() == 2);
+  const auto warnings = llm->take_warnings();
+  REQUIRE(warnings.size() == 1);
+  CHECK(contains(warnings[0], "a malformed chunk in the stream from " + server.url() +
+                                  "/v1/chat/completions: {\"choices\": [{\"delta\": {\"content\": \"23\"}}]"));
+}
+
+TEST_CASE("a body that is neither a stream nor a completion is reported on one line") {
+  Server::Response html = status_response(200, "<html>\n<body>\nBad gateway\n</body>\n</html>\n");
+  Server server({html});
+  auto llm = make_llm(test_config(server.url()));
+  auto turn = llm->generate(chat(), {}, GenOptions{}, nullptr);
+  REQUIRE_FALSE(turn.ok());
+  CHECK(turn.error().message.find('\n') == std::string::npos);
+  CHECK(contains(turn.error().message, "neither an event stream nor a chat completion: <html> <body> Bad gateway"));
 }
 
 TEST_CASE("a 400 is one line with the server's message and is not retried") {
@@ -206,6 +225,7 @@ TEST_CASE("the API key never appears in errors or warnings, even when a server e
   const std::string key = kTestKey;
   Server server({status_response(500, "upstream rejected Authorization: Bearer " + key),
                  Server::sse({"data: {broken " + key + "\n\n", delta_event({{"content", "ok"}}, "stop"), kDone}),
+                 Server::sse({delta_event({{"content", "ok"}}, "stop"), kDone}),
                  status_response(401, R"({"error": {"message": "Incorrect API key provided: )" + key + R"("}})")});
   auto llm = make_llm(test_config(server.url()));
   auto turn = llm->generate(chat(), {}, GenOptions{}, nullptr);
@@ -214,7 +234,8 @@ TEST_CASE("the API key never appears in errors or warnings, even when a server e
   auto warnings = llm->take_warnings();
   REQUIRE(warnings.size() == 2);
   CHECK(contains(warnings[0], "upstream rejected Authorization: Bearer [api key]"));
-  CHECK(warnings[1] == "skipped malformed stream chunk: {broken [api key]");
+  CHECK(contains(warnings[1],
+                 "a malformed chunk in the stream from " + server.url() + "/v1/chat/completions: {broken [api key]"));
 
   auto failed = llm->generate(chat(), {}, GenOptions{}, nullptr);
   REQUIRE_FALSE(failed.ok());

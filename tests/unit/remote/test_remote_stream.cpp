@@ -262,3 +262,24 @@ TEST_CASE("finish reasons map to the turn's finish") {
   CHECK(got == std::vector<FinishReason>{FinishReason::stop, FinishReason::length, FinishReason::error,
                                          FinishReason::stop});
 }
+
+TEST_CASE("a DSML block a server passes through as content becomes the turn's tool calls") {
+  // A server running V3.2 without its tool-call parser streams the model's text as it is.
+  const std::string block =
+      "<｜DSML｜function_calls>\n<｜DSML｜invoke name=\"shell\">\n<｜DSML｜parameter name=\"command\" "
+      "string=\"true\">ls -la</｜DSML｜parameter>\n<｜DSML｜parameter name=\"timeout\" "
+      "string=\"false\">5</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜function_calls>";
+  Server server({Server::sse({delta_event({{"content", "Let me look.\n\n" + block.substr(0, 40)}}),
+                              delta_event({{"content", block.substr(40)}}, "stop"), kDone})});
+  auto llm = make_llm(test_config(server.url()));
+  RecordingSink sink;
+  auto turn = llm->generate({Message{.role = Role::user, .content = "Hi"}}, {}, GenOptions{}, &sink);
+  REQUIRE_MESSAGE(turn.ok(), (turn.ok() ? "" : turn.error().message));
+  CHECK(turn->content == "Let me look.");
+  REQUIRE(turn->tool_calls.size() == 1);
+  CHECK(turn->tool_calls[0].name == "shell");
+  CHECK(json::parse(turn->tool_calls[0].arguments) == json{{"command", "ls -la"}, {"timeout", 5}});
+  CHECK(turn->finish == FinishReason::tool_calls);
+  CHECK_FALSE(turn->format_error);
+  CHECK(sink.events.back() == "tool:call_0 shell " + turn->tool_calls[0].arguments);
+}
