@@ -184,13 +184,13 @@ TEST_CASE("dsagent run --config: flags from a JSON file, the command line wins")
   CHECK(bad.output.find("no_such_flag") != std::string::npos);
 }
 
-TEST_CASE("dsagent run: a retried server error is reported as a warning and the run goes on") {
+TEST_CASE("dsagent run: a retried server error is reported as a retry event and the run goes on") {
   TempDir dir("dsa-run");
   HttpTestServer server({HttpTestServer::Response{.status = 503, .headers = {{"Retry-After", "0"}}, .chunks = {{"busy"}}},
                          answer_turn("after retry")});
   auto r = run_command(run_cmd(dir, "--api " + server.url() + " --api-model m --json hi 2>/dev/null"));
   CHECK(r.exit_code == 0);
-  CHECK(r.output.find("\"type\":\"warning\"") != std::string::npos);
+  CHECK(r.output.find("\"type\":\"retry\"") != std::string::npos);
   CHECK(r.output.find("503") != std::string::npos);
   CHECK(r.output.find("\"answer\":\"after retry\"") != std::string::npos);
 }
