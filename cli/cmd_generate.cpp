@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/engine_flags.hpp"
 #include "engine/api/types.hpp"
 #include "engine/chat/encoder.hpp"
-#include "cli/engine_flags.hpp"
 #include "engine/model/open_model.hpp"
 #include "engine/runtime/local_llm.hpp"
+#include "engine/runtime/tokenizer_check.hpp"
 
 namespace dsa::cli {
 
@@ -123,6 +124,10 @@ int run_generate(const GenerateArgs& args) {
   auto model = open_model(dir, *engine);
   if (!model.ok()) {
     std::fprintf(stderr, "dsagent generate: %s\n", model.error().message.c_str());
+    return 1;
+  }
+  if (auto fits = check_tokenizer_fits(*tok, (*model)->config()); !fits) {
+    std::fprintf(stderr, "dsagent generate: %s: %s\n", dir.c_str(), fits.error().message.c_str());
     return 1;
   }
   LocalLlm llm(dir.filename().string(), std::move(*tok), std::move(*model), context);

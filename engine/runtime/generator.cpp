@@ -63,6 +63,7 @@ Result<Generation> Generator::generate(std::span<const int32_t> prompt, const Ge
   const float masked = -std::numeric_limits<float>::infinity();
   while (int64_t(g.tokens.size()) < params.max_tokens) {
     for (int32_t id : params.masked_ids) logits_[size_t(id)] = masked;
+    if (!has_candidate(logits_)) return no_candidate_error(int64_t(g.tokens.size()));
     const int32_t next = sampler.sample(logits_);
     g.tokens.push_back(next);
     if (params.top_logprobs >= 0) g.logprobs.push_back(step_logprobs(logits_, next, params.top_logprobs));

@@ -7,6 +7,7 @@
 
 #include "engine/chat/dsml_parser.hpp"
 #include "engine/chat/encoder.hpp"
+#include "engine/runtime/tokenizer_check.hpp"
 
 namespace dsa {
 
@@ -78,6 +79,8 @@ Result<std::unique_ptr<LocalLlm>> LocalLlm::open(const std::filesystem::path& di
   engine.context = max_context;
   engine.sequences = std::max<int64_t>(1, concurrency);
   DSA_TRY(model, open_model(dir, engine));
+  if (auto fits = check_tokenizer_fits(tok, model->config()); !fits)
+    return make_error(dir.string() + ": " + fits.error().message);
   std::string name = dir.filename().string();
   if (name.empty()) name = dir.parent_path().filename().string();
   return std::make_unique<LocalLlm>(std::move(name), std::move(tok), std::move(model), max_context, concurrency);

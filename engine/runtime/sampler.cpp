@@ -82,6 +82,15 @@ size_t Sampler::likely_prefix(std::span<const float> logits, float max_logit, do
   return 0;
 }
 
+bool has_candidate(std::span<const float> logits) {
+  return std::any_of(logits.begin(), logits.end(), [](float v) { return v > -std::numeric_limits<float>::infinity(); });
+}
+
+Error no_candidate_error(int64_t index) {
+  return make_error("generate: every logit of output token " + std::to_string(index) +
+                    " is NaN or -inf; the checkpoint's weights may hold NaN or Inf values");
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
   const int32_t n = static_cast<int32_t>(logits.size());
   if (n == 0) return 0;

@@ -5,7 +5,10 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
+
+#include "engine/api/result.hpp"
 
 namespace dsa {
 
@@ -28,6 +31,12 @@ struct StepLogprobs {
   std::vector<TokenLogprob> top;
 };
 StepLogprobs step_logprobs(std::span<const float> logits, int32_t chosen, int n_top);
+
+// Whether some id can be drawn: a logit above -inf (masked ids are -inf, NaN is never drawn).
+bool has_candidate(std::span<const float> logits);
+// The error of output token `index` (from 0) when has_candidate is false: a forward that gave NaN
+// or -inf everywhere comes from weights holding NaN or Inf, not from the prompt.
+Error no_candidate_error(int64_t index);
 
 class Sampler {
  public:

@@ -375,6 +375,7 @@ bool BatchScheduler::wants_token(const Request& r) const {
 BatchScheduler::Draw BatchScheduler::draw(Request& r, float* logits) const {
   for (int32_t id : r.params.masked_ids) logits[id] = -std::numeric_limits<float>::infinity();
   const std::span<const float> row(logits, size_t(model_->config().vocab_size));
+  if (!has_candidate(row)) return Draw{.id = -1, .logprobs = std::nullopt};
   Draw d{.id = r.sampler.sample(row), .logprobs = std::nullopt};
   if (r.params.top_logprobs >= 0) d.logprobs = step_logprobs(row, d.id, r.params.top_logprobs);
   return d;
@@ -382,6 +383,7 @@ BatchScheduler::Draw BatchScheduler::draw(Request& r, float* logits) const {
 
 void BatchScheduler::accept(Request& r, Draw d) {
   Generation& g = r.result;
+  if (d.id < 0) return fail(r, no_candidate_error(int64_t(g.tokens.size())));
   const int32_t next = d.id;
   g.tokens.push_back(next);
   if (d.logprobs) g.logprobs.push_back(std::move(*d.logprobs));

@@ -101,7 +101,7 @@ class BatchScheduler {
   void preempt(Request& r);
   // The next id drawn from a request's logits, with its log-probabilities when asked for.
   struct Draw {
-    int32_t id = 0;
+    int32_t id = 0;  // -1: nothing to draw (has_candidate)
     std::optional<StepLogprobs> logprobs;
   };
   // Samples r's next id from the logits of its last id (or ends it); runs its callback.

@@ -4,6 +4,8 @@
 // The backend is the CPU one bounded to what a run in chunks of 8 held at its largest.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -210,5 +212,59 @@ TEST_CASE("an op's scratch that does not fit beside the workspace fails the call
     CHECK(lost[0] ==
           "rank 0 ran out of cpu memory in the middle of a forward of 16 rows (try a smaller prefill "
           "chunk or fewer sequences)");
+  }
+}
+
+namespace {
+
+// The tiny model, its logits replaced by NaN from the second forward on: what weights holding NaN
+// or Inf give.
+class NanAfterFirst final : public ForwardPass {
+ public:
+  explicit NanAfterFirst(std::unique_ptr<BackendModel> m) : m_(std::move(m)) {}
+  const ModelConfig& config() const override { return m_->config(); }
+  Result<void> forward(KvCache& cache, Sequence& seq, std::span<const int32_t> tokens, float* logits,
+                       ForwardTrace* trace) override {
+    auto r = m_->forward(cache, seq, tokens, logits, trace);
+    spoil(logits, 1);
+    return r;
+  }
+  Result<void> forward_decode_batch(KvCache& cache, std::span<Sequence*> seqs, std::span<const int32_t> tokens,
+                                    float* logits, ForwardTrace* trace) override {
+    auto r = m_->forward_decode_batch(cache, seqs, tokens, logits, trace);
+    spoil(logits, int64_t(seqs.size()));
+    return r;
+  }
+  void set_phase_times(PhaseTimes*) override {}
+  Backend* cache_memory() const override { return m_->cache_memory(); }
+
+ private:
+  void spoil(float* logits, int64_t rows) {
+    if (calls_++ == 0) return;
+    std::fill_n(logits, rows * config().vocab_size, std::numeric_limits<float>::quiet_NaN());
+  }
+  std::unique_ptr<BackendModel> m_;
+  int calls_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("logits that are all NaN fail the request with a clear error, not a stream of token 0") {
+  GenerateParams p = params(64);  // the prompt in one forward; its first token is drawn from real logits
+  SUBCASE("the Generator") {
+    Generator gen(std::make_unique<NanAfterFirst>(backend_model().model), cpu::LatentFormat::fp8, kContext);
+    auto g = gen.generate(prompt(), p, {});
+    REQUIRE_FALSE(g.ok());
+    CHECK(
+        g.error().message ==
+        "generate: every logit of output token 1 is NaN or -inf; the checkpoint's weights may hold NaN or Inf values");
+  }
+  SUBCASE("the BatchScheduler") {
+    BatchScheduler s(
+        std::make_unique<NanAfterFirst>(backend_model().model), cpu::LatentFormat::fp8,
+        SchedulerOptions{.max_context = kContext, .pool_tokens = kContext, .n_slots = 2, .prefill_chunk = 64});
+    auto g = s.generate(prompt(), p, {});
+    REQUIRE_FALSE(g.ok());
+    CHECK(g.error().message.find("every logit of output token 1 is NaN or -inf") != std::string::npos);
   }
 }
