@@ -47,8 +47,15 @@ bool ask_on_tty(const std::string& action) {
 }
 
 int run(CLI::App& cmd, RunArgs& args) {
-  auto fail = [](const std::string& msg) {
+  auto fail = [&args](const std::string& msg) {
     std::fprintf(stderr, "dsagent run: %s\n", msg.c_str());
+    // A harness reading --json events gets its final event for a run that could not start too.
+    if (args.agent.json_events) {
+      RunResult failed;
+      failed.status = FinalStatus::error;
+      failed.error = msg;
+      JsonEventOutput(stdout).on_final(failed);
+    }
     return 1;
   };
   if (auto ok = finish_agent_options(cmd, args.agent); !ok) return fail(ok.error().message);

@@ -36,6 +36,8 @@ Result<std::unique_ptr<Llm>> make_llm(const AgentOptions& opts, int concurrency)
   config.model = opts.api_model;
   config.api_key_env = opts.api_key_env;
   config.context_window = opts.context_window;
+  config.idle_timeout_ms = int(opts.api_idle_timeout_s * 1000);
+  config.max_retries = opts.api_retries;
   DSA_TRY(remote, RemoteLlm::create(std::move(config)));
   return std::unique_ptr<Llm>(std::move(remote));
 }

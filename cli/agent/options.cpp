@@ -13,6 +13,14 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--api", o.api_url, "OpenAI-compatible server URL (http://host:port[/v1])")->group(backend);
   cmd.add_option("--api-model", o.api_model, "model name on the server")->group(backend);
   cmd.add_option("--api-key-env", o.api_key_env, "environment variable holding the API key")->group(backend);
+  cmd.add_option("--api-idle-timeout", o.api_idle_timeout_s,
+                 "seconds a request may go without a byte from the server before it is tried again (default 300: "
+                 "thinking can be slow)")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->group(backend);
+  cmd.add_option("--api-retries", o.api_retries, "attempts after a failed one (HTTP 429, 5xx, cut streams; default 5)")
+      ->check(CLI::Range(0, 100))
+      ->group(backend);
 
   cmd.add_option("--tools", o.tools,
                  "comma list: shell, files, search, coding (all of them), browse, calculator, none, or tool names")

@@ -28,6 +28,8 @@ struct AgentOptions {
   std::string api_url;      // --api URL: an OpenAI-compatible server
   std::string api_model;    // --api-model NAME
   std::string api_key_env;  // --api-key-env VAR (default DEEPSEEK_API_KEY, then OPENAI_API_KEY)
+  double api_idle_timeout_s = 300;  // --api-idle-timeout: a request with no byte for this long is tried again
+  int api_retries = 5;              // --api-retries: attempts after the first one
   // tools
   std::string tools = "coding";         // comma list: shell, files, search, coding, browse, none, or tool names
   std::string mcp_config;               // --mcp-config F

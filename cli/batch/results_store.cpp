@@ -1,6 +1,7 @@
 // The append-only, resumable results file of a batch run (see results_store.hpp).
 #include "cli/batch/results_store.hpp"
 
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -11,8 +12,16 @@ namespace dsa {
 Result<std::unique_ptr<ResultsStore>> ResultsStore::open(const std::filesystem::path& file) {
   std::unique_ptr<ResultsStore> s(new ResultsStore());
   s->path_ = file;
+  std::error_code ec;
+  if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path(), ec);
+  s->out_ = std::fopen(file.c_str(), "ab");
+  if (!s->out_) return make_error(file.string() + ": cannot open for appending");
+  // One writer at a time: two runs on one directory would each run every task. The lock goes with
+  // the file's closing (or the process's end).
+  if (::flock(::fileno(s->out_), LOCK_EX | LOCK_NB) != 0)
+    return make_error(file.string() + ": another batch run is writing it (wait for it to end, or use another --out)");
   std::string text;
-  if (std::filesystem::exists(file)) {
+  {
     std::ifstream in(file, std::ios::binary);
     if (!in) return make_error(file.string() + ": cannot read");
     std::stringstream ss;
@@ -42,10 +51,7 @@ Result<std::unique_ptr<ResultsStore>> ResultsStore::open(const std::filesystem::
     good_end = nl + 1;
     pos = nl + 1;
   }
-  if (good_end < text.size()) std::filesystem::resize_file(file, good_end);
-  if (!file.parent_path().empty()) std::filesystem::create_directories(file.parent_path());
-  s->out_ = std::fopen(file.c_str(), "ab");
-  if (!s->out_) return make_error(file.string() + ": cannot open for appending");
+  if (good_end < text.size()) std::filesystem::resize_file(file, good_end);  // appends go to the new end
   return s;
 }
 

@@ -20,7 +20,8 @@ namespace dsa {
 
 class ResultsStore {
  public:
-  // Reads the finished records of `file` (if it exists) and opens it for appending.
+  // Reads the finished records of `file` (if it exists) and opens it for appending; an error while
+  // another store, in any process, holds it open.
   static Result<std::unique_ptr<ResultsStore>> open(const std::filesystem::path& file);
   ~ResultsStore();
 

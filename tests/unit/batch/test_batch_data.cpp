@@ -167,6 +167,19 @@ TEST_CASE("results file: append, resume, torn last line, an id's last record cou
         "{\"correct\":true,\"id\":\"c\"}\n");
 }
 
+TEST_CASE("results file: a second writer is refused while the first holds it") {
+  TempDir dir("dsa-results-lock");
+  const auto file = dir / "results.jsonl";
+  auto first = ResultsStore::open(file);
+  REQUIRE(first.ok());
+  auto second = ResultsStore::open(file);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.error().message ==
+        file.string() + ": another batch run is writing it (wait for it to end, or use another --out)");
+  first->reset();
+  CHECK(ResultsStore::open(file).ok());
+}
+
 TEST_CASE("task file names: an id that is a file name is kept, two ids never share a file") {
   CHECK(cli::task_file_name("q-17_a.b") == "q-17_a.b");
   const std::string slash = cli::task_file_name("a/b"), underscore = cli::task_file_name("a_b");

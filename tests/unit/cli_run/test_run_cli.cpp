@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-
+#include <chrono>
 #include <sstream>
 
 #include "cli/agent/corpus_cache.hpp"
@@ -333,4 +333,31 @@ TEST_CASE("dsagent run --approval: ask without a terminal and read-only refuse w
     CHECK_FALSE(std::filesystem::exists(dir / "work" / "x.txt"));
     CHECK(first_observation(server).find("refused") != std::string::npos);
   }
+}
+
+TEST_CASE("dsagent run --json: a run that cannot start still ends its event stream with a final event") {
+  TempDir dir("dsa-run-setup");
+  auto r = run_command(run_cmd(dir, "--api http://127.0.0.1:9/v1 --api-model m --tools browse --corpus " +
+                                        (dir / "missing.db").string() + " --json hi 2>/dev/null"));
+  CHECK(r.exit_code == 1);
+  const auto event = json::parse(r.output);
+  CHECK(event["type"] == "final");
+  CHECK(event["status"] == "error");
+  CHECK(event["error"].get<std::string>().find("missing.db") != std::string::npos);
+}
+
+TEST_CASE("dsagent run --api-idle-timeout and --api-retries: a silent server is given up on as told") {
+  TempDir dir("dsa-run-idle");
+  // Headers, then nothing for 10 s: with a 1 s idle timeout and one retry, two attempts and an error.
+  const HttpTestServer::Response silent{.status = 200,
+                                        .headers = {{"Content-Type", "text/event-stream"}},
+                                        .chunks = {{": waiting\n\n"}, {"data: [DONE]\n\n", 10000}}};
+  HttpTestServer server({silent, silent});
+  const auto start = std::chrono::steady_clock::now();
+  auto r = run_command(run_cmd(
+      dir, "--api " + server.url() + " --api-model m --api-idle-timeout 1 --api-retries 1 --json hi 2>/dev/null"));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("gave up after 2 attempts") != std::string::npos);
+  CHECK(seconds < 9);
 }
