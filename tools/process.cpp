@@ -8,8 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "tools/truncate.hpp"
 
@@ -24,6 +30,44 @@ struct SpawnFailure {
   int in_chdir;  // 1: chdir(cwd) failed, 0: exec failed
   int err;
 };
+
+// Every process a run starts carries this variable with the run's own value, wherever it goes (a
+// new session by setsid, a double fork out of the process group): ended with the run.
+constexpr const char* kRunTagVar = "DSA_RUN_TAG";
+
+std::string next_run_tag() {
+  static std::atomic<uint64_t> n{0};
+  return std::to_string(::getpid()) + "-" + std::to_string(++n);
+}
+
+// Kills the processes whose environment holds `tag` (Linux: /proc/PID/environ, readable for this
+// user's processes); a few passes, for those that forked while the last one ran. Returns how many.
+int kill_tagged(const std::string& tag) {
+  const std::string entry = std::string(kRunTagVar) + "=" + tag;
+  int killed = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    int found = 0;
+    std::error_code ec;
+    for (const auto& dir : std::filesystem::directory_iterator("/proc", ec)) {
+      const std::string name = dir.path().filename().string();
+      if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return std::isdigit(uint8_t(c)); }))
+        continue;
+      std::ifstream in(dir.path() / "environ", std::ios::binary);
+      const std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      for (size_t p = 0; p < env.size();) {
+        const size_t end = std::min(env.find('\0', p), env.size());
+        if (std::string_view(env).substr(p, end - p) == entry) {
+          if (::kill(std::stoi(name), SIGKILL) == 0) ++found;
+          break;
+        }
+        p = end + 1;
+      }
+    }
+    killed += found;
+    if (found == 0) break;
+  }
+  return killed;
+}
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -176,7 +220,10 @@ Result<ProcessRun> run_process(const ProcessSpec& spec, const std::string& stdin
   using clock = std::chrono::steady_clock;
   // Output that background processes still write after the command returned is read for this long.
   constexpr auto kLeftoverGrace = std::chrono::milliseconds(200);
-  DSA_TRY(child, ChildProcess::spawn(spec));
+  ProcessSpec tagged = spec;
+  const std::string tag = next_run_tag();
+  tagged.env.emplace_back(kRunTagVar, tag);
+  DSA_TRY(child, ChildProcess::spawn(tagged));
   std::string_view pending = stdin_text;
   if (spec.stdin_pipe) fcntl(child->stdin_fd(), F_SETFL, O_NONBLOCK);
   if (spec.stdin_pipe && pending.empty()) child->close_stdin();
@@ -223,6 +270,7 @@ Result<ProcessRun> run_process(const ProcessSpec& spec, const std::string& stdin
   }
   child->kill_group();
   run.status = child->wait();
+  kill_tagged(tag);  // what left the process group
   run.out = out.str();
   run.out_truncated = out.truncated();
   run.err = err.str();

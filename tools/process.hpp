@@ -72,7 +72,8 @@ struct ProcessRun {
 // Runs a process to completion: writes stdin_text (when spec.stdin_pipe) and closes stdin, reads
 // its output, and kills the whole process group on timeout or when *cancel turns true. Processes
 // the command left running in the background are killed once it returns (after a short grace for
-// their pending output), so a call never leaves anything behind.
+// their pending output), those that left the process group too (setsid, a double fork: found by a
+// variable of the run's environment they inherit), so a call never leaves anything behind.
 Result<ProcessRun> run_process(const ProcessSpec& spec, const std::string& stdin_text, std::chrono::milliseconds timeout,
                                const std::atomic<bool>* cancel, size_t max_output_bytes);
 

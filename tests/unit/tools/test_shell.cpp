@@ -68,6 +68,20 @@ TEST_CASE("shell kills background processes left behind when the command returns
   CHECK_FALSE(process_alive(pid));
 }
 
+TEST_CASE("shell kills background processes that left the process group (setsid, a double fork)") {
+  ShellFixture f;
+  Observation o = f.run(
+      "setsid sleep 300 >/dev/null 2>&1 < /dev/null & echo $! > a.pid; "
+      "(sh -c 'sleep 301 >/dev/null 2>&1 < /dev/null & echo $! > b.pid' &); sleep 0.2; echo started");
+  CHECK(o.text == "started\n[exit code 0]");
+  for (const char* file : {"a.pid", "b.pid"}) {
+    CAPTURE(file);
+    long pid = std::stol(read_text(f.dir / file));
+    for (int i = 0; i < 100 && process_alive(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK_FALSE(process_alive(pid));
+  }
+}
+
 TEST_CASE("shell stops when the cancel flag is raised") {
   ShellFixture f;
   std::atomic<bool> cancel{false};
