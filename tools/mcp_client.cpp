@@ -1,4 +1,5 @@
 // The MCP stdio client: process, handshake, tool listing and calls (see mcp.hpp).
+#include <fmt/format.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -6,9 +7,8 @@
 #include <cerrno>
 #include <string_view>
 
-#include <fmt/format.h>
-
 #include "tools/mcp.hpp"
+#include "tools/mcp_results.hpp"
 
 namespace dsa {
 
@@ -24,33 +24,12 @@ constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
 
 std::string seconds_text(std::chrono::milliseconds ms) { return fmt::format("{:g} s", static_cast<double>(ms.count()) / 1000.0); }
 
-// One content item of a tools/call result as text (MCP 2025-11-25 content types).
-std::string render_item(const json& item) {
-  std::string type = item.value("type", "");
-  if (type == "text") return item.value("text", "");
-  if (type == "image" || type == "audio")
-    return "[" + type + ": " + item.value("mimeType", "?") + ", " + std::to_string(item.value("data", "").size()) +
-           " bytes of base64]";
-  if (type == "resource_link") return "[resource link: " + item.value("uri", "?") + " " + item.value("name", "") + "]";
-  if (type == "resource" && item.contains("resource") && item["resource"].is_object()) {
-    const json& r = item["resource"];
-    if (r.contains("text") && r["text"].is_string()) return r["text"].get<std::string>();
-    return "[resource: " + r.value("uri", "?") + " (" + r.value("mimeType", "binary") + ")]";
-  }
-  return type.empty() ? std::string("[untyped content]") : "[" + type + " content]";
-}
-
 }  // namespace
 
 Result<std::shared_ptr<McpClient>> McpClient::start(const McpServerConfig& config, std::chrono::milliseconds startup_timeout) {
   std::shared_ptr<McpClient> client(new McpClient(config));
-  Result<void> ok;
-  try {
-    ok = client->connect(startup_timeout);
-    if (ok) ok = client->list_tools(startup_timeout);
-  } catch (const json::exception& e) {  // a member of the wrong JSON type in the server's answers
-    ok = make_error(std::string("malformed answer: ") + e.what());
-  }
+  Result<void> ok = client->connect(startup_timeout);
+  if (ok) ok = client->list_tools(startup_timeout);
   if (!ok) return make_error("MCP server '" + config.name + "': " + ok.error().message);
   return client;
 }
@@ -79,7 +58,7 @@ Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
                  {"capabilities", json::object()},
                  {"clientInfo", {{"name", "dsagent"}, {"version", "0.1.0"}}}};
   DSA_TRY(result, request("initialize", params, timeout, nullptr));
-  std::string version = result.value("protocolVersion", "");
+  DSA_TRY(version, parse_initialize_result(result));
   bool known = false;
   for (auto v : kKnownVersions) known = known || v == version;
   if (!known)
@@ -93,22 +72,11 @@ Result<void> McpClient::list_tools(std::chrono::milliseconds timeout) {
   tools_.clear();
   json params = json::object();
   for (;;) {
-    DSA_TRY(page, request("tools/list", params, timeout, nullptr));
-    if (!page.contains("tools") || !page["tools"].is_array())
-      return make_error("tools/list result has no tools array");
-    for (const json& t : page["tools"]) {
-      if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
-        return make_error("tools/list has a tool without a name");
-      McpToolInfo info;
-      info.name = t["name"].get<std::string>();
-      info.description = t.value("description", "");
-      info.input_schema = t.contains("inputSchema") && t["inputSchema"].is_object() ? t["inputSchema"] : json{{"type", "object"}};
-      if (t.contains("annotations") && t["annotations"].is_object())
-        info.read_only = t["annotations"].value("readOnlyHint", false);
-      tools_.push_back(std::move(info));
-    }
-    if (!page.contains("nextCursor") || !page["nextCursor"].is_string()) return {};
-    params = {{"cursor", page["nextCursor"]}};
+    DSA_TRY(result, request("tools/list", params, timeout, nullptr));
+    DSA_TRY(page, parse_tools_page(result));
+    for (McpToolInfo& info : page.tools) tools_.push_back(std::move(info));
+    if (!page.next_cursor) return {};
+    params = {{"cursor", *page.next_cursor}};
   }
 }
 
@@ -122,15 +90,9 @@ Observation McpClient::call_tool(const std::string& tool, const json& arguments,
   }
   auto result = request("tools/call", {{"name", tool}, {"arguments", arguments}}, timeout, cancel);
   if (!result) return {what + ": " + result.error().message, true};
-  std::string text;
-  if (result->contains("content") && (*result)["content"].is_array()) {
-    for (const json& item : (*result)["content"]) {
-      if (!text.empty()) text += '\n';
-      text += render_item(item);
-    }
-  }
-  if (text.empty() && result->contains("structuredContent")) text = (*result)["structuredContent"].dump();
-  return {text, result->value("isError", false)};
+  auto observation = parse_call_result(*result);
+  if (!observation) return {what + ": " + observation.error().message, true};
+  return *observation;
 }
 
 Result<void> McpClient::send(const json& message, const std::string& during) {
@@ -169,10 +131,7 @@ Result<json> McpClient::request(const std::string& method, const json& params, s
     }
     if (has_method || !m.contains("id") || m["id"] != id) continue;  // notifications, stale answers
     if (m.contains("error")) {
-      const json& e = m["error"];
-      std::string message = e.is_object() ? e.value("message", e.dump()) : e.dump();
-      int64_t code = e.is_object() && e.contains("code") && e["code"].is_number_integer() ? e["code"].get<int64_t>() : 0;
-      return make_error(method + " failed: " + message + " (JSON-RPC error " + std::to_string(code) + ")");
+      return make_error(method + " failed: " + describe_rpc_error(m["error"]));
     }
     if (!m.contains("result") || !m["result"].is_object())
       return make_error(method + ": the response has no result object");

@@ -18,13 +18,21 @@ namespace {
 // Logs every line it receives to $LOG/received; answers initialize with protocol version $VERSION
 // (default 2025-06-18, an earlier revision the client accepts). Tools: `show` (mixed content; asks the client for
 // a ping first), `bad` (isError), `boom` (a JSON-RPC error), `slow` (never answers, but keeps reading), `die` (exits).
-// tools/list comes in two pages.
+// tools/list comes in two pages. $INIT_LINES, $LIST_LINES and $CALL_LINES, when set, are written
+// instead of the answer to initialize, tools/list or tools/call, with @ID@ replaced by the request's id.
 const char* kFakeServer = R"SH(#!/bin/bash
 echo "fake server starting" >&2
 reply() { printf '{"jsonrpc":"2.0","id":%s,%s}\n' "$1" "$2"; }
 while IFS= read -r line; do
   echo "$line" >> "$LOG/received"
   id=""; [[ $line =~ \"id\":([0-9]+) ]] && id=${BASH_REMATCH[1]}
+  override=""
+  case "$line" in
+    *'"method":"initialize"'*) override=$INIT_LINES ;;
+    *'"method":"tools/list"'*) override=$LIST_LINES ;;
+    *'"method":"tools/call"'*) override=$CALL_LINES ;;
+  esac
+  if [[ -n $override ]]; then printf '%s\n' "${override//@ID@/$id}"; continue; fi
   case "$line" in
     *'"method":"initialize"'*)
       reply "$id" '"result":{"protocolVersion":"'"${VERSION:-2025-06-18}"'","capabilities":{"tools":{}},"serverInfo":{"name":"fake","version":"1"}}' ;;
@@ -61,6 +69,14 @@ struct FakeServer {
     write_text(dir / "server.sh", kFakeServer);
     fs::permissions(dir / "server.sh", fs::perms::owner_all);
     config = {"fake", (dir / "server.sh").string(), {}, {{"LOG", dir.path().string()}}};
+  }
+  // The server answers tools/list with one page holding these tools.
+  void list(const std::string& tools_json) {
+    config.env.emplace_back("LIST_LINES", R"({"jsonrpc":"2.0","id":@ID@,"result":{"tools":)" + tools_json + "}}");
+  }
+  // The server answers tools/call with this result member.
+  void call_result(const std::string& result_json) {
+    config.env.emplace_back("CALL_LINES", R"({"jsonrpc":"2.0","id":@ID@,"result":)" + result_json + "}");
   }
   std::vector<json> received() const {
     std::vector<json> out;
@@ -171,6 +187,86 @@ TEST_CASE("MCP: a hanging call times out and is cancelled; a crash is reported a
   for (const json& m : crashing.received()) methods.push_back(m.value("method", ""));
   CHECK(methods == std::vector<std::string>{"initialize", "notifications/initialized", "tools/list", "tools/list", "tools/call",
                                             "initialize", "notifications/initialized", "tools/call"});
+}
+
+TEST_CASE("MCP: members of the wrong JSON type are one error naming the server and the member") {
+  struct Case {
+    const char* tools;
+    const char* error;
+  };
+  for (const Case& c : {
+           Case{"5", "tools/list result: tools is a number, expected an array"},
+           Case{R"([{"name":"ok"},"two"])", "tools/list result: tools[1] is a string, expected an object"},
+           Case{R"([{"name":7}])", "tools/list result: tools[0].name is a number, expected a string"},
+           Case{R"([{"description":"x"}])", "tools/list result: tools[0].name is missing"},
+           Case{R"([{"name":"a","description":["x"]}])",
+                "tools/list result: tools[0].description is an array, expected a string"},
+           Case{R"([{"name":"a","inputSchema":"object"}])",
+                "tools/list result: tools[0].inputSchema is a string, expected an object"},
+           Case{R"([{"name":"a","annotations":{"readOnlyHint":"yes"}}])",
+                "tools/list result: tools[0].annotations.readOnlyHint is a string, expected a boolean"},
+       }) {
+    CAPTURE(c.tools);
+    FakeServer fake;
+    fake.list(c.tools);
+    ToolRegistry reg;
+    auto added = add_mcp_tools(reg, {fake.config});
+    REQUIRE_FALSE(added.ok());
+    CHECK(added.error().message == std::string("MCP server 'fake': ") + c.error);
+  }
+
+  FakeServer wrong_version;
+  wrong_version.config.env.emplace_back(
+      "INIT_LINES", R"({"jsonrpc":"2.0","id":@ID@,"result":{"protocolVersion":20250618,"capabilities":{}}})");
+  ToolRegistry reg;
+  CHECK(add_mcp_tools(reg, {wrong_version.config}).error().message ==
+        "MCP server 'fake': initialize result: protocolVersion is a number, expected a string");
+
+  // A tools/call result of the wrong shape is an error observation; the server stays in use.
+  TempDir work;
+  ToolContext ctx = context_in(work);
+  struct CallCase {
+    const char* result;
+    const char* text;
+  };
+  for (const CallCase& c : {
+           CallCase{R"({"content":{"type":"text","text":"x"}})",
+                    "tools/call result: content is an object, expected an array"},
+           CallCase{R"({"content":[{"type":"text","text":42}]})",
+                    "tools/call result: content[0].text is a number, expected a string"},
+           CallCase{R"({"content":[{"type":"text","text":"x"}],"isError":"yes"})",
+                    "tools/call result: isError is a string, expected a boolean"},
+           CallCase{R"({"content":[{"type":"resource","resource":{"uri":5}}]})",
+                    "tools/call result: content[0].resource.uri is a number, expected a string"},
+       }) {
+    CAPTURE(c.result);
+    FakeServer fake;
+    fake.list(R"([{"name":"echo"}])");
+    fake.call_result(c.result);
+    ToolRegistry calls;
+    REQUIRE(add_mcp_tools(calls, {fake.config}).ok());
+    Observation got = call_tool(calls, ctx, "fake__echo", json::object());
+    CHECK(got.is_error);
+    CHECK(got.text == std::string("MCP fake/echo: ") + c.text);
+  }
+  // Optional members that are null take their defaults; an odd JSON-RPC error is shown whole.
+  FakeServer lenient;
+  lenient.list(R"([{"name":"echo","description":null,"inputSchema":null,"annotations":null}])");
+  lenient.call_result(R"({"content":[{"type":"text","text":"fine"}],"isError":null})");
+  ToolRegistry lenient_reg;
+  REQUIRE(add_mcp_tools(lenient_reg, {lenient.config}).ok());
+  CHECK(lenient_reg.specs()[0].parameters == json{{"type", "object"}});
+  Observation fine = call_tool(lenient_reg, ctx, "fake__echo", json::object());
+  CHECK_FALSE(fine.is_error);
+  CHECK(fine.text == "fine");
+
+  FakeServer odd_error;
+  odd_error.list(R"([{"name":"echo"}])");
+  odd_error.config.env.emplace_back("CALL_LINES", R"({"jsonrpc":"2.0","id":@ID@,"error":{"code":"x","message":404}})");
+  ToolRegistry odd_reg;
+  REQUIRE(add_mcp_tools(odd_reg, {odd_error.config}).ok());
+  CHECK(call_tool(odd_reg, ctx, "fake__echo", json::object()).text ==
+        R"(MCP fake/echo: tools/call failed: {"code":"x","message":404} (JSON-RPC error 0))");
 }
 
 TEST_CASE("MCP approval: read-only refuses tools unless the server marks them readOnlyHint") {
