@@ -6,8 +6,8 @@
 //
 // Failures after start-up are observations, never fatal: an isError result, a JSON-RPC error, a
 // call that outlives its timeout (the request is cancelled with notifications/cancelled and the
-// server kept), a server that exits (reported with its exit status and the tail of its stderr; the
-// next call starts it again). A server that cannot start or answer the handshake fails at load.
+// server kept), a server that exits (reported with its exit status and the last line of its stderr;
+// the next call starts it again). A server that cannot start or answer the handshake fails at load.
 #pragma once
 #include <atomic>
 #include <chrono>

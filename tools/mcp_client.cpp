@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <string_view>
 
 #include "tools/mcp.hpp"
 #include "tools/mcp_results.hpp"
+#include "tools/truncate.hpp"
 
 namespace dsa {
 
@@ -19,7 +21,7 @@ using clock = std::chrono::steady_clock;
 constexpr const char* kProtocolVersion = "2025-11-25";
 // Earlier revisions a server may answer with; tools/list and tools/call are the same in all.
 constexpr std::array<std::string_view, 4> kKnownVersions = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"};
-constexpr size_t kStderrTailBytes = 2000;
+constexpr size_t kStderrTailBytes = 2000;  // enough for the last line of a traceback
 constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
 
 std::string seconds_text(std::chrono::milliseconds ms) { return fmt::format("{:g} s", static_cast<double>(ms.count()) / 1000.0); }
@@ -188,14 +190,13 @@ Error McpClient::server_gone(const std::string& during) {
     pollfd fd{child_->stderr_fd(), POLLIN, 0};
     if (poll(&fd, 1, 100) > 0 && fd.revents) read_stderr();
   }
-  std::string tail = stderr_tail_;
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
-  if (tail.size() > 400) {
-    tail.erase(0, tail.size() - 400);
-    if (auto nl = tail.find('\n'); nl != std::string::npos) tail.erase(0, nl + 1);
-  }
+  // Its last line says why it went (a traceback ends with the exception) and keeps the error one
+  // line.
+  std::string_view tail = stderr_tail_;
+  while (!tail.empty() && std::isspace(static_cast<unsigned char>(tail.back()))) tail.remove_suffix(1);
+  if (auto nl = tail.rfind('\n'); nl != std::string_view::npos) tail.remove_prefix(nl + 1);
   return make_error("the server exited (" + status.describe() + ") during " + during +
-                    (tail.empty() ? "" : "; its stderr ends with: " + tail));
+                    (tail.empty() ? "" : "; its stderr ends with: " + one_line_excerpt(tail)));
 }
 
 }  // namespace dsa

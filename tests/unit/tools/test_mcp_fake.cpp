@@ -178,8 +178,9 @@ TEST_CASE("MCP: a hanging call times out and is cancelled; a crash is reported a
   REQUIRE(add_mcp_tools(reg2, {crashing.config}).ok());
   Observation died = call_tool(reg2, ctx, "fake__die", json::object());
   CHECK(died.is_error);
-  CHECK(died.text == "MCP fake/die: the server exited (exit code 7) during tools/call; its stderr ends with: "
-                     "fake server starting\nfatal: out of cheese");
+  CHECK(died.text ==
+        "MCP fake/die: the server exited (exit code 7) during tools/call; its stderr ends with: "
+        "fatal: out of cheese");
   // The next call starts the server again: a second handshake, then the call.
   Observation again = call_tool(reg2, ctx, "fake__bad", json::object());
   CHECK(again.text == "bad input: what is missing");
@@ -293,6 +294,18 @@ TEST_CASE("MCP servers that cannot start or clash fail at load with a clear erro
   auto exits = add_mcp_tools(reg, {{"quitter", "bash", {"-c", "echo 'no config' >&2; exit 2"}, {}}});
   REQUIRE_FALSE(exits.ok());
   CHECK(exits.error().message == "MCP server 'quitter': the server exited (exit code 2) during initialize; its stderr ends with: no config");
+  // A traceback is cut to its last line, so the error stays one line.
+  auto traceback = add_mcp_tools(
+      reg,
+      {{"py",
+        "bash",
+        {"-c",
+         R"(printf 'Traceback (most recent call last):\n  File "s.py"\nImportError: no module named foo\n\n' >&2; exit 1)"},
+        {}}});
+  REQUIRE_FALSE(traceback.ok());
+  CHECK(traceback.error().message ==
+        "MCP server 'py': the server exited (exit code 1) during initialize; its stderr ends with: ImportError: no "
+        "module named foo");
 
   auto silent = add_mcp_tools(reg, {{"mute", "sleep", {"30"}, {}}}, std::chrono::milliseconds(300));
   REQUIRE_FALSE(silent.ok());
