@@ -7,7 +7,8 @@
 // Failures after start-up are observations, never fatal: an isError result, a JSON-RPC error, a
 // call that outlives its timeout (the request is cancelled with notifications/cancelled and the
 // server kept), a server that exits (reported with its exit status and the last line of its stderr;
-// the next call starts it again). A server that cannot start or answer the handshake fails at load.
+// the next call starts it again), a line on stdout that starts like a message but is not JSON. A
+// server that cannot start or answer the handshake fails at load.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -69,7 +70,8 @@ class McpClient {
                        const std::atomic<bool>* cancel);
   // Writes one message; `during` names it in the error if the server has gone.
   Result<void> send(const json& message, const std::string& during);
-  // The next message on stdout, draining stderr meanwhile; lines that are not JSON are skipped.
+  // The next message on stdout, draining stderr meanwhile. Lines that do not start with '{' are
+  // skipped (the last is kept in last_noise_); one that does but is not JSON is an error at once.
   Result<json> read_message(std::chrono::steady_clock::time_point deadline, const std::atomic<bool>* cancel);
   // One read of the server's stderr, keeping the tail in stderr_tail_; end of file closes it.
   void read_stderr();
@@ -81,6 +83,7 @@ class McpClient {
   std::string protocol_version_;
   int64_t next_id_ = 1;
   std::string stdout_buf_;
+  std::string last_noise_;  // the last line of stdout in the current request that was no message
   std::string stderr_tail_;
   bool stderr_open_ = true;
   std::mutex mutex_;

@@ -110,16 +110,24 @@ Result<json> McpClient::request(const std::string& method, const json& params, s
   auto ok = send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}, method);
   if (!ok) return ok.error();
   auto deadline = clock::now() + timeout;
+  last_noise_.clear();
   for (;;) {
     auto msg = read_message(deadline, cancel);
     if (!msg) {
       if (child_->poll_exit()) return server_gone(method);
-      // Timed out or cancelled: tell the server to stop working on it; a late answer is skipped.
-      (void)send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"},
-                  {"params", {{"requestId", id}, {"reason", msg.error().message}}}},
-                 "notifications/cancelled");
-      bool timed_out = msg.error().message == "timed out";
-      return make_error(method + " " + msg.error().message + (timed_out ? " after " + seconds_text(timeout) : ""));
+      // Timed out, cancelled or a broken message: tell the server to stop working on the request;
+      // a late answer is skipped.
+      const std::string& why = msg.error().message;
+      (void)send(
+          {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}, {"reason", why}}}},
+          "notifications/cancelled");
+      if (why == "cancelled") return make_error(method + " cancelled");
+      if (why != "timed out") return make_error(method + ": " + why);
+      std::string error = method + " timed out after " + seconds_text(timeout);
+      // A server that writes its answers in a form dsagent does not read shows why here.
+      if (!last_noise_.empty())
+        error += " (the server wrote a line that is not JSON-RPC: " + one_line_excerpt(last_noise_) + ")";
+      return make_error(error);
     }
     const json& m = *msg;
     bool has_method = m.contains("method");
@@ -147,8 +155,19 @@ Result<json> McpClient::read_message(clock::time_point deadline, const std::atom
     for (size_t nl; (nl = stdout_buf_.find('\n')) != std::string::npos;) {
       std::string line = stdout_buf_.substr(0, nl);
       stdout_buf_.erase(0, nl + 1);
+      size_t start = line.find_first_not_of(" \t\r");
+      if (start == std::string::npos) continue;
+      // A message is a JSON object on one line. Other lines are noise some servers print to stdout
+      // (a banner, a log line); a line that starts like an object but does not parse is a broken
+      // message, most likely the awaited answer, so waiting on would only end in a timeout.
+      if (line[start] != '{') {
+        last_noise_ = std::move(line);
+        continue;
+      }
       json msg = json::parse(line, nullptr, false);
-      if (!msg.is_discarded() && msg.is_object()) return msg;
+      if (msg.is_discarded())
+        return make_error("the server wrote a line that is not valid JSON: " + one_line_excerpt(line));
+      return msg;
     }
     auto now = clock::now();
     if (now >= deadline) return make_error("timed out");

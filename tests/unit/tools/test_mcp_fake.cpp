@@ -270,6 +270,54 @@ TEST_CASE("MCP: members of the wrong JSON type are one error naming the server a
         R"(MCP fake/echo: tools/call failed: {"code":"x","message":404} (JSON-RPC error 0))");
 }
 
+TEST_CASE("MCP: a line that starts like a message but is not JSON fails the request at once, naming the line") {
+  TempDir work;
+  ToolContext ctx = context_in(work);
+  ctx.timeout = std::chrono::seconds(20);
+  FakeServer garbage;
+  garbage.list(R"([{"name":"echo"}])");
+  garbage.config.env.emplace_back("CALL_LINES", "this is not json\n{\"jsonrpc\":\"2.0\",\"id\":@ID@,\"result\":");
+  ToolRegistry reg;
+  REQUIRE(add_mcp_tools(reg, {garbage.config}).ok());
+  Observation got = call_tool(reg, ctx, "fake__echo", json::object());
+  CHECK(got.is_error);
+  CHECK(got.text ==
+        "MCP fake/echo: tools/call: the server wrote a line that is not valid JSON: "
+        R"({"jsonrpc":"2.0","id":3,"result":)");
+  CHECK(got.seconds < 5);
+
+  // Bytes that are not UTF-8 make the line invalid JSON; the error shows them escaped.
+  FakeServer latin1;
+  latin1.list(R"([{"name":"echo"}])");
+  latin1.call_result("{\"content\":[{\"type\":\"text\",\"text\":\"caf\xe9\"}]}");
+  ToolRegistry latin1_reg;
+  REQUIRE(add_mcp_tools(latin1_reg, {latin1.config}).ok());
+  CHECK(call_tool(latin1_reg, ctx, "fake__echo", json::object()).text ==
+        R"(MCP fake/echo: tools/call: the server wrote a line that is not valid JSON: )"
+        R"({"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"caf\xe9"}]}})");
+
+  // At start-up the same holds for the handshake.
+  FakeServer bad_init;
+  bad_init.config.env.emplace_back("INIT_LINES", R"({"jsonrpc":"2.0","id":@ID@,"result":{"protocolVersion": )");
+  auto started = std::chrono::steady_clock::now();
+  ToolRegistry init_reg;
+  auto added = add_mcp_tools(init_reg, {bad_init.config});
+  REQUIRE_FALSE(added.ok());
+  CHECK(added.error().message == R"(MCP server 'fake': initialize: the server wrote a line that is not valid JSON: )"
+                                 R"({"jsonrpc":"2.0","id":1,"result":{"protocolVersion":)");
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+
+  // Lines that do not start like a message are skipped; a timeout then names the last of them.
+  FakeServer chatty;
+  chatty.list(R"([{"name":"echo"}])");
+  chatty.config.env.emplace_back("CALL_LINES", "Working on it...\n\tstill working");
+  ToolRegistry chatty_reg;
+  REQUIRE(add_mcp_tools(chatty_reg, {chatty.config}).ok());
+  ctx.timeout = std::chrono::seconds(1);
+  CHECK(call_tool(chatty_reg, ctx, "fake__echo", json::object()).text ==
+        "MCP fake/echo: tools/call timed out after 1 s (the server wrote a line that is not JSON-RPC: still working)");
+}
+
 TEST_CASE("MCP approval: read-only refuses tools unless the server marks them readOnlyHint") {
   FakeServer fake;
   ToolRegistry reg;
