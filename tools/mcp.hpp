@@ -7,8 +7,8 @@
 // Failures after start-up are observations, never fatal: an isError result, a JSON-RPC error, a
 // call that outlives its timeout (the request is cancelled with notifications/cancelled and the
 // server kept), a server that exits (reported with its exit status and the last line of its stderr;
-// the next call starts it again), a line on stdout that starts like a message but is not JSON. A
-// server that cannot start or answer the handshake fails at load.
+// the next call starts it again), a line on stdout that starts like a message but is not JSON. At
+// load, a server that fails is skipped with a warning (see add_mcp_tools).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -49,8 +49,11 @@ struct McpToolInfo {
 // A connection to one server. Thread-safe: calls are serialised.
 class McpClient {
  public:
-  // Starts the server, does the handshake and lists its tools, each step within startup_timeout.
-  static Result<std::shared_ptr<McpClient>> start(const McpServerConfig& config, std::chrono::milliseconds startup_timeout);
+  // Starts the server's process. Fails only when its command cannot be run.
+  static Result<std::shared_ptr<McpClient>> spawn(const McpServerConfig& config);
+  // The handshake, then the tool list, each within `timeout`. Fails when the server exits, does
+  // not answer in time or answers outside the protocol.
+  Result<void> open(std::chrono::milliseconds timeout);
   ~McpClient();  // closes the server's stdin, gives it a moment to exit, then kills its group
 
   const std::string& name() const { return config_.name; }
@@ -62,7 +65,8 @@ class McpClient {
 
  private:
   explicit McpClient(McpServerConfig config) : config_(std::move(config)) {}
-  Result<void> connect(std::chrono::milliseconds timeout);
+  Result<void> launch();  // the process, with fresh stream state
+  Result<void> initialize(std::chrono::milliseconds timeout);
   Result<void> list_tools(std::chrono::milliseconds timeout);
   // Sends a request and waits for its response, answering the server's own requests meanwhile.
   // Returns the result member; a JSON-RPC error, a timeout or the server's exit is an Error.
@@ -89,9 +93,12 @@ class McpClient {
   std::mutex mutex_;
 };
 
-// Starts every configured server and adds its tools to the registry. Fails on the first server
-// that cannot start, and on a tool name already in the registry.
-Result<void> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
-                           std::chrono::milliseconds startup_timeout = std::chrono::seconds(30));
+// Starts every configured server and adds its tools to the registry. What the configuration gets
+// wrong fails, as a bad flag does: a command that cannot be run, a tool name already in the
+// registry. A server that runs but fails at start-up (it exits, hangs, or answers outside the
+// protocol) is reported, not fatal (agent-spec §4): it is skipped with a warning and the others
+// are used. Returns the warnings, one line each, naming the server.
+Result<std::vector<std::string>> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
+                                               std::chrono::milliseconds startup_timeout = std::chrono::seconds(30));
 
 }  // namespace dsa

@@ -28,12 +28,15 @@ std::string seconds_text(std::chrono::milliseconds ms) { return fmt::format("{:g
 
 }  // namespace
 
-Result<std::shared_ptr<McpClient>> McpClient::start(const McpServerConfig& config, std::chrono::milliseconds startup_timeout) {
+Result<std::shared_ptr<McpClient>> McpClient::spawn(const McpServerConfig& config) {
   std::shared_ptr<McpClient> client(new McpClient(config));
-  Result<void> ok = client->connect(startup_timeout);
-  if (ok) ok = client->list_tools(startup_timeout);
-  if (!ok) return make_error("MCP server '" + config.name + "': " + ok.error().message);
+  if (auto ok = client->launch(); !ok) return ok.error();
   return client;
+}
+
+Result<void> McpClient::open(std::chrono::milliseconds timeout) {
+  if (auto ok = initialize(timeout); !ok) return ok;
+  return list_tools(timeout);
 }
 
 McpClient::~McpClient() {
@@ -44,7 +47,7 @@ McpClient::~McpClient() {
   while (!child_->poll_exit() && clock::now() < until) usleep(10000);
 }
 
-Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
+Result<void> McpClient::launch() {
   ProcessSpec spec;
   spec.argv = {config_.command};
   spec.argv.insert(spec.argv.end(), config_.args.begin(), config_.args.end());
@@ -56,6 +59,10 @@ Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
   stdout_buf_.clear();
   stderr_tail_.clear();
   stderr_open_ = true;
+  return {};
+}
+
+Result<void> McpClient::initialize(std::chrono::milliseconds timeout) {
   json params = {{"protocolVersion", kProtocolVersion},
                  {"capabilities", json::object()},
                  {"clientInfo", {{"name", "dsagent"}, {"version", "0.1.0"}}}};
@@ -88,7 +95,9 @@ Observation McpClient::call_tool(const std::string& tool, const json& arguments,
   std::string what = "MCP " + config_.name + "/" + tool;
   if (!child_ || child_->poll_exit()) {
     // The server exited after an earlier call: start it again (tools are assumed unchanged).
-    if (auto ok = connect(timeout); !ok) return {what + ": restarting the server failed: " + ok.error().message, true};
+    Result<void> ok = launch();
+    if (ok) ok = initialize(timeout);
+    if (!ok) return {what + ": restarting the server failed: " + ok.error().message, true};
   }
   auto result = request("tools/call", {{"name", tool}, {"arguments", arguments}}, timeout, cancel);
   if (!result) return {what + ": " + result.error().message, true};

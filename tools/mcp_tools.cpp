@@ -91,20 +91,27 @@ Result<std::vector<McpServerConfig>> load_mcp_config(const std::filesystem::path
   return parse_mcp_config(config, file.string());
 }
 
-Result<void> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
-                           std::chrono::milliseconds startup_timeout) {
+Result<std::vector<std::string>> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
+                                               std::chrono::milliseconds startup_timeout) {
+  std::vector<std::string> warnings;
   for (const McpServerConfig& config : servers) {
-    DSA_TRY(client, McpClient::start(config, startup_timeout));
+    const std::string server = "MCP server '" + config.name + "'";
+    auto client = McpClient::spawn(config);
+    if (!client) return make_error(server + ": " + client.error().message);
+    if (auto ok = (*client)->open(startup_timeout); !ok) {
+      warnings.push_back(server + " skipped: " + ok.error().message);
+      continue;
+    }
     std::vector<std::unique_ptr<Tool>> tools;
-    for (const McpToolInfo& info : client->tools()) {
-      auto tool = std::make_unique<McpTool>(client, info);
+    for (const McpToolInfo& info : (*client)->tools()) {
+      auto tool = std::make_unique<McpTool>(*client, info);
       if (registry.has(tool->spec().name))
-        return make_error("MCP server '" + config.name + "': tool name '" + tool->spec().name + "' is already taken");
+        return make_error(server + ": tool name '" + tool->spec().name + "' is already taken");
       tools.push_back(std::move(tool));
     }
     for (auto& t : tools) registry.add(std::move(t));
   }
-  return {};
+  return warnings;
 }
 
 }  // namespace dsa
