@@ -51,13 +51,15 @@ class McpClient {
  public:
   // Starts the server's process. Fails only when its command cannot be run.
   static Result<std::shared_ptr<McpClient>> spawn(const McpServerConfig& config);
-  // The handshake, then the tool list, each within `timeout`. Fails when the server exits, does
-  // not answer in time or answers outside the protocol.
+  // The handshake, then the tool list, each within `timeout` (all pages of the list together).
+  // Fails when the server exits, does not answer in time or answers outside the protocol.
   Result<void> open(std::chrono::milliseconds timeout);
   ~McpClient();  // closes the server's stdin, gives it a moment to exit, then kills its group
 
   const std::string& name() const { return config_.name; }
   const std::vector<McpToolInfo>& tools() const { return tools_; }
+  // What open() noticed that did not stop it: a tool list cut short. One line each.
+  const std::vector<std::string>& warnings() const { return warnings_; }
   std::string protocol_version() const { return protocol_version_; }
   // tools/call; the text of the result's content items (text joined, other kinds summarised).
   Observation call_tool(const std::string& tool, const json& arguments, std::chrono::milliseconds timeout,
@@ -67,11 +69,14 @@ class McpClient {
   explicit McpClient(McpServerConfig config) : config_(std::move(config)) {}
   Result<void> launch();  // the process, with fresh stream state
   Result<void> initialize(std::chrono::milliseconds timeout);
+  // tools/list, following nextCursor. A server that pages without end (a cursor it gave before,
+  // or more pages than any real server has) keeps the tools listed so far, with a warning.
   Result<void> list_tools(std::chrono::milliseconds timeout);
-  // Sends a request and waits for its response, answering the server's own requests meanwhile.
-  // Returns the result member; a JSON-RPC error, a timeout or the server's exit is an Error.
-  Result<json> request(const std::string& method, const json& params, std::chrono::milliseconds timeout,
-                       const std::atomic<bool>* cancel);
+  // Sends a request and waits for its response until `deadline`, answering the server's own
+  // requests meanwhile. Returns the result member; a JSON-RPC error, the deadline (named in the
+  // error as `limit`, the time it stands for) or the server's exit is an Error.
+  Result<json> request(const std::string& method, const json& params, std::chrono::steady_clock::time_point deadline,
+                       std::chrono::milliseconds limit, const std::atomic<bool>* cancel);
   // Writes one message; `during` names it in the error if the server has gone.
   Result<void> send(const json& message, const std::string& during);
   // The next message on stdout, draining stderr meanwhile. Lines that do not start with '{' are
@@ -84,6 +89,7 @@ class McpClient {
   McpServerConfig config_;
   std::unique_ptr<ChildProcess> child_;
   std::vector<McpToolInfo> tools_;
+  std::vector<std::string> warnings_;
   std::string protocol_version_;
   int64_t next_id_ = 1;
   std::string stdout_buf_;

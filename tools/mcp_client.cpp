@@ -6,6 +6,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <set>
 #include <string_view>
 
 #include "tools/mcp.hpp"
@@ -23,6 +24,9 @@ constexpr const char* kProtocolVersion = "2025-11-25";
 constexpr std::array<std::string_view, 4> kKnownVersions = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"};
 constexpr size_t kStderrTailBytes = 2000;  // enough for the last line of a traceback
 constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
+// More pages of tools/list than any real server sends (at tens of tools a page); past it a server
+// is taken to page without end.
+constexpr int kMaxToolPages = 100;
 
 std::string seconds_text(std::chrono::milliseconds ms) { return fmt::format("{:g} s", static_cast<double>(ms.count()) / 1000.0); }
 
@@ -66,7 +70,7 @@ Result<void> McpClient::initialize(std::chrono::milliseconds timeout) {
   json params = {{"protocolVersion", kProtocolVersion},
                  {"capabilities", json::object()},
                  {"clientInfo", {{"name", "dsagent"}, {"version", "0.1.0"}}}};
-  DSA_TRY(result, request("initialize", params, timeout, nullptr));
+  DSA_TRY(result, request("initialize", params, clock::now() + timeout, timeout, nullptr));
   DSA_TRY(version, parse_initialize_result(result));
   bool known = false;
   for (auto v : kKnownVersions) known = known || v == version;
@@ -79,12 +83,26 @@ Result<void> McpClient::initialize(std::chrono::milliseconds timeout) {
 
 Result<void> McpClient::list_tools(std::chrono::milliseconds timeout) {
   tools_.clear();
+  warnings_.clear();
+  const auto deadline = clock::now() + timeout;
+  std::set<std::string> cursors;
   json params = json::object();
-  for (;;) {
-    DSA_TRY(result, request("tools/list", params, timeout, nullptr));
+  for (int pages = 1;; ++pages) {
+    DSA_TRY(result, request("tools/list", params, deadline, timeout, nullptr));
     DSA_TRY(page, parse_tools_page(result));
     for (McpToolInfo& info : page.tools) tools_.push_back(std::move(info));
     if (!page.next_cursor) return {};
+    if (!cursors.insert(*page.next_cursor).second) {
+      warnings_.push_back(
+          fmt::format("tools/list gave the cursor '{}' a second time; using the tools listed until then ({})",
+                      one_line_excerpt(*page.next_cursor, 60), tools_.size()));
+      return {};
+    }
+    if (pages == kMaxToolPages) {
+      warnings_.push_back(fmt::format(
+          "tools/list still had more after {} pages; using the tools listed until then ({})", pages, tools_.size()));
+      return {};
+    }
     params = {{"cursor", *page.next_cursor}};
   }
 }
@@ -99,7 +117,8 @@ Observation McpClient::call_tool(const std::string& tool, const json& arguments,
     if (ok) ok = initialize(timeout);
     if (!ok) return {what + ": restarting the server failed: " + ok.error().message, true};
   }
-  auto result = request("tools/call", {{"name", tool}, {"arguments", arguments}}, timeout, cancel);
+  auto result =
+      request("tools/call", {{"name", tool}, {"arguments", arguments}}, clock::now() + timeout, timeout, cancel);
   if (!result) return {what + ": " + result.error().message, true};
   auto observation = parse_call_result(*result);
   if (!observation) return {what + ": " + observation.error().message, true};
@@ -113,12 +132,11 @@ Result<void> McpClient::send(const json& message, const std::string& during) {
   return {};
 }
 
-Result<json> McpClient::request(const std::string& method, const json& params, std::chrono::milliseconds timeout,
-                                const std::atomic<bool>* cancel) {
+Result<json> McpClient::request(const std::string& method, const json& params, clock::time_point deadline,
+                                std::chrono::milliseconds limit, const std::atomic<bool>* cancel) {
   int64_t id = next_id_++;
   auto ok = send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}, method);
   if (!ok) return ok.error();
-  auto deadline = clock::now() + timeout;
   last_noise_.clear();
   for (;;) {
     auto msg = read_message(deadline, cancel);
@@ -132,7 +150,7 @@ Result<json> McpClient::request(const std::string& method, const json& params, s
           "notifications/cancelled");
       if (why == "cancelled") return make_error(method + " cancelled");
       if (why != "timed out") return make_error(method + ": " + why);
-      std::string error = method + " timed out after " + seconds_text(timeout);
+      std::string error = method + " timed out after " + seconds_text(limit);
       // A server that writes its answers in a form dsagent does not read shows why here.
       if (!last_noise_.empty())
         error += " (the server wrote a line that is not JSON-RPC: " + one_line_excerpt(last_noise_) + ")";

@@ -102,6 +102,7 @@ Result<std::vector<std::string>> add_mcp_tools(ToolRegistry& registry, const std
       warnings.push_back(server + " skipped: " + ok.error().message);
       continue;
     }
+    for (const std::string& w : (*client)->warnings()) warnings.push_back(server + ": " + w);
     std::vector<std::unique_ptr<Tool>> tools;
     for (const McpToolInfo& info : (*client)->tools()) {
       auto tool = std::make_unique<McpTool>(*client, info);

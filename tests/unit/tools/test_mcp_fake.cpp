@@ -19,7 +19,8 @@ namespace {
 // (default 2025-06-18, an earlier revision the client accepts). Tools: `show` (mixed content; asks the client for
 // a ping first), `bad` (isError), `boom` (a JSON-RPC error), `slow` (never answers, but keeps reading), `die` (exits).
 // tools/list comes in two pages. $INIT_LINES, $LIST_LINES and $CALL_LINES, when set, are written
-// instead of the answer to initialize, tools/list or tools/call, with @ID@ replaced by the request's id.
+// instead of the answer to initialize, tools/list or tools/call, with @ID@ replaced by the
+// request's id, after $DELAY seconds when that is set.
 const char* kFakeServer = R"SH(#!/bin/bash
 echo "fake server starting" >&2
 reply() { printf '{"jsonrpc":"2.0","id":%s,%s}\n' "$1" "$2"; }
@@ -32,7 +33,11 @@ while IFS= read -r line; do
     *'"method":"tools/list"'*) override=$LIST_LINES ;;
     *'"method":"tools/call"'*) override=$CALL_LINES ;;
   esac
-  if [[ -n $override ]]; then printf '%s\n' "${override//@ID@/$id}"; continue; fi
+  if [[ -n $override ]]; then
+    [[ -n $DELAY ]] && sleep "$DELAY"
+    printf '%s\n' "${override//@ID@/$id}"
+    continue
+  fi
   case "$line" in
     *'"method":"initialize"'*)
       reply "$id" '"result":{"protocolVersion":"'"${VERSION:-2025-06-18}"'","capabilities":{"tools":{}},"serverInfo":{"name":"fake","version":"1"}}' ;;
@@ -116,6 +121,45 @@ TEST_CASE("MCP handshake and paginated tools/list against a fake server") {
   CHECK(got[1] == json::parse(R"({"jsonrpc":"2.0","method":"notifications/initialized"})"));
   CHECK(got[2] == json::parse(R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}})"));
   CHECK(got[3] == json::parse(R"({"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"cursor":"p2"}})"));
+}
+
+TEST_CASE("MCP tools/list that pages without end: a repeated cursor, a page cap, one deadline for all pages") {
+  auto list_requests = [](const FakeServer& fake) {
+    int n = 0;
+    for (const json& m : fake.received()) n += m.value("method", "") == "tools/list";
+    return n;
+  };
+  // Each page lists one tool named after the request's id.
+  const std::string page = R"({"jsonrpc":"2.0","id":@ID@,"result":{"tools":[{"name":"t@ID@"}],"nextCursor":)";
+
+  FakeServer repeats;
+  repeats.config.env.emplace_back("LIST_LINES", page + R"("again"}})");
+  ToolRegistry reg;
+  CHECK(start_warning(reg, {repeats.config}) ==
+        "MCP server 'fake': tools/list gave the cursor 'again' a second time; using the tools listed until then (2)");
+  CHECK(list_requests(repeats) == 2);
+  std::vector<std::string> names;
+  for (const auto& s : reg.specs()) names.push_back(s.name);
+  CHECK(names == std::vector<std::string>{"fake__t2", "fake__t3"});
+
+  FakeServer endless;
+  endless.config.env.emplace_back("LIST_LINES", page + R"("c@ID@"}})");
+  ToolRegistry endless_reg;
+  CHECK(start_warning(endless_reg, {endless.config}) ==
+        "MCP server 'fake': tools/list still had more after 100 pages; using the tools listed until then (100)");
+  CHECK(list_requests(endless) == 100);
+  CHECK(endless_reg.specs().size() == 100);
+
+  // The start-up timeout bounds the whole listing, not each page.
+  FakeServer slow;
+  slow.config.env.emplace_back("LIST_LINES", page + R"("c@ID@"}})");
+  slow.config.env.emplace_back("DELAY", "0.5");
+  auto started = std::chrono::steady_clock::now();
+  ToolRegistry slow_reg;
+  CHECK(start_warning(slow_reg, {slow.config}, std::chrono::seconds(2)) ==
+        "MCP server 'fake' skipped: tools/list timed out after 2 s");
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  CHECK(slow_reg.specs().empty());
 }
 
 TEST_CASE("MCP protocol version: earlier revisions are accepted, a server with an unknown one is skipped") {
