@@ -103,7 +103,9 @@ class McpClient {
 // wrong fails, as a bad flag does: a command that cannot be run, a tool name already in the
 // registry. A server that runs but fails at start-up (it exits, hangs, or answers outside the
 // protocol) is reported, not fatal (agent-spec §4): it is skipped with a warning and the others
-// are used. Returns the warnings, one line each, naming the server.
+// are used. A server's own bug that the user cannot fix is a warning too: of its tools with the
+// same name (or names that become the same), the first is used. Returns the warnings, one line
+// each, naming the server.
 Result<std::vector<std::string>> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
                                                std::chrono::milliseconds startup_timeout = std::chrono::seconds(30));
 

@@ -162,6 +162,20 @@ TEST_CASE("MCP tools/list that pages without end: a repeated cursor, a page cap,
   CHECK(slow_reg.specs().empty());
 }
 
+TEST_CASE("MCP: a server's tools with the same name, or names that become the same, keep the first") {
+  FakeServer fake;
+  fake.list(R"([{"name":"echo","description":"first"},{"name":"echo","description":"second"},)"
+            R"({"name":"a_b"},{"name":"a.b"},{"name":"other"},{"name":"echo"}])");
+  ToolRegistry reg;
+  CHECK(start_warning(reg, {fake.config}) ==
+        "MCP server 'fake': left out tools whose names repeat one listed before (the first is kept): echo, "
+        "a.b (as fake__a_b, like a_b), echo");
+  std::vector<std::string> names;
+  for (const auto& s : reg.specs()) names.push_back(s.name);
+  CHECK(names == std::vector<std::string>{"fake__echo", "fake__a_b", "fake__other"});
+  CHECK(reg.specs()[0].description == "first");
+}
+
 TEST_CASE("MCP protocol version: earlier revisions are accepted, a server with an unknown one is skipped") {
   FakeServer fake;
   auto client = McpClient::spawn(fake.config);
