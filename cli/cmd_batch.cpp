@@ -92,12 +92,13 @@ int run(CLI::App& cmd, BatchArgs& a) {
                           .max_format_errors = a.agent.max_format_errors};
   const GenOptions gen = make_gen_options(a.agent);
 
-  // Check the tool selection once, so a bad --tools fails before any task runs.
+  // Check the tool selection once, so a bad --tools fails before any task runs, and show its
+  // warnings (a skipped MCP server) once rather than for every task.
   {
     ToolRegistry probe;
-    if (auto ok = add_selected_tools(probe, a.agent, corpus ? BrowseAdder([](ToolRegistry&) {}) : BrowseAdder());
-        !ok)
-      return fail(ok.error().message);
+    auto warnings = add_selected_tools(probe, a.agent, corpus ? BrowseAdder([](ToolRegistry&) {}) : BrowseAdder());
+    if (!warnings) return fail(warnings.error().message);
+    for (const std::string& w : *warnings) std::fprintf(stderr, "dsagent batch: warning: %s\n", w.c_str());
   }
   AgentFactory factory = [&]() -> Result<std::unique_ptr<TaskAgent>> {
     auto agent = std::make_unique<SearchAgent>();
@@ -107,6 +108,7 @@ int run(CLI::App& cmd, BatchArgs& a) {
       browse = [&agent, set](ToolRegistry& r) { add_browse_tools(r, agent->browser_, set); };
       if (!browse_listed) browse(agent->tools_);
     }
+    // Its warnings are the probe's, shown already.
     if (auto ok = add_selected_tools(agent->tools_, a.agent, browse); !ok) return ok.error();
     agent->loop_ = std::make_unique<AgentLoop>(*model, agent->tools_, *policy, limits, prompts, *tool_ctx, gen);
     agent->loop_->conversation().append_system(*system);

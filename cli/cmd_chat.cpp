@@ -58,8 +58,9 @@ int chat(CLI::App& cmd, ChatArgs& args) {
                              .stream_content = true,
                              .color = ::isatty(STDOUT_FILENO) != 0});
   JsonEventOutput json_out(stdout);
-  if (args.agent.json_events) loop.set_listener(&json_out);
-  else loop.set_listener(&human);
+  AgentListener* out = args.agent.json_events ? static_cast<AgentListener*>(&json_out) : &human;
+  loop.set_listener(out);
+  for (const std::string& w : session.warnings) out->on_warning(w);
   loop.set_interrupt(&install_interrupt_handler());
 
   if (interactive)

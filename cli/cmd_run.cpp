@@ -70,8 +70,9 @@ int run(CLI::App& cmd, RunArgs& args) {
                              .stream_content = false,
                              .color = ::isatty(STDERR_FILENO) != 0});
   JsonEventOutput json_out(stdout);
-  if (args.agent.json_events) loop.set_listener(&json_out);
-  else loop.set_listener(&human);
+  AgentListener* out = args.agent.json_events ? static_cast<AgentListener*>(&json_out) : &human;
+  loop.set_listener(out);
+  for (const std::string& w : (*session)->warnings) out->on_warning(w);
   loop.set_interrupt(&install_interrupt_handler());
 
   const RunResult result = loop.submit(*task);

@@ -1,14 +1,17 @@
 // The MCP stdio client: process, handshake, tool listing and calls (see mcp.hpp).
+#include <fmt/format.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cerrno>
+#include <set>
 #include <string_view>
 
-#include <fmt/format.h>
-
 #include "tools/mcp.hpp"
+#include "tools/mcp_results.hpp"
+#include "tools/truncate.hpp"
 
 namespace dsa {
 
@@ -19,40 +22,25 @@ using clock = std::chrono::steady_clock;
 constexpr const char* kProtocolVersion = "2025-11-25";
 // Earlier revisions a server may answer with; tools/list and tools/call are the same in all.
 constexpr std::array<std::string_view, 4> kKnownVersions = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"};
-constexpr size_t kStderrTailBytes = 2000;
+constexpr size_t kStderrTailBytes = 2000;  // enough for the last line of a traceback
 constexpr auto kShutdownGrace = std::chrono::milliseconds(500);
+// More pages of tools/list than any real server sends (at tens of tools a page); past it a server
+// is taken to page without end.
+constexpr int kMaxToolPages = 100;
 
 std::string seconds_text(std::chrono::milliseconds ms) { return fmt::format("{:g} s", static_cast<double>(ms.count()) / 1000.0); }
 
-// One content item of a tools/call result as text (MCP 2025-11-25 content types).
-std::string render_item(const json& item) {
-  std::string type = item.value("type", "");
-  if (type == "text") return item.value("text", "");
-  if (type == "image" || type == "audio")
-    return "[" + type + ": " + item.value("mimeType", "?") + ", " + std::to_string(item.value("data", "").size()) +
-           " bytes of base64]";
-  if (type == "resource_link") return "[resource link: " + item.value("uri", "?") + " " + item.value("name", "") + "]";
-  if (type == "resource" && item.contains("resource") && item["resource"].is_object()) {
-    const json& r = item["resource"];
-    if (r.contains("text") && r["text"].is_string()) return r["text"].get<std::string>();
-    return "[resource: " + r.value("uri", "?") + " (" + r.value("mimeType", "binary") + ")]";
-  }
-  return type.empty() ? std::string("[untyped content]") : "[" + type + " content]";
-}
-
 }  // namespace
 
-Result<std::shared_ptr<McpClient>> McpClient::start(const McpServerConfig& config, std::chrono::milliseconds startup_timeout) {
+Result<std::shared_ptr<McpClient>> McpClient::spawn(const McpServerConfig& config) {
   std::shared_ptr<McpClient> client(new McpClient(config));
-  Result<void> ok;
-  try {
-    ok = client->connect(startup_timeout);
-    if (ok) ok = client->list_tools(startup_timeout);
-  } catch (const json::exception& e) {  // a member of the wrong JSON type in the server's answers
-    ok = make_error(std::string("malformed answer: ") + e.what());
-  }
-  if (!ok) return make_error("MCP server '" + config.name + "': " + ok.error().message);
+  if (auto ok = client->launch(); !ok) return ok.error();
   return client;
+}
+
+Result<void> McpClient::open(std::chrono::milliseconds timeout) {
+  if (auto ok = initialize(timeout); !ok) return ok;
+  return list_tools(timeout);
 }
 
 McpClient::~McpClient() {
@@ -63,7 +51,7 @@ McpClient::~McpClient() {
   while (!child_->poll_exit() && clock::now() < until) usleep(10000);
 }
 
-Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
+Result<void> McpClient::launch() {
   ProcessSpec spec;
   spec.argv = {config_.command};
   spec.argv.insert(spec.argv.end(), config_.args.begin(), config_.args.end());
@@ -75,11 +63,15 @@ Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
   stdout_buf_.clear();
   stderr_tail_.clear();
   stderr_open_ = true;
+  return {};
+}
+
+Result<void> McpClient::initialize(std::chrono::milliseconds timeout) {
   json params = {{"protocolVersion", kProtocolVersion},
                  {"capabilities", json::object()},
                  {"clientInfo", {{"name", "dsagent"}, {"version", "0.1.0"}}}};
-  DSA_TRY(result, request("initialize", params, timeout, nullptr));
-  std::string version = result.value("protocolVersion", "");
+  DSA_TRY(result, request("initialize", params, clock::now() + timeout, timeout, nullptr));
+  DSA_TRY(version, parse_initialize_result(result));
   bool known = false;
   for (auto v : kKnownVersions) known = known || v == version;
   if (!known)
@@ -91,24 +83,27 @@ Result<void> McpClient::connect(std::chrono::milliseconds timeout) {
 
 Result<void> McpClient::list_tools(std::chrono::milliseconds timeout) {
   tools_.clear();
+  warnings_.clear();
+  const auto deadline = clock::now() + timeout;
+  std::set<std::string> cursors;
   json params = json::object();
-  for (;;) {
-    DSA_TRY(page, request("tools/list", params, timeout, nullptr));
-    if (!page.contains("tools") || !page["tools"].is_array())
-      return make_error("tools/list result has no tools array");
-    for (const json& t : page["tools"]) {
-      if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
-        return make_error("tools/list has a tool without a name");
-      McpToolInfo info;
-      info.name = t["name"].get<std::string>();
-      info.description = t.value("description", "");
-      info.input_schema = t.contains("inputSchema") && t["inputSchema"].is_object() ? t["inputSchema"] : json{{"type", "object"}};
-      if (t.contains("annotations") && t["annotations"].is_object())
-        info.read_only = t["annotations"].value("readOnlyHint", false);
-      tools_.push_back(std::move(info));
+  for (int pages = 1;; ++pages) {
+    DSA_TRY(result, request("tools/list", params, deadline, timeout, nullptr));
+    DSA_TRY(page, parse_tools_page(result));
+    for (McpToolInfo& info : page.tools) tools_.push_back(std::move(info));
+    if (!page.next_cursor) return {};
+    if (!cursors.insert(*page.next_cursor).second) {
+      warnings_.push_back(
+          fmt::format("tools/list gave the cursor '{}' a second time; using the tools listed until then ({})",
+                      one_line_excerpt(*page.next_cursor, 60), tools_.size()));
+      return {};
     }
-    if (!page.contains("nextCursor") || !page["nextCursor"].is_string()) return {};
-    params = {{"cursor", page["nextCursor"]}};
+    if (pages == kMaxToolPages) {
+      warnings_.push_back(fmt::format(
+          "tools/list still had more after {} pages; using the tools listed until then ({})", pages, tools_.size()));
+      return {};
+    }
+    params = {{"cursor", *page.next_cursor}};
   }
 }
 
@@ -118,19 +113,16 @@ Observation McpClient::call_tool(const std::string& tool, const json& arguments,
   std::string what = "MCP " + config_.name + "/" + tool;
   if (!child_ || child_->poll_exit()) {
     // The server exited after an earlier call: start it again (tools are assumed unchanged).
-    if (auto ok = connect(timeout); !ok) return {what + ": restarting the server failed: " + ok.error().message, true};
+    Result<void> ok = launch();
+    if (ok) ok = initialize(timeout);
+    if (!ok) return {what + ": restarting the server failed: " + ok.error().message, true};
   }
-  auto result = request("tools/call", {{"name", tool}, {"arguments", arguments}}, timeout, cancel);
+  auto result =
+      request("tools/call", {{"name", tool}, {"arguments", arguments}}, clock::now() + timeout, timeout, cancel);
   if (!result) return {what + ": " + result.error().message, true};
-  std::string text;
-  if (result->contains("content") && (*result)["content"].is_array()) {
-    for (const json& item : (*result)["content"]) {
-      if (!text.empty()) text += '\n';
-      text += render_item(item);
-    }
-  }
-  if (text.empty() && result->contains("structuredContent")) text = (*result)["structuredContent"].dump();
-  return {text, result->value("isError", false)};
+  auto observation = parse_call_result(*result);
+  if (!observation) return {what + ": " + observation.error().message, true};
+  return *observation;
 }
 
 Result<void> McpClient::send(const json& message, const std::string& during) {
@@ -140,22 +132,29 @@ Result<void> McpClient::send(const json& message, const std::string& during) {
   return {};
 }
 
-Result<json> McpClient::request(const std::string& method, const json& params, std::chrono::milliseconds timeout,
-                                const std::atomic<bool>* cancel) {
+Result<json> McpClient::request(const std::string& method, const json& params, clock::time_point deadline,
+                                std::chrono::milliseconds limit, const std::atomic<bool>* cancel) {
   int64_t id = next_id_++;
   auto ok = send({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}, method);
   if (!ok) return ok.error();
-  auto deadline = clock::now() + timeout;
+  last_noise_.clear();
   for (;;) {
     auto msg = read_message(deadline, cancel);
     if (!msg) {
       if (child_->poll_exit()) return server_gone(method);
-      // Timed out or cancelled: tell the server to stop working on it; a late answer is skipped.
-      (void)send({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"},
-                  {"params", {{"requestId", id}, {"reason", msg.error().message}}}},
-                 "notifications/cancelled");
-      bool timed_out = msg.error().message == "timed out";
-      return make_error(method + " " + msg.error().message + (timed_out ? " after " + seconds_text(timeout) : ""));
+      // Timed out, cancelled or a broken message: tell the server to stop working on the request;
+      // a late answer is skipped.
+      const std::string& why = msg.error().message;
+      (void)send(
+          {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}, {"reason", why}}}},
+          "notifications/cancelled");
+      if (why == "cancelled") return make_error(method + " cancelled");
+      if (why != "timed out") return make_error(method + ": " + why);
+      std::string error = method + " timed out after " + seconds_text(limit);
+      // A server that writes its answers in a form dsagent does not read shows why here.
+      if (!last_noise_.empty())
+        error += " (the server wrote a line that is not JSON-RPC: " + one_line_excerpt(last_noise_) + ")";
+      return make_error(error);
     }
     const json& m = *msg;
     bool has_method = m.contains("method");
@@ -169,10 +168,7 @@ Result<json> McpClient::request(const std::string& method, const json& params, s
     }
     if (has_method || !m.contains("id") || m["id"] != id) continue;  // notifications, stale answers
     if (m.contains("error")) {
-      const json& e = m["error"];
-      std::string message = e.is_object() ? e.value("message", e.dump()) : e.dump();
-      int64_t code = e.is_object() && e.contains("code") && e["code"].is_number_integer() ? e["code"].get<int64_t>() : 0;
-      return make_error(method + " failed: " + message + " (JSON-RPC error " + std::to_string(code) + ")");
+      return make_error(method + " failed: " + describe_rpc_error(m["error"]));
     }
     if (!m.contains("result") || !m["result"].is_object())
       return make_error(method + ": the response has no result object");
@@ -186,8 +182,19 @@ Result<json> McpClient::read_message(clock::time_point deadline, const std::atom
     for (size_t nl; (nl = stdout_buf_.find('\n')) != std::string::npos;) {
       std::string line = stdout_buf_.substr(0, nl);
       stdout_buf_.erase(0, nl + 1);
+      size_t start = line.find_first_not_of(" \t\r");
+      if (start == std::string::npos) continue;
+      // A message is a JSON object on one line. Other lines are noise some servers print to stdout
+      // (a banner, a log line); a line that starts like an object but does not parse is a broken
+      // message, most likely the awaited answer, so waiting on would only end in a timeout.
+      if (line[start] != '{') {
+        last_noise_ = std::move(line);
+        continue;
+      }
       json msg = json::parse(line, nullptr, false);
-      if (!msg.is_discarded() && msg.is_object()) return msg;
+      if (msg.is_discarded())
+        return make_error("the server wrote a line that is not valid JSON: " + one_line_excerpt(line));
+      return msg;
     }
     auto now = clock::now();
     if (now >= deadline) return make_error("timed out");
@@ -229,14 +236,13 @@ Error McpClient::server_gone(const std::string& during) {
     pollfd fd{child_->stderr_fd(), POLLIN, 0};
     if (poll(&fd, 1, 100) > 0 && fd.revents) read_stderr();
   }
-  std::string tail = stderr_tail_;
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
-  if (tail.size() > 400) {
-    tail.erase(0, tail.size() - 400);
-    if (auto nl = tail.find('\n'); nl != std::string::npos) tail.erase(0, nl + 1);
-  }
+  // Its last line says why it went (a traceback ends with the exception) and keeps the error one
+  // line.
+  std::string_view tail = stderr_tail_;
+  while (!tail.empty() && std::isspace(static_cast<unsigned char>(tail.back()))) tail.remove_suffix(1);
+  if (auto nl = tail.rfind('\n'); nl != std::string_view::npos) tail.remove_prefix(nl + 1);
   return make_error("the server exited (" + status.describe() + ") during " + during +
-                    (tail.empty() ? "" : "; its stderr ends with: " + tail));
+                    (tail.empty() ? "" : "; its stderr ends with: " + one_line_excerpt(tail)));
 }
 
 }  // namespace dsa

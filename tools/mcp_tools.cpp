@@ -1,10 +1,12 @@
 // MCP configuration files and the Tool adapter that exposes a server's tools (see mcp.hpp).
 #include <cctype>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "tools/mcp.hpp"
 #include "tools/policy.hpp"
+#include "tools/truncate.hpp"
 
 namespace dsa {
 
@@ -91,20 +93,43 @@ Result<std::vector<McpServerConfig>> load_mcp_config(const std::filesystem::path
   return parse_mcp_config(config, file.string());
 }
 
-Result<void> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
-                           std::chrono::milliseconds startup_timeout) {
+Result<std::vector<std::string>> add_mcp_tools(ToolRegistry& registry, const std::vector<McpServerConfig>& servers,
+                                               std::chrono::milliseconds startup_timeout) {
+  std::vector<std::string> warnings;
   for (const McpServerConfig& config : servers) {
-    DSA_TRY(client, McpClient::start(config, startup_timeout));
+    const std::string server = "MCP server '" + config.name + "'";
+    auto client = McpClient::spawn(config);
+    if (!client) return make_error(server + ": " + client.error().message);
+    if (auto ok = (*client)->open(startup_timeout); !ok) {
+      warnings.push_back(server + " skipped: " + ok.error().message);
+      continue;
+    }
+    for (const std::string& w : (*client)->warnings()) warnings.push_back(server + ": " + w);
     std::vector<std::unique_ptr<Tool>> tools;
-    for (const McpToolInfo& info : client->tools()) {
-      auto tool = std::make_unique<McpTool>(client, info);
-      if (registry.has(tool->spec().name))
-        return make_error("MCP server '" + config.name + "': tool name '" + tool->spec().name + "' is already taken");
+    // A server that lists a name twice, or two names that become one as tool names, has a bug the
+    // user cannot fix: its first tool of the name is used and the others are left out.
+    std::map<std::string, std::string> listed;  // tool name -> the server's own name for it
+    std::vector<std::string> repeats;
+    for (const McpToolInfo& info : (*client)->tools()) {
+      auto tool = std::make_unique<McpTool>(*client, info);
+      const std::string& name = tool->spec().name;
+      if (auto [first, fresh] = listed.emplace(name, info.name); !fresh) {
+        repeats.push_back(first->second == info.name ? info.name
+                                                     : info.name + " (as " + name + ", like " + first->second + ")");
+        continue;
+      }
+      if (registry.has(name)) return make_error(server + ": tool name '" + name + "' is already taken");
       tools.push_back(std::move(tool));
+    }
+    if (!repeats.empty()) {
+      std::string names;
+      for (const std::string& r : repeats) names += (names.empty() ? "" : ", ") + r;
+      warnings.push_back(server + ": left out tools whose names repeat one listed before (the first is kept): " +
+                         one_line_excerpt(names));
     }
     for (auto& t : tools) registry.add(std::move(t));
   }
-  return {};
+  return warnings;
 }
 
 }  // namespace dsa

@@ -2,6 +2,8 @@
 // budget with a marker between them saying how many bytes and lines were cut, so a model sees both
 // how a command started and how it ended. HeadTailBuffer does this while streaming (a command's
 // output is never held whole in memory); truncate_head_tail applies it to a finished string.
+// Also the one-line excerpt that quotes outside text (a server's reply, a stored value) in an
+// error message.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -33,5 +35,10 @@ struct Truncated {
 };
 
 Truncated truncate_head_tail(std::string_view text, size_t max_bytes);
+
+// The start of `text` as one printable line for an error message: runs of whitespace become one
+// space, other control bytes and bytes that are not UTF-8 are written as \xNN, and the rest is cut
+// at a character boundary within `max_bytes`, marked with "...".
+std::string one_line_excerpt(std::string_view text, size_t max_bytes = 200);
 
 }  // namespace dsa

@@ -89,7 +89,8 @@ bool is_group(const std::string& name) {
 
 }  // namespace
 
-Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts, const BrowseAdder& browse) {
+Result<std::vector<std::string>> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts,
+                                                    const BrowseAdder& browse) {
   std::stringstream ss(opts.tools);
   for (std::string name; std::getline(ss, name, ',');) {
     if (name.empty()) continue;
@@ -106,18 +107,21 @@ Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts
     }
     add_group(registry, name);
   }
+  std::vector<std::string> warnings;
   if (!opts.mcp_config.empty()) {
     DSA_TRY(servers, load_mcp_config(opts.mcp_config));
-    if (auto ok = add_mcp_tools(registry, servers); !ok) return ok.error();
+    DSA_TRY(mcp_warnings, add_mcp_tools(registry, servers));
+    warnings = std::move(mcp_warnings);
   } else if (!opts.mcp_servers.is_null()) {
     DSA_TRY(servers, parse_mcp_config(json{{"mcpServers", opts.mcp_servers}}, opts.config_file.empty()
                                                                                  ? default_config_path().string()
                                                                                  : opts.config_file));
-    if (auto ok = add_mcp_tools(registry, servers); !ok) return ok.error();
+    DSA_TRY(mcp_warnings, add_mcp_tools(registry, servers));
+    warnings = std::move(mcp_warnings);
   }
   std::vector<std::filesystem::path> specs(opts.tool_specs.begin(), opts.tool_specs.end());
   if (auto ok = add_command_tools(registry, specs); !ok) return ok.error();
-  return {};
+  return warnings;
 }
 
 Result<ToolContext> make_tool_context(const AgentOptions& opts) {

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/agent/options.hpp"
 #include "engine/api/llm.hpp"
@@ -30,9 +31,11 @@ AttentionMode attention_mode(const AgentOptions& opts);
 // config file's mcpServers) and command tools (--tool-spec), in the order given: the order of the
 // tool definitions in the prompt. `browse`, when set, adds the browsing tools where "browse" stands
 // in the list (a batch gives each task its own browser); else they come from --corpus or the web.
-// Errors name the unknown group or file.
+// Errors name the unknown group or file. Returns the warnings for the caller to show (an MCP
+// server that failed at start-up and was skipped).
 using BrowseAdder = std::function<void(ToolRegistry&)>;
-Result<void> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts, const BrowseAdder& browse = {});
+Result<std::vector<std::string>> add_selected_tools(ToolRegistry& registry, const AgentOptions& opts,
+                                                    const BrowseAdder& browse = {});
 
 // Work dir (checked to exist, made absolute), approval mode, timeout and sandbox from the flags.
 // The `ask` callback is the caller's (chat prompts on the terminal).

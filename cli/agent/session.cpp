@@ -88,7 +88,8 @@ Result<std::unique_ptr<AgentSession>> open_session(const AgentOptions& opts,
   }
   DSA_TRY(ctx, make_tool_context(opts));
   ctx.ask = std::move(ask);
-  if (auto ok = add_selected_tools(s->tools, opts); !ok) return ok.error();
+  DSA_TRY(warnings, add_selected_tools(s->tools, opts));
+  s->warnings = std::move(warnings);
   const ModelInfo info = s->llm->info();
   DSA_TRY(policy, make_context_policy(opts, info));
   const LoopLimits limits{.max_steps = opts.max_steps,

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cli/agent/loop.hpp"
 #include "cli/agent/options.hpp"
@@ -22,6 +23,7 @@ struct AgentSession {
   prompts::PromptSet prompts;
   std::optional<TrajectoryWriter> trajectory;
   std::unique_ptr<AgentLoop> loop;  // its conversation holds the system prompt
+  std::vector<std::string> warnings;  // from the set-up (a skipped MCP server), for the caller to show
 };
 
 // Builds everything from the options; `ask` answers approval questions (absent: deny). Errors are

@@ -1,14 +1,16 @@
 // The offline corpus on SQLite FTS5 (see corpus.hpp).
 #include "tools/browse/corpus.hpp"
-#include "tools/browse/page.hpp"
 
 #include <sqlite3.h>
 
-#include <fstream>
 #include <cctype>
+#include <charconv>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <system_error>
 
-#include <nlohmann/json.hpp>
+#include "tools/browse/page.hpp"
+#include "tools/truncate.hpp"
 
 namespace dsa {
 
@@ -46,6 +48,11 @@ std::string text_column(sqlite3_stmt* s, int i) {
 
 Error sql_error(sqlite3* db, const fs::path& file, std::string_view what) {
   return make_error(file.string() + ": " + std::string(what) + ": " + sqlite3_errmsg(db));
+}
+
+// A corpus file that SQLite reads but whose content is broken; only a rebuild mends it.
+Error damaged(const fs::path& file, const std::string& why) {
+  return make_error(file.string() + ": damaged corpus: " + why + " (rebuild it with `dsagent index`)");
 }
 
 // A JSON field as text: strings as they are, numbers (ids are sometimes numbers) printed.
@@ -186,12 +193,45 @@ Result<std::unique_ptr<Corpus>> Corpus::open(const fs::path& path) {
   }
   std::unique_ptr<Corpus> c(new Corpus(db, path));
   Stmt st;
-  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'documents'", -1, &st.s, nullptr) != SQLITE_OK ||
-      sqlite3_step(st.s) != SQLITE_ROW) {
-    return make_error(path.string() + ": not a dsagent corpus (no meta table)");
+  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'documents'", -1, &st.s, nullptr) != SQLITE_OK) {
+    if (sqlite3_errcode(db) == SQLITE_CORRUPT) return damaged(path, sqlite3_errmsg(db));  // e.g. cut short
+    return make_error(path.string() + ": not a dsagent corpus (" + sqlite3_errmsg(db) + ")");
   }
-  c->size_ = std::stoll(text_column(st.s, 0));
+  const int rc = sqlite3_step(st.s);
+  if (rc == SQLITE_DONE)
+    return make_error(path.string() + ": not a dsagent corpus (its meta table has no document count)");
+  if (rc != SQLITE_ROW) return damaged(path, sqlite3_errmsg(db));
+  const std::string count = text_column(st.s, 0);
+  const char* end = count.data() + count.size();
+  if (auto [p, ec] = std::from_chars(count.data(), end, c->size_); ec != std::errc() || p != end || c->size_ < 0)
+    return damaged(path, "its document count is '" + one_line_excerpt(count, 40) + "', not a number");
+  if (auto ok = c->check_index(); !ok) return ok.error();
   return c;
+}
+
+Result<void> Corpus::check_index() const {
+  for (const char* sql : {"SELECT id, docid, title, substr(text, 1, 200) FROM docs ORDER BY id LIMIT 1",
+                          "SELECT id, docid, title, substr(text, 1, 200) FROM docs ORDER BY id DESC LIMIT 1"}) {
+    Stmt doc;
+    if (sqlite3_prepare_v2(db_, sql, -1, &doc.s, nullptr) != SQLITE_OK) return damaged(path_, sqlite3_errmsg(db_));
+    int rc = sqlite3_step(doc.s);
+    if (rc == SQLITE_DONE) return {};  // no documents
+    if (rc != SQLITE_ROW) return damaged(path_, sqlite3_errmsg(db_));
+    const std::string words = fts_match_expression(text_column(doc.s, 2) + " " + text_column(doc.s, 3));
+    if (words.empty()) continue;
+    Stmt hit;
+    if (sqlite3_prepare_v2(db_, "SELECT rowid FROM docs_fts WHERE docs_fts MATCH ?1 AND rowid = ?2", -1, &hit.s,
+                           nullptr) != SQLITE_OK)
+      return damaged(path_, sqlite3_errmsg(db_));
+    sqlite3_bind_text(hit.s, 1, words.data(), static_cast<int>(words.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(hit.s, 2, sqlite3_column_int64(doc.s, 0));
+    rc = sqlite3_step(hit.s);
+    if (rc == SQLITE_DONE)
+      return damaged(path_, "its search index does not find document '" + one_line_excerpt(text_column(doc.s, 1), 80) +
+                                "' by its own words");
+    if (rc != SQLITE_ROW) return damaged(path_, sqlite3_errmsg(db_));
+  }
+  return {};
 }
 
 Result<std::vector<CorpusHit>> Corpus::search(std::string_view query, int k, size_t snippet_chars) const {

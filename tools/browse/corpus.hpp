@@ -47,6 +47,9 @@ Result<IndexStats> build_corpus_index(const std::filesystem::path& jsonl, const 
 
 class Corpus {
  public:
+  // Fails on a file that is not a corpus and on a damaged one: a document count that is not a
+  // number, or an index that does not find the first or the last document by its own words (a
+  // damaged index otherwise shows only as searches that find nothing).
   static Result<std::unique_ptr<Corpus>> open(const std::filesystem::path& db);
   ~Corpus();
   Corpus(const Corpus&) = delete;
@@ -62,6 +65,7 @@ class Corpus {
 
  private:
   Corpus(sqlite3* db, std::filesystem::path path);
+  Result<void> check_index() const;
   sqlite3* db_;
   std::filesystem::path path_;
   int64_t size_ = 0;

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "tools/truncate.hpp"
+
 namespace dsa {
 
 namespace {
@@ -38,26 +40,6 @@ void init_curl_once() {
 
 bool is_textual(std::string_view content_type) {
   return content_type.starts_with("text/plain") || content_type.find("json") != std::string_view::npos;
-}
-
-// The start of an error body on one line, for the error message.
-std::string excerpt(std::string_view body, size_t max_chars = 200) {
-  std::string out;
-  bool space = false;
-  for (char c : body) {
-    if (out.size() >= max_chars) {
-      out += "...";
-      break;
-    }
-    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out += ' ';
-    space = false;
-    out += c;
-  }
-  return out;
 }
 
 struct EasyHandle {
@@ -163,7 +145,7 @@ Result<HttpFetchResponse> http_fetch(const HttpFetchRequest& request) {
   if (out.status >= 400) {
     std::string msg = where + "HTTP " + std::to_string(out.status);
     if (const char* phrase = http_reason_phrase(out.status); phrase[0]) msg += std::string(" ") + phrase;
-    if (is_textual(out.content_type) && !t.body.empty()) msg += ": " + excerpt(t.body);
+    if (is_textual(out.content_type) && !t.body.empty()) msg += ": " + one_line_excerpt(t.body);
     return make_error(msg);
   }
   out.body = std::move(t.body);

@@ -1,6 +1,7 @@
 // The offline corpus (SQLite FTS5) and the browsing tools over it: ranking, bad corpus lines,
 // pages, cursors, scrolling, find, and the BrowseComp-Plus tool contract.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 
@@ -103,6 +104,69 @@ TEST_CASE("corpus: bad lines are errors naming the file and line; the old index 
   REQUIRE(c.ok());
   CHECK((*c)->size() == 1);
   CHECK(!Corpus::open(dir / "missing.db").ok());
+}
+
+namespace {
+
+// Runs SQL on a corpus file, as a damaged copy would have it.
+void tamper(const fs::path& db_path, const char* sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+  char* msg = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &msg);
+  std::string error = msg ? msg : "";
+  sqlite3_free(msg);
+  sqlite3_close(db);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, error);
+}
+
+}  // namespace
+
+TEST_CASE("corpus: a file that is not a corpus or a damaged one fails at open with one line") {
+  TempDir dir("dsa-browse-damaged");
+  write_text(dir / "c.jsonl",
+             "{\"docid\":\"first\",\"title\":\"Hekla\",\"text\":\"A volcano.\"}\n"
+             "{\"docid\":\"last\",\"text\":\"Rivers of Iceland.\"}\n");
+  auto fresh = [&](const char* name) {
+    REQUIRE(build_corpus_index(dir / "c.jsonl", dir / name).ok());
+    return dir / name;
+  };
+  auto open_error = [](const fs::path& p) {
+    auto c = Corpus::open(p);
+    return c.ok() ? std::string("opened") : c.error().message;
+  };
+  const std::string rebuild = " (rebuild it with `dsagent index`)";
+  REQUIRE(Corpus::open(fresh("good.db")).ok());
+
+  for (const char* count : {"lots", "12abc", "", "-3"}) {
+    fs::path p = fresh("count.db");
+    tamper(p, ("UPDATE meta SET value = '" + std::string(count) + "' WHERE key = 'documents'").c_str());
+    CHECK(open_error(p) ==
+          p.string() + ": damaged corpus: its document count is '" + count + "', not a number" + rebuild);
+  }
+  // An index that lost its entries would answer every search with "No results".
+  fs::path emptied = fresh("emptied.db");
+  tamper(emptied, "INSERT INTO docs_fts(docs_fts) VALUES('delete-all')");
+  CHECK(open_error(emptied) ==
+        emptied.string() + ": damaged corpus: its search index does not find document 'first' by its own words" +
+            rebuild);
+  fs::path cut = fresh("cut.db");
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  CHECK(open_error(cut) == cut.string() + ": damaged corpus: database disk image is malformed" + rebuild);
+  fs::path no_docs = fresh("no_docs.db");
+  tamper(no_docs, "DROP TABLE docs");
+  CHECK(open_error(no_docs) == no_docs.string() + ": damaged corpus: no such table: docs" + rebuild);
+
+  fs::path no_count = fresh("no_count.db");
+  tamper(no_count, "DELETE FROM meta");
+  CHECK(open_error(no_count) == no_count.string() + ": not a dsagent corpus (its meta table has no document count)");
+  write_text(dir / "junk.db", "this is not a database at all, just text that is long enough\n");
+  CHECK(open_error(dir / "junk.db") == (dir / "junk.db").string() + ": not a dsagent corpus (file is not a database)");
+
+  // An empty corpus has nothing to check and opens.
+  write_text(dir / "empty.jsonl", "");
+  REQUIRE(build_corpus_index(dir / "empty.jsonl", dir / "empty.db").ok());
+  CHECK(open_error(dir / "empty.db") == "opened");
 }
 
 TEST_CASE("pages: wrapping keeps UTF-8 characters whole and lines within the width") {

@@ -318,6 +318,34 @@ TEST_CASE("dsagent run --mcp-config: an MCP server's tools are offered and calle
   CHECK(first_observation(server) == "2 + 40 = 42");
 }
 
+TEST_CASE("dsagent run --mcp-config: a server that fails at start is one warning line and the run goes on") {
+  TempDir dir("dsa-run-mcp-crash");
+  std::filesystem::create_directories(dir / "work");
+  const std::string crash =
+      R"(printf 'Traceback (most recent call last):\n  File "s.py"\nImportError: no module named foo\n' >&2; exit 1)";
+  write_text(dir / "mcp.json", json{{"mcpServers", {{"py", {{"command", "bash"}, {"args", {"-c", crash}}}}}}}.dump());
+  HttpTestServer server({answer_turn("done")});
+  const std::string mcp = " --tools none --mcp-config " + quote((dir / "mcp.json").string()) + " 'Go'";
+  auto r = run_command(run_cmd(
+      dir, "--api " + server.url() + " --api-model m --workdir work" + mcp + " 2>" + quote((dir / "err").string())));
+  const std::string err = read_text(dir / "err");
+  INFO(err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "done\n");
+  CHECK(
+      err.starts_with("warning: MCP server 'py' skipped: the server exited (exit code 1) during initialize; its "
+                      "stderr ends with: ImportError: no module named foo\n"));
+
+  // With --json the warning is an event before the others.
+  HttpTestServer server2({answer_turn("done")});
+  auto j = run_command(
+      run_cmd(dir, "--api " + server2.url() + " --api-model m --workdir work --json" + mcp + " 2>/dev/null"));
+  CHECK(j.exit_code == 0);
+  const json first = json::parse(j.output.substr(0, j.output.find('\n')));
+  CHECK(first["type"] == "warning");
+  CHECK(first["message"].get<std::string>().starts_with("MCP server 'py' skipped: the server exited (exit code 1)"));
+}
+
 TEST_CASE("dsagent run --approval: ask without a terminal and read-only refuse writes; the model is told") {
   for (const char* mode : {"ask", "read-only"}) {
     CAPTURE(mode);

@@ -1,4 +1,4 @@
-// ToolRegistry, argument checking and head+tail truncation.
+// ToolRegistry, argument checking, head+tail truncation and one-line excerpts.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -77,6 +77,17 @@ TEST_CASE("truncate_head_tail on random text: kept head and tail are the input's
     CHECK_FALSE((!head.empty() && head.back() == '\xc3'));
     CHECK_FALSE((!tail.empty() && tail.front() == '\xa9'));
   }
+}
+
+TEST_CASE("one_line_excerpt: one printable line, cut at a character boundary") {
+  CHECK(one_line_excerpt("Traceback:\n  File x\r\n\tError: y\n\n") == "Traceback: File x Error: y");
+  CHECK(one_line_excerpt("  lead and trail  ") == "lead and trail");
+  // Control bytes and bytes that are not UTF-8 are escaped; valid characters are kept.
+  CHECK(one_line_excerpt("a\x1b[0mb caf\xe9 \xc3\xa9 \xed\xa0\x80") == "a\\x1b[0mb caf\\xe9 \xc3\xa9 \\xed\\xa0\\x80");
+  CHECK(one_line_excerpt("abcdef", 4) == "abcd...");
+  CHECK(one_line_excerpt("ab\xc3\xa9", 3) == "ab...");  // the 2-byte character does not fit
+  CHECK(one_line_excerpt(std::string(500, 'z')).size() == 203);
+  CHECK(one_line_excerpt("") == "");
 }
 
 TEST_CASE("check_arguments: required keys and basic types, nested") {
