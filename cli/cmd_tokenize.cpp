@@ -5,12 +5,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "engine/loader/file_checks.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 
 namespace dsa::cli {
@@ -29,11 +30,13 @@ struct TokenizeArgs {
 // Prints one JSON line: sizes and the seconds of each pass over the texts (the first pass starts
 // with an empty word cache).
 int run_bench(const Tokenizer& tok, const TokenizeArgs& args) {
-  std::ifstream in(args.bench_file);
-  if (!in) {
-    std::fprintf(stderr, "dsagent tokenize: %s: cannot open bench file\n", args.bench_file.c_str());
+  // A directory or a FIFO is an error, not a file of no texts.
+  const auto file = read_text_file(args.bench_file, "bench file");
+  if (!file.ok()) {
+    std::fprintf(stderr, "dsagent tokenize: %s\n", file.error().message.c_str());
     return 1;
   }
+  std::istringstream in(*file);
   std::vector<std::string> texts;
   size_t n_bytes = 0;
   for (std::string line; std::getline(in, line);) {

@@ -2,10 +2,11 @@
 #include "engine/model/config.hpp"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/loader/file_checks.hpp"
+#include "engine/loader/json_text.hpp"
 
 namespace dsa {
 
@@ -36,26 +37,26 @@ class FieldReader {
       out = static_cast<int64_t>(v.get<double>());
       return {};
     }
-    return error(field, "expected an integer, found " + v.dump());
+    return error(field, "expected an integer, found " + describe_json(v));
   }
   Result<void> get_double(const std::string& field, double& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
-    if (!v.is_number()) return error(field, "expected a number, found " + v.dump());
+    if (!v.is_number()) return error(field, "expected a number, found " + describe_json(v));
     out = v.get<double>();
     return {};
   }
   Result<void> get_bool(const std::string& field, bool& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
-    if (!v.is_boolean()) return error(field, "expected true or false, found " + v.dump());
+    if (!v.is_boolean()) return error(field, "expected true or false, found " + describe_json(v));
     out = v.get<bool>();
     return {};
   }
   Result<void> get_string(const std::string& field, std::string& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
-    if (!v.is_string()) return error(field, "expected a string, found " + v.dump());
+    if (!v.is_string()) return error(field, "expected a string, found " + describe_json(v));
     out = v.get<std::string>();
     return {};
   }
@@ -69,7 +70,7 @@ class FieldReader {
       if (out == a) return {};
       list += (list.empty() ? "'" : ", '") + std::string(a) + "'";
     }
-    return error(field, "unsupported value '" + out + "' (supported: " + list + ")");
+    return error(field, "unsupported value '" + printable(out, 80) + "' (supported: " + list + ")");
   }
 
  private:
@@ -91,7 +92,8 @@ Result<void> parse_rope_scaling(const json& j, ModelConfig& c, const std::string
     c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
     return {};
   }
-  if (!j["rope_scaling"].is_object()) return top.error("rope_scaling", "expected an object, found " + j["rope_scaling"].dump());
+  if (!j["rope_scaling"].is_object())
+    return top.error("rope_scaling", "expected an object, found " + describe_json(j["rope_scaling"]));
   const json& rs = j["rope_scaling"];
   const FieldReader f(rs, src, "rope_scaling.");
   RopeScaling& r = c.rope_scaling;
@@ -108,7 +110,7 @@ Result<void> parse_rope_scaling(const json& j, ModelConfig& c, const std::string
   DSA_FIELD(f.get_double("beta_slow", r.beta_slow, false));
   DSA_FIELD(f.get_double("mscale", r.mscale, false));
   DSA_FIELD(f.get_double("mscale_all_dim", r.mscale_all_dim, false));
-  if (!(r.factor >= 1.0)) return f.error("factor", "must be >= 1, found " + rs["factor"].dump());
+  if (!(r.factor >= 1.0)) return f.error("factor", "must be >= 1, found " + describe_json(rs["factor"]));
   if (r.original_max_position_embeddings <= 0) return f.error("original_max_position_embeddings", "must be positive");
   if (!(r.beta_fast > r.beta_slow) || r.beta_slow <= 0)
     return f.error("beta_fast", "must be greater than beta_slow, and both positive");
@@ -123,7 +125,7 @@ Result<void> parse_quantization(const json& j, ModelConfig& c, const std::string
     return {};
   }
   const json& q = j["quantization_config"];
-  if (!q.is_object()) return top.error("quantization_config", "expected an object, found " + q.dump());
+  if (!q.is_object()) return top.error("quantization_config", "expected an object, found " + describe_json(q));
   const FieldReader f(q, src, "quantization_config.");
   std::string s;
   DSA_FIELD(f.get_choice("quant_method", s, {"fp8"}, true));
@@ -135,9 +137,9 @@ Result<void> parse_quantization(const json& j, ModelConfig& c, const std::string
   if (!f.has("weight_block_size")) return f.error("weight_block_size", "missing");
   const json& b = q["weight_block_size"];
   if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer())
-    return f.error("weight_block_size", "expected [rows, cols] integers, found " + b.dump());
+    return f.error("weight_block_size", "expected [rows, cols] integers, found " + describe_json(b));
   if (b[0] != b[1] || b[0].get<int64_t>() <= 0)
-    return f.error("weight_block_size", "only square positive blocks are supported, found " + b.dump());
+    return f.error("weight_block_size", "only square positive blocks are supported, found " + describe_json(b));
   c.weight_block_size = b[0].get<int64_t>();
   return {};
 }
@@ -154,8 +156,9 @@ double ModelConfig::softmax_scale() const {
 }
 
 Result<ModelConfig> parse_config(const std::string& json_text, const std::string& source_name) {
-  const json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return make_error(source_name + ": not valid JSON");
+  const JsonDoc doc = parse_json_doc(json_text);
+  if (!doc.ok()) return make_error(source_name + ": " + doc.error());
+  const json& j = doc.value;
   if (!j.is_object()) return make_error(source_name + ": expected a JSON object");
   const FieldReader f(j, source_name);
   ModelConfig c;
@@ -210,11 +213,8 @@ Result<ModelConfig> parse_config(const std::string& json_text, const std::string
 }
 
 Result<ModelConfig> load_config(const std::filesystem::path& config_json) {
-  std::ifstream in(config_json, std::ios::binary);
-  if (!in) return make_error(config_json.string() + ": cannot open config file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), config_json.string());
+  DSA_TRY(text, read_text_file(config_json, "config file"));
+  return parse_config(text, config_json.string());
 }
 
 Result<void> validate_config(const ModelConfig& c, const std::string& src) {

@@ -1,10 +1,16 @@
 // `dsagent make-model` and `dsagent inspect` as a user runs them.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <functional>
+#include <span>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/loader/safetensors.hpp"
+#include "engine/loader/safetensors_writer.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/make_model.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dsa;
@@ -136,4 +142,32 @@ TEST_CASE("plan reads only config.json: a made model's plan counts its checkpoin
   CHECK(j["ranks"][0]["weights"].get<uint64_t>() == bytes);
   const auto missing = dsagent("plan " + q(tmp / "nowhere"));
   CHECK(missing.exit_code == 1);
+}
+
+namespace {
+
+// A made tiny model, with config.json edited by `edit`.
+std::filesystem::path tiny_with(const test::TempDir& tmp, const std::function<void(nlohmann::json&)>& edit) {
+  const auto dir = tmp / "tiny";
+  REQUIRE(dsagent("make-model " + q(dir) + " --preset tiny").exit_code == 0);
+  auto j = nlohmann::json::parse(test::read_text(dir / "config.json"));
+  edit(j);
+  test::write_text(dir / "config.json", j.dump());
+  return dir;
+}
+
+int64_t lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+
+}  // namespace
+
+TEST_CASE("a missing model directory and a config string with control bytes: one line each") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto missing = dsagent("inspect " + q(tmp / "nowhere"));
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.output == "dsagent inspect: " + (tmp / "nowhere").string() + ": directory does not exist\n");
+  const auto dir = tiny_with(tmp, [](nlohmann::json& j) { j["model_type"] = "deepseek\nsecond line \x1b[31mred"; });
+  const auto r = dsagent("inspect " + q(dir));
+  CHECK(r.exit_code == 1);
+  CHECK(lines(r.output) == 1);
+  CHECK(r.output.find("unsupported value 'deepseek\\x0asecond line \\x1b[31mred'") != std::string::npos);
 }

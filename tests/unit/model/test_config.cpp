@@ -1,7 +1,15 @@
 // config.json parsing and validation, the presets, and parameter counts of the full model.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "engine/model/config.hpp"
@@ -89,7 +97,58 @@ TEST_CASE("errors name the file and the field") {
   CHECK(parse_error(j).starts_with("config.json: field 'quantization_config.quant_method': unsupported value"));
 
   CHECK(parse_error(json::array()) == "config.json: expected a JSON object");
-  CHECK(dsa::parse_config("{", "config.json").error().message == "config.json: not valid JSON");
+  CHECK(dsa::parse_config("{", "config.json").error().message.starts_with("config.json: not valid JSON (parse error"));
+}
+
+TEST_CASE("a bad value is quoted briefly on one line, however deep or long") {
+  const std::string text = dsa::test::read_text(dsa::test::fixtures_dir() / "engine/tiny-fp8/config.json");
+  const auto with_hidden_size = [&](const std::string& value) {
+    std::string t = text;
+    const auto at = t.find("\"hidden_size\": 128");
+    REQUIRE(at != std::string::npos);
+    t.replace(at, std::string("\"hidden_size\": 128").size(), "\"hidden_size\": " + value);
+    const auto r = dsa::parse_config(t, "config.json");
+    REQUIRE_FALSE(r.ok());
+    return r.error().message;
+  };
+  // Quoted with a recursive dump, 100000 levels overflowed the stack.
+  CHECK(with_hidden_size(std::string(100000, '[') + std::string(100000, ']')) ==
+        "config.json: nested deeper than 64 levels");
+  CHECK(with_hidden_size(std::string(10, '[') + std::string(10, ']')) ==
+        "config.json: field 'hidden_size': expected an integer, found an array");
+  CHECK(with_hidden_size(R"({"a": 1})") == "config.json: field 'hidden_size': expected an integer, found an object");
+  CHECK(with_hidden_size("\"" + std::string(1000000, 'x') + "\"") ==
+        "config.json: field 'hidden_size': expected an integer, found \"" + std::string(80, 'x') + "...\"");
+
+  json j = fixture_config("tiny-fp8");
+  j["model_type"] = "deepseek\nsecond line \x1b[31mred";
+  CHECK(parse_error(j) ==
+        "config.json: field 'model_type': unsupported value 'deepseek\\x0asecond line \\x1b[31mred' "
+        "(supported: 'deepseek_v32')");
+}
+
+TEST_CASE("config.json that cannot be read says why") {
+  dsa::test::TempDir dir("dsa-config");
+  CHECK(dsa::load_config(dir / "nowhere" / "config.json").error().message ==
+        (dir / "nowhere").string() + ": directory does not exist");
+  CHECK(dsa::load_config(dir / "config.json").error().message ==
+        (dir / "config.json").string() + ": cannot open config file: No such file or directory");
+  std::filesystem::create_directory(dir / "config.json");
+  CHECK(dsa::load_config(dir / "config.json").error().message ==
+        (dir / "config.json").string() + ": is a directory, not a regular file");
+  std::filesystem::remove(dir / "config.json");
+  // A FIFO: opened for reading, it waits for a writer. Give the load a few seconds, then be that
+  // writer so a failing test ends.
+  REQUIRE(::mkfifo((dir / "config.json").c_str(), 0600) == 0);
+  auto loaded = std::async(std::launch::async, [&] { return dsa::load_config(dir / "config.json"); });
+  if (loaded.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    const int fd = ::open((dir / "config.json").c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+    FAIL("opening a FIFO blocked");
+  }
+  const auto r = loaded.get();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == (dir / "config.json").string() + ": is a FIFO, not a regular file");
 }
 
 TEST_CASE("bad relations between fields name the field") {
