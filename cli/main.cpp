@@ -1,7 +1,23 @@
 // dsagent: a command-line agent runner for DeepSeek-V3.2-class models.
 #include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+#include <string_view>
 
 #include "cli/commands.hpp"
+
+namespace {
+
+// An exception's message cut and kept on one line.
+std::string one_line(std::string_view s, size_t max_bytes) {
+  std::string out(s.substr(0, max_bytes));
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dsagent: an agent runner for DeepSeek-V3.2-class models (local sparse-attention engine or an OpenAI-compatible server)"};
@@ -20,10 +36,18 @@ int main(int argc, char** argv) {
   dsa::cli::add_bench_command(app, exit_code);
   dsa::cli::add_plan_command(app, exit_code);
   dsa::cli::add_rank_worker_command(app, exit_code);
+  // A command reports what a user can cause as one line itself; anything that still escapes (memory
+  // running out on absurd sizes) ends the same way instead of as an abort.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "dsagent: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsagent: %s\n", one_line(e.what(), 300).c_str());
+    return 1;
   }
   return exit_code;
 }

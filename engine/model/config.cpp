@@ -28,12 +28,17 @@ class FieldReader {
   Result<void> get_int(const std::string& field, int64_t& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
+    // nlohmann holds a number above INT64_MAX as unsigned: get<int64_t>() would wrap it negative.
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) {
+      return error(field, "too large, found " + describe_json(v));
+    }
     if (v.is_number_integer()) {
       out = v.get<int64_t>();
       return {};
     }
     // 40.0 written for an integer field is accepted; 40.5 is not.
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15) {
+    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+      if (std::fabs(v.get<double>()) >= 9e15) return error(field, "too large, found " + describe_json(v));
       out = static_cast<int64_t>(v.get<double>());
       return {};
     }
@@ -221,38 +226,51 @@ Result<void> validate_config(const ModelConfig& c, const std::string& src) {
   const auto bad = [&](const std::string& field, const std::string& what) {
     return make_error(src + ": field '" + field + "': " + what);
   };
-  const std::pair<const char*, int64_t> positive[] = {
-      {"vocab_size", c.vocab_size},
-      {"hidden_size", c.hidden_size},
-      {"num_hidden_layers", c.num_hidden_layers},
-      {"intermediate_size", c.intermediate_size},
-      {"moe_intermediate_size", c.moe_intermediate_size},
-      {"num_experts_per_tok", c.num_experts_per_tok},
-      {"n_group", c.n_group},
-      {"topk_group", c.topk_group},
-      {"moe_layer_freq", c.moe_layer_freq},
-      {"num_attention_heads", c.num_attention_heads},
-      {"num_key_value_heads", c.num_key_value_heads},
-      {"q_lora_rank", c.q_lora_rank},
-      {"kv_lora_rank", c.kv_lora_rank},
-      {"qk_nope_head_dim", c.qk_nope_head_dim},
-      {"qk_rope_head_dim", c.qk_rope_head_dim},
-      {"v_head_dim", c.v_head_dim},
-      {"index_n_heads", c.index_n_heads},
-      {"index_head_dim", c.index_head_dim},
-      {"index_topk", c.index_topk},
-      {"max_position_embeddings", c.max_position_embeddings},
+  // Each field's range. The upper bounds are generous (V3.2's values are far inside them) but finite,
+  // so that every size derived from a config (a tensor's elements, the parameter count, a
+  // checkpoint's bytes) fits in int64 with room to spare.
+  struct Bounds {
+    const char* name;
+    int64_t value, min, max;
   };
-  for (const auto& [name, v] : positive)
-    if (v <= 0) return bad(name, "must be positive, found " + std::to_string(v));
-  const std::pair<const char*, int64_t> non_negative[] = {{"num_nextn_predict_layers", c.num_nextn_predict_layers},
-                                                          {"first_k_dense_replace", c.first_k_dense_replace},
-                                                          {"n_routed_experts", c.n_routed_experts},
-                                                          {"n_shared_experts", c.n_shared_experts},
-                                                          {"bos_token_id", c.bos_token_id},
-                                                          {"eos_token_id", c.eos_token_id}};
-  for (const auto& [name, v] : non_negative)
-    if (v < 0) return bad(name, "must not be negative, found " + std::to_string(v));
+  constexpr int64_t k4K = int64_t(1) << 12, k64K = int64_t(1) << 16, k16M = int64_t(1) << 24;
+  constexpr int64_t kMaxRoutedExperts = int64_t(1) << 17;  // over all MoE layers (V3.2: 58 x 256)
+  const Bounds bounds[] = {
+      {"vocab_size", c.vocab_size, 1, int64_t(1) << 22},
+      {"hidden_size", c.hidden_size, 1, k64K},
+      {"num_hidden_layers", c.num_hidden_layers, 1, k4K},
+      {"num_nextn_predict_layers", c.num_nextn_predict_layers, 0, k4K},
+      {"first_k_dense_replace", c.first_k_dense_replace, 0, k4K},
+      {"moe_layer_freq", c.moe_layer_freq, 1, k4K},
+      {"intermediate_size", c.intermediate_size, 1, int64_t(1) << 18},
+      {"moe_intermediate_size", c.moe_intermediate_size, 1, k64K},
+      {"n_routed_experts", c.n_routed_experts, 0, k64K},
+      {"n_shared_experts", c.n_shared_experts, 0, 64},
+      {"num_experts_per_tok", c.num_experts_per_tok, 1, k64K},
+      {"n_group", c.n_group, 1, k64K},
+      {"topk_group", c.topk_group, 1, k64K},
+      {"num_attention_heads", c.num_attention_heads, 1, k4K},
+      {"num_key_value_heads", c.num_key_value_heads, 1, k4K},
+      {"q_lora_rank", c.q_lora_rank, 1, k64K},
+      {"kv_lora_rank", c.kv_lora_rank, 1, k64K},
+      {"qk_nope_head_dim", c.qk_nope_head_dim, 1, k4K},
+      {"qk_rope_head_dim", c.qk_rope_head_dim, 1, k4K},
+      {"v_head_dim", c.v_head_dim, 1, k4K},
+      {"index_n_heads", c.index_n_heads, 1, k4K},
+      {"index_head_dim", c.index_head_dim, 1, k4K},
+      {"index_topk", c.index_topk, 1, k16M},
+      {"max_position_embeddings", c.max_position_embeddings, 1, k16M},
+      {"bos_token_id", c.bos_token_id, 0, INT64_MAX},  // below vocab_size, checked after
+      {"eos_token_id", c.eos_token_id, 0, INT64_MAX},
+  };
+  for (const Bounds& f : bounds) {
+    if (f.value < f.min) {
+      return bad(f.name, std::string(f.min > 0 ? "must be positive" : "must not be negative") + ", found " +
+                             std::to_string(f.value));
+    }
+    if (f.value > f.max)
+      return bad(f.name, "must be at most " + std::to_string(f.max) + ", found " + std::to_string(f.value));
+  }
   if (c.first_k_dense_replace > c.num_hidden_layers)
     return bad("first_k_dense_replace", "exceeds num_hidden_layers (" + std::to_string(c.num_hidden_layers) + ")");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -267,17 +285,28 @@ Result<void> validate_config(const ModelConfig& c, const std::string& src) {
       return bad("n_group", "must divide n_routed_experts (" + std::to_string(c.n_routed_experts) + ")");
     if (c.topk_group > c.n_group)
       return bad("topk_group", "exceeds n_group (" + std::to_string(c.n_group) + ")");
+    // Every routed expert is its own tensors: this bounds the tensor inventory.
+    const int64_t n_moe_layers =
+        (c.num_hidden_layers - c.first_k_dense_replace + c.moe_layer_freq - 1) / c.moe_layer_freq;
+    if (n_moe_layers * c.n_routed_experts > kMaxRoutedExperts) {
+      return bad("n_routed_experts", std::to_string(c.n_routed_experts) + " in each of " +
+                                         std::to_string(n_moe_layers) + " MoE layers are more than " +
+                                         std::to_string(kMaxRoutedExperts) + " routed experts in all");
+    }
     const int64_t candidates = c.topk_group * (c.n_routed_experts / c.n_group);
     if (c.num_experts_per_tok > candidates)
       return bad("num_experts_per_tok", "exceeds the experts in the top groups (topk_group * experts per group = " +
                                             std::to_string(candidates) + ")");
   }
-  if (!(c.routed_scaling_factor > 0)) return bad("routed_scaling_factor", "must be positive");
-  if (!(c.rms_norm_eps > 0)) return bad("rms_norm_eps", "must be positive");
-  if (!(c.rope_theta > 0)) return bad("rope_theta", "must be positive");
+  const std::pair<const char*, double> positive_reals[] = {{"routed_scaling_factor", c.routed_scaling_factor},
+                                                           {"rms_norm_eps", c.rms_norm_eps},
+                                                           {"rope_theta", c.rope_theta}};
+  for (const auto& [name, v] : positive_reals)
+    if (!(v > 0) || !std::isfinite(v)) return bad(name, "must be a finite positive number");
   if (c.bos_token_id >= c.vocab_size) return bad("bos_token_id", "is not below vocab_size");
   if (c.eos_token_id >= c.vocab_size) return bad("eos_token_id", "is not below vocab_size");
-  if (c.fp8 && c.weight_block_size <= 0) return bad("quantization_config.weight_block_size", "must be positive");
+  if (c.fp8 && (c.weight_block_size <= 0 || c.weight_block_size > k64K))
+    return bad("quantization_config.weight_block_size", "must be from 1 to " + std::to_string(k64K));
   return {};
 }
 

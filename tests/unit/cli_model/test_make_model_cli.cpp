@@ -160,6 +160,26 @@ int64_t lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'
 
 }  // namespace
 
+TEST_CASE("inspect and plan refuse absurd sizes in one line, before sizing anything by them") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto layers = tiny_with(tmp, [](nlohmann::json& j) { j["num_hidden_layers"] = 1000000; });
+  for (const std::string& cmd : {"inspect " + q(layers), "plan " + q(layers) + " --gpus 1"}) {
+    CAPTURE(cmd);
+    const auto r = dsagent(cmd);
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("field 'num_hidden_layers': must be at most 4096, found 1000000") != std::string::npos);
+    CHECK(lines(r.output) == 1);
+  }
+  test::TempDir tmp2("dsa-cli-model");
+  const auto experts = tiny_with(tmp2, [](nlohmann::json& j) {
+    j["n_routed_experts"] = 1000000000;
+    j["n_group"] = j["topk_group"] = 1;
+  });
+  const auto r = dsagent("inspect " + q(experts));
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("field 'n_routed_experts': must be at most 65536") != std::string::npos);
+}
+
 TEST_CASE("a missing model directory and a config string with control bytes: one line each") {
   test::TempDir tmp("dsa-cli-model");
   const auto missing = dsagent("inspect " + q(tmp / "nowhere"));

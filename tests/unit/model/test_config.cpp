@@ -127,6 +127,49 @@ TEST_CASE("a bad value is quoted briefly on one line, however deep or long") {
         "(supported: 'deepseek_v32')");
 }
 
+TEST_CASE("sizes beyond the engine's bounds are refused before anything is sized by them") {
+  const json base = fixture_config("tiny-fp8");
+  const auto with = [&](const char* field, json value) {
+    json j = base;
+    j[field] = std::move(value);
+    return parse_error(j);
+  };
+  CHECK(with("num_hidden_layers", 1000000) ==
+        "config.json: field 'num_hidden_layers': must be at most 4096, found 1000000");
+  CHECK(with("vocab_size", INT64_MAX) ==
+        "config.json: field 'vocab_size': must be at most 4194304, found 9223372036854775807");
+  CHECK(with("hidden_size", 1e300) == "config.json: field 'hidden_size': too large, found 1e+300");
+  // Above INT64_MAX a JSON integer is unsigned: it was read back as -1.
+  CHECK(with("vocab_size", UINT64_MAX) == "config.json: field 'vocab_size': too large, found 18446744073709551615");
+  CHECK(with("n_routed_experts", 1000000000).starts_with("config.json: field 'n_routed_experts': must be at most"));
+  // Each count within its bound, their product not: 64 MoE layers of 4096 experts.
+  json many = base;
+  many["num_hidden_layers"] = 65;
+  many["n_routed_experts"] = 4096;
+  CHECK(parse_error(many) ==
+        "config.json: field 'n_routed_experts': 4096 in each of 64 MoE layers are more than "
+        "131072 routed experts in all");
+  CHECK(with("quantization_config", {{"quant_method", "fp8"}, {"weight_block_size", {INT64_MAX, INT64_MAX}}})
+            .starts_with("config.json: field 'quantization_config.weight_block_size': must be from 1 to"));
+
+  // The largest config within every bound: its parameter count and bytes still fit in int64.
+  ModelConfig big;
+  big.vocab_size = 1 << 22;
+  big.hidden_size = big.q_lora_rank = big.kv_lora_rank = big.moe_intermediate_size = 1 << 16;
+  big.intermediate_size = 1 << 18;
+  big.num_hidden_layers = 1 << 12;
+  big.first_k_dense_replace = (1 << 12) - 2;
+  big.n_routed_experts = big.n_group = 1 << 16;
+  big.topk_group = big.num_experts_per_tok;
+  big.n_shared_experts = 64;
+  big.num_attention_heads = big.num_key_value_heads = big.index_n_heads = 1 << 12;
+  big.qk_nope_head_dim = big.qk_rope_head_dim = big.v_head_dim = big.index_head_dim = 1 << 12;
+  REQUIRE(dsa::validate_config(big, "big").ok());
+  const dsa::ParamCounts n = dsa::count_params(big);
+  CHECK(n.total > 0);
+  CHECK(n.total < (int64_t(1) << 60));
+}
+
 TEST_CASE("config.json that cannot be read says why") {
   dsa::test::TempDir dir("dsa-config");
   CHECK(dsa::load_config(dir / "nowhere" / "config.json").error().message ==
