@@ -232,8 +232,10 @@ Result<LayerWeights> bind_layer(const Binder& b, const ModelConfig& cfg, int64_t
     DSA_TRY(expert, bind_mlp(b, m + "experts." + std::to_string(e) + ".", D, cfg.moe_intermediate_size, fp8));
     lw.experts.push_back(expert);
   }
-  DSA_TRY(shared, bind_mlp(b, m + "shared_experts.", D, cfg.moe_intermediate_size * cfg.n_shared_experts, fp8));
-  lw.shared_experts = shared;
+  if (cfg.n_shared_experts > 0) {  // a model may route every token to experts only
+    DSA_TRY(shared, bind_mlp(b, m + "shared_experts.", D, cfg.moe_intermediate_size * cfg.n_shared_experts, fp8));
+    lw.shared_experts = shared;
+  }
   return lw;
 }
 

@@ -180,6 +180,19 @@ TEST_CASE("inspect and plan refuse absurd sizes in one line, before sizing anyth
   CHECK(r.output.find("field 'n_routed_experts': must be at most 65536") != std::string::npos);
 }
 
+TEST_CASE("no shared experts: inspect, plan and generate agree that the model runs") {
+  test::TempDir tmp("dsa-cli-model");
+  ModelConfig c = *preset_config("tiny");
+  c.n_shared_experts = 0;
+  REQUIRE(make_model(tmp / "tiny", c, {.seed = 2}).ok());
+  for (const std::string& cmd : {"inspect " + q(tmp / "tiny"), "plan " + q(tmp / "tiny") + " --gpus 1",
+                                 "generate --model " + q(tmp / "tiny") + " --prompt hi --max-tokens 2"}) {
+    CAPTURE(cmd);
+    const auto r = dsagent(cmd);
+    CHECK_MESSAGE(r.exit_code == 0, r.output);
+  }
+}
+
 TEST_CASE("a missing model directory and a config string with control bytes: one line each") {
   test::TempDir tmp("dsa-cli-model");
   const auto missing = dsagent("inspect " + q(tmp / "nowhere"));
