@@ -15,6 +15,7 @@
 #include "cli/commands.hpp"
 #include "cli/units.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/forward_checks.hpp"
 #include "engine/model/memory_plan.hpp"
 
 namespace dsa::cli {
@@ -44,6 +45,7 @@ int run_plan(const PlanArgs& a) {
     if (std::filesystem::is_directory(p)) p /= "config.json";
     auto loaded = load_config(p);
     if (!loaded.ok()) return fail(loaded.error().message);
+    if (auto r = check_engine_limits(*loaded, p.string()); !r) return fail(r.error().message);
     c = *loaded;
     source = p.string();
   }

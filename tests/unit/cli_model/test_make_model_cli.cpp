@@ -180,6 +180,53 @@ TEST_CASE("inspect and plan refuse absurd sizes in one line, before sizing anyth
   CHECK(r.output.find("field 'n_routed_experts': must be at most 65536") != std::string::npos);
 }
 
+TEST_CASE("inspect and plan report what keeps generate from loading a model, as generate does") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto dir = tiny_with(tmp, [](nlohmann::json& j) { j["index_head_dim"] = 256; });
+  const std::string problem = "config.json: field 'index_head_dim': must be a power of two up to 128";
+  for (const std::string& cmd : {"inspect " + q(dir), "plan " + q(dir) + " --gpus 1",
+                                 "generate --model " + q(dir) + " --prompt hi --max-tokens 1"}) {
+    CAPTURE(cmd);
+    const auto r = dsagent(cmd);
+    CHECK(r.exit_code == 1);
+    CHECK_MESSAGE(r.output.find(problem) != std::string::npos, r.output);
+  }
+  const auto js = test::run_command(q(test::dsagent_binary()) + " inspect " + q(dir) + " --json 2>/dev/null");
+  CHECK(js.exit_code == 1);
+  CHECK(nlohmann::json::parse(js.output)["problem"].get<std::string>().find(problem) != std::string::npos);
+}
+
+TEST_CASE("inspect accepts the vector dtypes generate loads: an F32 final norm") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto dir = tmp / "tiny";
+  REQUIRE(dsagent("make-model " + q(dir) + " --preset tiny").exit_code == 0);
+  // Rewrite the checkpoint with model.norm.weight widened from BF16 to F32.
+  {
+    const auto ckpt = Checkpoint::open(dir);
+    REQUIRE(ckpt.ok());
+    std::vector<TensorLayout> layout;
+    for (const TensorInfo& t : ckpt->tensors())
+      layout.push_back({t.name, t.name == "model.norm.weight" ? DType::F32 : t.dtype, t.shape});
+    auto w = SafetensorsWriter::create(tmp / "widened.safetensors", layout);
+    REQUIRE(w.ok());
+    for (const TensorInfo& t : ckpt->tensors()) {
+      if (t.name == "model.norm.weight") {
+        const auto values = read_as_f32(t);
+        REQUIRE(values.ok());
+        REQUIRE(w->write(t.name, std::as_bytes(std::span(*values))).ok());
+      } else {
+        REQUIRE(w->write(t.name, std::span(t.data, t.nbytes)).ok());
+      }
+    }
+    REQUIRE(w->finish().ok());
+  }
+  std::filesystem::rename(tmp / "widened.safetensors", dir / "model.safetensors");
+  const auto inspect = dsagent("inspect " + q(dir));
+  CHECK_MESSAGE(inspect.exit_code == 0, inspect.output);
+  const auto generate = dsagent("generate --model " + q(dir) + " --prompt hi --max-tokens 1");
+  CHECK_MESSAGE(generate.exit_code == 0, generate.output);
+}
+
 TEST_CASE("no shared experts: inspect, plan and generate agree that the model runs") {
   test::TempDir tmp("dsa-cli-model");
   ModelConfig c = *preset_config("tiny");

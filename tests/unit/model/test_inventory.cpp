@@ -10,6 +10,7 @@
 #include "engine/loader/safetensors_writer.hpp"
 #include "engine/model/config.hpp"
 #include "engine/model/inventory.hpp"
+#include "engine/model/weights.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dsa;
@@ -157,4 +158,36 @@ TEST_CASE("writer: header sorted and aligned, data read back exactly") {
   CHECK(data_start % 8 == 0);
   CHECK(order == std::vector<std::string>{"a.bias", "b.scale", "c.weight", "a.codes"});
   CHECK(prev_end == std::filesystem::file_size(dir / "x.safetensors"));
+}
+
+TEST_CASE("check_inventory accepts what the loader binds: a vector in BF16 or F32") {
+  test::TempDir dir("dsa-inv");
+  const ModelConfig c = tiny(true);
+  const auto with_dtype = [&](const std::string& name, DType dtype) {
+    std::vector<TensorLayout> specs = layouts(tensor_inventory(c));
+    for (TensorLayout& t : specs)
+      if (t.name == name) t.dtype = dtype;
+    write_zero_checkpoint(dir / "model.safetensors", specs);
+    auto ckpt = Checkpoint::open(dir.path());
+    REQUIRE(ckpt.ok());
+    return ckpt;
+  };
+  for (const auto& [name, dtype] :
+       {std::pair{std::string("model.norm.weight"), DType::F32},
+        std::pair{std::string("model.layers.1.self_attn.indexer.k_norm.weight"), DType::BF16},
+        std::pair{std::string("model.layers.2.mlp.gate.e_score_correction_bias"), DType::BF16}}) {
+    INFO(name);
+    const auto ckpt = with_dtype(name, dtype);
+    const auto checked = check_inventory(*ckpt, c);
+    CHECK_MESSAGE(checked.ok(), (checked.ok() ? "" : checked.error().message));
+    const auto bound = bind_weights(*ckpt, c);
+    CHECK_MESSAGE(bound.ok(), (bound.ok() ? "" : bound.error().message));
+  }
+  // Neither takes F16.
+  const auto ckpt = with_dtype("model.norm.weight", DType::F16);
+  const auto checked = check_inventory(*ckpt, c);
+  REQUIRE_FALSE(checked.ok());
+  CHECK(checked.error().message ==
+        "model.safetensors: tensor 'model.norm.weight': expected BF16 or F32 [128], found F16 [128]");
+  CHECK_FALSE(bind_weights(*ckpt, c).ok());
 }
