@@ -240,6 +240,22 @@ TEST_CASE("no shared experts: inspect, plan and generate agree that the model ru
   }
 }
 
+TEST_CASE("make-model --force replaces each file whole: an old file's readers keep the old bytes") {
+  test::TempDir tmp("dsa-cli-model");
+  REQUIRE(dsagent("make-model " + q(tmp / "m") + " --preset tiny").exit_code == 0);
+  // Second names for the old files: what a process that has them open or mapped reads.
+  for (const char* file : {"config.json", "model.safetensors"})
+    std::filesystem::create_hard_link(tmp / "m" / file, tmp / (std::string("old-") + file));
+  const std::string old_config = test::read_text(tmp / "old-config.json");
+  const std::string old_weights = test::read_text(tmp / "old-model.safetensors");
+  const auto forced = dsagent("make-model " + q(tmp / "m") + " --preset tiny --dtype bf16 --force");
+  REQUIRE_MESSAGE(forced.exit_code == 0, forced.output);
+  CHECK(test::read_text(tmp / "old-config.json") == old_config);
+  CHECK(test::read_text(tmp / "old-model.safetensors") == old_weights);
+  CHECK(test::read_text(tmp / "m" / "config.json") != old_config);
+  CHECK(dsagent("inspect " + q(tmp / "m")).exit_code == 0);
+}
+
 TEST_CASE("a missing model directory and a config string with control bytes: one line each") {
   test::TempDir tmp("dsa-cli-model");
   const auto missing = dsagent("inspect " + q(tmp / "nowhere"));

@@ -191,3 +191,44 @@ TEST_CASE("check_inventory accepts what the loader binds: a vector in BF16 or F3
         "model.safetensors: tensor 'model.norm.weight': expected BF16 or F32 [128], found F16 [128]");
   CHECK_FALSE(bind_weights(*ckpt, c).ok());
 }
+
+TEST_CASE("writer: a file appears whole under its name, replacing the old one; a failed write leaves nothing") {
+  test::TempDir dir("dsa-writer");
+  const std::vector<TensorLayout> specs = {{"a", DType::F32, {2}}};
+  const std::vector<std::byte> bytes(8, std::byte{7});
+  const auto path = dir / "x.safetensors";
+  test::write_text(path, "old");
+  // A second name for the old file: what a process that has it open or mapped still reads.
+  std::filesystem::create_hard_link(path, dir / "old-link");
+  {
+    auto w = SafetensorsWriter::create(path, specs);
+    REQUIRE(w.ok());
+    REQUIRE(w->write("a", bytes).ok());
+    CHECK(test::read_text(path) == "old");  // nothing under the name until the file is complete
+    REQUIRE(w->finish().ok());
+  }
+  CHECK(test::read_text(dir / "old-link") == "old");
+  const auto ckpt = Checkpoint::open(path);
+  REQUIRE(ckpt.ok());
+  CHECK(ckpt->find("a") != nullptr);
+
+  const auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  {
+    auto unfinished = SafetensorsWriter::create(dir / "y.safetensors", specs);
+    REQUIRE(unfinished.ok());
+    auto incomplete = SafetensorsWriter::create(dir / "z.safetensors", specs);
+    REQUIRE(incomplete.ok());
+    CHECK_FALSE(incomplete->finish().ok());
+  }
+  CHECK(names() == std::vector<std::string>{"old-link", "x.safetensors"});
+
+  REQUIRE(write_text_file(dir / "old-link", "new").ok());
+  CHECK(test::read_text(dir / "old-link") == "new");
+  CHECK(test::read_text(path) != "new");  // the other name keeps the file it had
+  CHECK(names() == std::vector<std::string>{"old-link", "x.safetensors"});
+}
