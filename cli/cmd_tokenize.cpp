@@ -3,6 +3,7 @@
 // the tokens as the vocabulary spells them. `--bench-file F.jsonl` instead times encoding of every
 // {"text": ...} line of F on one thread (scripts/bench_tokenizer.py compares it with HF tokenizers).
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -91,7 +92,7 @@ void add_tokenize_command(CLI::App& app, int& exit_code) {
   auto* text = cmd->add_option("text", args->text, "Text to encode");
   auto* bench = cmd->add_option("--bench-file", args->bench_file, "Time encoding the {\"text\": ...} lines of a JSONL file");
   text->excludes(bench);
-  cmd->add_option("--bench-passes", args->bench_passes, "Passes over the bench file")->check(CLI::PositiveNumber);
+  cmd->add_option("--bench-passes", args->bench_passes, "Passes over the bench file")->check(CLI::Range(1, INT_MAX));
   cmd->add_flag("--json", args->json, "Print {\"ids\": [...], \"pieces\": [...]}");
   cmd->add_flag("--special", args->special,
                 "Match special tokens spelled in TEXT (template text); by default TEXT is plain");

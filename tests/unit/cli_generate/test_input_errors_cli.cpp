@@ -17,6 +17,10 @@ using test::run_command;
 
 std::string bin() { return test::dsagent_binary().string(); }
 
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+int64_t lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+
 struct Tiny {
   test::TempDir tmp{"dsa-cli-input"};
   std::filesystem::path dir = tmp / "tiny";
@@ -29,6 +33,48 @@ struct Tiny {
            " 2>&1";
   }
 };
+
+TEST_CASE("numeric flags out of range name the range in plain numbers") {
+  Tiny m;
+  const auto max_tokens = run_command(m.generate("--prompt hi --max-tokens 0"));
+  CHECK(max_tokens.exit_code != 0);
+  CHECK_MESSAGE(contains(max_tokens.output, "--max-tokens: Value 0 not in range 1 to 2147483647"), max_tokens.output);
+  const auto temperature = run_command(m.generate("--prompt hi --temperature -1"));
+  CHECK(temperature.exit_code != 0);
+  CHECK_MESSAGE(contains(temperature.output, "--temperature: Value -1 not in range 0 to 100"), temperature.output);
+  const auto ranks = run_command(m.generate("--prompt hi --ranks 0"));
+  CHECK(ranks.exit_code != 0);
+  CHECK_MESSAGE(contains(ranks.output, "Value 0 not in range 1 to 1024"), ranks.output);
+}
+
+TEST_CASE("bench flags past what a machine can run are refused before anything is started") {
+  Tiny m;
+  const std::pair<std::string, std::string> cases[] = {
+      {"--concurrency 100000", "--concurrency: Value 100000 not in range 1 to 1024"},
+      {"--threads 100000", "--threads: Value 100000 not in range 0 to 1024"},
+      {"--probe-mib 100000000", "--probe-mib: Value 100000000 not in range 1 to 16384"},
+      {"--batch 100000000", "dsagent bench: --batch: '100000000' is not an integer from 1 to 1024\n"},
+      {"--batch 1,99999999999999999999",
+       "dsagent bench: --batch: '99999999999999999999' is not an integer from 1 to 1024"},
+  };
+  for (const auto& [flags, message] : cases) {
+    CAPTURE(flags);
+    const auto r = run_command(m.bench(flags));
+    CHECK(r.exit_code != 0);
+    CHECK_MESSAGE(contains(r.output, message), r.output);
+    CHECK(lines(r.output) <= 2);
+  }
+}
+
+TEST_CASE("DSA_THREADS that is not a thread count is an error, not silently the default") {
+  Tiny m;
+  for (const std::string value : {"abc", "-3", "0", "100000"}) {
+    const auto r = run_command("DSA_THREADS=" + value + " " + m.generate("--prompt hi --max-tokens 1"));
+    CHECK(r.exit_code == 1);
+    CHECK(r.output == "dsagent: DSA_THREADS=" + value + " is not a thread count from 1 to 1024\n");
+  }
+  CHECK(run_command("DSA_THREADS=2 " + m.generate("--prompt hi --max-tokens 1")).exit_code == 0);
+}
 
 TEST_CASE("a FIFO in place of a checkpoint file is one line, not a wait forever") {
   Tiny m;
