@@ -66,6 +66,13 @@ TEST_CASE("bench flags past what a machine can run are refused before anything i
   }
 }
 
+TEST_CASE("an empty prompt is one line, its prefix once") {
+  Tiny m;
+  const auto r = run_command(m.generate("--raw --prompt '' --max-tokens 2"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.output == "dsagent generate: the prompt is empty\n");
+}
+
 TEST_CASE("DSA_THREADS that is not a thread count is an error, not silently the default") {
   Tiny m;
   for (const std::string value : {"abc", "-3", "0", "100000"}) {
