@@ -46,6 +46,13 @@ namespace dsa::cli {
 
 namespace {
 
+// Limits of the flags: a thread per concurrent request, a sequence's cache per batch row, two
+// probe arrays of --probe-mib; and positions and steps whose sums stay far from overflowing.
+constexpr int64_t kMaxBenchBatch = 1024;
+constexpr int64_t kMaxBenchPosition = int64_t(1) << 24;
+constexpr int64_t kMaxBenchTokens = int64_t(1) << 20;
+constexpr int64_t kMaxProbeMib = 16384;
+
 struct BenchArgs {
   std::string model_dir;
   std::string device = "cpu";
@@ -132,18 +139,20 @@ struct DecodeLine {
   }
 };
 
-// Parses a comma-separated list of integers >= min_value for option `name`.
-Result<std::vector<int64_t>> parse_list(const std::string& text, const std::string& name, int64_t min_value) {
+// Parses a comma-separated list of integers from min_value to max_value for option `name`.
+Result<std::vector<int64_t>> parse_list(const std::string& text, const std::string& name, int64_t min_value,
+                                        int64_t max_value) {
   std::vector<int64_t> out;
   std::stringstream ss(text);
   for (std::string item; std::getline(ss, item, ',');) {
     try {
       size_t used = 0;
       const long long v = std::stoll(item, &used);
-      if (used != item.size() || v < min_value) throw std::invalid_argument(item);
+      if (used != item.size() || v < min_value || v > max_value) throw std::invalid_argument(item);
       out.push_back(v);
     } catch (const std::exception&) {
-      return make_error(name + ": '" + item + "' is not an integer >= " + std::to_string(min_value));
+      return make_error(name + ": '" + item.substr(0, 40) + "' is not an integer from " + std::to_string(min_value) +
+                        " to " + std::to_string(max_value));
     }
   }
   if (out.empty()) return make_error(name + ": no value given");
@@ -179,9 +188,9 @@ int fail(const std::string& msg) {
 int run_bench(const BenchArgs& args) {
   auto device = parse_device(args.device);
   if (!device.ok()) return fail(device.error().message);
-  auto positions = parse_list(args.positions, "--positions", 0);
+  auto positions = parse_list(args.positions, "--positions", 0, kMaxBenchPosition);
   if (!positions.ok()) return fail(positions.error().message);
-  auto batches = parse_list(args.batch, "--batch", 1);
+  auto batches = parse_list(args.batch, "--batch", 1, kMaxBenchBatch);
   if (!batches.ok()) return fail(batches.error().message);
   const int64_t max_batch = *std::max_element(batches->begin(), batches->end());
   if (args.threads > 0) cpu::set_num_threads(args.threads);
@@ -507,14 +516,20 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--attention", args->attention, "sparse (DSA) or dense causal attention")
       ->capture_default_str()->check(CLI::IsMember({"sparse", "dense"}));
-  cmd->add_option("--tokens", args->tokens, "timed decode steps per position")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--tokens", args->tokens, "timed decode steps per position")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), kMaxBenchTokens));
   cmd->add_option("--prefill-tokens", args->prefill_tokens, "tokens of the prefill line (0 = none)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", args->threads, "CPU threads (default: all, or DSA_THREADS)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--probe-mib", args->probe_mib, "size of each bandwidth-probe array")->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), kMaxBenchPosition));
+  cmd->add_option("--threads", args->threads, "CPU threads (default: all, or DSA_THREADS)")
+      ->check(CLI::Range(0, cpu::kMaxThreads));
+  cmd->add_option("--probe-mib", args->probe_mib, "size of each bandwidth-probe array")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), kMaxProbeMib));
   cmd->add_option("--concurrency", args->concurrency,
                   "also decode this many concurrent requests through the scheduler (aggregate tokens/s vs one)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t(1), kMaxBenchBatch));
   cmd->add_option("--cuda-graphs", args->cuda_graphs,
                   "with cuda: decode steps replayed as CUDA graphs (on) or launched op by op (off)")
       ->capture_default_str()

@@ -3,6 +3,7 @@
 // tokenised as plain text and continued as is. Text streams to stdout; usage goes to stderr.
 // With --json nothing streams: one JSON object with the ids, text and usage is printed at the end.
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/engine_flags.hpp"
+#include "cli/flag_ranges.hpp"
 #include "engine/api/types.hpp"
 #include "engine/chat/encoder.hpp"
 #include "engine/model/open_model.hpp"
@@ -207,10 +209,14 @@ void add_generate_command(CLI::App& app, int& exit_code) {
       "  dsagent generate --model ./tiny --prompt 'Hi' --ranks 2 --launch processes   # one process per rank");
   cmd->add_option("--model", args->model_dir, "model directory (config.json, safetensors, tokenizer.json)")->required();
   cmd->add_option("--prompt", args->prompt, "the prompt text")->required();
-  cmd->add_option("--max-tokens", args->max_tokens, "tokens to generate at most")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature", args->temperature, "0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-tokens", args->max_tokens, "tokens to generate at most")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(INT32_MAX)));
+  cmd->add_option("--temperature", args->temperature, "0 = greedy")->capture_default_str()->check(real_range(0, 100));
   cmd->add_option("--top-p", args->top_p, "nucleus sampling mass")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = off)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, INT_MAX));
   cmd->add_option("--seed", args->seed, "sampling seed")->capture_default_str();
   cmd->add_flag("--raw", args->raw, "tokenise the prompt as plain text, no chat template");
   cmd->add_flag("--special", args->special,

@@ -1,7 +1,8 @@
 // `dsagent inspect DIR [--json]` (cli.md): what a checkpoint holds and costs: the config, the layers
 // (dense / MoE), total and active parameters, bytes by dtype, KV and indexer cache bytes per token
-// and at 128K, FP8 scales that are not powers of two (reported only), and any inventory problem
-// (missing tensor, wrong dtype or shape), which makes the exit status non-zero.
+// and at 128K, FP8 scales that are not powers of two (reported only), and any problem that keeps
+// the engine from loading it (a config beyond the engine's limits, a missing tensor, a wrong dtype
+// or shape), which makes the exit status non-zero.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -15,6 +16,7 @@
 #include "engine/loader/fp8_blocks.hpp"
 #include "engine/loader/safetensors.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/forward_checks.hpp"
 #include "engine/model/inventory.hpp"
 #include "engine/model/memory_plan.hpp"
 
@@ -42,7 +44,10 @@ int run_inspect(const InspectArgs& args) {
     return 1;
   }
   const ModelConfig& c = *config;
-  const auto check = check_inventory(*ckpt, c);
+  // A problem is what keeps generate from loading the model: first the engine's limits on the
+  // config, then the checkpoint's tensors.
+  const auto limits = check_engine_limits(c, (dir / "config.json").string());
+  const auto check = limits.ok() ? check_inventory(*ckpt, c) : Result<std::vector<std::string>>(limits.error());
   const ParamCounts params = count_params(c);
   int64_t n_dense = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) n_dense += c.is_moe_layer(l) ? 0 : 1;

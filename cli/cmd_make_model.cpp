@@ -1,5 +1,6 @@
 // `dsagent make-model OUT --preset tiny|bench-s|bench-m [--dtype fp8|bf16] [--shards N] [--seed N]
 // [--force]` (cli.md): writes a random-weight checkpoint in the Hugging Face DeepSeek-V3.2 layout.
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -67,7 +68,7 @@ void add_make_model_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--dtype", args->dtype, "Linear weights: fp8 (e4m3, 128x128 block scales) or bf16")
       ->check(CLI::IsMember({"fp8", "bf16"}));
   cmd->add_option("--shards", args->shards, "Number of safetensors shards (1: a single model.safetensors)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, INT_MAX));
   cmd->add_option("--seed", args->seed, "Random seed (the same seed gives the same weights)");
   cmd->add_flag("--force", args->force, "Write into a non-empty directory, replacing its checkpoint files");
   cmd->footer(

@@ -13,8 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/flag_ranges.hpp"
 #include "cli/units.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/forward_checks.hpp"
 #include "engine/model/memory_plan.hpp"
 
 namespace dsa::cli {
@@ -44,6 +46,7 @@ int run_plan(const PlanArgs& a) {
     if (std::filesystem::is_directory(p)) p /= "config.json";
     auto loaded = load_config(p);
     if (!loaded.ok()) return fail(loaded.error().message);
+    if (auto r = check_engine_limits(*loaded, p.string()); !r) return fail(r.error().message);
     c = *loaded;
     source = p.string();
   }
@@ -125,14 +128,16 @@ void add_plan_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--gpu-memory", args->gpu_memory_gib, "GiB per GPU: check that the plan fits (exit 1 if not)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--context", args->context, "tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(real_range(0.001, 1 << 20));
+  cmd->add_option("--context", args->context, "tokens per sequence")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), kMaxPlanTokens));
   cmd->add_option("--sequences", args->sequences, "sequences held at full context at once")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t(1), kMaxPlanSequences));
   cmd->add_option("--prefill-chunk", args->prefill_chunk, "tokens per prefill step (sizes the workspace)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t(1), kMaxPlanTokens));
   cmd->add_flag("--bf16-cache", args->bf16_cache, "bf16 latent records instead of FlashMLA's FP8 ones");
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->footer(

@@ -3,14 +3,16 @@
 // the tokens as the vocabulary spells them. `--bench-file F.jsonl` instead times encoding of every
 // {"text": ...} line of F on one thread (scripts/bench_tokenizer.py compares it with HF tokenizers).
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "engine/loader/file_checks.hpp"
 #include "engine/tokenizer/tokenizer.hpp"
 
 namespace dsa::cli {
@@ -29,11 +31,13 @@ struct TokenizeArgs {
 // Prints one JSON line: sizes and the seconds of each pass over the texts (the first pass starts
 // with an empty word cache).
 int run_bench(const Tokenizer& tok, const TokenizeArgs& args) {
-  std::ifstream in(args.bench_file);
-  if (!in) {
-    std::fprintf(stderr, "dsagent tokenize: %s: cannot open bench file\n", args.bench_file.c_str());
+  // A directory or a FIFO is an error, not a file of no texts.
+  const auto file = read_text_file(args.bench_file, "bench file");
+  if (!file.ok()) {
+    std::fprintf(stderr, "dsagent tokenize: %s\n", file.error().message.c_str());
     return 1;
   }
+  std::istringstream in(*file);
   std::vector<std::string> texts;
   size_t n_bytes = 0;
   for (std::string line; std::getline(in, line);) {
@@ -88,7 +92,7 @@ void add_tokenize_command(CLI::App& app, int& exit_code) {
   auto* text = cmd->add_option("text", args->text, "Text to encode");
   auto* bench = cmd->add_option("--bench-file", args->bench_file, "Time encoding the {\"text\": ...} lines of a JSONL file");
   text->excludes(bench);
-  cmd->add_option("--bench-passes", args->bench_passes, "Passes over the bench file")->check(CLI::PositiveNumber);
+  cmd->add_option("--bench-passes", args->bench_passes, "Passes over the bench file")->check(CLI::Range(1, INT_MAX));
   cmd->add_flag("--json", args->json, "Print {\"ids\": [...], \"pieces\": [...]}");
   cmd->add_flag("--special", args->special,
                 "Match special tokens spelled in TEXT (template text); by default TEXT is plain");

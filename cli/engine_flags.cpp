@@ -2,20 +2,28 @@
 
 namespace dsa::cli {
 
+namespace {
+
+// Ranks are threads or processes on this machine, or GPUs: far fewer than this.
+constexpr int kMaxRanks = 1024;
+
+}  // namespace
+
 void add_engine_flags(CLI::App& cmd, EngineFlags& flags, const std::string& group) {
   cmd.add_option("--device", flags.device, "local engine: cpu or cuda")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->group(group);
   cmd.add_option("--gpus", flags.gpus, "local engine on cuda: GPUs 0..N-1, heads and experts split over them (NCCL)")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, kMaxRanks))
       ->group(group);
   cmd.add_option("--ranks,--tp", flags.ranks,
                  "local engine: N tensor- and expert-parallel ranks (GPUs 0..N-1 with cuda, else CPU ranks)")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, kMaxRanks))
       ->group(group);
-  cmd.add_option("--ep", flags.ep, "expert-parallel ranks: the experts are split over the --tp ranks, so N must equal them")
-      ->check(CLI::PositiveNumber)
+  cmd.add_option("--ep", flags.ep,
+                 "expert-parallel ranks: the experts are split over the --tp ranks, so N must equal them")
+      ->check(CLI::Range(1, kMaxRanks))
       ->group(group);
   cmd.add_option("--launch", flags.launch, "with several ranks: one thread per rank, or one process per rank")
       ->capture_default_str()
@@ -26,7 +34,7 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& flags, const std::string& grou
       ->group(group);
   cmd.add_option("--local-ranks", flags.local_ranks,
                  "with --launch processes: ranks this machine starts; the others run `dsagent rank-worker` elsewhere")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, kMaxRanks))
       ->group(group);
 }
 

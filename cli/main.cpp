@@ -1,7 +1,40 @@
 // dsagent: a command-line agent runner for DeepSeek-V3.2-class models.
+#include <charconv>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+#include <string_view>
 
 #include "cli/commands.hpp"
+#include "kernels/cpu/parallel.hpp"
+
+namespace {
+
+// Text from outside (an environment variable, an exception's message) cut and kept on one line.
+std::string one_line(std::string_view s, size_t max_bytes) {
+  std::string out(s.substr(0, max_bytes));
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
+// DSA_THREADS sets the CPU threads (kernels/cpu/parallel.hpp), which ignore a value that is not a
+// thread count; a user who set one means it, so it is an error here rather than the default.
+std::string threads_env_error() {
+  const char* env = std::getenv("DSA_THREADS");
+  if (!env || !*env) return {};
+  int n = 0;
+  const char* end = env + std::strlen(env);
+  const auto [p, ec] = std::from_chars(env, end, n);
+  if (ec == std::errc() && p == end && n >= 1 && n <= dsa::cpu::kMaxThreads) return {};
+  return "DSA_THREADS=" + one_line(env, 40) + " is not a thread count from 1 to " +
+         std::to_string(dsa::cpu::kMaxThreads);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"dsagent: an agent runner for DeepSeek-V3.2-class models (local sparse-attention engine or an OpenAI-compatible server)"};
@@ -20,10 +53,22 @@ int main(int argc, char** argv) {
   dsa::cli::add_bench_command(app, exit_code);
   dsa::cli::add_plan_command(app, exit_code);
   dsa::cli::add_rank_worker_command(app, exit_code);
+  if (const std::string bad = threads_env_error(); !bad.empty()) {
+    std::fprintf(stderr, "dsagent: %s\n", bad.c_str());
+    return 1;
+  }
+  // A command reports what a user can cause as one line itself; anything that still escapes (memory
+  // running out on absurd sizes) ends the same way instead of as an abort.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "dsagent: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsagent: %s\n", one_line(e.what(), 300).c_str());
+    return 1;
   }
   return exit_code;
 }

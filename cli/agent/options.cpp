@@ -1,9 +1,12 @@
 // The shared run/chat flags and the config file (see options.hpp).
 #include "cli/agent/options.hpp"
 
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "cli/flag_ranges.hpp"
 
 namespace dsa::cli {
 
@@ -39,7 +42,9 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--approval", o.approval, "auto, ask (before writes and commands) or read-only")
       ->check(CLI::IsMember({"auto", "ask", "read-only"}))
       ->group(tools);
-  cmd.add_option("--tool-timeout", o.tool_timeout_s, "seconds per tool call")->check(CLI::PositiveNumber)->group(tools);
+  cmd.add_option("--tool-timeout", o.tool_timeout_s, "seconds per tool call")
+      ->check(CLI::Range(1, INT_MAX))
+      ->group(tools);
   cmd.add_flag("--sandbox", o.sandbox, "run shell commands inside bubblewrap")->group(tools);
 
   cmd.add_option("--attention", o.attention, "local engine: sparse (DSA top-k, as trained) or dense (full causal)")
@@ -50,7 +55,9 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--temperature", o.temperature, "sampling temperature (0 = greedy)")->group(backend);
   cmd.add_option("--top-p", o.top_p, "nucleus sampling mass")->group(backend);
   cmd.add_option("--seed", o.seed, "sampling seed")->group(backend);
-  cmd.add_option("--max-tokens", o.max_tokens, "tokens per model turn")->check(CLI::PositiveNumber)->group(backend);
+  cmd.add_option("--max-tokens", o.max_tokens, "tokens per model turn")
+      ->check(CLI::Range(int64_t(1), int64_t(INT32_MAX)))
+      ->group(backend);
 
   cmd.add_option("--context-window", o.context_window, "tokens (default: the backend's, else 131072)")->group(context);
   cmd.add_option("--context-trigger", o.context_trigger, "fraction of the window that triggers the strategy")
@@ -59,18 +66,21 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
   cmd.add_option("--context-strategy", o.context_strategy, "none, summary, discard-75 or discard-all")
       ->check(CLI::IsMember({"none", "summary", "discard-75", "discard-all"}))
       ->group(context);
-  cmd.add_option("--max-resets", o.max_resets, "context resets before the run stops")->check(CLI::NonNegativeNumber)
+  cmd.add_option("--max-resets", o.max_resets, "context resets before the run stops")
+      ->check(CLI::Range(0, INT_MAX))
       ->group(context);
 
-  cmd.add_option("--max-steps", o.max_steps, "model calls before the run stops")->check(CLI::PositiveNumber)
+  cmd.add_option("--max-steps", o.max_steps, "model calls before the run stops")
+      ->check(CLI::Range(1, INT_MAX))
       ->group(limits);
   cmd.add_option("--max-total-tokens", o.max_total_tokens, "prompt + completion tokens over the run (0 = no limit)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(int64_t(0), INT64_MAX))
       ->group(limits);
-  cmd.add_option("--time-limit", o.time_limit_s, "seconds of wall time (0 = no limit)")->check(CLI::NonNegativeNumber)
+  cmd.add_option("--time-limit", o.time_limit_s, "seconds of wall time (0 = no limit)")
+      ->check(real_range(0, 1e9))
       ->group(limits);
   cmd.add_option("--max-format-errors", o.max_format_errors, "consecutive malformed model outputs before giving up")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, INT_MAX))
       ->group(limits);
 
   cmd.add_flag("--json", o.json_events, "JSON-lines events on stdout")->group(out);

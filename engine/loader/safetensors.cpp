@@ -21,6 +21,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "engine/loader/file_checks.hpp"
+#include "engine/loader/json_text.hpp"
 #include "kernels/dtypes.hpp"
 
 namespace dsa {
@@ -45,49 +47,6 @@ constexpr std::array<DTypeEntry, 15> kDTypes = {{
 
 constexpr uint64_t kMaxHeaderBytes = 100ull * 1000 * 1000;
 
-// Parses JSON text, also reporting the first key repeated inside one object (nlohmann keeps the
-// last value silently; a checkpoint with two entries for one tensor name is corrupt).
-struct StrictJson {
-  json value;
-  std::string duplicate_key;  // empty when none
-  size_t duplicate_depth = 0;  // 1: a key of the outermost object (a tensor name in a header)
-  std::string parse_error;    // empty when the text is valid JSON
-};
-
-StrictJson parse_strict_json(std::string_view text) {
-  StrictJson out;
-  std::vector<std::set<std::string>> open_objects;
-  auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-        open_objects.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        if (!open_objects.empty()) open_objects.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open_objects.empty() && parsed.is_string() &&
-            !open_objects.back().insert(parsed.get<std::string>()).second && out.duplicate_key.empty()) {
-          out.duplicate_key = parsed.get<std::string>();
-          out.duplicate_depth = open_objects.size();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    out.value = json::parse(text.begin(), text.end(), callback);
-  } catch (const json::exception& e) {
-    // nlohmann's message is "[json.exception.parse_error.101] parse error at line 1, column 5: ...".
-    std::string msg = e.what();
-    const auto pos = msg.find("] ");
-    out.parse_error = pos == std::string::npos ? msg : msg.substr(pos + 2);
-  }
-  return out;
-}
-
 // A JSON number that is a non-negative integer fitting in uint64.
 bool get_uint(const json& j, uint64_t& out) {
   if (j.is_number_unsigned()) {
@@ -99,19 +58,6 @@ bool get_uint(const json& j, uint64_t& out) {
     return true;
   }
   return false;
-}
-
-// A name as it appears in an error line: control bytes escaped so the message stays one line.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (const char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -131,7 +77,7 @@ Result<TensorInfo> parse_tensor_entry(const std::string& file_name, const std::s
   const auto dtype_it = entry.find("dtype");
   if (dtype_it == entry.end() || !dtype_it->is_string()) return fail("missing \"dtype\" string");
   const auto dtype = parse_dtype(dtype_it->get<std::string>());
-  if (!dtype) return fail(fmt::format("unknown dtype '{}'", dtype_it->get<std::string>()));
+  if (!dtype) return fail(fmt::format("unknown dtype '{}'", printable(dtype_it->get<std::string>())));
   t.dtype = *dtype;
 
   const auto shape_it = entry.find("shape");
@@ -141,7 +87,7 @@ Result<TensorInfo> parse_tensor_entry(const std::string& file_name, const std::s
   for (const json& d : *shape_it) {
     uint64_t dim = 0;
     if (!get_uint(d, dim) || dim > uint64_t(INT64_MAX)) {
-      return fail(fmt::format("shape {} has a dimension that is not a non-negative integer", shape_it->dump()));
+      return fail(fmt::format("shape {} has a dimension that is not a non-negative integer", describe_json(*shape_it)));
     }
     t.shape.push_back(int64_t(dim));
     numel_overflow = numel_overflow || __builtin_mul_overflow(numel, dim, &numel);
@@ -227,10 +173,11 @@ Result<ParsedHeader> parse_safetensors_header(std::span<const std::byte> file_pr
   }
 
   const std::string_view text(reinterpret_cast<const char*>(file_prefix.data() + 8), size_t(header_len));
-  StrictJson parsed = parse_strict_json(text);
+  const JsonDoc parsed = parse_json_doc(text, /*find_duplicate_keys=*/true);
   if (!parsed.parse_error.empty()) {
     return make_error(fmt::format("{}: header is not valid JSON ({})", file_name, parsed.parse_error));
   }
+  if (parsed.too_deep) return make_error(fmt::format("{}: header is {}", file_name, parsed.error()));
   if (!parsed.duplicate_key.empty()) {
     const std::string key = printable(parsed.duplicate_key);
     return make_error(parsed.duplicate_depth == 1
@@ -282,12 +229,12 @@ Result<ParsedHeader> parse_safetensors_header(std::span<const std::byte> file_pr
 class MappedFile {
  public:
   static Result<std::unique_ptr<MappedFile>> open(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return make_error(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
+    DSA_TRY(fd, open_regular_file(path, "safetensors file"));
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
       ::close(fd);
-      return make_error(fmt::format("{}: not a regular file", path.string()));
+      return make_error(fmt::format("{}: cannot stat: {}", path.string(), std::strerror(err)));
     }
     auto file = std::unique_ptr<MappedFile>(new MappedFile());
     file->size_ = size_t(st.st_size);
@@ -331,29 +278,26 @@ constexpr const char* kSingleName = "model.safetensors";
 // weight_map of model.safetensors.index.json: tensor name -> shard file name (relative to the dir).
 Result<std::map<std::string, std::string>> read_index(const std::filesystem::path& index_path) {
   const std::string where = index_path.string();
-  std::string text;
-  {
-    DSA_TRY(file, MappedFile::open(index_path));
-    const auto b = file->bytes();
-    text.assign(reinterpret_cast<const char*>(b.data()), b.size());
-  }
-  StrictJson parsed = parse_strict_json(text);
-  if (!parsed.parse_error.empty()) return make_error(fmt::format("{}: not valid JSON ({})", where, parsed.parse_error));
+  DSA_TRY(text, read_text_file(index_path, "shard index"));
+  const JsonDoc parsed = parse_json_doc(text, /*find_duplicate_keys=*/true);
+  if (!parsed.ok()) return make_error(fmt::format("{}: {}", where, parsed.error()));
   if (!parsed.duplicate_key.empty()) {
-    return make_error(fmt::format("{}: key '{}' appears twice", where, parsed.duplicate_key));
+    return make_error(fmt::format("{}: key '{}' appears twice", where, printable(parsed.duplicate_key)));
   }
   if (!parsed.value.is_object() || !parsed.value.contains("weight_map") || !parsed.value["weight_map"].is_object()) {
     return make_error(fmt::format("{}: no \"weight_map\" object", where));
   }
   std::map<std::string, std::string> weight_map;
   for (const auto& [name, shard] : parsed.value["weight_map"].items()) {
-    if (!shard.is_string()) return make_error(fmt::format("{}: tensor '{}': shard is not a string", where, name));
+    if (!shard.is_string()) {
+      return make_error(fmt::format("{}: tensor '{}': shard is not a string", where, printable(name)));
+    }
     const std::filesystem::path rel(shard.get<std::string>());
     const bool escapes = rel.empty() || rel.is_absolute() ||
                          std::any_of(rel.begin(), rel.end(), [](const auto& part) { return part == ".."; });
     if (escapes) {
       return make_error(fmt::format("{}: tensor '{}': shard '{}' is not a file name inside the checkpoint directory",
-                                    where, name, rel.string()));
+                                    where, printable(name), printable(rel.string())));
     }
     weight_map.emplace(name, rel.string());
   }
@@ -365,28 +309,33 @@ Result<std::map<std::string, std::string>> read_index(const std::filesystem::pat
 
 Result<Checkpoint> Checkpoint::open(const std::filesystem::path& path) {
   std::error_code ec;
+  // A dangling symbolic link is present too: opening it then says what it is.
+  const auto present = [&ec](const std::filesystem::path& p) {
+    return std::filesystem::exists(std::filesystem::symlink_status(p, ec));
+  };
   std::vector<std::filesystem::path> shards;
   std::optional<std::map<std::string, std::string>> weight_map;  // only for a sharded checkpoint
   std::filesystem::path index_path;
   if (std::filesystem::is_directory(path, ec)) {
     index_path = path / kIndexName;
-    if (std::filesystem::exists(index_path, ec)) {
+    if (present(index_path)) {
       DSA_TRY(map, read_index(index_path));
       std::set<std::string> names;
       for (const auto& [tensor, shard] : map) {
-        if (names.insert(shard).second && !std::filesystem::is_regular_file(path / shard, ec)) {
-          return make_error(fmt::format("{}: shard '{}' (holding tensor '{}') is missing", index_path.string(), shard,
-                                        tensor));
+        if (!names.insert(shard).second) continue;
+        if (const std::string reason = not_regular_file_reason(path / shard); !reason.empty()) {
+          return make_error(fmt::format("{}: shard '{}' (holding tensor '{}') {}", index_path.string(),
+                                        printable(shard), printable(tensor), reason));
         }
       }
       for (const auto& n : names) shards.push_back(path / n);
       weight_map = std::move(map);
-    } else if (std::filesystem::exists(path / kSingleName, ec)) {
+    } else if (present(path / kSingleName)) {
       shards.push_back(path / kSingleName);
     } else {
       return make_error(fmt::format("{}: no {} or {} in this directory", path.string(), kIndexName, kSingleName));
     }
-  } else if (std::filesystem::exists(path, ec)) {
+  } else if (present(path)) {
     shards.push_back(path);
   } else {
     return make_error(fmt::format("{}: no such file or directory", path.string()));
@@ -400,17 +349,18 @@ Result<Checkpoint> Checkpoint::open(const std::filesystem::path& path) {
     DSA_TRY(header, parse_safetensors_header(bytes, bytes.size(), where));
     for (auto& t : header.tensors) {
       if (const auto it = ckpt.by_name_.find(t.name); it != ckpt.by_name_.end()) {
-        return make_error(fmt::format("{}: tensor '{}': also in {}", where, t.name,
+        return make_error(fmt::format("{}: tensor '{}': also in {}", where, printable(t.name),
                                       ckpt.shard_paths_[size_t(ckpt.tensors_[it->second].shard)].string()));
       }
       if (weight_map) {
         const auto it = weight_map->find(t.name);
         if (it == weight_map->end()) {
-          return make_error(fmt::format("{}: tensor '{}': not listed in {}", where, t.name, index_path.string()));
+          return make_error(
+              fmt::format("{}: tensor '{}': not listed in {}", where, printable(t.name), index_path.string()));
         }
         if (path / it->second != shards[s]) {
-          return make_error(fmt::format("{}: tensor '{}': {} maps it to '{}'", where, t.name, index_path.string(),
-                                        it->second));
+          return make_error(fmt::format("{}: tensor '{}': {} maps it to '{}'", where, printable(t.name),
+                                        index_path.string(), printable(it->second)));
         }
       }
       t.shard = int(s);
@@ -425,8 +375,8 @@ Result<Checkpoint> Checkpoint::open(const std::filesystem::path& path) {
   if (weight_map) {
     for (const auto& [tensor, shard] : *weight_map) {
       if (!ckpt.by_name_.count(tensor)) {
-        return make_error(fmt::format("{}: tensor '{}': listed in {} but the shard lacks it", (path / shard).string(),
-                                      tensor, index_path.string()));
+        return make_error(fmt::format("{}: tensor '{}': listed in {} but the shard lacks it",
+                                      printable((path / shard).string()), printable(tensor), index_path.string()));
       }
     }
   }

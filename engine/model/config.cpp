@@ -2,10 +2,11 @@
 #include "engine/model/config.hpp"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/loader/file_checks.hpp"
+#include "engine/loader/json_text.hpp"
 
 namespace dsa {
 
@@ -27,35 +28,40 @@ class FieldReader {
   Result<void> get_int(const std::string& field, int64_t& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
+    // nlohmann holds a number above INT64_MAX as unsigned: get<int64_t>() would wrap it negative.
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)) {
+      return error(field, "too large, found " + describe_json(v));
+    }
     if (v.is_number_integer()) {
       out = v.get<int64_t>();
       return {};
     }
     // 40.0 written for an integer field is accepted; 40.5 is not.
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15) {
+    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+      if (std::fabs(v.get<double>()) >= 9e15) return error(field, "too large, found " + describe_json(v));
       out = static_cast<int64_t>(v.get<double>());
       return {};
     }
-    return error(field, "expected an integer, found " + v.dump());
+    return error(field, "expected an integer, found " + describe_json(v));
   }
   Result<void> get_double(const std::string& field, double& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
-    if (!v.is_number()) return error(field, "expected a number, found " + v.dump());
+    if (!v.is_number()) return error(field, "expected a number, found " + describe_json(v));
     out = v.get<double>();
     return {};
   }
   Result<void> get_bool(const std::string& field, bool& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
-    if (!v.is_boolean()) return error(field, "expected true or false, found " + v.dump());
+    if (!v.is_boolean()) return error(field, "expected true or false, found " + describe_json(v));
     out = v.get<bool>();
     return {};
   }
   Result<void> get_string(const std::string& field, std::string& out, bool required) const {
     if (!has(field)) return required ? Result<void>(error(field, "missing")) : Result<void>();
     const json& v = obj_[field];
-    if (!v.is_string()) return error(field, "expected a string, found " + v.dump());
+    if (!v.is_string()) return error(field, "expected a string, found " + describe_json(v));
     out = v.get<std::string>();
     return {};
   }
@@ -69,7 +75,7 @@ class FieldReader {
       if (out == a) return {};
       list += (list.empty() ? "'" : ", '") + std::string(a) + "'";
     }
-    return error(field, "unsupported value '" + out + "' (supported: " + list + ")");
+    return error(field, "unsupported value '" + printable(out, 80) + "' (supported: " + list + ")");
   }
 
  private:
@@ -91,7 +97,8 @@ Result<void> parse_rope_scaling(const json& j, ModelConfig& c, const std::string
     c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
     return {};
   }
-  if (!j["rope_scaling"].is_object()) return top.error("rope_scaling", "expected an object, found " + j["rope_scaling"].dump());
+  if (!j["rope_scaling"].is_object())
+    return top.error("rope_scaling", "expected an object, found " + describe_json(j["rope_scaling"]));
   const json& rs = j["rope_scaling"];
   const FieldReader f(rs, src, "rope_scaling.");
   RopeScaling& r = c.rope_scaling;
@@ -108,7 +115,7 @@ Result<void> parse_rope_scaling(const json& j, ModelConfig& c, const std::string
   DSA_FIELD(f.get_double("beta_slow", r.beta_slow, false));
   DSA_FIELD(f.get_double("mscale", r.mscale, false));
   DSA_FIELD(f.get_double("mscale_all_dim", r.mscale_all_dim, false));
-  if (!(r.factor >= 1.0)) return f.error("factor", "must be >= 1, found " + rs["factor"].dump());
+  if (!(r.factor >= 1.0)) return f.error("factor", "must be >= 1, found " + describe_json(rs["factor"]));
   if (r.original_max_position_embeddings <= 0) return f.error("original_max_position_embeddings", "must be positive");
   if (!(r.beta_fast > r.beta_slow) || r.beta_slow <= 0)
     return f.error("beta_fast", "must be greater than beta_slow, and both positive");
@@ -123,7 +130,7 @@ Result<void> parse_quantization(const json& j, ModelConfig& c, const std::string
     return {};
   }
   const json& q = j["quantization_config"];
-  if (!q.is_object()) return top.error("quantization_config", "expected an object, found " + q.dump());
+  if (!q.is_object()) return top.error("quantization_config", "expected an object, found " + describe_json(q));
   const FieldReader f(q, src, "quantization_config.");
   std::string s;
   DSA_FIELD(f.get_choice("quant_method", s, {"fp8"}, true));
@@ -135,9 +142,9 @@ Result<void> parse_quantization(const json& j, ModelConfig& c, const std::string
   if (!f.has("weight_block_size")) return f.error("weight_block_size", "missing");
   const json& b = q["weight_block_size"];
   if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer())
-    return f.error("weight_block_size", "expected [rows, cols] integers, found " + b.dump());
+    return f.error("weight_block_size", "expected [rows, cols] integers, found " + describe_json(b));
   if (b[0] != b[1] || b[0].get<int64_t>() <= 0)
-    return f.error("weight_block_size", "only square positive blocks are supported, found " + b.dump());
+    return f.error("weight_block_size", "only square positive blocks are supported, found " + describe_json(b));
   c.weight_block_size = b[0].get<int64_t>();
   return {};
 }
@@ -154,8 +161,9 @@ double ModelConfig::softmax_scale() const {
 }
 
 Result<ModelConfig> parse_config(const std::string& json_text, const std::string& source_name) {
-  const json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return make_error(source_name + ": not valid JSON");
+  const JsonDoc doc = parse_json_doc(json_text);
+  if (!doc.ok()) return make_error(source_name + ": " + doc.error());
+  const json& j = doc.value;
   if (!j.is_object()) return make_error(source_name + ": expected a JSON object");
   const FieldReader f(j, source_name);
   ModelConfig c;
@@ -210,49 +218,59 @@ Result<ModelConfig> parse_config(const std::string& json_text, const std::string
 }
 
 Result<ModelConfig> load_config(const std::filesystem::path& config_json) {
-  std::ifstream in(config_json, std::ios::binary);
-  if (!in) return make_error(config_json.string() + ": cannot open config file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), config_json.string());
+  DSA_TRY(text, read_text_file(config_json, "config file"));
+  return parse_config(text, config_json.string());
 }
 
 Result<void> validate_config(const ModelConfig& c, const std::string& src) {
   const auto bad = [&](const std::string& field, const std::string& what) {
     return make_error(src + ": field '" + field + "': " + what);
   };
-  const std::pair<const char*, int64_t> positive[] = {
-      {"vocab_size", c.vocab_size},
-      {"hidden_size", c.hidden_size},
-      {"num_hidden_layers", c.num_hidden_layers},
-      {"intermediate_size", c.intermediate_size},
-      {"moe_intermediate_size", c.moe_intermediate_size},
-      {"num_experts_per_tok", c.num_experts_per_tok},
-      {"n_group", c.n_group},
-      {"topk_group", c.topk_group},
-      {"moe_layer_freq", c.moe_layer_freq},
-      {"num_attention_heads", c.num_attention_heads},
-      {"num_key_value_heads", c.num_key_value_heads},
-      {"q_lora_rank", c.q_lora_rank},
-      {"kv_lora_rank", c.kv_lora_rank},
-      {"qk_nope_head_dim", c.qk_nope_head_dim},
-      {"qk_rope_head_dim", c.qk_rope_head_dim},
-      {"v_head_dim", c.v_head_dim},
-      {"index_n_heads", c.index_n_heads},
-      {"index_head_dim", c.index_head_dim},
-      {"index_topk", c.index_topk},
-      {"max_position_embeddings", c.max_position_embeddings},
+  // Each field's range. The upper bounds are generous (V3.2's values are far inside them) but finite,
+  // so that every size derived from a config (a tensor's elements, the parameter count, a
+  // checkpoint's bytes) fits in int64 with room to spare.
+  struct Bounds {
+    const char* name;
+    int64_t value, min, max;
   };
-  for (const auto& [name, v] : positive)
-    if (v <= 0) return bad(name, "must be positive, found " + std::to_string(v));
-  const std::pair<const char*, int64_t> non_negative[] = {{"num_nextn_predict_layers", c.num_nextn_predict_layers},
-                                                          {"first_k_dense_replace", c.first_k_dense_replace},
-                                                          {"n_routed_experts", c.n_routed_experts},
-                                                          {"n_shared_experts", c.n_shared_experts},
-                                                          {"bos_token_id", c.bos_token_id},
-                                                          {"eos_token_id", c.eos_token_id}};
-  for (const auto& [name, v] : non_negative)
-    if (v < 0) return bad(name, "must not be negative, found " + std::to_string(v));
+  constexpr int64_t k4K = int64_t(1) << 12, k64K = int64_t(1) << 16, k16M = int64_t(1) << 24;
+  constexpr int64_t kMaxRoutedExperts = int64_t(1) << 17;  // over all MoE layers (V3.2: 58 x 256)
+  const Bounds bounds[] = {
+      {"vocab_size", c.vocab_size, 1, int64_t(1) << 22},
+      {"hidden_size", c.hidden_size, 1, k64K},
+      {"num_hidden_layers", c.num_hidden_layers, 1, k4K},
+      {"num_nextn_predict_layers", c.num_nextn_predict_layers, 0, k4K},
+      {"first_k_dense_replace", c.first_k_dense_replace, 0, k4K},
+      {"moe_layer_freq", c.moe_layer_freq, 1, k4K},
+      {"intermediate_size", c.intermediate_size, 1, int64_t(1) << 18},
+      {"moe_intermediate_size", c.moe_intermediate_size, 1, k64K},
+      {"n_routed_experts", c.n_routed_experts, 0, k64K},
+      {"n_shared_experts", c.n_shared_experts, 0, 64},
+      {"num_experts_per_tok", c.num_experts_per_tok, 1, k64K},
+      {"n_group", c.n_group, 1, k64K},
+      {"topk_group", c.topk_group, 1, k64K},
+      {"num_attention_heads", c.num_attention_heads, 1, k4K},
+      {"num_key_value_heads", c.num_key_value_heads, 1, k4K},
+      {"q_lora_rank", c.q_lora_rank, 1, k64K},
+      {"kv_lora_rank", c.kv_lora_rank, 1, k64K},
+      {"qk_nope_head_dim", c.qk_nope_head_dim, 1, k4K},
+      {"qk_rope_head_dim", c.qk_rope_head_dim, 1, k4K},
+      {"v_head_dim", c.v_head_dim, 1, k4K},
+      {"index_n_heads", c.index_n_heads, 1, k4K},
+      {"index_head_dim", c.index_head_dim, 1, k4K},
+      {"index_topk", c.index_topk, 1, k16M},
+      {"max_position_embeddings", c.max_position_embeddings, 1, k16M},
+      {"bos_token_id", c.bos_token_id, 0, INT64_MAX},  // below vocab_size, checked after
+      {"eos_token_id", c.eos_token_id, 0, INT64_MAX},
+  };
+  for (const Bounds& f : bounds) {
+    if (f.value < f.min) {
+      return bad(f.name, std::string(f.min > 0 ? "must be positive" : "must not be negative") + ", found " +
+                             std::to_string(f.value));
+    }
+    if (f.value > f.max)
+      return bad(f.name, "must be at most " + std::to_string(f.max) + ", found " + std::to_string(f.value));
+  }
   if (c.first_k_dense_replace > c.num_hidden_layers)
     return bad("first_k_dense_replace", "exceeds num_hidden_layers (" + std::to_string(c.num_hidden_layers) + ")");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -267,17 +285,28 @@ Result<void> validate_config(const ModelConfig& c, const std::string& src) {
       return bad("n_group", "must divide n_routed_experts (" + std::to_string(c.n_routed_experts) + ")");
     if (c.topk_group > c.n_group)
       return bad("topk_group", "exceeds n_group (" + std::to_string(c.n_group) + ")");
+    // Every routed expert is its own tensors: this bounds the tensor inventory.
+    const int64_t n_moe_layers =
+        (c.num_hidden_layers - c.first_k_dense_replace + c.moe_layer_freq - 1) / c.moe_layer_freq;
+    if (n_moe_layers * c.n_routed_experts > kMaxRoutedExperts) {
+      return bad("n_routed_experts", std::to_string(c.n_routed_experts) + " in each of " +
+                                         std::to_string(n_moe_layers) + " MoE layers are more than " +
+                                         std::to_string(kMaxRoutedExperts) + " routed experts in all");
+    }
     const int64_t candidates = c.topk_group * (c.n_routed_experts / c.n_group);
     if (c.num_experts_per_tok > candidates)
       return bad("num_experts_per_tok", "exceeds the experts in the top groups (topk_group * experts per group = " +
                                             std::to_string(candidates) + ")");
   }
-  if (!(c.routed_scaling_factor > 0)) return bad("routed_scaling_factor", "must be positive");
-  if (!(c.rms_norm_eps > 0)) return bad("rms_norm_eps", "must be positive");
-  if (!(c.rope_theta > 0)) return bad("rope_theta", "must be positive");
+  const std::pair<const char*, double> positive_reals[] = {{"routed_scaling_factor", c.routed_scaling_factor},
+                                                           {"rms_norm_eps", c.rms_norm_eps},
+                                                           {"rope_theta", c.rope_theta}};
+  for (const auto& [name, v] : positive_reals)
+    if (!(v > 0) || !std::isfinite(v)) return bad(name, "must be a finite positive number");
   if (c.bos_token_id >= c.vocab_size) return bad("bos_token_id", "is not below vocab_size");
   if (c.eos_token_id >= c.vocab_size) return bad("eos_token_id", "is not below vocab_size");
-  if (c.fp8 && c.weight_block_size <= 0) return bad("quantization_config.weight_block_size", "must be positive");
+  if (c.fp8 && (c.weight_block_size <= 0 || c.weight_block_size > k64K))
+    return bad("quantization_config.weight_block_size", "must be from 1 to " + std::to_string(k64K));
   return {};
 }
 

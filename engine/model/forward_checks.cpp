@@ -20,6 +20,28 @@ Result<void> check_engine_limits(const ModelConfig& c, const std::string& src) {
   if (c.kv_lora_rank % 128 != 0) return bad("kv_lora_rank", "must be a multiple of 128 (FP8 latent blocks)");
   if (c.fp8 && c.weight_block_size != 128)
     return bad("quantization_config.weight_block_size", "only [128, 128] is supported");
+  if (c.fp8) {
+    // Every FP8 projection's input spans whole 128-column scale blocks (the loader's rule). o_proj's
+    // input is every head's value.
+    struct InFeatures {
+      const char* field;
+      const char* product;  // how k is made, when it is not the field itself
+      int64_t k;
+    };
+    const InFeatures in_features[] = {
+        {"hidden_size", "", c.hidden_size},
+        {"q_lora_rank", "", c.q_lora_rank},
+        {"intermediate_size", "", c.intermediate_size},
+        {"moe_intermediate_size", "", c.moe_intermediate_size},
+        {"v_head_dim", "num_attention_heads * v_head_dim ", c.num_attention_heads * c.v_head_dim},
+    };
+    for (const InFeatures& f : in_features) {
+      if (f.k % 128 != 0) {
+        return bad(f.field,
+                   std::string(f.product) + "must be a multiple of 128 with FP8 weights, found " + std::to_string(f.k));
+      }
+    }
+  }
   return {};
 }
 

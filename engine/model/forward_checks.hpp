@@ -12,7 +12,9 @@
 
 namespace dsa {
 
-// What the kernels need beyond validate_config (src names the config file in the error).
+// What the kernels and the loader need beyond validate_config (src names the config file in the
+// error): the index head dim a power of two up to 128, kv_lora_rank a multiple of 128, and FP8
+// weights in 128x128 blocks whose every projection has whole blocks of inputs.
 Result<void> check_engine_limits(const ModelConfig& c, const std::string& src);
 
 // Every id in [0, vocab).

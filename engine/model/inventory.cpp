@@ -1,6 +1,7 @@
 // Tensor inventory of the HF DeepSeek-V3.2 layout (model-spec 2.2) and the checks against a checkpoint.
 #include "engine/model/inventory.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <unordered_set>
 
@@ -10,6 +11,12 @@ int64_t TensorSpec::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
+}
+
+std::span<const DType> accepted_dtypes(const TensorSpec& s) {
+  const bool vector =
+      s.role == TensorRole::norm || s.role == TensorRole::router_bias || s.role == TensorRole::indexer_norm;
+  return vector ? std::span<const DType>(kVectorDTypes) : std::span<const DType>(&s.dtype, 1);
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -114,12 +121,15 @@ Result<std::vector<std::string>> check_inventory(const Checkpoint& ckpt, const M
   for (const TensorSpec& s : inventory) {
     expected.insert(s.name);
     const TensorInfo* t = ckpt.find(s.name);
-    const std::string want = std::string(dtype_name(s.dtype)) + " " + shape_string(s.shape);
+    const std::span<const DType> dtypes = accepted_dtypes(s);
+    std::string want;
+    for (const DType d : dtypes) want += (want.empty() ? "" : " or ") + std::string(dtype_name(d));
+    want += " " + shape_string(s.shape);
     if (!t) {
       const std::string where = ckpt.shard_paths().size() == 1 ? ckpt.shard_paths()[0].filename().string() : "checkpoint";
       return make_error(where + ": tensor '" + s.name + "': missing (expected " + want + ")");
     }
-    if (t->dtype != s.dtype || t->shape != s.shape)
+    if (std::find(dtypes.begin(), dtypes.end(), t->dtype) == dtypes.end() || t->shape != s.shape)
       return make_error(shard_name(*t) + ": tensor '" + s.name + "': expected " + want + ", found " +
                         dtype_name(t->dtype) + " " + shape_string(t->shape));
   }

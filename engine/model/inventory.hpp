@@ -2,7 +2,9 @@
 // layout: names, dtypes, shapes and what each is for; checking a checkpoint against it; and the
 // parameter counts derived from it. MTP layers (index >= num_hidden_layers) are not part of it.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,12 @@ struct TensorSpec {
   int64_t numel() const;
 };
 
+// The dtypes a checkpoint may store a spec's tensor in, as the loader binds it: a vector (a norm's
+// weight or bias, the router's bias) BF16 or F32, since it is copied to fp32 at load; any other
+// tensor exactly the spec's dtype. The spec's dtype is what make-model writes.
+std::span<const DType> accepted_dtypes(const TensorSpec& s);
+inline constexpr std::array<DType, 2> kVectorDTypes = {DType::BF16, DType::F32};
+
 // Every tensor of the main model in a fixed order: embedding, then layer by layer (each linear
 // followed by its scale), then the final norm and lm_head.
 std::vector<TensorSpec> tensor_inventory(const ModelConfig& c);
@@ -42,7 +50,7 @@ std::vector<TensorSpec> tensor_inventory(const ModelConfig& c);
 // "[1024, 128]"
 std::string shape_string(const std::vector<int64_t>& shape);
 
-// The first missing tensor or dtype/shape mismatch, named with its shard:
+// The first missing tensor or dtype/shape mismatch (accepted_dtypes), named with its shard:
 //   model-00001-of-00003.safetensors: tensor 'X': expected F8_E4M3 [1024, 128], found BF16 [1024, 128]
 // Tensors of MTP layers are ignored; other tensors not in the inventory are returned as warnings.
 Result<std::vector<std::string>> check_inventory(const Checkpoint& ckpt, const ModelConfig& c);

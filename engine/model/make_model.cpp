@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <span>
 
@@ -170,10 +169,7 @@ Result<std::vector<int>> assign_shards(const std::vector<TensorSpec>& inv, const
 }
 
 Result<void> write_file(const std::filesystem::path& path, const std::string& text, MakeModelSummary& summary) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) return make_error(path.string() + ": write failed");
+  if (auto r = write_text_file(path, text); !r) return r;
   summary.files.push_back(path);
   return {};
 }

@@ -13,6 +13,10 @@ namespace dsa {
 
 namespace {
 
+// With kMaxPlanTokens and kMaxPlanSequences, every sum stays below 2^64: a valid config's weights
+// take less than 2^58 bytes, the workspace less than 2^62, each cache at most this.
+constexpr uint64_t kMaxCacheBytes = uint64_t(1) << 60;  // 1 EiB
+
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 // Where a tensor lives: on every rank, on one rank, or split evenly over all of them.
@@ -88,6 +92,10 @@ Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o)
   if (o.ranks < 1) return make_error("memory plan: ranks must be at least 1");
   if (o.context < 1 || o.sequences < 1 || o.prefill_chunk < 1)
     return make_error("memory plan: context, sequences and prefill chunk must be at least 1");
+  // With these bounds and validate_config's, the workspace estimate fits in 64 bits.
+  if (o.context > kMaxPlanTokens || o.prefill_chunk > kMaxPlanTokens || o.sequences > kMaxPlanSequences)
+    return make_error("memory plan: context and prefill chunk must be at most " + std::to_string(kMaxPlanTokens) +
+                      " tokens, sequences at most " + std::to_string(kMaxPlanSequences));
   const int64_t n = o.ranks;
   if (c.num_attention_heads % n != 0)
     return make_error("memory plan: " + std::to_string(c.num_attention_heads) + " attention heads do not split over " +
@@ -123,10 +131,17 @@ Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o)
   const uint64_t tokens = uint64_t((o.context + cpu::kIndexerPageTokens - 1) / cpu::kIndexerPageTokens *
                                    cpu::kIndexerPageTokens * o.sequences);
   const CacheBytesPerToken per_token = cache_bytes_per_token(c, o.fp8_cache);
+  uint64_t latent = 0, indexer = 0;
+  if (__builtin_mul_overflow(tokens, per_token.latent, &latent) ||
+      __builtin_mul_overflow(tokens, per_token.indexer, &indexer) || latent > kMaxCacheBytes ||
+      indexer > kMaxCacheBytes) {
+    return make_error("memory plan: the caches of " + std::to_string(o.sequences) + " sequence(s) of " +
+                      std::to_string(o.context) + " tokens need more than 1 EiB");
+  }
   const uint64_t workspace = workspace_bytes(c, o);
   for (auto& r : plan.ranks) {
-    r.latent_cache = tokens * per_token.latent;
-    r.indexer_cache = tokens * per_token.indexer;
+    r.latent_cache = latent;
+    r.indexer_cache = indexer;
     r.workspace = workspace;
   }
   return plan;
@@ -140,7 +155,7 @@ int64_t max_sequences(const ModelConfig& c, MemoryPlanOptions o, uint64_t device
   };
   if (!fits(1)) return 0;
   int64_t lo = 1, hi = 2;  // fits(lo); grow hi until it does not fit
-  while (fits(hi) && hi < (int64_t(1) << 20)) lo = hi, hi *= 2;
+  while (fits(hi) && hi < kMaxPlanSequences) lo = hi, hi *= 2;
   if (fits(hi)) return hi;
   while (hi - lo > 1) {
     const int64_t mid = (lo + hi) / 2;

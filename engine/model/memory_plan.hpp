@@ -20,6 +20,10 @@
 
 namespace dsa {
 
+// The largest context and prefill chunk (tokens), and sequences, a plan takes.
+inline constexpr int64_t kMaxPlanTokens = int64_t(1) << 24;
+inline constexpr int64_t kMaxPlanSequences = int64_t(1) << 20;
+
 struct MemoryPlanOptions {
   int ranks = 1;                 // GPUs (tensor and expert parallel over the same ranks)
   int64_t context = 131072;      // tokens per sequence
@@ -51,8 +55,9 @@ struct CacheBytesPerToken {
 };
 CacheBytesPerToken cache_bytes_per_token(const ModelConfig& c, bool fp8_cache);
 
-// Errors when ranks < 1, context, sequences or prefill_chunk < 1, or n_routed_experts, the heads or
-// the dense intermediate do not split evenly over the ranks.
+// Errors when ranks < 1, context, sequences or prefill_chunk < 1 or beyond the limits above, either
+// cache beyond 2^60 bytes (1 EiB), or
+// n_routed_experts, the heads or the dense intermediate do not split evenly over the ranks.
 Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o);
 
 // Nothing when every rank fits into device_bytes; else one line naming the largest rank's need,
@@ -61,7 +66,7 @@ Result<MemoryPlan> plan_memory(const ModelConfig& c, const MemoryPlanOptions& o)
 Result<void> check_fits(const MemoryPlan& plan, uint64_t device_bytes);
 
 // The most sequences of o.context tokens that fit into device_bytes per GPU (0: not even one; at
-// most 2^20).
+// most kMaxPlanSequences).
 int64_t max_sequences(const ModelConfig& c, MemoryPlanOptions o, uint64_t device_bytes);
 
 // "85.21 GiB"

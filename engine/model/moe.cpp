@@ -68,9 +68,10 @@ void Model::moe(int64_t layer, const LayerWeights& lw, const float* x, int64_t S
   int32_t* slot_row = ws_.slot_row.data();  // [S, K]: the expert_y row of each (token, slot), -1 elsewhere
   std::fill(slot_row, slot_row + S * K, -1);
   for (int64_t r = 0; r < rows; ++r) slot_row[slots[r]] = static_cast<int32_t>(r);
-  // Summed in routing order as the reference, plus the shared expert on its rank.
+  // Summed in routing order as the reference, plus the shared expert (if the model has one) on its
+  // rank.
   float* shared = nullptr;
-  if (rank == c.shared_experts_rank(layer, n_ranks)) {
+  if (c.n_shared_experts > 0 && rank == c.shared_experts_rank(layer, n_ranks)) {
     shared = shared_out;
     mlp(lw.shared_experts, x, S, shared);
   }

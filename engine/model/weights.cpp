@@ -3,9 +3,10 @@
 #include "engine/model/weights.hpp"
 
 #include <cstring>
-#include <initializer_list>
+#include <span>
 #include <string>
 
+#include "engine/model/inventory.hpp"
 #include "kernels/cpu/gemm.hpp"
 #include "kernels/dtypes.hpp"
 
@@ -51,7 +52,10 @@ class Binder {
  public:
   explicit Binder(const Checkpoint& ckpt) : ckpt_(ckpt) {}
 
-  Result<const TensorInfo*> tensor(const std::string& name, std::initializer_list<DType> dtypes,
+  Result<const TensorInfo*> tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape) const {
+    return tensor(name, std::span<const DType>(&dtype, 1), shape);
+  }
+  Result<const TensorInfo*> tensor(const std::string& name, std::span<const DType> dtypes,
                                    const std::vector<int64_t>& shape) const {
     const TensorInfo* t = ckpt_.find(name);
     std::string want;
@@ -71,9 +75,9 @@ class Binder {
     return t;
   }
 
-  // A norm weight or bias vector [n], bf16 or f32 in the file, copied to fp32.
+  // A norm weight or bias vector [n], any of kVectorDTypes in the file, copied to fp32.
   Result<std::vector<float>> vec(const std::string& name, int64_t n) const {
-    DSA_TRY(t, tensor(name, {DType::BF16, DType::F32}, {n}));
+    DSA_TRY(t, tensor(name, kVectorDTypes, {n}));
     std::vector<float> out(static_cast<size_t>(n));
     if (t->dtype == DType::F32) {
       std::memcpy(out.data(), t->data, static_cast<size_t>(n) * sizeof(float));
@@ -85,7 +89,7 @@ class Binder {
   }
 
   Result<Bf16Matrix> bf16_matrix(const std::string& name, int64_t n, int64_t k) const {
-    DSA_TRY(t, tensor(name, {DType::BF16}, {n, k}));
+    DSA_TRY(t, tensor(name, DType::BF16, {n, k}));
     return Bf16Matrix{reinterpret_cast<const uint16_t*>(t->data), n, k};
   }
 
@@ -95,16 +99,16 @@ class Binder {
     l.n = n;
     l.k = k;
     if (!fp8) {
-      DSA_TRY(t, tensor(prefix + ".weight", {DType::BF16}, {n, k}));
+      DSA_TRY(t, tensor(prefix + ".weight", DType::BF16, {n, k}));
       l.w = t->data;
       return l;
     }
-    DSA_TRY(t, tensor(prefix + ".weight", {DType::F8_E4M3}, {n, k}));
+    DSA_TRY(t, tensor(prefix + ".weight", DType::F8_E4M3, {n, k}));
     if (k % 128 != 0) {
       return make_error("checkpoint: tensor " + prefix + ".weight: FP8 needs in-features divisible by 128, got " +
                         std::to_string(k));
     }
-    DSA_TRY(s, tensor(prefix + ".weight_scale_inv", {DType::F32}, {(n + 127) / 128, (k + 127) / 128}));
+    DSA_TRY(s, tensor(prefix + ".weight_scale_inv", DType::F32, {(n + 127) / 128, (k + 127) / 128}));
     l.w = t->data;
     l.scale_inv = reinterpret_cast<const float*>(s->data);
     return l;
@@ -232,8 +236,10 @@ Result<LayerWeights> bind_layer(const Binder& b, const ModelConfig& cfg, int64_t
     DSA_TRY(expert, bind_mlp(b, m + "experts." + std::to_string(e) + ".", D, cfg.moe_intermediate_size, fp8));
     lw.experts.push_back(expert);
   }
-  DSA_TRY(shared, bind_mlp(b, m + "shared_experts.", D, cfg.moe_intermediate_size * cfg.n_shared_experts, fp8));
-  lw.shared_experts = shared;
+  if (cfg.n_shared_experts > 0) {  // a model may route every token to experts only
+    DSA_TRY(shared, bind_mlp(b, m + "shared_experts.", D, cfg.moe_intermediate_size * cfg.n_shared_experts, fp8));
+    lw.shared_experts = shared;
+  }
   return lw;
 }
 

@@ -52,7 +52,7 @@ struct LayerWeights {
   Bf16Matrix gate;                 // [n_routed_experts, hidden]
   std::vector<float> gate_bias;    // e_score_correction_bias, fp32
   std::vector<MlpWeights> experts;
-  MlpWeights shared_experts;
+  MlpWeights shared_experts;  // unbound (null weights) when the config has no shared experts
 };
 
 struct Weights {

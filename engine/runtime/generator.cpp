@@ -30,9 +30,9 @@ Result<void> Generator::run(std::span<const int32_t> tokens) {
 Result<Generation> Generator::generate(std::span<const int32_t> prompt, const GenerateParams& params,
                                        const TokenCallback& on_token) {
   const int64_t n_prompt = int64_t(prompt.size());
-  if (n_prompt == 0) return make_error("generate: the prompt is empty");
+  if (n_prompt == 0) return make_error("the prompt is empty");
   if (n_prompt > max_context_)
-    return make_error("generate: the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
+    return make_error("the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
                       std::to_string(max_context_));
 
   // Reuse the longest common prefix, but prefill at least the last two prompt tokens: the last

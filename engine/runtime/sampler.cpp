@@ -87,7 +87,7 @@ bool has_candidate(std::span<const float> logits) {
 }
 
 Error no_candidate_error(int64_t index) {
-  return make_error("generate: every logit of output token " + std::to_string(index) +
+  return make_error("every logit of output token " + std::to_string(index) +
                     " is NaN or -inf; the checkpoint's weights may hold NaN or Inf values");
 }
 

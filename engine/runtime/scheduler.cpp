@@ -105,9 +105,9 @@ BatchScheduler::~BatchScheduler() {
 Result<Generation> BatchScheduler::generate(std::span<const int32_t> prompt, const GenerateParams& params,
                                             const TokenCallback& on_token) {
   const int64_t n_prompt = int64_t(prompt.size());
-  if (n_prompt == 0) return make_error("generate: the prompt is empty");
+  if (n_prompt == 0) return make_error("the prompt is empty");
   if (n_prompt > options_.max_context)
-    return make_error("generate: the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
+    return make_error("the prompt has " + std::to_string(n_prompt) + " tokens, more than the context of " +
                       std::to_string(options_.max_context));
   Request r(prompt, params, on_token);
   std::unique_lock lock(mu_);
@@ -135,7 +135,7 @@ void BatchScheduler::engine_main() {
   }
   for (auto* queue : {&incoming_, &waiting_}) running_.insert(running_.end(), queue->begin(), queue->end());
   for (Request* r : running_) {
-    r->error = make_error("generate: the engine stopped before the request ended");
+    r->error = make_error("the engine stopped before the request ended");
     r->done = true;
   }
   done_.notify_all();
@@ -185,8 +185,8 @@ void BatchScheduler::admit() {
     const int64_t need = pages_for(n);
     if (need > cache_.n_pages()) {
       waiting_.pop_front();
-      fail(r, make_error("generate: the request needs the cache of " + std::to_string(n) +
-                         " tokens, more than the pool's " + std::to_string(cache_.n_pages() * kPageTokens)));
+      fail(r, make_error("the request needs the cache of " + std::to_string(n) + " tokens, more than the pool's " +
+                         std::to_string(cache_.n_pages() * kPageTokens)));
       continue;
     }
     // The slot sharing the longest usable prefix, and the pages free or held by idle slots.
@@ -296,7 +296,7 @@ bool BatchScheduler::grow(Request& r, int64_t n_tokens) {
     // Preempt the most recently admitted request: r's elders keep going, and FIFO brings it back.
     Request& victim = *running_.back();
     if (&victim == &r && running_.size() == 1) {
-      fail(r, make_error("generate: the request needs the cache of " + std::to_string(n_tokens) +
+      fail(r, make_error("the request needs the cache of " + std::to_string(n_tokens) +
                          " tokens, more than the pool's " + std::to_string(cache_.n_pages() * kPageTokens)));
       return false;
     }
@@ -392,7 +392,7 @@ void BatchScheduler::accept(Request& r, Draw d) {
     try {
       stop = r.on_token(next);
     } catch (const std::exception& e) {
-      return fail(r, make_error(std::string("generate: the token callback failed: ") + e.what()));
+      return fail(r, make_error(std::string("the token callback failed: ") + e.what()));
     }
   }
   if (next == int32_t(model_->config().eos_token_id)) {

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <queue>
 
+#include "engine/loader/json_text.hpp"
 #include "engine/tokenizer/byte_level.hpp"
 
 namespace dsa {
@@ -56,7 +57,7 @@ Result<Bpe> Bpe::from_json(const nlohmann::json& model, const std::string& where
   bpe.vocab_.reserve(vocab_it->size());
   for (const auto& [token, id] : vocab_it->items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      return make_error(where + ": model.vocab[\"" + token + "\"] is not a non-negative integer id");
+      return make_error(where + ": model.vocab[\"" + printable(token, 80) + "\"] is not a non-negative integer id");
     bpe.vocab_.emplace(token, id.get<int32_t>());
   }
   for (int b = 0; b < 256; ++b) {

@@ -2,12 +2,12 @@
 #include "engine/tokenizer/tokenizer.hpp"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/loader/file_checks.hpp"
+#include "engine/loader/json_text.hpp"
 #include "engine/tokenizer/added_tokens.hpp"
 #include "engine/tokenizer/bpe.hpp"
 #include "engine/tokenizer/byte_level.hpp"
@@ -88,16 +88,16 @@ Result<std::vector<AddedToken>> parse_added_tokens(const json& doc, const std::s
 }  // namespace
 
 Result<Tokenizer> Tokenizer::load(const std::filesystem::path& tokenizer_json) {
-  std::ifstream in(tokenizer_json, std::ios::binary);
-  if (!in) return make_error(tokenizer_json.string() + ": cannot open tokenizer file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_json_text(text.str(), tokenizer_json.string());
+  DSA_TRY(text, read_text_file(tokenizer_json, "tokenizer file"));
+  return from_json_text(text, tokenizer_json.string());
 }
 
 Result<Tokenizer> Tokenizer::from_json_text(std::string_view json_text, const std::string& where) {
-  const json doc = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) return make_error(where + ": not a valid JSON object");
+  // The checks below copy parts of the document (json::value), which recurses per nesting level.
+  const JsonDoc parsed = parse_json_doc(json_text);
+  if (parsed.too_deep) return make_error(where + ": " + parsed.error());
+  const json& doc = parsed.value;
+  if (!parsed.ok() || !doc.is_object()) return make_error(where + ": not a valid JSON object");
   if (auto r = check_normalizer_and_decoder(doc, where); !r) return r.error();
   if (auto r = check_pre_tokenizer(doc.value("pre_tokenizer", json()), where); !r) return r.error();
   DSA_TRY(bpe, Bpe::from_json(doc.value("model", json()), where));

@@ -20,7 +20,7 @@ namespace {
 int default_threads() {
   if (const char* env = std::getenv("DSA_THREADS")) {
     const int n = std::atoi(env);
-    if (n > 0) return n;
+    if (n > 0 && n <= kMaxThreads) return n;
   }
   const unsigned hw = std::thread::hardware_concurrency();
   return hw > 0 ? static_cast<int>(hw) : 1;

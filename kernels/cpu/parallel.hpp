@@ -7,7 +7,11 @@
 
 namespace dsa::cpu {
 
-// Number of threads a parallel_for uses (defaults to the hardware concurrency, or DSA_THREADS).
+// The most threads a parallel_for may be given: thread creation fails far below absurd counts.
+inline constexpr int kMaxThreads = 1024;
+
+// Number of threads a parallel_for uses (defaults to the hardware concurrency, or DSA_THREADS when
+// it is a number from 1 to kMaxThreads).
 int num_threads();
 // Sets the thread count for later loops; n <= 0 restores the default.
 void set_num_threads(int n);

@@ -53,5 +53,18 @@ TEST_CASE("tokenize: plain, --special and --json on a generated model") {
   CHECK(missing.exit_code != 0);
 }
 
+TEST_CASE("tokenize --bench-file: a directory is an error, not a file of no texts") {
+  test::TempDir dir("tokenize-cli");
+  const std::string model = (dir / "m").string();
+  REQUIRE(dsagent("make-model '" + model + "' --preset tiny --seed 3").exit_code == 0);
+  test::write_text(dir / "texts.jsonl", "{\"text\": \"hello\"}\n{\"text\": \"world\"}\n");
+  const auto ok = dsagent("tokenize --model '" + model + "' --bench-file '" + (dir / "texts.jsonl").string() + "'");
+  REQUIRE(ok.exit_code == 0);
+  CHECK(nlohmann::json::parse(ok.output)["n_texts"] == 2);
+  const auto r = dsagent("tokenize --model '" + model + "' --bench-file '" + dir.path().string() + "' 2>&1");
+  CHECK(r.exit_code == 1);
+  CHECK(r.output == "dsagent tokenize: " + dir.path().string() + ": is a directory, not a regular file\n");
+}
+
 }  // namespace
 }  // namespace dsa

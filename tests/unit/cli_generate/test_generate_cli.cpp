@@ -379,7 +379,7 @@ TEST_CASE("bench --batch: B sequences per step, the weights counted once per ste
   }
   const auto bad = run_command(base + " --batch 2,0 2>&1");
   CHECK(bad.exit_code != 0);
-  CHECK(bad.output.find("--batch: '0' is not an integer >= 1") != std::string::npos);
+  CHECK(bad.output.find("--batch: '0' is not an integer from 1 to 1024") != std::string::npos);
 }
 
 TEST_CASE("bench --concurrency --json: one request, then N at once, every id counted") {

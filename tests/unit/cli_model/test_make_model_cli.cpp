@@ -1,10 +1,16 @@
 // `dsagent make-model` and `dsagent inspect` as a user runs them.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <functional>
+#include <span>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/loader/safetensors.hpp"
+#include "engine/loader/safetensors_writer.hpp"
 #include "engine/model/config.hpp"
+#include "engine/model/make_model.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dsa;
@@ -136,4 +142,128 @@ TEST_CASE("plan reads only config.json: a made model's plan counts its checkpoin
   CHECK(j["ranks"][0]["weights"].get<uint64_t>() == bytes);
   const auto missing = dsagent("plan " + q(tmp / "nowhere"));
   CHECK(missing.exit_code == 1);
+}
+
+namespace {
+
+// A made tiny model, with config.json edited by `edit`.
+std::filesystem::path tiny_with(const test::TempDir& tmp, const std::function<void(nlohmann::json&)>& edit) {
+  const auto dir = tmp / "tiny";
+  REQUIRE(dsagent("make-model " + q(dir) + " --preset tiny").exit_code == 0);
+  auto j = nlohmann::json::parse(test::read_text(dir / "config.json"));
+  edit(j);
+  test::write_text(dir / "config.json", j.dump());
+  return dir;
+}
+
+int64_t lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+
+}  // namespace
+
+TEST_CASE("inspect and plan refuse absurd sizes in one line, before sizing anything by them") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto layers = tiny_with(tmp, [](nlohmann::json& j) { j["num_hidden_layers"] = 1000000; });
+  for (const std::string& cmd : {"inspect " + q(layers), "plan " + q(layers) + " --gpus 1"}) {
+    CAPTURE(cmd);
+    const auto r = dsagent(cmd);
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("field 'num_hidden_layers': must be at most 4096, found 1000000") != std::string::npos);
+    CHECK(lines(r.output) == 1);
+  }
+  test::TempDir tmp2("dsa-cli-model");
+  const auto experts = tiny_with(tmp2, [](nlohmann::json& j) {
+    j["n_routed_experts"] = 1000000000;
+    j["n_group"] = j["topk_group"] = 1;
+  });
+  const auto r = dsagent("inspect " + q(experts));
+  CHECK(r.exit_code == 1);
+  CHECK(r.output.find("field 'n_routed_experts': must be at most 65536") != std::string::npos);
+}
+
+TEST_CASE("inspect and plan report what keeps generate from loading a model, as generate does") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto dir = tiny_with(tmp, [](nlohmann::json& j) { j["index_head_dim"] = 256; });
+  const std::string problem = "config.json: field 'index_head_dim': must be a power of two up to 128";
+  for (const std::string& cmd : {"inspect " + q(dir), "plan " + q(dir) + " --gpus 1",
+                                 "generate --model " + q(dir) + " --prompt hi --max-tokens 1"}) {
+    CAPTURE(cmd);
+    const auto r = dsagent(cmd);
+    CHECK(r.exit_code == 1);
+    CHECK_MESSAGE(r.output.find(problem) != std::string::npos, r.output);
+  }
+  const auto js = test::run_command(q(test::dsagent_binary()) + " inspect " + q(dir) + " --json 2>/dev/null");
+  CHECK(js.exit_code == 1);
+  CHECK(nlohmann::json::parse(js.output)["problem"].get<std::string>().find(problem) != std::string::npos);
+}
+
+TEST_CASE("inspect accepts the vector dtypes generate loads: an F32 final norm") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto dir = tmp / "tiny";
+  REQUIRE(dsagent("make-model " + q(dir) + " --preset tiny").exit_code == 0);
+  // Rewrite the checkpoint with model.norm.weight widened from BF16 to F32.
+  {
+    const auto ckpt = Checkpoint::open(dir);
+    REQUIRE(ckpt.ok());
+    std::vector<TensorLayout> layout;
+    for (const TensorInfo& t : ckpt->tensors())
+      layout.push_back({t.name, t.name == "model.norm.weight" ? DType::F32 : t.dtype, t.shape});
+    auto w = SafetensorsWriter::create(tmp / "widened.safetensors", layout);
+    REQUIRE(w.ok());
+    for (const TensorInfo& t : ckpt->tensors()) {
+      if (t.name == "model.norm.weight") {
+        const auto values = read_as_f32(t);
+        REQUIRE(values.ok());
+        REQUIRE(w->write(t.name, std::as_bytes(std::span(*values))).ok());
+      } else {
+        REQUIRE(w->write(t.name, std::span(t.data, t.nbytes)).ok());
+      }
+    }
+    REQUIRE(w->finish().ok());
+  }
+  std::filesystem::rename(tmp / "widened.safetensors", dir / "model.safetensors");
+  const auto inspect = dsagent("inspect " + q(dir));
+  CHECK_MESSAGE(inspect.exit_code == 0, inspect.output);
+  const auto generate = dsagent("generate --model " + q(dir) + " --prompt hi --max-tokens 1");
+  CHECK_MESSAGE(generate.exit_code == 0, generate.output);
+}
+
+TEST_CASE("no shared experts: inspect, plan and generate agree that the model runs") {
+  test::TempDir tmp("dsa-cli-model");
+  ModelConfig c = *preset_config("tiny");
+  c.n_shared_experts = 0;
+  REQUIRE(make_model(tmp / "tiny", c, {.seed = 2}).ok());
+  for (const std::string& cmd : {"inspect " + q(tmp / "tiny"), "plan " + q(tmp / "tiny") + " --gpus 1",
+                                 "generate --model " + q(tmp / "tiny") + " --prompt hi --max-tokens 2"}) {
+    CAPTURE(cmd);
+    const auto r = dsagent(cmd);
+    CHECK_MESSAGE(r.exit_code == 0, r.output);
+  }
+}
+
+TEST_CASE("make-model --force replaces each file whole: an old file's readers keep the old bytes") {
+  test::TempDir tmp("dsa-cli-model");
+  REQUIRE(dsagent("make-model " + q(tmp / "m") + " --preset tiny").exit_code == 0);
+  // Second names for the old files: what a process that has them open or mapped reads.
+  for (const char* file : {"config.json", "model.safetensors"})
+    std::filesystem::create_hard_link(tmp / "m" / file, tmp / (std::string("old-") + file));
+  const std::string old_config = test::read_text(tmp / "old-config.json");
+  const std::string old_weights = test::read_text(tmp / "old-model.safetensors");
+  const auto forced = dsagent("make-model " + q(tmp / "m") + " --preset tiny --dtype bf16 --force");
+  REQUIRE_MESSAGE(forced.exit_code == 0, forced.output);
+  CHECK(test::read_text(tmp / "old-config.json") == old_config);
+  CHECK(test::read_text(tmp / "old-model.safetensors") == old_weights);
+  CHECK(test::read_text(tmp / "m" / "config.json") != old_config);
+  CHECK(dsagent("inspect " + q(tmp / "m")).exit_code == 0);
+}
+
+TEST_CASE("a missing model directory and a config string with control bytes: one line each") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto missing = dsagent("inspect " + q(tmp / "nowhere"));
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.output == "dsagent inspect: " + (tmp / "nowhere").string() + ": directory does not exist\n");
+  const auto dir = tiny_with(tmp, [](nlohmann::json& j) { j["model_type"] = "deepseek\nsecond line \x1b[31mred"; });
+  const auto r = dsagent("inspect " + q(dir));
+  CHECK(r.exit_code == 1);
+  CHECK(lines(r.output) == 1);
+  CHECK(r.output.find("unsupported value 'deepseek\\x0asecond line \\x1b[31mred'") != std::string::npos);
 }

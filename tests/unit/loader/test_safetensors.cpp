@@ -2,8 +2,14 @@
 // the file and the tensor) for every kind of corrupt input. Files are built byte by byte here.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <future>
 
 #include "engine/loader/safetensors.hpp"
 #include "tests/unit/loader/st_builder.hpp"
@@ -363,4 +369,58 @@ TEST_CASE("paths that are not checkpoints") {
   CHECK(contains(open_error(dir.path()), "model.safetensors.index.json"));
   write_file(dir / "empty.safetensors", "");
   CHECK(contains(open_error(dir / "empty.safetensors"), "empty.safetensors: file is 0 bytes"));
+}
+
+TEST_CASE("a header value nested 100000 deep is one line, not a stack overflow") {
+  TempDir dir("loader");
+  const auto path = dir / "deep.safetensors";
+  const std::string deep(100000, '['), close(100000, ']');
+  // Past the nesting limit: refused while parsing.
+  write_file(path, st_file_raw(R"({"a":{"dtype":"F32","shape":[)" + deep + close + R"(],"data_offsets":[0,0]}})", ""));
+  CHECK(contains(open_error(path), "deep.safetensors: header is nested deeper than 64 levels"));
+  // Within it: the bad shape is described, not dumped.
+  const std::string nested = std::string(20, '[') + std::string(20, ']');
+  write_file(path, st_file_raw(R"({"a":{"dtype":"F32","shape":[)" + nested + R"(],"data_offsets":[0,0]}})", ""));
+  CHECK(contains(open_error(path), "tensor 'a': shape an array has a dimension that is not a non-negative integer"));
+}
+
+TEST_CASE("a checkpoint file that is not a regular file is named for what it is, without blocking") {
+  TempDir dir("loader");
+  SUBCASE("a FIFO in place of model.safetensors") {
+    REQUIRE(::mkfifo((dir / "model.safetensors").c_str(), 0600) == 0);
+    // Opened for reading without O_NONBLOCK, a FIFO waits for a writer: give the open a few
+    // seconds, then be that writer so a failing test ends.
+    auto opened = std::async(std::launch::async, [&] { return Checkpoint::open(dir.path()); });
+    if (opened.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      const int fd = ::open((dir / "model.safetensors").c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) ::close(fd);
+      FAIL("opening a FIFO blocked");
+    }
+    const auto r = opened.get();
+    REQUIRE_FALSE(r.ok());
+    CHECK(contains(r.error().message, "model.safetensors: is a FIFO, not a regular file"));
+  }
+  SUBCASE("a shard that is a directory, or a symbolic link to nothing") {
+    write_sharded(dir);
+    std::filesystem::remove(dir / "model-00002-of-00003.safetensors");
+    std::filesystem::create_directory(dir / "model-00002-of-00003.safetensors");
+    CHECK(contains(open_error(dir.path()),
+                   "shard 'model-00002-of-00003.safetensors' (holding tensor 'c') is a directory, not a regular file"));
+    std::filesystem::remove(dir / "model-00002-of-00003.safetensors");
+    std::filesystem::create_symlink(dir / "gone.safetensors", dir / "model-00002-of-00003.safetensors");
+    CHECK(
+        contains(open_error(dir.path()),
+                 "shard 'model-00002-of-00003.safetensors' (holding tensor 'c') is a symbolic link to a missing file"));
+  }
+  SUBCASE("model.safetensors a symbolic link to nothing") {
+    std::filesystem::create_symlink(dir / "gone.safetensors", dir / "model.safetensors");
+    CHECK(contains(open_error(dir.path()), "model.safetensors: is a symbolic link to a missing file"));
+  }
+}
+
+TEST_CASE("names from the shard index are quoted on one line") {
+  TempDir dir("loader");
+  write_sharded(dir, R"(, "f\nsecond line": "../x\u001b[31m.safetensors")");
+  const auto m = open_error(dir.path());
+  CHECK(contains(m, "tensor 'f\\x0asecond line': shard '../x\\x1b[31m.safetensors' is not a file name"));
 }

@@ -1,7 +1,15 @@
 // config.json parsing and validation, the presets, and parameter counts of the full model.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
 #include <cmath>
+#include <cstdint>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "engine/model/config.hpp"
@@ -89,7 +97,101 @@ TEST_CASE("errors name the file and the field") {
   CHECK(parse_error(j).starts_with("config.json: field 'quantization_config.quant_method': unsupported value"));
 
   CHECK(parse_error(json::array()) == "config.json: expected a JSON object");
-  CHECK(dsa::parse_config("{", "config.json").error().message == "config.json: not valid JSON");
+  CHECK(dsa::parse_config("{", "config.json").error().message.starts_with("config.json: not valid JSON (parse error"));
+}
+
+TEST_CASE("a bad value is quoted briefly on one line, however deep or long") {
+  const std::string text = dsa::test::read_text(dsa::test::fixtures_dir() / "engine/tiny-fp8/config.json");
+  const auto with_hidden_size = [&](const std::string& value) {
+    std::string t = text;
+    const auto at = t.find("\"hidden_size\": 128");
+    REQUIRE(at != std::string::npos);
+    t.replace(at, std::string("\"hidden_size\": 128").size(), "\"hidden_size\": " + value);
+    const auto r = dsa::parse_config(t, "config.json");
+    REQUIRE_FALSE(r.ok());
+    return r.error().message;
+  };
+  // Quoted with a recursive dump, 100000 levels overflowed the stack.
+  CHECK(with_hidden_size(std::string(100000, '[') + std::string(100000, ']')) ==
+        "config.json: nested deeper than 64 levels");
+  CHECK(with_hidden_size(std::string(10, '[') + std::string(10, ']')) ==
+        "config.json: field 'hidden_size': expected an integer, found an array");
+  CHECK(with_hidden_size(R"({"a": 1})") == "config.json: field 'hidden_size': expected an integer, found an object");
+  CHECK(with_hidden_size("\"" + std::string(1000000, 'x') + "\"") ==
+        "config.json: field 'hidden_size': expected an integer, found \"" + std::string(80, 'x') + "...\"");
+
+  json j = fixture_config("tiny-fp8");
+  j["model_type"] = "deepseek\nsecond line \x1b[31mred";
+  CHECK(parse_error(j) ==
+        "config.json: field 'model_type': unsupported value 'deepseek\\x0asecond line \\x1b[31mred' "
+        "(supported: 'deepseek_v32')");
+}
+
+TEST_CASE("sizes beyond the engine's bounds are refused before anything is sized by them") {
+  const json base = fixture_config("tiny-fp8");
+  const auto with = [&](const char* field, json value) {
+    json j = base;
+    j[field] = std::move(value);
+    return parse_error(j);
+  };
+  CHECK(with("num_hidden_layers", 1000000) ==
+        "config.json: field 'num_hidden_layers': must be at most 4096, found 1000000");
+  CHECK(with("vocab_size", INT64_MAX) ==
+        "config.json: field 'vocab_size': must be at most 4194304, found 9223372036854775807");
+  CHECK(with("hidden_size", 1e300) == "config.json: field 'hidden_size': too large, found 1e+300");
+  // Above INT64_MAX a JSON integer is unsigned: it was read back as -1.
+  CHECK(with("vocab_size", UINT64_MAX) == "config.json: field 'vocab_size': too large, found 18446744073709551615");
+  CHECK(with("n_routed_experts", 1000000000).starts_with("config.json: field 'n_routed_experts': must be at most"));
+  // Each count within its bound, their product not: 64 MoE layers of 4096 experts.
+  json many = base;
+  many["num_hidden_layers"] = 65;
+  many["n_routed_experts"] = 4096;
+  CHECK(parse_error(many) ==
+        "config.json: field 'n_routed_experts': 4096 in each of 64 MoE layers are more than "
+        "131072 routed experts in all");
+  CHECK(with("quantization_config", {{"quant_method", "fp8"}, {"weight_block_size", {INT64_MAX, INT64_MAX}}})
+            .starts_with("config.json: field 'quantization_config.weight_block_size': must be from 1 to"));
+
+  // The largest config within every bound: its parameter count and bytes still fit in int64.
+  ModelConfig big;
+  big.vocab_size = 1 << 22;
+  big.hidden_size = big.q_lora_rank = big.kv_lora_rank = big.moe_intermediate_size = 1 << 16;
+  big.intermediate_size = 1 << 18;
+  big.num_hidden_layers = 1 << 12;
+  big.first_k_dense_replace = (1 << 12) - 2;
+  big.n_routed_experts = big.n_group = 1 << 16;
+  big.topk_group = big.num_experts_per_tok;
+  big.n_shared_experts = 64;
+  big.num_attention_heads = big.num_key_value_heads = big.index_n_heads = 1 << 12;
+  big.qk_nope_head_dim = big.qk_rope_head_dim = big.v_head_dim = big.index_head_dim = 1 << 12;
+  REQUIRE(dsa::validate_config(big, "big").ok());
+  const dsa::ParamCounts n = dsa::count_params(big);
+  CHECK(n.total > 0);
+  CHECK(n.total < (int64_t(1) << 60));
+}
+
+TEST_CASE("config.json that cannot be read says why") {
+  dsa::test::TempDir dir("dsa-config");
+  CHECK(dsa::load_config(dir / "nowhere" / "config.json").error().message ==
+        (dir / "nowhere").string() + ": directory does not exist");
+  CHECK(dsa::load_config(dir / "config.json").error().message ==
+        (dir / "config.json").string() + ": cannot open config file: No such file or directory");
+  std::filesystem::create_directory(dir / "config.json");
+  CHECK(dsa::load_config(dir / "config.json").error().message ==
+        (dir / "config.json").string() + ": is a directory, not a regular file");
+  std::filesystem::remove(dir / "config.json");
+  // A FIFO: opened for reading, it waits for a writer. Give the load a few seconds, then be that
+  // writer so a failing test ends.
+  REQUIRE(::mkfifo((dir / "config.json").c_str(), 0600) == 0);
+  auto loaded = std::async(std::launch::async, [&] { return dsa::load_config(dir / "config.json"); });
+  if (loaded.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    const int fd = ::open((dir / "config.json").c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+    FAIL("opening a FIFO blocked");
+  }
+  const auto r = loaded.get();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == (dir / "config.json").string() + ": is a FIFO, not a regular file");
 }
 
 TEST_CASE("bad relations between fields name the field") {

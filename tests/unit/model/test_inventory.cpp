@@ -10,6 +10,7 @@
 #include "engine/loader/safetensors_writer.hpp"
 #include "engine/model/config.hpp"
 #include "engine/model/inventory.hpp"
+#include "engine/model/weights.hpp"
 #include "tests/test_support.hpp"
 
 using namespace dsa;
@@ -157,4 +158,77 @@ TEST_CASE("writer: header sorted and aligned, data read back exactly") {
   CHECK(data_start % 8 == 0);
   CHECK(order == std::vector<std::string>{"a.bias", "b.scale", "c.weight", "a.codes"});
   CHECK(prev_end == std::filesystem::file_size(dir / "x.safetensors"));
+}
+
+TEST_CASE("check_inventory accepts what the loader binds: a vector in BF16 or F32") {
+  test::TempDir dir("dsa-inv");
+  const ModelConfig c = tiny(true);
+  const auto with_dtype = [&](const std::string& name, DType dtype) {
+    std::vector<TensorLayout> specs = layouts(tensor_inventory(c));
+    for (TensorLayout& t : specs)
+      if (t.name == name) t.dtype = dtype;
+    write_zero_checkpoint(dir / "model.safetensors", specs);
+    auto ckpt = Checkpoint::open(dir.path());
+    REQUIRE(ckpt.ok());
+    return ckpt;
+  };
+  for (const auto& [name, dtype] :
+       {std::pair{std::string("model.norm.weight"), DType::F32},
+        std::pair{std::string("model.layers.1.self_attn.indexer.k_norm.weight"), DType::BF16},
+        std::pair{std::string("model.layers.2.mlp.gate.e_score_correction_bias"), DType::BF16}}) {
+    INFO(name);
+    const auto ckpt = with_dtype(name, dtype);
+    const auto checked = check_inventory(*ckpt, c);
+    CHECK_MESSAGE(checked.ok(), (checked.ok() ? "" : checked.error().message));
+    const auto bound = bind_weights(*ckpt, c);
+    CHECK_MESSAGE(bound.ok(), (bound.ok() ? "" : bound.error().message));
+  }
+  // Neither takes F16.
+  const auto ckpt = with_dtype("model.norm.weight", DType::F16);
+  const auto checked = check_inventory(*ckpt, c);
+  REQUIRE_FALSE(checked.ok());
+  CHECK(checked.error().message ==
+        "model.safetensors: tensor 'model.norm.weight': expected BF16 or F32 [128], found F16 [128]");
+  CHECK_FALSE(bind_weights(*ckpt, c).ok());
+}
+
+TEST_CASE("writer: a file appears whole under its name, replacing the old one; a failed write leaves nothing") {
+  test::TempDir dir("dsa-writer");
+  const std::vector<TensorLayout> specs = {{"a", DType::F32, {2}}};
+  const std::vector<std::byte> bytes(8, std::byte{7});
+  const auto path = dir / "x.safetensors";
+  test::write_text(path, "old");
+  // A second name for the old file: what a process that has it open or mapped still reads.
+  std::filesystem::create_hard_link(path, dir / "old-link");
+  {
+    auto w = SafetensorsWriter::create(path, specs);
+    REQUIRE(w.ok());
+    REQUIRE(w->write("a", bytes).ok());
+    CHECK(test::read_text(path) == "old");  // nothing under the name until the file is complete
+    REQUIRE(w->finish().ok());
+  }
+  CHECK(test::read_text(dir / "old-link") == "old");
+  const auto ckpt = Checkpoint::open(path);
+  REQUIRE(ckpt.ok());
+  CHECK(ckpt->find("a") != nullptr);
+
+  const auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  {
+    auto unfinished = SafetensorsWriter::create(dir / "y.safetensors", specs);
+    REQUIRE(unfinished.ok());
+    auto incomplete = SafetensorsWriter::create(dir / "z.safetensors", specs);
+    REQUIRE(incomplete.ok());
+    CHECK_FALSE(incomplete->finish().ok());
+  }
+  CHECK(names() == std::vector<std::string>{"old-link", "x.safetensors"});
+
+  REQUIRE(write_text_file(dir / "old-link", "new").ok());
+  CHECK(test::read_text(dir / "old-link") == "new");
+  CHECK(test::read_text(path) != "new");  // the other name keeps the file it had
+  CHECK(names() == std::vector<std::string>{"old-link", "x.safetensors"});
 }

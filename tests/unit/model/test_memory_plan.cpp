@@ -5,6 +5,7 @@
 
 #include "engine/model/config.hpp"
 #include "engine/model/memory_plan.hpp"
+#include "kernels/cpu/attention.hpp"
 
 using namespace dsa;
 
@@ -91,4 +92,34 @@ TEST_CASE("memory plan: uneven splits and bad options are one-line errors") {
   o.ranks = 1;
   o.context = 0;
   CHECK_FALSE(plan_memory(ModelConfig{}, o).ok());
+}
+
+TEST_CASE("memory plan: sizes past the limits are one-line errors, never wrapped numbers") {
+  MemoryPlanOptions o;
+  o.sequences = kMaxPlanSequences + 1;
+  CHECK(plan_memory(ModelConfig{}, o).error().message ==
+        "memory plan: context and prefill chunk must be at most 16777216 tokens, sequences at most 1048576");
+  o.sequences = 1;
+  o.context = kMaxPlanTokens + 1;
+  CHECK_FALSE(plan_memory(ModelConfig{}, o).ok());
+
+  // Within every limit, the caches of a deep, wide model would need more bytes than 64 bits count.
+  ModelConfig c;
+  c.num_hidden_layers = 4096;
+  c.kv_lora_rank = 1 << 16;
+  c.first_k_dense_replace = 4096;  // dense only: no experts to place
+  REQUIRE(validate_config(c, "c").ok());
+  o.context = kMaxPlanTokens;
+  o.sequences = kMaxPlanSequences;
+  o.ranks = 1;
+  const auto plan = plan_memory(c, o);
+  REQUIRE_FALSE(plan.ok());
+  CHECK(plan.error().message ==
+        "memory plan: the caches of 1048576 sequence(s) of 16777216 tokens need more than 1 EiB");
+  o.sequences = 1;
+  const auto one = plan_memory(c, o);
+  REQUIRE(one.ok());
+  CHECK(one->ranks[0].latent_cache ==
+        uint64_t(16777216) * 4096 *
+            cpu::latent_record_bytes(cpu::LatentFormat::fp8, c.kv_lora_rank, c.qk_rope_head_dim));
 }

@@ -257,7 +257,7 @@ TEST_CASE("logits that are all NaN fail the request with a clear error, not a st
     REQUIRE_FALSE(g.ok());
     CHECK(
         g.error().message ==
-        "generate: every logit of output token 1 is NaN or -inf; the checkpoint's weights may hold NaN or Inf values");
+        "every logit of output token 1 is NaN or -inf; the checkpoint's weights may hold NaN or Inf values");
   }
   SUBCASE("the BatchScheduler") {
     BatchScheduler s(

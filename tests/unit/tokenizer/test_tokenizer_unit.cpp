@@ -106,7 +106,8 @@ TEST_CASE("load errors name the file and the problem") {
   TempDir dir("tok");
   auto missing = Tokenizer::load(dir / "tokenizer.json");
   REQUIRE_FALSE(missing.ok());
-  CHECK(missing.error().message == (dir / "tokenizer.json").string() + ": cannot open tokenizer file");
+  CHECK(missing.error().message ==
+        (dir / "tokenizer.json").string() + ": cannot open tokenizer file: No such file or directory");
 
   write_text(dir / "bad.json", "{\"model\": ");
   auto malformed = Tokenizer::load(dir / "bad.json");
