@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "cli/commands.hpp"
+#include "cli/fault_handler.hpp"
 #include "kernels/cpu/parallel.hpp"
 
 namespace {
@@ -37,9 +38,14 @@ std::string threads_env_error() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  dsa::cli::install_fault_handler();
   CLI::App app{"dsagent: an agent runner for DeepSeek-V3.2-class models (local sparse-attention engine or an OpenAI-compatible server)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "dsagent 0.1.0");
+  // A flag error is one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "dsagent: " + one_line(e.what(), 300) + " (--help shows the usage)\n";
+  });
   int exit_code = 0;
   dsa::cli::add_run_command(app, exit_code);
   dsa::cli::add_chat_command(app, exit_code);
