@@ -47,21 +47,31 @@ int run_inspect(const InspectArgs& args) {
   // A problem is what keeps generate from loading the model: first the engine's limits on the
   // config, then the checkpoint's tensors.
   const auto limits = check_engine_limits(c, (dir / "config.json").string());
-  const auto check = limits.ok() ? check_inventory(*ckpt, c) : Result<std::vector<std::string>>(limits.error());
+  const auto check_result = limits.ok() ? check_inventory(*ckpt, c) : Result<std::vector<std::string>>(limits.error());
   const ParamCounts params = count_params(c);
   int64_t n_dense = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) n_dense += c.is_moe_layer(l) ? 0 : 1;
   std::map<std::string, uint64_t> bytes_by_dtype;
   uint64_t total_bytes = 0;
-  int64_t n_scales = 0, n_non_pow2 = 0;
+  int64_t n_scales = 0, n_non_pow2 = 0, n_unusable = 0;
+  std::string first_unusable;
   for (const TensorInfo& t : ckpt->tensors()) {
     bytes_by_dtype[dtype_name(t.dtype)] += t.nbytes;
     total_bytes += t.nbytes;
     if (t.dtype == DType::F32 && t.name.ends_with("weight_scale_inv")) {
       n_scales += t.numel();
       n_non_pow2 += count_non_pow2_scales(t);
+      const int64_t unusable = count_unusable_scales(t);
+      if (unusable > 0 && first_unusable.empty()) first_unusable = t.name;
+      n_unusable += unusable;
     }
   }
+  // Scales that make the model's output NaN are a problem of the checkpoint, as a tensor of the
+  // wrong shape is.
+  auto check = check_result;
+  if (check.ok() && n_unusable > 0)
+    check = make_error(std::to_string(n_unusable) + " FP8 scale(s) are NaN, infinite, zero or negative (the first in " +
+                       first_unusable + ")");
   const CacheBytesPerToken fp8 = cache_bytes_per_token(c, true), bf16 = cache_bytes_per_token(c, false);
 
   if (args.json) {
@@ -79,7 +89,7 @@ int run_inspect(const InspectArgs& args) {
                                 {"kv_bf16_latent", bf16.latent * kContext128K},
                                 {"kv_fp8", fp8.latent * kContext128K},
                                 {"indexer", fp8.indexer * kContext128K}};
-    j["fp8_scales"] = {{"count", n_scales}, {"not_power_of_two", n_non_pow2}};
+    j["fp8_scales"] = {{"count", n_scales}, {"not_power_of_two", n_non_pow2}, {"unusable", n_unusable}};
     j["warnings"] = check.ok() ? *check : std::vector<std::string>{};
     j["problem"] = check.ok() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(check.error().message);
     std::printf("%s\n", j.dump(2).c_str());

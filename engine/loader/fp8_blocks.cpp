@@ -68,4 +68,14 @@ int64_t count_non_pow2_scales(const TensorInfo& scale_inv) {
   return n;
 }
 
+int64_t count_unusable_scales(const TensorInfo& scale_inv) {
+  DSA_CHECK(scale_inv.dtype == DType::F32);
+  int64_t n = 0;
+  for (int64_t i = 0; i < scale_inv.numel(); ++i) {
+    const float s = load_f32(scale_inv.data, i);
+    n += std::isfinite(s) && s > 0 ? 0 : 1;
+  }
+  return n;
+}
+
 }  // namespace dsa

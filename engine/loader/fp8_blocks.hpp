@@ -23,5 +23,8 @@ void dequant_fp8_rows(const TensorInfo& w, const TensorInfo& scale_inv, int64_t 
 // How many scales are not exact powers of two (the checkpoints declare scale_fmt "ue8m0"). A report
 // for inspection, not an error. scale_inv: F32.
 int64_t count_non_pow2_scales(const TensorInfo& scale_inv);
+// How many scales no weight can be dequantised by: NaN, infinite, zero or negative (the model's
+// output turns to NaN). A problem of the checkpoint. scale_inv: F32.
+int64_t count_unusable_scales(const TensorInfo& scale_inv);
 
 }  // namespace dsa

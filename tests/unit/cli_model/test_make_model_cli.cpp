@@ -2,10 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
-#include <span>
-
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <span>
+#include <vector>
 
 #include "engine/loader/safetensors.hpp"
 #include "engine/loader/safetensors_writer.hpp"
@@ -225,6 +227,38 @@ TEST_CASE("inspect accepts the vector dtypes generate loads: an F32 final norm")
   CHECK_MESSAGE(inspect.exit_code == 0, inspect.output);
   const auto generate = dsagent("generate --model " + q(dir) + " --prompt hi --max-tokens 1");
   CHECK_MESSAGE(generate.exit_code == 0, generate.output);
+}
+
+TEST_CASE("inspect reports FP8 scales no weight can be dequantised by as a problem") {
+  test::TempDir tmp("dsa-cli-model");
+  const auto dir = tmp / "tiny";
+  REQUIRE(dsagent("make-model " + q(dir) + " --preset tiny").exit_code == 0);
+  const std::string spoiled = "model.layers.0.self_attn.q_a_proj.weight_scale_inv";
+  {
+    const auto ckpt = Checkpoint::open(dir);
+    REQUIRE(ckpt.ok());
+    REQUIRE(ckpt->find(spoiled));
+    std::vector<TensorLayout> layout;
+    for (const TensorInfo& t : ckpt->tensors()) layout.push_back({t.name, t.dtype, t.shape});
+    auto w = SafetensorsWriter::create(tmp / "spoiled.safetensors", layout);
+    REQUIRE(w.ok());
+    for (const TensorInfo& t : ckpt->tensors()) {
+      std::vector<std::byte> bytes(t.data, t.data + t.nbytes);
+      if (t.name == spoiled) {
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        std::memcpy(bytes.data(), &nan, sizeof nan);
+      }
+      REQUIRE(w->write(t.name, std::span(bytes)).ok());
+    }
+    REQUIRE(w->finish().ok());
+  }
+  std::filesystem::rename(tmp / "spoiled.safetensors", dir / "model.safetensors");
+  const auto inspect = dsagent("inspect " + q(dir));
+  CHECK(inspect.exit_code == 1);
+  CHECK_MESSAGE(
+      inspect.output.find("dsagent inspect: 1 FP8 scale(s) are NaN, infinite, zero or negative (the first in " +
+                          spoiled + ")") != std::string::npos,
+      inspect.output);
 }
 
 TEST_CASE("no shared experts: inspect, plan and generate agree that the model runs") {

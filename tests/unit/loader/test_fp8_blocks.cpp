@@ -117,4 +117,5 @@ TEST_CASE("count_non_pow2_scales counts what is not an exact positive power of t
   auto ckpt = Checkpoint::open(path);
   REQUIRE(ckpt.ok());
   CHECK(count_non_pow2_scales(*ckpt->find("s")) == 6);
+  CHECK(count_unusable_scales(*ckpt->find("s")) == 4);  // 0, -2, inf, NaN
 }
