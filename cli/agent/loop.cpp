@@ -226,7 +226,8 @@ RunResult AgentLoop::submit(const std::string& user_message) {
       const int64_t n = turn.usage.completion_tokens;
       format_error =
           n > 0 && n < gen_.max_tokens
-              ? "the output filled the context window after " + std::to_string(n) + " tokens, before it finished"
+              ? "the output was cut off after " + std::to_string(n) +
+                    " tokens, before it finished (the context window or the server's limit was reached)"
               : "the output reached the limit of " + std::to_string(gen_.max_tokens) + " tokens before it finished";
     } else if (turn.format_error) {
       format_error = turn.format_error->message;
