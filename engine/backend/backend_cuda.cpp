@@ -4,6 +4,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -26,6 +28,20 @@ namespace {
 constexpr size_t kHostCopyPiece = size_t(64) << 20;
 
 // An instantiated graph, launched on the backend's stream.
+// A graph's own memory (the scratch its kernels took while it was captured) is allocated when it is
+// instantiated or launched: the device short of it is std::bad_alloc, as a kernel's scratch is
+// (kernels/cuda/check.hpp), which the model answers with a smaller call.
+void check_graph_call(cudaError_t status, const char* what) {
+  if (status == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    throw std::bad_alloc();
+  }
+  if (status != cudaSuccess) {
+    std::fprintf(stderr, "CUDA error %s: %s (in %s)\n", cudaGetErrorName(status), cudaGetErrorString(status), what);
+    std::abort();
+  }
+}
+
 class CudaRecording final : public Backend::Recording {
  public:
   CudaRecording(cudaGraphExec_t exec, cudaStream_t stream, int device) : exec_(exec), stream_(stream), device_(device) {}
@@ -34,7 +50,7 @@ class CudaRecording final : public Backend::Recording {
   CudaRecording& operator=(const CudaRecording&) = delete;
   void replay() override {
     DSA_CUDA_CHECK(cudaSetDevice(device_));
-    DSA_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+    check_graph_call(cudaGraphLaunch(exec_, stream_), "cudaGraphLaunch");
   }
 
  private:
@@ -258,7 +274,7 @@ std::unique_ptr<Backend::Recording> CudaBackend::record(const std::function<void
   cudaGraphExec_t exec = nullptr;
   const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
-  DSA_CUDA_CHECK(made);
+  check_graph_call(made, "cudaGraphInstantiate");
   return std::make_unique<CudaRecording>(exec, stream_, device_);
 }
 

@@ -272,8 +272,8 @@ void BackendModel::compute(KvCache& cache, ForwardTrace* trace, int64_t first, i
       });
       recordings_.erase(oldest);
     }
-    ++counts_.recorded;
     it = recordings_.emplace(key, Kept{be_->record(ops)}).first;
+    ++counts_.recorded;
   }
   it->second.last_use = ++uses_;
   it->second.recording->replay();
