@@ -26,6 +26,15 @@ Result<fs::path> resolve_in_workdir(const ToolContext& ctx, const std::string& p
   fs::path given(path);
   fs::path full = fs::weakly_canonical(given.is_absolute() ? given : root / given, ec);
   if (ec) return make_error(path + ": " + ec.message());
+  // weakly_canonical leaves a symbolic link to a missing file as it is (its target does not
+  // exist): followed here, since a write through it would create the target, wherever it points.
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(full, ec)); ++hops) {
+    if (hops == 40) return make_error(path + ": too many levels of symbolic links");
+    const fs::path target = fs::read_symlink(full, ec);
+    if (ec) return make_error(path + ": " + ec.message());
+    full = fs::weakly_canonical(target.is_absolute() ? target : full.parent_path() / target, ec);
+    if (ec) return make_error(path + ": " + ec.message());
+  }
   if (!is_within(root, full))
     return make_error(path + ": outside the work dir " + root.string() + " (refused)");
   return full;

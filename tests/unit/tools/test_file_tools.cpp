@@ -83,6 +83,20 @@ TEST_CASE("the jail refuses paths outside the work dir, through ../ and through 
   CHECK(f.call("glob", {{"pattern", "*"}, {"path", ".."}}).is_error);
   // A symlink that stays inside is fine.
   CHECK(f.call("read_file", {{"path", "alias.txt"}}).text == "     1\tok\n");
+  // A link to a file that does not exist yet: a write through it would create the file outside.
+  fs::create_symlink(outside / "created.txt", f.dir / "dangling.txt");
+  fs::create_symlink("dangling.txt", f.dir / "chain.txt");
+  for (const std::string path : {"dangling.txt", "chain.txt"}) {
+    Observation w = f.call("write_file", {{"path", path}, {"content", "x"}});
+    CHECK(w.is_error);
+    CHECK(w.text ==
+          "write_file: " + path + ": outside the work dir " + fs::canonical(f.dir.path()).string() + " (refused)");
+  }
+  CHECK_FALSE(fs::exists(outside / "created.txt"));
+  // One that points inside is followed: the write lands on its target.
+  fs::create_symlink(f.dir / "later.txt", f.dir / "to_later.txt");
+  CHECK_FALSE(f.call("write_file", {{"path", "to_later.txt"}, {"content", "y"}}).is_error);
+  CHECK(read_text(f.dir / "later.txt") == "y");
 }
 
 TEST_CASE("write_file creates files and directories, and overwrites") {
