@@ -23,11 +23,13 @@ void add_index_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--out,-o", args->out, "SQLite file to write")->required();
   cmd->callback([args, &exit_code] {
     const auto t0 = std::chrono::steady_clock::now();
-    auto stats = build_corpus_index(args->input, args->out, [](int64_t n) {
+    bool progress_shown = false;
+    auto stats = build_corpus_index(args->input, args->out, [&progress_shown](int64_t n) {
       std::fprintf(stderr, "\rindexed %lld documents", static_cast<long long>(n));
+      progress_shown = true;
     });
     if (!stats) {
-      std::fprintf(stderr, "\ndsagent index: %s\n", stats.error().message.c_str());
+      std::fprintf(stderr, "%sdsagent index: %s\n", progress_shown ? "\n" : "", stats.error().message.c_str());
       exit_code = 1;
       return;
     }

@@ -101,9 +101,15 @@ Result<IndexStats> build_corpus_index(const fs::path& jsonl, const fs::path& db_
                                       const std::function<void(int64_t)>& progress) {
   std::ifstream in(jsonl, std::ios::binary);
   if (!in) return make_error(jsonl.string() + ": cannot open");
+  std::error_code ec;
+  // The index replaces db_path when it is built: never the documents it is built from, nor a
+  // directory.
+  if (fs::exists(db_path, ec) && fs::equivalent(jsonl, db_path, ec))
+    return make_error(db_path.string() + ": is the corpus being indexed (give the index another name)");
+  if (fs::is_directory(db_path, ec))
+    return make_error(db_path.string() + ": is a directory (give the index's file name)");
   fs::path tmp = db_path;
   tmp += ".building";
-  std::error_code ec;
   fs::remove(tmp, ec);
 
   sqlite3* db = nullptr;

@@ -104,6 +104,17 @@ TEST_CASE("corpus: bad lines are errors naming the file and line; the old index 
   REQUIRE(c.ok());
   CHECK((*c)->size() == 1);
   CHECK(!Corpus::open(dir / "missing.db").ok());
+  // The index never replaces its own documents, nor a directory.
+  const auto same = build_corpus_index(dir / "ok.jsonl", dir / "ok.jsonl");
+  REQUIRE_FALSE(same.ok());
+  CHECK(same.error().message ==
+        (dir / "ok.jsonl").string() + ": is the corpus being indexed (give the index another name)");
+  CHECK(read_text(dir / "ok.jsonl") == "{\"docid\":\"a\",\"text\":\"x\"}\n");
+  fs::create_directory(dir / "out");
+  const auto into_dir = build_corpus_index(dir / "ok.jsonl", dir / "out");
+  REQUIRE_FALSE(into_dir.ok());
+  CHECK(into_dir.error().message == (dir / "out").string() + ": is a directory (give the index's file name)");
+  CHECK_FALSE(fs::exists(dir / "out.building"));
 }
 
 namespace {
