@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "cli/agent/output.hpp"
 #include "cli/agent/session.hpp"
@@ -35,21 +38,48 @@ bool ask_on_stdin(const std::string& action) {
   return !line.empty() && (line[0] == 'y' || line[0] == 'Y');
 }
 
+// Whether a and b name one file (b may not exist yet); false when either is empty.
+bool same_file(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty()) return false;
+  std::error_code ec;
+  const auto ca = std::filesystem::weakly_canonical(a, ec), cb = std::filesystem::weakly_canonical(b, ec);
+  return !ec && ca == cb;
+}
+
+std::string trimmed(std::string_view s) {
+  const size_t begin = s.find_first_not_of(" \t"), end = s.find_last_not_of(" \t");
+  return begin == std::string_view::npos ? std::string() : std::string(s.substr(begin, end - begin + 1));
+}
+
 int chat(CLI::App& cmd, ChatArgs& args) {
   auto fail = [](const std::string& msg) {
     std::fprintf(stderr, "dsagent chat: %s\n", msg.c_str());
     return 1;
   };
   if (auto ok = finish_agent_options(cmd, args.agent); !ok) return fail(ok.error().message);
+  // The conversation to resume is read before the session opens its trajectory file, which that
+  // truncates: a resume that fails, or names the same file, loses nothing.
+  std::optional<Conversation> resumed;
+  if (!args.resume.empty()) {
+    if (same_file(args.resume, args.agent.trajectory))
+      return fail("--trajectory " + args.agent.trajectory + " would overwrite the conversation to resume");
+    auto loaded = Conversation::load(args.resume);
+    if (!loaded) return fail(loaded.error().message);
+    resumed = std::move(*loaded);
+  }
   auto opened = open_session(args.agent, ask_on_stdin);
   if (!opened) return fail(opened.error().message);
   AgentSession& session = **opened;
   AgentLoop& loop = *session.loop;
   const std::string system_prompt = loop.conversation().messages().front().content;
-  if (!args.resume.empty()) {
-    auto loaded = Conversation::load(args.resume);
-    if (!loaded) return fail(loaded.error().message);
-    loop.conversation() = std::move(*loaded);
+  if (resumed) {
+    // The session's system prompt (this run's tools, work dir and approval mode) in place of the
+    // saved one.
+    Conversation conv;
+    conv.append_system(system_prompt);
+    const size_t first = !resumed->empty() && resumed->messages()[0].role == Role::system ? 1 : 0;
+    for (size_t i = first; i < resumed->size(); ++i) conv.append(resumed->messages()[i], resumed->origin(i));
+    loop.conversation() = std::move(conv);
   }
 
   const bool interactive = ::isatty(STDIN_FILENO) != 0;
@@ -74,30 +104,32 @@ int chat(CLI::App& cmd, ChatArgs& args) {
       std::fflush(stderr);
     }
     if (!std::getline(std::cin, line)) break;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // a line typed on Windows
     if (line.empty()) continue;
-    if (line == "/exit" || line == "/quit") break;
-    if (line == "/help") {
-      std::fputs(kHelp, stderr);
-      continue;
-    }
-    if (line == "/reset") {
-      loop.reset(system_prompt);
-      std::fputs("(new conversation)\n", stderr);
-      continue;
-    }
-    if (line.starts_with("/save")) {
-      std::string file = line.size() > 6 ? line.substr(6) : "";
-      if (file.empty()) {
-        std::fputs("usage: /save FILE\n", stderr);
-        continue;
+    if (const std::string text = trimmed(line); text.starts_with("/")) {
+      // A command: its name, then (for /save) one argument, spaces around both ignored.
+      const std::string name = text.substr(0, text.find(' '));
+      const std::string arg = text.size() > name.size() ? trimmed(text.substr(name.size())) : "";
+      if (name == "/exit" || name == "/quit") break;
+      if (name == "/help") {
+        std::fputs(kHelp, stderr);
+      } else if (name == "/reset") {
+        loop.reset(system_prompt);
+        std::fputs("(new conversation)\n", stderr);
+      } else if (name == "/save") {
+        if (arg.empty()) {
+          std::fputs("usage: /save FILE\n", stderr);
+        } else if (same_file(arg, args.agent.trajectory)) {
+          std::fprintf(stderr, "dsagent chat: %s is the --trajectory file; save to another\n", arg.c_str());
+        } else if (auto saved = loop.conversation().save(arg); !saved) {
+          std::fprintf(stderr, "dsagent chat: %s\n", saved.error().message.c_str());
+          last_code = 1;
+        } else {
+          std::fprintf(stderr, "(saved to %s)\n", arg.c_str());
+        }
+      } else {
+        std::fprintf(stderr, "unknown command %s\n%s", name.c_str(), kHelp);
       }
-      auto saved = loop.conversation().save(file);
-      if (!saved) std::fprintf(stderr, "dsagent chat: %s\n", saved.error().message.c_str());
-      else std::fprintf(stderr, "(saved to %s)\n", file.c_str());
-      continue;
-    }
-    if (line.starts_with("/")) {
-      std::fprintf(stderr, "unknown command %s\n%s", line.c_str(), kHelp);
       continue;
     }
     clear_interrupt();

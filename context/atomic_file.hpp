@@ -1,4 +1,5 @@
-// Whole-file writes that a crash cannot tear: the text goes to `<path>.tmp`, then a rename.
+// Whole-file writes that a crash cannot tear: the text goes to a temporary file beside `path`
+// (named for the process and the call, so concurrent writers never share one), then a rename.
 #pragma once
 #include <filesystem>
 #include <string>

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 
 #include "context/atomic_file.hpp"
 
@@ -125,10 +126,22 @@ Result<Conversation> Conversation::from_json(const json& j) {
     return make_error("conversation: field 'messages' (an array) is missing");
   Conversation conv;
   size_t index = 0;
+  std::set<std::string> calls;  // the ids the last assistant message called
   for (const json& mj : j["messages"]) {
     std::string err;
     auto m = message_from_json(mj, &err);
     if (!m) return make_error("conversation: messages[" + std::to_string(index) + "]: " + err);
+    // A tool result answers a call of the assistant message before it: a server refuses any other
+    // (and every later request with it).
+    if (m->role == Role::assistant) {
+      calls.clear();
+      for (const ToolCall& c : m->tool_calls) calls.insert(c.id);
+    } else if (m->role == Role::tool && !calls.count(m->tool_call_id)) {
+      return make_error("conversation: messages[" + std::to_string(index) + "]: a tool result for '" + m->tool_call_id +
+                        "', which the assistant message before it did not call");
+    } else if (m->role != Role::tool) {
+      calls.clear();
+    }
     Origin origin = Origin::conversation;
     if (mj.contains("origin")) {
       auto o = mj["origin"].is_string() ? parse_origin(mj["origin"].get<std::string>()) : std::nullopt;
@@ -146,6 +159,9 @@ Result<void> Conversation::save(const std::filesystem::path& path) const {
 }
 
 Result<Conversation> Conversation::load(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return make_error("conversation file '" + path.string() + "' is a directory");
   std::ifstream f(path, std::ios::binary);
   if (!f.is_open()) return make_error("cannot read conversation file '" + path.string() + "'");
   json j = json::parse(f, nullptr, /*allow_exceptions=*/false);

@@ -76,3 +76,42 @@ TEST_CASE("dsagent chat: ask approvals read the answer from the next input line"
   CHECK(std::filesystem::exists(dir / "yes.txt"));
   CHECK_FALSE(std::filesystem::exists(dir / "no.txt"));
 }
+
+TEST_CASE("dsagent chat --resume: read before the trajectory is opened, checked, and given this run's system prompt") {
+  TempDir dir("dsa-chat-resume");
+  HttpTestServer server({answer("one", "t1"), answer("two", "t2")});
+  // A saved session with another system prompt, then commands with spaces and a Windows line end.
+  write_text(dir / "s.json", json{{"messages", json::array({{{"role", "system"}, {"content", "old prompt"}},
+                                                            {{"role", "user"}, {"content", "hi"}},
+                                                            {{"role", "assistant"}, {"content", "hello"}}})}}
+                                 .dump());
+  write_text(dir / "run.json", "{\"kept\": true}\n");
+  // A resume that fails leaves the trajectory file as it was; so does one naming it.
+  auto missing = run_command(chat_cmd(dir, server.url(), "--resume nope.json --trajectory run.json < /dev/null 2>&1"));
+  CHECK(missing.exit_code == 1);
+  auto same = run_command(chat_cmd(dir, server.url(), "--resume s.json --trajectory s.json < /dev/null 2>&1"));
+  CHECK(same.exit_code == 1);
+  CHECK(same.output.find("would overwrite the conversation to resume") != std::string::npos);
+  CHECK(read_text(dir / "run.json") == "{\"kept\": true}\n");
+  CHECK(json::parse(read_text(dir / "s.json"))["messages"].size() == 3);
+
+  write_text(dir / "in.txt", "next\r\n  /save  out.json  \r\n/save run.json\n/exit \nnot sent\n");
+  auto r = run_command(chat_cmd(dir, server.url(), "--resume s.json --trajectory run.json < in.txt 2>&1"));
+  CHECK(r.exit_code == 0);
+  REQUIRE(server.requests().size() == 1);
+  json msgs = json::parse(server.requests()[0].body)["messages"];
+  REQUIRE(msgs.size() == 4);
+  CHECK(msgs[0]["content"] != "old prompt");  // this run's tools and work dir
+  CHECK(msgs[3]["content"] == "next");
+  CHECK(json::parse(read_text(dir / "out.json"))["messages"].size() == 5);
+  CHECK(r.output.find("is the --trajectory file; save to another") != std::string::npos);
+  CHECK(json::parse(read_text(dir / "run.json")).contains("steps"));  // still the trajectory
+
+  // A tool result that answers no call is refused at load, naming it.
+  write_text(dir / "orphan.json",
+             R"({"messages":[{"role":"system","content":"s"},{"role":"tool","content":"x","tool_call_id":"zz"}]})");
+  auto orphan = run_command(chat_cmd(dir, server.url(), "--resume orphan.json < /dev/null 2>&1"));
+  CHECK(orphan.exit_code == 1);
+  CHECK(orphan.output.find("a tool result for 'zz', which the assistant message before it did not call") !=
+        std::string::npos);
+}

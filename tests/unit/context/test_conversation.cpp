@@ -1,6 +1,10 @@
 // The conversation: rounds, the thinking-retention rule on exact message lists, save/load.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <thread>
+
+#include "context/atomic_file.hpp"
 #include "context/conversation.hpp"
 #include "tests/test_support.hpp"
 
@@ -123,4 +127,28 @@ TEST_CASE("loading a bad file names the file and the message") {
   test::write_text(dir / "junk.json", "{not json");
   CHECK_FALSE(Conversation::load(dir / "junk.json"));
   CHECK_FALSE(Conversation::load(dir / "missing.json"));
+}
+
+TEST_CASE("write_file_atomic: concurrent writers of one file leave one whole text and no temporary files") {
+  test::TempDir dir("dsa-atomic");
+  const auto file = dir / "t.json";
+  const std::string a(200000, 'a'), b(100000, 'b');
+  std::thread other([&] {
+    for (int i = 0; i < 50; ++i) CHECK(write_file_atomic(file, b).ok());
+  });
+  for (int i = 0; i < 50; ++i) CHECK(write_file_atomic(file, a).ok());
+  other.join();
+  const std::string text = test::read_text(file);
+  CHECK((text == a || text == b));
+  size_t n_files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++n_files;
+  CHECK(n_files == 1);
+  // A write that cannot happen says why, and leaves nothing behind.
+  const auto missing_dir = write_file_atomic(dir / "no" / "x.json", "x");
+  REQUIRE_FALSE(missing_dir.ok());
+  CHECK(missing_dir.error().message ==
+        "cannot write '" + (dir / "no" / "x.json").string() + "': No such file or directory");
+  std::filesystem::create_directory(dir / "d");
+  CHECK(write_file_atomic(dir / "d", "x").error().message ==
+        "cannot write '" + (dir / "d").string() + "': a directory");
 }
