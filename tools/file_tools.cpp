@@ -68,7 +68,8 @@ Observation read_file(const json& args, ToolContext& ctx) {
   int64_t n_lines = static_cast<int64_t>(count_lines(*data));
   if (n_lines == 0) return {path + " is empty"};
   if (first > n_lines) return {"read_file: " + path + " has " + std::to_string(n_lines) + " lines; offset " + std::to_string(first) + " is past the end", true};
-  int64_t last = limit ? std::min(n_lines, first + limit - 1) : n_lines;
+  // The limit cut to the file first: first + limit - 1 could pass INT64_MAX.
+  int64_t last = limit ? std::min(n_lines, first + std::min(limit - 1, n_lines)) : n_lines;
   std::string out;
   std::istringstream in(*data);
   std::string line;

@@ -1,6 +1,10 @@
 // Builds the model backend, the tools and their context from the run/chat flags (see backend.hpp).
 #include "cli/agent/backend.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "cli/agent/corpus_cache.hpp"
@@ -12,6 +16,7 @@
 #include "tools/coding_tools.hpp"
 #include "tools/command_plugin.hpp"
 #include "tools/mcp.hpp"
+#include "tools/sandbox.hpp"
 
 namespace dsa::cli {
 
@@ -128,13 +133,19 @@ Result<ToolContext> make_tool_context(const AgentOptions& opts) {
   ToolContext ctx;
   std::error_code ec;
   std::filesystem::path dir = opts.workdir.empty() ? std::filesystem::current_path(ec) : std::filesystem::path(opts.workdir);
+  if (!std::filesystem::exists(dir, ec)) return make_error("--workdir " + dir.string() + ": does not exist");
   if (!std::filesystem::is_directory(dir, ec)) return make_error("--workdir " + dir.string() + ": not a directory");
+  if (::access(dir.c_str(), R_OK | X_OK) != 0)
+    return make_error("--workdir " + dir.string() + ": " + std::strerror(errno));
   ctx.workdir = std::filesystem::absolute(dir, ec);
   ctx.approval = opts.approval == "ask"         ? ApprovalMode::ask
                  : opts.approval == "read-only" ? ApprovalMode::read_only
                                                 : ApprovalMode::auto_approve;
   ctx.timeout = std::chrono::seconds(opts.tool_timeout_s);
   ctx.sandbox = opts.sandbox;
+  // Asked for, the sandbox is a condition of running commands at all: checked before any step.
+  if (ctx.sandbox)
+    if (auto ok = sandbox_available(); !ok) return make_error("--sandbox: " + ok.error().message);
   return ctx;
 }
 

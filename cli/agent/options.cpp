@@ -52,14 +52,18 @@ void add_agent_flags(CLI::App& cmd, AgentOptions& o) {
       ->group(backend);
   add_engine_flags(cmd, o.engine, backend);
   cmd.add_option("--thinking", o.thinking, "thinking mode")->check(CLI::IsMember({"on", "off"}))->group(backend);
-  cmd.add_option("--temperature", o.temperature, "sampling temperature (0 = greedy)")->group(backend);
-  cmd.add_option("--top-p", o.top_p, "nucleus sampling mass")->group(backend);
+  cmd.add_option("--temperature", o.temperature, "sampling temperature (0 = greedy)")
+      ->check(real_range(0, 100))
+      ->group(backend);
+  cmd.add_option("--top-p", o.top_p, "nucleus sampling mass")->check(real_range(0, 1))->group(backend);
   cmd.add_option("--seed", o.seed, "sampling seed")->group(backend);
   cmd.add_option("--max-tokens", o.max_tokens, "tokens per model turn")
       ->check(CLI::Range(int64_t(1), int64_t(INT32_MAX)))
       ->group(backend);
 
-  cmd.add_option("--context-window", o.context_window, "tokens (default: the backend's, else 131072)")->group(context);
+  cmd.add_option("--context-window", o.context_window, "tokens (default: the backend's, else 131072)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24))
+      ->group(context);
   cmd.add_option("--context-trigger", o.context_trigger, "fraction of the window that triggers the strategy")
       ->check(CLI::Range(0.05, 1.0))
       ->group(context);

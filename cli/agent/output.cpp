@@ -57,6 +57,7 @@ void HumanOutput::switch_to(Mode m) {
 
 void HumanOutput::on_step_start(int step) {
   switch_to(Mode::none);
+  shown_ = false;
   std::fprintf(out_, "%s-- step %d --%s\n", style(kDim), step, style(kReset));
   std::fflush(out_);
 }
@@ -64,6 +65,7 @@ void HumanOutput::on_step_start(int step) {
 void HumanOutput::on_reasoning(std::string_view delta) {
   if (!opt_.show_thinking) return;
   switch_to(Mode::reasoning);
+  shown_ = true;
   std::fwrite(delta.data(), 1, delta.size(), out_);
   std::fflush(out_);
 }
@@ -71,6 +73,7 @@ void HumanOutput::on_reasoning(std::string_view delta) {
 void HumanOutput::on_content(std::string_view delta) {
   if (!opt_.stream_content) return;
   switch_to(Mode::content);
+  shown_ = true;
   std::fwrite(delta.data(), 1, delta.size(), out_);
   std::fflush(out_);
 }
@@ -122,8 +125,9 @@ void HumanOutput::on_warning(const std::string& message) {
 
 void HumanOutput::on_retry(const std::string& message) {
   switch_to(Mode::none);
-  std::fprintf(out_, "%swarning: %s (what was shown of this reply is dropped)%s\n", style(kYellow), message.c_str(),
-               style(kReset));
+  std::fprintf(out_, "%swarning: %s%s%s\n", style(kYellow), message.c_str(),
+               shown_ ? " (what was shown of this reply is dropped)" : "", style(kReset));
+  shown_ = false;
   std::fflush(out_);
 }
 

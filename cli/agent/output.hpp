@@ -39,6 +39,7 @@ class HumanOutput : public AgentListener {
   std::FILE* out_;
   HumanOutputOptions opt_;
   Mode mode_ = Mode::none;
+  bool shown_ = false;  // reasoning or content of the current reply was printed
 };
 
 // {"type": "step"|"reasoning"|"content"|"turn"|"format_error"|"tool_call"|"tool_result"|"context"|

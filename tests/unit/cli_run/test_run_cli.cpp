@@ -389,3 +389,27 @@ TEST_CASE("dsagent run --api-idle-timeout and --api-retries: a silent server is 
   CHECK(r.output.find("gave up after 2 attempts") != std::string::npos);
   CHECK(seconds < 9);
 }
+
+TEST_CASE(
+    "dsagent run: out-of-range sampling and context flags, a missing work dir, no sandbox: one line before any step") {
+  TempDir dir("dsa-run-flags");
+  const std::string api = "--api http://127.0.0.1:9/v1 --api-model m ";
+  const std::pair<std::string, std::string> cases[] = {
+      {"--temperature nan", "--temperature: Value nan not in range 0 to 100"},
+      {"--top-p 7", "--top-p: Value 7 not in range 0 to 1"},
+      {"--context-window -5", "--context-window: Value -5 not in range"},
+      {"--workdir " + (dir / "missing").string(), "--workdir " + (dir / "missing").string() + ": does not exist"},
+  };
+  for (const auto& [flags, message] : cases) {
+    CAPTURE(flags);
+    auto r = run_command(run_cmd(dir, api + flags + " hi 2>&1"));
+    CHECK(r.exit_code != 0);
+    CHECK_MESSAGE(r.output.find(message) != std::string::npos, r.output);
+    CHECK(r.output.find("step 1") == std::string::npos);
+  }
+  // --sandbox where bubblewrap cannot be found is a set-up error, not a run whose every command fails.
+  auto r = run_command("cd '" + dir.path().string() + "' && env PATH=/nonexistent '" + dsagent_binary().string() +
+                       "' run " + api + "--sandbox hi 2>&1");
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.output.find("dsagent run: --sandbox: ") != std::string::npos, r.output);
+}

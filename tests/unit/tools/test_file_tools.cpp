@@ -36,6 +36,8 @@ TEST_CASE("read_file numbers lines and reads ranges") {
   CHECK(f.call("read_file", {{"path", "a.txt"}, {"offset", 2}, {"limit", 2}}).text ==
         "     2\ttwo\n     3\tthree\n[lines 2-3 of 4]");
   CHECK(f.call("read_file", {{"path", (f.dir / "a.txt").string()}, {"offset", 4}}).text == "     4\tfour\n[lines 4-4 of 4]");
+  CHECK(f.call("read_file", {{"path", "a.txt"}, {"offset", 3}, {"limit", INT64_MAX}}).text ==
+        "     3\tthree\n     4\tfour\n[lines 3-4 of 4]");
   write_text(f.dir / "empty.txt", "");
   CHECK(f.call("read_file", {{"path", "empty.txt"}}).text == "empty.txt is empty");
 }
