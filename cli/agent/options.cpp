@@ -182,6 +182,11 @@ Result<void> apply_config(CLI::App& cmd, AgentOptions& opts, const json& config,
     if (model_layer && ((key == "tool-spec" && !opts.tool_specs.empty()) ||
                         (key == "mcp-config" && !opts.mcp_servers.is_null())))
       continue;
+    // The backend is one choice: --model on the command line sets aside the config's server, and
+    // --api its model directory (the config's api-model and key variable still serve --api).
+    const auto given = [&](const char* flag) { return find_option(cmd, flag)->count() > 0; };
+    if (given("model") && (key == "api" || key == "api-model" || key == "api-key-env")) continue;
+    if (given("api") && key == "model") continue;
     CLI::Option* o = find_option(cmd, key);
     if (!o) return make_error(source + ": unknown key '" + raw_key + "'");
     if (o->count() > 0) continue;  // the command line (or a layer above) wins

@@ -40,6 +40,26 @@ TEST_CASE("config file values apply where no flag was given; flags win") {
   CHECK(o.mcp_servers["t"]["command"] == "true");
 }
 
+TEST_CASE("the backend is one choice: --model sets aside a config's server, --api a config's model") {
+  TempDir dir("dsa-opt");
+  write_text(dir / "api.json", R"({"api": "http://h:1", "api-model": "m", "api-key-env": "K"})");
+  const std::string model = (dir / "m").string();
+  std::filesystem::create_directory(model);
+  cli::AgentOptions local;
+  auto ok = parse(local, {"--config", (dir / "api.json").string(), "--model", model});
+  REQUIRE_MESSAGE(ok.ok(), ok.error().message);
+  CHECK(local.model_dir == model);
+  CHECK(local.api_url.empty());
+
+  write_text(dir / "model.json", R"({"model": ")" + model + R"(", "api-model": "served"})");
+  cli::AgentOptions remote;
+  ok = parse(remote, {"--config", (dir / "model.json").string(), "--api", "http://h:2"});
+  REQUIRE_MESSAGE(ok.ok(), ok.error().message);
+  CHECK(remote.api_url == "http://h:2");
+  CHECK(remote.model_dir.empty());
+  CHECK(remote.api_model == "served");
+}
+
 TEST_CASE("config errors name the file and the key") {
   TempDir dir("dsa-opt");
   const std::string file = (dir / "c.json").string();
