@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "prompts/embedded.hpp"
 
@@ -24,6 +25,24 @@ std::string without_final_newline(std::string s) {
   s.pop_back();
   if (!s.empty() && s.back() == '\r') s.pop_back();
   return s;
+}
+
+// The names of the variables `text` uses (its well-formed `{{name}}`s), read as render_template
+// reads them.
+std::vector<std::string> variables_of(std::string_view text) {
+  std::vector<std::string> names;
+  size_t i = 0;
+  while ((i = text.find("{{", i)) != std::string_view::npos) {
+    if (text.substr(i, 4) == "{{{{") {  // an escaped "{{"
+      i += 4;
+      continue;
+    }
+    size_t p = i + 2;
+    while (p < text.size() && is_name_char(text[p])) ++p;
+    if (p > i + 2 && text.substr(p, 2) == "}}") names.emplace_back(text.substr(i + 2, p - i - 2));
+    i = p;
+  }
+  return names;
 }
 
 }  // namespace
@@ -79,6 +98,10 @@ std::optional<PromptSet> PromptSet::with_overrides(const std::filesystem::path& 
       if (err) *err = "prompts directory: '" + path.string() + "' does not override any template";
       return std::nullopt;
     }
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      if (err) *err = "prompts directory: '" + path.string() + "' is not a regular file";
+      return std::nullopt;
+    }
     std::ifstream f(path, std::ios::binary);
     if (!f.is_open()) {
       if (err) *err = "prompts directory: cannot read '" + path.string() + "'";
@@ -86,7 +109,21 @@ std::optional<PromptSet> PromptSet::with_overrides(const std::filesystem::path& 
     }
     std::ostringstream ss;
     ss << f.rdbuf();
-    it->second = Entry{without_final_newline(ss.str()), path.string()};
+    std::string text = without_final_newline(ss.str());
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+      if (err) *err = "prompts directory: '" + path.string() + "' is empty";
+      return std::nullopt;
+    }
+    // Checked now, with the variables the template is rendered with (the embedded one's), rather
+    // than when it is first used, maybe many steps into a run.
+    Vars known;
+    for (const std::string& var : variables_of(it->second.text)) known[var] = "";
+    std::string why;
+    if (!render_template(path.string(), text, known, &why)) {
+      if (err) *err = "prompts directory: " + why + "; the template takes only the variables of the embedded one";
+      return std::nullopt;
+    }
+    it->second = Entry{std::move(text), path.string()};
   }
   if (ec) {
     if (err) *err = "prompts directory '" + dir.string() + "': " + ec.message();

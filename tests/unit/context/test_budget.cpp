@@ -378,20 +378,11 @@ TEST_CASE("a policy the strategies cannot work with is an error naming the flag"
   CHECK_FALSE(check_policy(p).ok());
 }
 
-TEST_CASE("a broken override template is an error and leaves the conversation as it was") {
+TEST_CASE("a broken override template is refused when the prompts directory is read, before any run") {
   test::TempDir dir("prompts");
   test::write_text(dir / "history_dropped.txt", "dropped {{count}} rounds\n");
   std::string err;
-  auto prompts = prompts::PromptSet::with_overrides(dir.path(), &err);
-  REQUIRE_MESSAGE(prompts, err);
-  FakeLlm llm;
-  Conversation c = task_with_rounds(8);
-  const json before = c.to_json();
-  ContextManager m(small_policy(Strategy::discard_all), *prompts);
-  auto out = m.before_call(llm, c, {}, kThinking);
-  REQUIRE_FALSE(out.ok());
-  CHECK(out.error().message.find("history_dropped") != std::string::npos);
-  CHECK(out.error().message.find("'count'") != std::string::npos);
-  CHECK(c.to_json() == before);
-  CHECK(m.resets() == 0);
+  CHECK_FALSE(prompts::PromptSet::with_overrides(dir.path(), &err));
+  CHECK(err.find("history_dropped") != std::string::npos);
+  CHECK(err.find("'count'") != std::string::npos);
 }

@@ -96,17 +96,40 @@ TEST_CASE("the BrowseComp query and grader carry the published structure") {
 
 TEST_CASE("a prompts directory overrides templates by file name") {
   dsa::test::TempDir dir("prompts");
-  dsa::test::write_text(dir / "summary.txt", "Summarise {{what}}.\n");
+  dsa::test::write_text(dir / "summary_resume.txt", "Earlier: {{summary}}.\n");
   std::string err;
   auto set = PromptSet::with_overrides(dir.path(), &err);
   REQUIRE_MESSAGE(set, err);
-  CHECK(set->origin("summary") == (dir / "summary.txt").string());
-  auto out = set->render("summary", {{"what", "it"}}, &err);
+  CHECK(set->origin("summary_resume") == (dir / "summary_resume.txt").string());
+  auto out = set->render("summary_resume", {{"summary", "it"}}, &err);
   REQUIRE(out);
-  CHECK(*out == "Summarise it.");
+  CHECK(*out == "Earlier: it.");
   CHECK(set->origin("grader") == "embedded");  // the others stay embedded
-  CHECK_FALSE(set->render("summary", {}, &err));
-  CHECK(err.find("'what'") != std::string::npos);
+  CHECK_FALSE(set->render("summary_resume", {}, &err));
+  CHECK(err.find("'summary'") != std::string::npos);
+}
+
+TEST_CASE("an override is checked when the directory is read: its variables, an empty file, a directory") {
+  struct Case {
+    const char* file;
+    const char* text;  // nullptr: a directory
+    const char* expect;
+  };
+  for (const Case& c :
+       {Case{"summary.txt", "Summarise {{what}}.", "unknown variable 'what'"},
+        Case{"summary_resume.txt", "{{summary", "unclosed or malformed variable"},
+        Case{"summary.txt", " \n", "is empty"}, Case{"summary.txt", nullptr, "is not a regular file"}}) {
+    CAPTURE(c.file);
+    dsa::test::TempDir dir("prompts");
+    if (c.text)
+      dsa::test::write_text(dir / c.file, c.text);
+    else
+      std::filesystem::create_directory(dir / c.file);
+    std::string err;
+    CHECK_FALSE(PromptSet::with_overrides(dir.path(), &err));
+    CHECK_MESSAGE(err.find(c.expect) != std::string::npos, err);
+    CHECK(err.find(c.file) != std::string::npos);
+  }
 }
 
 TEST_CASE("a misspelt override file or a missing directory is an error") {
