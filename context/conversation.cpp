@@ -154,6 +154,12 @@ Result<Conversation> Conversation::from_json(const json& j) {
   return conv;
 }
 
+void Conversation::drop_last() {
+  DSA_CHECK(!messages_.empty(), "drop_last on an empty conversation");
+  messages_.pop_back();
+  origins_.pop_back();
+}
+
 Result<void> Conversation::save(const std::filesystem::path& path) const {
   return write_file_atomic(path, to_json().dump(1, ' ', false, json::error_handler_t::replace) + "\n");
 }

@@ -74,6 +74,10 @@ class Conversation {
   // invariant break (checked).
   void remove(std::vector<size_t> indices);
 
+  // Removes the last message: the user's message that the context window cannot take, before any
+  // reply to it (a chat then goes on from the conversation before it).
+  void drop_last();
+
   // Inserts a message at `index` (0..size()).
   void insert(size_t index, Message m, Origin origin);
 

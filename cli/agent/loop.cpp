@@ -175,10 +175,18 @@ RunResult AgentLoop::submit(const std::string& user_message) {
     auto checked = context.before_call(llm_, conv_, specs_, gen_);
     if (!checked) return done(FinalStatus::error, checked.error().message);
     if (checked->record) context_applied(*checked->record, result);
-    if (checked->status == ContextStatus::context_exhausted)
-      return done(FinalStatus::context_exhausted, "the prompt (" + std::to_string(checked->check.prompt_tokens) +
-                                                      " tokens) does not fit the context window of " +
-                                                      std::to_string(checked->check.window));
+    if (checked->status == ContextStatus::context_exhausted) {
+      std::string why = "the prompt (" + std::to_string(checked->check.prompt_tokens) +
+                        " tokens) does not fit the context window of " + std::to_string(checked->check.window);
+      // Nothing answered the message yet: it leaves the conversation, which goes on (in a chat)
+      // from where it was before it, rather than overflowing at every later message.
+      if (result.steps == 0 && !conv_.empty() && conv_.messages().back().role == Role::user &&
+          conv_.messages().back().content == user_text) {
+        conv_.drop_last();
+        why += "; the message was not kept";
+      }
+      return done(FinalStatus::context_exhausted, why);
+    }
     if (checked->status == ContextStatus::max_resets)
       return done(FinalStatus::max_resets,
                   "the context filled again after " + std::to_string(context.resets()) + " resets");

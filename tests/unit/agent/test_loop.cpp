@@ -234,6 +234,25 @@ TEST_CASE("context_exhausted: with strategy none the run stops once the window i
   CHECK(llm.n_requests() == 1);
 }
 
+TEST_CASE("context_exhausted: a message larger than the window is not kept, and the next one is answered") {
+  Rig rig;
+  const int64_t base = rig.base_tokens("hi");
+  rig.policy.window = base + 600;
+  ScriptedLlm llm(
+      [](const ScriptedLlm::Request&, size_t) -> Result<AssistantTurn> { return ScriptedLlm::answer("ok"); },
+      rig.policy.window);
+  auto loop = rig.make(llm);
+  const size_t before = loop->conversation().size();
+  auto big = loop->submit(std::string(20000, 'x'));
+  CHECK(big.status == FinalStatus::context_exhausted);
+  CHECK(big.error.find("; the message was not kept") != std::string::npos);
+  CHECK(llm.n_requests() == 0);
+  CHECK(loop->conversation().size() == before);
+  auto next = loop->submit("hi");
+  CHECK(next.status == FinalStatus::answered);
+  CHECK(llm.n_requests() == 1);
+}
+
 TEST_CASE("a server's context-length error applies the strategy and the call is retried") {
   Rig rig;
   rig.policy.strategy = Strategy::discard_all;
