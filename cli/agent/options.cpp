@@ -114,7 +114,7 @@ Result<json> read_config(const std::filesystem::path& path) {
     json j = json::parse(ss.str());
     if (!j.is_object()) return make_error(path.string() + ": a config file holds a JSON object");
     return j;
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number past a double (1e400)
     return make_error(path.string() + ": not valid JSON (" + e.what() + ")");
   }
 }

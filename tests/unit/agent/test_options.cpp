@@ -83,6 +83,12 @@ TEST_CASE("config errors name the file and the key") {
     REQUIRE_FALSE(ok.ok());
     CHECK(ok.error().message.find("not valid JSON") != std::string::npos);
   }
+  SUBCASE("a number past a double") {
+    write_text(dir / "c.json", R"({"temperature": 1e400})");
+    auto ok = parse(o, {"--config", file});
+    REQUIRE_FALSE(ok.ok());
+    CHECK(ok.error().message.find(file + ": not valid JSON") != std::string::npos);
+  }
 }
 
 TEST_CASE("backend flags are checked") {
