@@ -36,6 +36,8 @@ class CommandTool final : public Tool {
       while (!detail.empty() && detail.back() == '\n') detail.pop_back();
       return {name + " failed (" + run->status.describe() + ")" + (detail.empty() ? "" : ": " + detail), true};
     }
+    // A plugin that succeeded but wrote only to stderr: that is what it had to say.
+    if (run->out.empty() && !run->err.empty()) return {run->err, false};
     return {run->out, false, 0, run->out_truncated};
   }
 

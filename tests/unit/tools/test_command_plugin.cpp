@@ -44,6 +44,15 @@ TEST_CASE("a command plugin gets its arguments as JSON on stdin and runs in the 
   CHECK(o.text == "{\"text\":\"hi \\\"there\\\"\"}\n" + fs::canonical(f.work.path()).string() + "\n");
 }
 
+TEST_CASE("a plugin that succeeds writing only to stderr gives that text") {
+  PluginFixture f;
+  ToolRegistry reg;
+  REQUIRE(add_command_tools(reg, {f.add("stderr_only", "echo 'said on stderr' >&2\n", kTextParams)}).ok());
+  Observation o = call_tool(reg, f.ctx, "stderr_only", {{"text", "x"}});
+  CHECK_FALSE(o.is_error);
+  CHECK(o.text == "said on stderr\n");
+}
+
 TEST_CASE("a failing plugin is an error observation with its stderr; timeouts kill it") {
   PluginFixture f;
   ToolRegistry reg;
