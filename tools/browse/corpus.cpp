@@ -55,6 +55,19 @@ Error damaged(const fs::path& file, const std::string& why) {
   return make_error(file.string() + ": damaged corpus: " + why + " (rebuild it with `dsagent index`)");
 }
 
+// Whether s has the byte structure of UTF-8 (a hint for an error: JSON text must be UTF-8).
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n;
+  }
+  return true;
+}
+
 // A JSON field as text: strings as they are, numbers (ids are sometimes numbers) printed.
 std::string field(const nlohmann::json& j, const char* a, const char* b = nullptr) {
   for (const char* key : {a, b}) {
@@ -145,11 +158,18 @@ Result<IndexStats> build_corpus_index(const fs::path& jsonl, const fs::path& db_
     }
     const std::string where = jsonl.string() + ":" + std::to_string(line_no);
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return fail(make_error(where + ": not a JSON object"));
+    if (j.is_discarded() || !j.is_object())
+      return fail(make_error(where + ": not a JSON object" +
+                             (j.is_discarded() && !valid_utf8(line) ? " (it is not UTF-8 text)" : "")));
     const std::string docid = field(j, "docid", "id");
     const std::string text = field(j, "text", "contents");
     if (docid.empty()) return fail(make_error(where + ": missing \"docid\""));
     if (!j.contains("text") && !j.contains("contents")) return fail(make_error(where + ": missing \"text\""));
+    // A text that is not a string (an object, null) would be indexed as an empty document.
+    const char* text_key = j.contains("text") ? "text" : "contents";
+    if (!j[text_key].is_string())
+      return fail(
+          make_error(where + ": \"" + text_key + "\" is " + std::string(j[text_key].type_name()) + ", not a string"));
     const std::string url = field(j, "url");
     const std::string title = field(j, "title");
     sqlite3_reset(ins.s);

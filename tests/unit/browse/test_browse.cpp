@@ -90,10 +90,13 @@ TEST_CASE("corpus: bad lines are errors naming the file and line; the old index 
   write_text(dir / "ok.jsonl", "{\"docid\":\"a\",\"text\":\"x\"}\n");
   REQUIRE(build_corpus_index(dir / "ok.jsonl", dir / "c.db").ok());
   struct Case { const char* text; const char* expect; };
-  for (const Case& c : {Case{"{\"docid\":\"a\",\"text\":\"x\"}\n{\"docid\":\"a\",\"text\":\"y\"}\n", ":2: duplicate docid \"a\""},
-                        Case{"{\"docid\":\"a\",\"text\":\"x\"}\nnot json\n", ":2: not a JSON object"},
-                        Case{"{\"text\":\"x\"}\n", ":1: missing \"docid\""},
-                        Case{"{\"docid\":\"q\"}\n", ":1: missing \"text\""}}) {
+  for (const Case& c :
+       {Case{"{\"docid\":\"a\",\"text\":\"x\"}\n{\"docid\":\"a\",\"text\":\"y\"}\n", ":2: duplicate docid \"a\""},
+        Case{"{\"docid\":\"a\",\"text\":\"x\"}\nnot json\n", ":2: not a JSON object"},
+        Case{"{\"text\":\"x\"}\n", ":1: missing \"docid\""}, Case{"{\"docid\":\"q\"}\n", ":1: missing \"text\""},
+        Case{"{\"docid\":\"q\",\"text\":{\"a\":1}}\n", ":1: \"text\" is object, not a string"},
+        Case{"{\"docid\":\"q\",\"text\":null}\n", ":1: \"text\" is null, not a string"},
+        Case{"{\"docid\":\"q\",\"text\":\"caf\xe9\"}\n", ":1: not a JSON object (it is not UTF-8 text)"}}) {
     write_text(dir / "bad.jsonl", c.text);
     auto r = build_corpus_index(dir / "bad.jsonl", dir / "c.db");
     REQUIRE(!r.ok());
