@@ -1,11 +1,17 @@
 // Command tools: a JSON spec plus an executable (see command_plugin.hpp).
 #include "tools/command_plugin.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "tools/policy.hpp"
 #include "tools/process.hpp"
+#include "tools/truncate.hpp"
 
 namespace dsa {
 
@@ -48,6 +54,21 @@ class CommandTool final : public Tool {
 
 }  // namespace
 
+namespace {
+
+// Whether a program name without '/' is an executable in a PATH directory, as execvp finds it.
+bool on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    const fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Tool>> load_command_tool(const fs::path& spec_file) {
   std::string src = spec_file.string();
   std::ifstream f(spec_file, std::ios::binary);
@@ -60,14 +81,28 @@ Result<std::unique_ptr<Tool>> load_command_tool(const fs::path& spec_file) {
   if (!j.contains("name") || !j["name"].is_string() || j["name"].get<std::string>().empty())
     return make_error(src + ": name: expected a non-empty string");
   spec.name = j["name"].get<std::string>();
+  // The names function calling takes (OpenAI's, and the DSML invoke's attribute).
+  if (spec.name.size() > 64 || !std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+      }))
+    return make_error(src + ": name: '" + one_line_excerpt(spec.name, 80) +
+                      "' is not a tool name (letters, digits, '_' and '-', at most 64)");
   if (j.contains("description")) {
     if (!j["description"].is_string()) return make_error(src + ": description: expected a string");
     spec.description = j["description"].get<std::string>();
   }
   spec.parameters = json{{"type", "object"}, {"properties", json::object()}};
   if (j.contains("parameters")) {
-    if (!j["parameters"].is_object()) return make_error(src + ": parameters: expected a JSON Schema object");
-    spec.parameters = j["parameters"];
+    const json& params = j["parameters"];
+    if (!params.is_object()) return make_error(src + ": parameters: expected a JSON Schema object");
+    // Arguments are a JSON object: the schema describes one.
+    if (params.value("type", "") != "object")
+      return make_error(src + ": parameters: the schema's \"type\" must be \"object\"");
+    if (params.contains("properties") && !params["properties"].is_object())
+      return make_error(src + ": parameters: \"properties\" must be an object");
+    if (params.contains("required") && !params["required"].is_array())
+      return make_error(src + ": parameters: \"required\" must be an array of names");
+    spec.parameters = params;
   }
   std::vector<std::string> argv;
   const json& cmd = j.contains("command") ? j["command"] : json();
@@ -85,6 +120,8 @@ Result<std::unique_ptr<Tool>> load_command_tool(const fs::path& spec_file) {
   std::error_code ec;
   if (argv[0].find('/') != std::string::npos && !fs::exists(argv[0], ec))
     return make_error(src + ": command: " + argv[0] + " does not exist");
+  if (argv[0].find('/') == std::string::npos && !on_path(argv[0]))
+    return make_error(src + ": command: " + argv[0] + " is not on PATH");
   return std::unique_ptr<Tool>(std::make_unique<CommandTool>(std::move(spec), std::move(argv)));
 }
 

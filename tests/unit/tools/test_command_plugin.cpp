@@ -95,6 +95,17 @@ TEST_CASE("bad plugin spec files give one clear error") {
   CHECK(error_of(R"({"name": "p", "parameters": [], "command": "x"})") == src + ": parameters: expected a JSON Schema object");
   CHECK(error_of(R"({"name": "p", "command": "./missing.sh"})") == src + ": command: " + (f.plugins / "missing.sh").string() + " does not exist");
   CHECK(load_command_tool(f.plugins / "none.json").error().message == (f.plugins / "none.json").string() + ": cannot open");
+  CHECK(error_of(R"({"name": "my tool!", "command": "true"})") ==
+        src + ": name: 'my tool!' is not a tool name (letters, digits, '_' and '-', at most 64)");
+  CHECK(error_of(R"({"name": "p", "parameters": {"type": "string"}, "command": "true"})") ==
+        src + ": parameters: the schema's \"type\" must be \"object\"");
+  CHECK(error_of(R"({"name": "p", "parameters": {"type": "object", "properties": []}, "command": "true"})") ==
+        src + ": parameters: \"properties\" must be an object");
+  CHECK(error_of(R"({"name": "p", "command": "no-such-program-dsa"})") ==
+        src + ": command: no-such-program-dsa is not on PATH");
+  CHECK(load_command_tool(
+            (write_text(f.plugins / "ok.json", R"({"name": "ok-1", "command": "true"})"), f.plugins / "ok.json"))
+            .ok());
 
   ToolRegistry reg;
   fs::path spec = f.add("dup", "true\n", json{{"type", "object"}});
