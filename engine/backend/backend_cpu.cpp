@@ -64,7 +64,7 @@ std::unique_ptr<Backend::Recording> CpuBackend::record(const std::function<void(
 void* CpuBackend::allocate(size_t bytes) {
   DSA_CHECK(!recording_, "allocate() while recording");
   bytes = std::max<size_t>(bytes, 1);
-  if (bytes > capacity_ || held_ > capacity_ - bytes) throw std::bad_alloc();
+  check_room(bytes);
   void* p = std::calloc(bytes, 1);
   if (!p) throw std::bad_alloc();
   sizes_[p] = bytes;
@@ -73,8 +73,12 @@ void* CpuBackend::allocate(size_t bytes) {
   return p;
 }
 
-void CpuBackend::take_scratch(size_t bytes) {
+void CpuBackend::check_room(size_t bytes) const {
   if (bytes > capacity_ || held_ > capacity_ - bytes) throw std::bad_alloc();
+}
+
+void CpuBackend::take_scratch(size_t bytes) {
+  check_room(bytes);
   peak_ = std::max(peak_, held_ + bytes);
 }
 

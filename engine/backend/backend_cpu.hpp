@@ -91,6 +91,8 @@ class CpuBackend final : public Backend {
   // Runs op now, or keeps it while record() runs.
   template <class Op>
   void run(Op&& op);
+  // std::bad_alloc unless `bytes` more fit under the capacity.
+  void check_room(size_t bytes) const;
   // Scratch of `bytes` for the op running now, given back when it returns.
   void take_scratch(size_t bytes);
   std::vector<std::function<void()>>* recording_ = nullptr;
