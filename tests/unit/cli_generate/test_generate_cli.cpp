@@ -185,20 +185,26 @@ TEST_CASE("generate --ranks 2: threads and processes give one rank's output; a l
   const auto by_hand = run_command("bash " + (m.tmp / "by_hand.sh").string());
   CAPTURE(by_hand.output);
   CHECK(by_hand.output == "worker=0\nrank0=0\n" + one.output);
-  // The same worker when rank 0 is killed mid-generation: it ends at once with one line.
+  // The same worker when rank 0 is killed mid-generation: it ends at once with one line. Rank 0 is
+  // killed once it has streamed text, so the worker has joined (a worker that never reaches rank 0
+  // retries its connection for a minute instead).
   {
+    // Files of its own: a stale address left by the run above would send the worker to a closed port.
+    const std::string err = (m.tmp / "orphan.err").string(), out = (m.tmp / "orphan.out").string();
     std::ofstream script(m.tmp / "orphan.sh");
-    script << m.generate("--ranks 2 --launch processes --rank-address 127.0.0.1:0 --local-ranks 1 --prompt hi --raw "
-                         "--temperature 1 --seed 3 --max-tokens 100000")
-           << " > /dev/null 2> " << err << " & P=$!; disown $P\n"  // its SIGKILL is not the shell's to report
+    script << m.generate(
+                  "--ranks 2 --launch processes --rank-address 127.0.0.1:0 --local-ranks 1 --prompt hi --raw "
+                  "--temperature 1 --seed 3 --max-tokens 100000")
+           << " > " << out << " 2> " << err << " & P=$!; disown $P\n"  // its SIGKILL is not the shell's to report
            << "A=; for i in $(seq 1 300); do A=$(sed -n "
            << R"('s/.*--connect \([^ ]*\) --token \([^ ]*\) --rank R.*/\1 --token \2/p' )" << err
            << "); [ -n \"$A\" ] && break; sleep 0.1; done\n"
            << test::dsagent_binary().string() << " rank-worker --connect $A --rank 1 --ranks 2 2> "
            << (m.tmp / "worker.err").string() << " & W=$!\n"
-           << "sleep 1.5; kill -9 $P; wait $W; echo worker=$?; cat " << (m.tmp / "worker.err").string() << "\n";
+           << "for i in $(seq 1 300); do [ -s " << out << " ] && break; sleep 0.1; done\n"
+           << "kill -9 $P; wait $W; echo worker=$?; cat " << (m.tmp / "worker.err").string() << "\n";
   }
-  const auto orphan = run_command("timeout 60 bash " + (m.tmp / "orphan.sh").string());
+  const auto orphan = run_command("timeout 90 bash " + (m.tmp / "orphan.sh").string());
   CAPTURE(orphan.output);
   CHECK(orphan.output.rfind("worker=1\n", 0) == 0);
   CHECK(orphan.output.find("rank 0") != std::string::npos);
