@@ -10,6 +10,7 @@
 #include "engine/api/result.hpp"
 #include "engine/api/types.hpp"
 #include "engine/chat/encoder.hpp"
+#include "engine/loader/json_text.hpp"
 
 namespace dsa::cli {
 
@@ -29,7 +30,7 @@ Result<json> read_json(const std::string& path) {
   try {
     return json::parse(ss.str());
   } catch (const json::parse_error& e) {
-    return make_error(path + ": not valid JSON (" + e.what() + ")");
+    return make_error(path + ": not valid JSON (" + printable(e.what(), 300) + ")");
   }
 }
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/flag_ranges.hpp"
+#include "engine/loader/json_text.hpp"
 
 namespace dsa::cli {
 
@@ -115,7 +116,7 @@ Result<json> read_config(const std::filesystem::path& path) {
     if (!j.is_object()) return make_error(path.string() + ": a config file holds a JSON object");
     return j;
   } catch (const json::exception& e) {  // a syntax error, or a number past a double (1e400)
-    return make_error(path.string() + ": not valid JSON (" + e.what() + ")");
+    return make_error(path.string() + ": not valid JSON (" + printable(e.what(), 300) + ")");
   }
 }
 

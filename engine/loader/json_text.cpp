@@ -1,10 +1,12 @@
 // Parsing a checkpoint file's JSON with a nesting limit, and quoting its names and values in errors.
 #include "engine/loader/json_text.hpp"
 
+#include <fmt/format.h>
+
 #include <set>
 #include <vector>
 
-#include <fmt/format.h>
+#include "engine/tokenizer/utf8.hpp"
 
 namespace dsa {
 
@@ -72,12 +74,14 @@ std::string printable(std::string_view s, size_t max_bytes) {
   }
   std::string out;
   out.reserve(s.size() + 3);
-  for (const char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+  for (size_t i = 0; i < s.size();) {
+    const utf8::Decoded d = utf8::decode_at(s, i);
+    if (d.cp == utf8::kInvalid || d.cp < 0x20 || d.cp == 0x7f) {
+      for (size_t j = i; j < i + d.len; ++j) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(s[j]));
     } else {
-      out += c;
+      out.append(s.substr(i, d.len));
     }
+    i += d.len;
   }
   if (cut) out += "...";
   return out;

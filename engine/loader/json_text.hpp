@@ -31,9 +31,9 @@ struct JsonDoc {
 // error is the caller's call. Without, large objects (a tokenizer's vocabulary) parse faster.
 JsonDoc parse_json_doc(std::string_view text, bool find_duplicate_keys = false);
 
-// A name or value from a file as it appears in an error line: control bytes escaped ("\x0a") so
-// the message stays one line and cannot drive the terminal, and cut after max_bytes (at a UTF-8
-// character boundary) with "..." appended.
+// A name or value from a file as it appears in an error line: control bytes and bytes that are not
+// UTF-8 escaped ("\x0a", "\xff") so the message stays one line of valid text and cannot drive the
+// terminal, and cut after max_bytes (at a UTF-8 character boundary) with "..." appended.
 std::string printable(std::string_view s, size_t max_bytes = 100);
 
 // A JSON value in an error line, briefly: a scalar as JSON text (printable, cut), an array of

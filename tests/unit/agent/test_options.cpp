@@ -89,6 +89,14 @@ TEST_CASE("config errors name the file and the key") {
     REQUIRE_FALSE(ok.ok());
     CHECK(ok.error().message.find(file + ": not valid JSON") != std::string::npos);
   }
+  SUBCASE("bytes that are not UTF-8, escaped in the error") {
+    write_text(dir / "c.json", "{\"api-model\": \"m\xff\"}");
+    auto ok = parse(o, {"--config", file});
+    REQUIRE_FALSE(ok.ok());
+    CHECK(ok.error().message.find(file + ": not valid JSON") != std::string::npos);
+    CHECK(ok.error().message.find("m\\xff") != std::string::npos);
+    CHECK(ok.error().message.find('\xff') == std::string::npos);
+  }
 }
 
 TEST_CASE("backend flags are checked") {

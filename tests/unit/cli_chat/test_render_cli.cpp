@@ -1,6 +1,7 @@
 // `dsagent render` run as a user runs it: the golden conversation, both modes, --tools, errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "tests/test_support.hpp"
@@ -57,6 +58,15 @@ TEST_CASE("render: mistakes in the input are one clear line on stderr and a non-
   const auto parse = render("--messages " + bad_json + " 2>&1");
   CHECK(parse.exit_code == 1);
   CHECK(parse.output.starts_with("dsagent render: " + bad_json + ": not valid JSON ("));
+  // Bytes that are not UTF-8 are named, escaped, not echoed raw.
+  const std::string latin1 = (dir / "latin1.json").string();
+  test::write_text(latin1, "{\"messages\": [{\"role\": \"user\", \"content\": \"caf\xe9\"}]}");
+  const auto bytes = render("--messages " + latin1 + " 2>&1");
+  CHECK(bytes.exit_code == 1);
+  CHECK(bytes.output.starts_with("dsagent render: " + latin1 + ": not valid JSON ("));
+  CHECK(bytes.output.find("caf\\xe9") != std::string::npos);
+  CHECK(bytes.output.find('\xe9') == std::string::npos);
+  CHECK(std::count(bytes.output.begin(), bytes.output.end(), '\n') == 1);
 
   const auto tool = render("--messages " + orphan + " 2>&1");
   CHECK(tool.exit_code == 1);

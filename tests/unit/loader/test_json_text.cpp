@@ -40,6 +40,9 @@ TEST_CASE("printable: one line, cut at a character boundary") {
   // "é" is two bytes: a cut inside it backs off to before it.
   CHECK(printable("aé", 2) == "a...");
   CHECK(printable("short", 80) == "short");
+  // Bytes that are not UTF-8 (a stray byte, a cut sequence, an overlong form) are escaped one by
+  // one; valid characters pass.
+  CHECK(printable("a\xff\xfe é \xe2\x82 \xc0\xaf ✓") == "a\\xff\\xfe é \\xe2\\x82 \\xc0\\xaf ✓");
 }
 
 TEST_CASE("parse_json_doc: nesting past the limit is an error, not a stack overflow") {
