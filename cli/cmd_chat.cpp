@@ -3,6 +3,7 @@
 // asks approvals on the terminal, and understands /reset, /save FILE, /exit and /help.
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -29,14 +30,52 @@ constexpr const char* kHelp =
     "  /exit        leave (also Ctrl-D)\n"
     "  Ctrl-C       stop the running step; twice to quit\n";
 
-// Approvals read the answer from stdin, like the chat itself, so a pipe can answer them too.
-bool ask_on_stdin(const std::string& action) {
-  std::fprintf(stderr, "allow %s? [y/N] ", action.c_str());
-  std::fflush(stderr);
-  std::string line;
-  if (!std::getline(std::cin, line)) return false;
-  return !line.empty() && (line[0] == 'y' || line[0] == 'Y');
+std::string trimmed(std::string_view s) {
+  const size_t begin = s.find_first_not_of(" \t"), end = s.find_last_not_of(" \t");
+  return begin == std::string_view::npos ? std::string() : std::string(s.substr(begin, end - begin + 1));
 }
+
+// The chat's input lines. Approvals read their answer from the same stdin, so a pipe can answer
+// them too; a line that is not an answer (a message, a /command) refuses the action and is kept
+// as the next input, not lost.
+class ChatInput {
+ public:
+  bool next(std::string& line) {
+    if (kept_) {
+      line = std::move(*kept_);
+      kept_.reset();
+      return true;
+    }
+    if (!std::getline(std::cin, line)) return false;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // a line typed on Windows
+    return true;
+  }
+
+  // The line an approval kept, shown after the prompt it answers.
+  const std::optional<std::string>& kept() const { return kept_; }
+
+  // y or yes allows, n, no or an empty line refuses (any case, spaces ignored).
+  bool ask(const std::string& action) {
+    std::fprintf(stderr, "allow %s? [y/N] ", action.c_str());
+    if (kept_) {  // a line already waits as the next input: not read as this answer
+      std::fputs("refused (your next input is waiting)\n", stderr);
+      return false;
+    }
+    std::fflush(stderr);
+    std::string line;
+    if (!next(line)) return false;
+    std::string answer = trimmed(line);
+    for (char& c : answer) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (answer == "y" || answer == "yes") return true;
+    if (answer.empty() || answer == "n" || answer == "no") return false;
+    std::fputs("(not an answer: refused; the line is kept as your next input)\n", stderr);
+    kept_ = std::move(line);
+    return false;
+  }
+
+ private:
+  std::optional<std::string> kept_;
+};
 
 // Whether a and b name one file (b may not exist yet); false when either is empty.
 bool same_file(const std::string& a, const std::string& b) {
@@ -44,11 +83,6 @@ bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
   const auto ca = std::filesystem::weakly_canonical(a, ec), cb = std::filesystem::weakly_canonical(b, ec);
   return !ec && ca == cb;
-}
-
-std::string trimmed(std::string_view s) {
-  const size_t begin = s.find_first_not_of(" \t"), end = s.find_last_not_of(" \t");
-  return begin == std::string_view::npos ? std::string() : std::string(s.substr(begin, end - begin + 1));
 }
 
 int chat(CLI::App& cmd, ChatArgs& args) {
@@ -67,7 +101,8 @@ int chat(CLI::App& cmd, ChatArgs& args) {
     if (!loaded) return fail(loaded.error().message);
     resumed = std::move(*loaded);
   }
-  auto opened = open_session(args.agent, ask_on_stdin);
+  ChatInput input;
+  auto opened = open_session(args.agent, [&input](const std::string& action) { return input.ask(action); });
   if (!opened) return fail(opened.error().message);
   AgentSession& session = **opened;
   AgentLoop& loop = *session.loop;
@@ -101,10 +136,10 @@ int chat(CLI::App& cmd, ChatArgs& args) {
   for (;;) {
     if (interactive) {
       std::fputs("> ", stderr);
+      if (input.kept()) std::fprintf(stderr, "%s\n", input.kept()->c_str());
       std::fflush(stderr);
     }
-    if (!std::getline(std::cin, line)) break;
-    if (!line.empty() && line.back() == '\r') line.pop_back();  // a line typed on Windows
+    if (!input.next(line)) break;
     if (line.empty()) continue;
     if (const std::string text = trimmed(line); text.starts_with("/")) {
       // A command: its name, then (for /save) one argument, spaces around both ignored.
@@ -153,7 +188,8 @@ void add_chat_command(CLI::App& app, int& exit_code) {
                           "  dsagent chat --api http://localhost:8000 --api-model m --approval auto --resume s.json\n"
                           "One message per line on stdin. Commands:\n") +
               kHelp +
-              "Approvals default to ask: each write or command is confirmed on the next input line.\n"
+              "Approvals default to ask: each write or command is confirmed on the next input line (y or n;\n"
+              "any other line refuses it and is kept as the next input).\n"
               "The exit code is the last message's (see `dsagent run --help`), 0 after an interrupt.");
   cmd->callback([cmd, args, &exit_code] { exit_code = chat(*cmd, *args); });
 }

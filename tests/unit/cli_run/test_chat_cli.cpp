@@ -1,6 +1,9 @@
 // `dsagent chat` end to end with stdin from a pipe: two messages, /save, and --resume.
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 #include "engine/api/types.hpp"
 #include "tests/http_test_server.hpp"
 #include "tests/test_support.hpp"
@@ -63,18 +66,35 @@ TEST_CASE("dsagent chat: ask approvals read the answer from the next input line"
     json choice{{"index", 0}, {"delta", delta}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
     return "data: " + json{{"id", "c"}, {"choices", json::array({choice})}}.dump() + "\n\n";
   };
-  auto write_call = [&](const std::string& path) {
-    json call{{"index", 0}, {"id", "x"}, {"type", "function"},
-              {"function", {{"name", "write_file"}, {"arguments", json{{"path", path}, {"content", "1"}}.dump()}}}};
-    return HttpTestServer::sse({ev({{"tool_calls", json::array({call})}}, nullptr), ev(json::object(), "tool_calls"),
-                                "data: [DONE]\n\n"});
+  auto write_calls = [&](const std::vector<std::string>& paths) {
+    json calls = json::array();
+    for (const std::string& path : paths) {
+      const int i = int(calls.size());
+      calls.push_back(
+          {{"index", i},
+           {"id", "x" + std::to_string(i)},
+           {"type", "function"},
+           {"function", {{"name", "write_file"}, {"arguments", json{{"path", path}, {"content", "1"}}.dump()}}}});
+    }
+    return HttpTestServer::sse(
+        {ev({{"tool_calls", calls}}, nullptr), ev(json::object(), "tool_calls"), "data: [DONE]\n\n"});
   };
-  HttpTestServer server({write_call("yes.txt"), answer("done 1", ""), write_call("no.txt"), answer("done 2", "")});
-  write_text(dir / "in.txt", "write yes\ny\nwrite no\nn\n");
-  auto r = run_command(chat_cmd(dir, server.url(), "--approval ask < in.txt 2>/dev/null"));
+  HttpTestServer server({write_calls({"yes.txt"}), answer("done 1", ""), write_calls({"no.txt"}), answer("done 2", ""),
+                         write_calls({"kept.txt", "also.txt"}), answer("done 3", "")});
+  // " Yes " and "N" answer; "/save s.json" is not an answer: both writes of that turn are refused
+  // and the line runs as a command after it.
+  write_text(dir / "in.txt", "write yes\n Yes \nwrite no\nN\nwrite two\n/save s.json\n");
+  auto r = run_command(chat_cmd(dir, server.url(), "--approval ask < in.txt 2>&1"));
+  CAPTURE(r.output);
   CHECK(r.exit_code == 0);
   CHECK(std::filesystem::exists(dir / "yes.txt"));
   CHECK_FALSE(std::filesystem::exists(dir / "no.txt"));
+  CHECK_FALSE(std::filesystem::exists(dir / "kept.txt"));
+  CHECK_FALSE(std::filesystem::exists(dir / "also.txt"));
+  CHECK(r.output.find("(not an answer: refused; the line is kept as your next input)") != std::string::npos);
+  CHECK(r.output.find("(saved to s.json)") != std::string::npos);
+  REQUIRE(std::filesystem::exists(dir / "s.json"));
+  CHECK(server.requests().size() == 6);
 }
 
 TEST_CASE("dsagent chat --resume: read before the trajectory is opened, checked, and given this run's system prompt") {
