@@ -8,8 +8,9 @@
 // values. Then --tokens decode steps are timed after one untimed warm-up step.
 //
 // Every line also gives the time per phase (engine/model/phase_times.hpp), and the run measures the
-// fp32 FMA peak (cpu::measure_fma_peak) so that the compute-bound parts (prefill's linears, the
-// indexer at long contexts) are reported as a share of it.
+// fp32 FMA peak (cpu::measure_fma_peak), and the bf16 dot peak where the FP8 linears use bf16 pair
+// products, so that the compute-bound parts (prefill's linears, the indexer at long contexts) are
+// reported as a share of their limit.
 //
 // --concurrency N adds the aggregate decode rate of N concurrent requests through the scheduler
 // against one (cli/bench/concurrency.hpp). Last, the three DSA kernels are timed alone on the
@@ -220,10 +221,11 @@ int run_bench(const BenchArgs& args) {
   // The limits: host read bandwidth and the FMA peak on the CPU; device-memory bandwidth on a GPU
   // (no compute peak measured there: compute shares are left out).
   std::string machine = "cpu";
-  double bandwidth = 0, fma_peak = 0;
+  double bandwidth = 0, fma_peak = 0, bf16_dot_peak = 0;
   if (*device == Device::cpu) {
     bandwidth = measure_read_bandwidth(args.probe_mib << 20);
     fma_peak = cpu::measure_fma_peak();
+    bf16_dot_peak = cpu::measure_bf16_dot_peak();
   } else {
 #ifdef DSA_WITH_CUDA
     auto& gpu = dynamic_cast<CudaBackend&>(*model.cache_memory());
@@ -232,6 +234,11 @@ int run_bench(const BenchArgs& args) {
 #endif
   }
 
+  // The prefill linears' limit: the bf16 pair dot products where the FP8 linears run on them, else
+  // the fp32 FMA peak.
+  const bool bf16_linears = cfg.fp8 && cpu::fp8_linear_uses_bf16_dot() && bf16_dot_peak > 0;
+  const double linear_peak = bf16_linears ? bf16_dot_peak : fma_peak;
+  const char* linear_peak_name = bf16_linears ? "BF16 dot peak" : "FMA peak";
   KvCache cache = model.make_cache(fmt, max_batch * ((context + kPageTokens - 1) / kPageTokens));
   std::vector<float> logits(size_t(max_batch * cfg.vocab_size));
   uint64_t token_seed = 1;
@@ -327,7 +334,8 @@ int run_bench(const BenchArgs& args) {
                  {{"device", machine},
                   {"threads", cpu::num_threads()},
                   {"mem_bw_gbs", bandwidth / 1e9},
-                  {"fma_peak_gflops", fma_peak / 1e9}}},
+                  {"fma_peak_gflops", fma_peak / 1e9},
+                  {"bf16_dot_peak_gflops", bf16_dot_peak / 1e9}}},
                 {"attention", args.attention},
                 {"cuda_graphs", graphs},
                 {"weight_bytes_per_token", weights.bytes_per_token}};
@@ -335,11 +343,18 @@ int run_bench(const BenchArgs& args) {
     if (args.prefill_tokens > 0) {
       // One forward call over all the prompt tokens reads every weight once.
       const double bytes = weights.bytes_per_token / double(args.prefill_tokens);
-      runs.push_back({{"phase", "prefill"}, {"position", 0}, {"batch", 1}, {"attention", args.attention},
-                      {"tokens", args.prefill_tokens}, {"seconds", prefill_seconds}, {"tokens_per_s", prefill_tps},
-                      {"bytes_per_token", bytes}, {"bandwidth_share", bytes * prefill_tps / bandwidth},
+      runs.push_back({{"phase", "prefill"},
+                      {"position", 0},
+                      {"batch", 1},
+                      {"attention", args.attention},
+                      {"tokens", args.prefill_tokens},
+                      {"seconds", prefill_seconds},
+                      {"tokens_per_s", prefill_tps},
+                      {"bytes_per_token", bytes},
+                      {"bandwidth_share", bytes * prefill_tps / bandwidth},
                       {"linear_gflop_s", prefill_gflops},
-                      {"compute_share", fma_peak > 0 ? prefill_gflops * 1e9 / fma_peak : 0.0},
+                      {"compute_share", linear_peak > 0 ? prefill_gflops * 1e9 / linear_peak : 0.0},
+                      {"compute_peak", bf16_linears ? "bf16_dot" : "fma"},
                       {"phases_ms", phase_json(prefill_phases, prefill_seconds)}});
     }
     for (const DecodeLine& l : lines) {
@@ -415,13 +430,17 @@ int run_bench(const BenchArgs& args) {
     std::printf("memory bandwidth (two-array fp32 dot product, 2 x %lld MiB): %.2f GB/s\n", (long long)args.probe_mib,
                 bandwidth / 1e9);
     std::printf("fp32 FMA peak (independent chains on every thread): %.1f GFLOP/s\n", fma_peak / 1e9);
+    if (bf16_dot_peak > 0)
+      std::printf("BF16 dot peak (AVX512_BF16 pair products on every thread): %.1f GFLOP/s%s\n", bf16_dot_peak / 1e9,
+                  bf16_linears ? ", the FP8 linears' limit" : "");
   } else {
     std::printf("device memory bandwidth (device-to-device copy, read + write): %.2f GB/s\n", bandwidth / 1e9);
   }
   if (args.prefill_tokens > 0) {
     std::printf("prefill %lld tokens: %.3f s, %.1f tokens/s, %.2f GFLOP/s in the linears", (long long)args.prefill_tokens,
                 prefill_seconds, prefill_tps, prefill_gflops);
-    if (fma_peak > 0) std::printf(" = %.0f%% of the FMA peak", 100.0 * prefill_gflops * 1e9 / fma_peak);
+    if (linear_peak > 0)
+      std::printf(" = %.0f%% of the %s", 100.0 * prefill_gflops * 1e9 / linear_peak, linear_peak_name);
     std::printf("\n");
     std::printf("  ms: %s\n", phase_text(prefill_phases, prefill_seconds).c_str());
   }
@@ -496,7 +515,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       "--batch B decodes B sequences at each position in one pass per step (the weights are read\n"
       "once per step, counted as for one token: a lower bound when the tokens pick different experts).\n"
       "Each line breaks its time down by phase (projections, indexer, topk, attention, moe, mlp,\n"
-      "lm_head); compute-bound parts are also given as a share of the measured FMA peak.\n"
+      "lm_head); compute-bound parts are also given as a share of the measured FMA peak (the FP8\n"
+      "linears: of the BF16 dot peak where they use AVX512_BF16).\n"
       "Last, the three DSA kernels run alone on the engine's backend (CPU or GPU), one query over the\n"
       "longest position's keys: indexer scores, top-k of the score row, sparse attention over\n"
       "index_topk records, each with its time, TFLOP/s and share of the bandwidth; and the host's\n"

@@ -158,7 +158,8 @@ void CpuBackend::matmul_bf16_batched(const float* x, int64_t ldx, int64_t bsx, i
 void CpuBackend::matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                             const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
   run([=, this] {
-    // The kernel's quantised rows: the values and a scale per 128-block, in f32.
+    // The kernel's quantised rows: the values and a scale per 128-block, charged as f32 (the values
+    // are bf16 where the kernel multiplies in bf16 pairs, so this bounds them).
     take_scratch(size_t(m) * size_t(k + (k + cpu::kQuantBlock - 1) / cpu::kQuantBlock) * sizeof(float));
     cpu::matmul_fp8(x, ldx, m, k, w, ldw, scale_inv, ld_scale, n, y, ldy);
   });

@@ -2,10 +2,13 @@
 // Layout of the work: output features are cut into blocks of kRows weight rows, spread over threads.
 // Few activation rows (decode): each block's weights are converted on the fly and streamed once.
 // More rows than one group of kRowsAtOnce (batched decode, prefill): each FP8 block is converted
-// once per tile of kTileM activation rows into an fp32 buffer, then reused by every group.
+// once per tile of kTileM activation rows into a buffer, then reused by every group.
+// FP8 linears multiply in bf16 pairs where the CPU has AVX512_BF16 (both operands are exact in
+// bf16), else in fp32; the block sums are scaled and accumulated in fp64 either way.
 #include "kernels/cpu/gemm.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/cpu/check.hpp"
@@ -21,7 +24,7 @@ using simd::kWidth;
 using simd::vf;
 
 constexpr int kRows = 4;          // weight rows computed together (128 % kRows == 0)
-constexpr int64_t kTileM = 32;    // activation rows kept in cache while the weight blocks pass
+constexpr int64_t kTileM = 64;    // activation rows kept in cache while the weight blocks pass
 constexpr int kRowsAtOnce = 4;    // activation rows sharing each widened weight vector
 constexpr int kPrefetchMaxRows = 4;  // tiles of up to this many activation rows prefetch weights
 
@@ -85,36 +88,66 @@ inline void for_row_groups(int64_t i0, int64_t i1, Tile&& tile) {
   }
 }
 
-// FP8 weight rows for dot_tile_fp8: e4m3 codes widened per vector (simd::load_fp8), or the same
-// values already widened into an fp32 buffer (one row of k per weight row), which gives the same
-// numbers with the conversion paid once for many activation rows.
+// The FP8 linear's operands in its dot products: quantised activations (FP8 values) and weight
+// codes, both exact in bf16. Where the CPU has BF16 dot products they are held as bf16 and
+// multiplied in pairs (kFp8Step = 32 values per instruction); else as fp32 with fused multiply-adds.
+#if defined(__AVX512BF16__)
+using Fp8Elem = uint16_t;  // bf16 bits
+using Fp8Vec = simd::vbh;
+constexpr int kFp8Step = simd::kBf16Width;
+inline Fp8Vec load_elems(const uint16_t* p) { return simd::load_bf16x32(p); }
+inline Fp8Vec load_codes(const uint8_t* p) { return simd::load_fp8_bf16(p); }
+inline void store_elems(uint16_t* p, Fp8Vec v) { simd::store_bf16x32(p, v); }
+inline vf multiply_add(Fp8Vec x, Fp8Vec w, vf acc) { return simd::dot_bf16(x, w, acc); }
+inline Fp8Elem to_elem(float v) { return float_to_bf16(v); }  // exact: v is an FP8 value
+#else
+using Fp8Elem = float;
+using Fp8Vec = vf;
+constexpr int kFp8Step = kWidth;
+inline Fp8Vec load_elems(const float* p) { return simd::load(p); }
+inline Fp8Vec load_codes(const uint8_t* p) { return simd::load_fp8(p); }
+inline void store_elems(float* p, Fp8Vec v) { simd::store(p, v); }
+inline vf multiply_add(Fp8Vec x, Fp8Vec w, vf acc) { return simd::fma(x, w, acc); }
+inline Fp8Elem to_elem(float v) { return v; }
+#endif
+static_assert(kQuantBlock % kFp8Step == 0);
+
+// FP8 weight rows for dot_tile_fp8: e4m3 codes converted per vector (load_codes, the values times
+// 2^-8), or the same values already converted into a buffer (one row of k per weight row), which
+// gives the same numbers with the conversion paid once for many activation rows.
 struct Fp8Codes {
   const uint8_t* w;
   int64_t ld;
-  vf load(int r, int64_t c) const { return simd::load_fp8(w + r * ld + c); }
+  Fp8Vec load(int r, int64_t c) const { return load_codes(w + r * ld + c); }
   // The same columns of the next block of kRows weight rows, a cache line at a time.
   void prefetch_next(int r, int64_t c0) const {
     for (int64_t c = c0; c < c0 + kQuantBlock; c += 64) __builtin_prefetch(w + (r + kRows) * ld + c);
   }
 };
-struct Fp8Widened {
-  const float* w;  // [R, k]: load_fp8 of the codes
+struct Fp8Converted {
+  const Fp8Elem* w;  // [R, k]: load_codes of the codes
   int64_t ld;
-  vf load(int r, int64_t c) const { return simd::load(w + r * ld + c); }
+  Fp8Vec load(int r, int64_t c) const { return load_elems(w + r * ld + c); }
   void prefetch_next(int, int64_t) const {}
 };
 
 // out[i * R + r] = bf16(sum_kb (xq_i[kb] . w_r[kb]) * xs_i[kb] * ws[kb]) for M activation rows and
 // R weight rows: the FP8 linear's block-scaled dot. As the reference: each block's dot is an fp32
-// sum, scaled and accumulated in fp64. xq: quantised activations as fp32 values (row stride k); xs:
-// their scales times kFp8Unscale (row stride k / 128); w: the R weight rows (Fp8Codes or
-// Fp8Widened), each vector used by all M activation rows; ws: the weight scale row of the 128-row
-// group holding these R rows. Every (i, r) gets the same operations in the same order whatever M is
-// and whichever weight source, so a row's result does not depend on which rows it is batched with.
-// k % 128 == 0.
+// sum, scaled and accumulated in fp64. xq: quantised activations (row stride k); xs: their scales
+// times kFp8Unscale (row stride k / 128); w: the R weight rows (Fp8Codes or Fp8Converted), each
+// vector used by all M activation rows; ws: the weight scale row of the 128-row group holding these
+// R rows. Every (i, r) gets the same operations in the same order whatever M is and whichever weight
+// source, so a row's result does not depend on which rows it is batched with. k % 128 == 0.
 template <int M, int R, class W>
-inline void dot_tile_fp8(const float* xq, const float* xs, int64_t k, const W& w, const float* ws, float* out) {
+inline void dot_tile_fp8(const Fp8Elem* xq, const float* xs, int64_t k, const W& w, const float* ws, float* out) {
   const int64_t n_kb = k / kQuantBlock;
+  // The 4 x 4 tile of AVX-512 scales and adds its 16 block sums as vectors, in hsum_transposed's
+  // lane order (lane 4r + i for row i, weight row r); other tiles one by one. The operations on
+  // each sum are the same.
+#if defined(__AVX512F__)
+  constexpr bool kVectorSums = M == 4 && R == 4;
+  __m512d acc_lo = _mm512_setzero_pd(), acc_hi = _mm512_setzero_pd();
+#endif
   double acc[M][R] = {};
   for (int64_t kb = 0; kb < n_kb; ++kb) {
     vf part[M][R];
@@ -125,21 +158,74 @@ inline void dot_tile_fp8(const float* xq, const float* xs, int64_t k, const W& w
     // is short, so the hardware prefetcher alone keeps too few lines in flight).
     if constexpr (M <= kPrefetchMaxRows)
       for (int r = 0; r < R; ++r) w.prefetch_next(r, c0);
-    for (int64_t c = c0; c < c0 + kQuantBlock; c += kWidth) {
-      vf wv[R];
+    for (int64_t c = c0; c < c0 + kQuantBlock; c += kFp8Step) {
+      Fp8Vec wv[R];
       for (int r = 0; r < R; ++r) wv[r] = w.load(r, c);
       for (int i = 0; i < M; ++i) {
-        const vf xv = simd::load(xq + i * k + c);
-        for (int r = 0; r < R; ++r) part[i][r] = simd::fma(xv, wv[r], part[i][r]);
+        const Fp8Vec xv = load_elems(xq + i * k + c);
+        for (int r = 0; r < R; ++r) part[i][r] = multiply_add(xv, wv[r], part[i][r]);
       }
     }
+#if defined(__AVX512F__)
+    if constexpr (kVectorSums) {
+      const vf sums = simd::hsum_transposed<16>(&part[0][0]);  // lane 4r + i
+      const __m128 xs4 =
+          _mm_mul_ps(_mm_setr_ps(xs[kb], xs[n_kb + kb], xs[2 * n_kb + kb], xs[3 * n_kb + kb]), _mm_set1_ps(ws[kb]));
+      const vf scale = _mm512_broadcast_f32x4(xs4);  // lane 4r + i: xs_i * ws
+      const auto half = [](vf v, int h) {
+        return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), h)));
+      };
+      acc_lo = _mm512_fmadd_pd(half(sums, 0), half(scale, 0), acc_lo);
+      acc_hi = _mm512_fmadd_pd(half(sums, 1), half(scale, 1), acc_hi);
+      continue;
+    }
+#endif
+    float sums[M * R];
+    simd::hsum_many<M * R>(&part[0][0], sums);
     for (int i = 0; i < M; ++i) {
-      const float xsi = xs[i * n_kb + kb];
-      for (int r = 0; r < R; ++r) acc[i][r] += double(simd::hsum(part[i][r])) * double(xsi * ws[kb]);
+      const float scale = xs[i * n_kb + kb] * ws[kb];
+      for (int r = 0; r < R; ++r) acc[i][r] = std::fma(double(sums[i * R + r]), double(scale), acc[i][r]);
     }
   }
+#if defined(__AVX512F__)
+  if constexpr (kVectorSums) {
+    alignas(64) double lanes[16];
+    _mm512_store_pd(lanes, acc_lo);
+    _mm512_store_pd(lanes + 8, acc_hi);
+    for (int i = 0; i < M; ++i)
+      for (int r = 0; r < R; ++r) acc[i][r] = lanes[4 * r + i];
+  }
+#endif
   for (int i = 0; i < M; ++i)
     for (int r = 0; r < R; ++r) out[i * R + r] = round_bf16(float(acc[i][r]));
+}
+
+// Weight rows per dot_tile_fp8 call for M activation rows: as many as keep the partial sums, the
+// weight vectors, an activation vector and two more in registers (16 with AVX2, 32 with AVX-512),
+// down to 1.
+template <int M>
+constexpr int fp8_tile_rows(int rows) {
+  constexpr int kRegisters = kWidth == 16 ? 32 : 16;
+  while (rows > 1 && M * rows + rows + 3 > kRegisters) rows /= 2;
+  return rows;
+}
+
+// dot_tile_fp8 over R weight rows, fp8_tile_rows<M>(R) at a time (their outputs unchanged).
+template <int M, int R, class MakeRows>
+inline void dot_tile_fp8_split(const Fp8Elem* xq, const float* xs, int64_t k, MakeRows&& rows_from, const float* ws,
+                               float* out) {
+  constexpr int S = fp8_tile_rows<M>(R);
+  static_assert(R % S == 0);
+  if constexpr (S == R) {
+    dot_tile_fp8<M, R>(xq, xs, k, rows_from(0), ws, out);
+  } else {
+    float part[M * S];
+    for (int r0 = 0; r0 < R; r0 += S) {
+      dot_tile_fp8<M, S>(xq, xs, k, rows_from(r0), ws, part);
+      for (int a = 0; a < M; ++a)
+        for (int r = 0; r < S; ++r) out[a * R + r0 + r] = part[a * S + r];
+    }
+  }
 }
 
 // Runs body(j0, rows) over blocks of kRows output features, in parallel.
@@ -212,53 +298,52 @@ void matmul_f32(const float* x, int64_t m, int64_t k, const float* w, int64_t n,
 
 namespace {
 
-// matmul_fp8 of m rows already quantised: xq their e4m3 values as fp32 (row stride k), xs their
-// scales with the fp8 unscale folded in (row stride k / 128).
-void matmul_fp8_quantised(const float* xq, const float* xs, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
+// matmul_fp8 of m rows already quantised: xq their e4m3 values (row stride k), xs their scales
+// with the fp8 unscale folded in (row stride k / 128).
+void matmul_fp8_quantised(const Fp8Elem* xq, const float* xs, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                           const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
   const int64_t n_kb = k / kQuantBlock;
   // Rows i..i+M-1 of x against weight rows j0..j0+R-1. When the tile of activation rows holds more
-  // than one group, each thread widens its block of weight rows once into an fp32 buffer (row r of
-  // the block at r * k) and every group reads that; a single group widens as it goes.
-  const bool widen_once = std::min(m, kTileM) > kRowsAtOnce;
-  thread_local std::vector<float> widened;
-  auto widen_block = [&](int64_t j0, int rows) {
-    if (!widen_once) return;
-    widened.resize(std::max(widened.size(), size_t(rows * k)));
+  // than one group, each thread converts its block of weight rows once into a buffer (row r of the
+  // block at r * k) and every group reads that; a single group converts as it goes.
+  const bool convert_once = std::min(m, kTileM) > kRowsAtOnce;
+  thread_local std::vector<Fp8Elem> converted;
+  auto convert_block = [&](int64_t j0, int rows) {
+    if (!convert_once) return;
+    converted.resize(std::max(converted.size(), size_t(rows * k)));
     for (int r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < k; c += kWidth)
-        simd::store(widened.data() + r * k + c, simd::load_fp8(w + (j0 + r) * ldw + c));
+      for (int64_t c = 0; c < k; c += kFp8Step)
+        store_elems(converted.data() + r * k + c, load_codes(w + (j0 + r) * ldw + c));
   };
   auto tile = [&]<int M, int R>(int64_t i, int64_t j0) {
     float out[M * R];
     const float* ws = scale_inv + (j0 / kQuantBlock) * ld_scale;
-    if (widen_once) {
-      const float* rows = widened.data() + (j0 % kRows) * k;  // blocks start at multiples of kRows
-      // Two weight rows at a time: the widened path has no conversions to share, and 4 x 2
-      // accumulators stay in registers where 4 x 4 spill. Each output's operations are unchanged.
-      if constexpr (R % 2 == 0) {
-        float half[M * 2];
-        for (int r0 = 0; r0 < R; r0 += 2) {
-          dot_tile_fp8<M, 2>(xq + i * k, xs + i * n_kb, k, Fp8Widened{rows + r0 * k, k}, ws, half);
-          for (int a = 0; a < M; ++a)
-            for (int r = 0; r < 2; ++r) out[a * R + r0 + r] = half[a * 2 + r];
-        }
-      } else {
-        dot_tile_fp8<M, R>(xq + i * k, xs + i * n_kb, k, Fp8Widened{rows, k}, ws, out);
-      }
+    if (convert_once) {
+      const Fp8Elem* rows = converted.data() + (j0 % kRows) * k;  // blocks start at multiples of kRows
+      dot_tile_fp8_split<M, R>(
+          xq + i * k, xs + i * n_kb, k,
+          [&](int r0) {
+            return Fp8Converted{rows + r0 * k, k};
+          },
+          ws, out);
     } else {
-      dot_tile_fp8<M, R>(xq + i * k, xs + i * n_kb, k, Fp8Codes{w + j0 * ldw, ldw}, ws, out);
+      dot_tile_fp8_split<M, R>(
+          xq + i * k, xs + i * n_kb, k,
+          [&](int r0) {
+            return Fp8Codes{w + (j0 + r0) * ldw, ldw};
+          },
+          ws, out);
     }
     for (int a = 0; a < M; ++a)
       for (int r = 0; r < R; ++r) y[(i + a) * ldy + j0 + r] = out[a * R + r];
   };
-  for_tiles(m, n, k, tile, widen_block);
+  for_tiles(m, n, k, tile, convert_block);
 }
 
-// Row i of the quantised rows for matmul_fp8_quantised: its codes as fp32 values into xq, its
-// scales times the fp8 unscale into xs.
-void widen_codes(const uint8_t* codes, const float* scales, int64_t k, float* xq, float* xs) {
-  for (int64_t c = 0; c < k; ++c) xq[c] = fp8_e4m3_to_float(codes[c]);
+// Row i of the quantised rows for matmul_fp8_quantised: its codes' values into xq, its scales times
+// the fp8 unscale into xs.
+void widen_codes(const uint8_t* codes, const float* scales, int64_t k, Fp8Elem* xq, float* xs) {
+  for (int64_t c = 0; c < k; ++c) xq[c] = to_elem(fp8_e4m3_to_float(codes[c]));
   for (int64_t kb = 0; kb < k / kQuantBlock; ++kb) xs[kb] = scales[kb] * simd::kFp8Unscale;
 }
 
@@ -269,7 +354,8 @@ void matmul_fp8(const float* x, int64_t ldx, int64_t m, int64_t k, const uint8_t
   DSA_KERNEL_REQUIRE(k % kQuantBlock == 0, "matmul_fp8 needs k to be a multiple of 128");
   const int64_t n_kb = k / kQuantBlock;
   // Quantise the activations once.
-  thread_local std::vector<float> xq, xs, row_scales;
+  thread_local std::vector<Fp8Elem> xq;
+  thread_local std::vector<float> xs, row_scales;
   thread_local std::vector<uint8_t> codes;
   xq.resize(static_cast<size_t>(m * k));
   xs.resize(static_cast<size_t>(m * n_kb));
@@ -287,7 +373,8 @@ void matmul_fp8_grouped(const uint8_t* codes, const float* scales, int64_t k, co
                         int64_t ldy) {
   DSA_KERNEL_REQUIRE(k % kQuantBlock == 0, "matmul_fp8_grouped needs k to be a multiple of 128");
   const int64_t n_kb = k / kQuantBlock;
-  thread_local std::vector<float> xq, xs;
+  thread_local std::vector<Fp8Elem> xq;
+  thread_local std::vector<float> xs;
   for (int64_t g = 0; g < n_groups; ++g) {
     const int64_t r0 = first[g], rows = first[g + 1] - r0;
     if (rows <= 0) continue;

@@ -1,13 +1,18 @@
-// The machine's fp32 multiply-add peak as the CPU kernels see it: independent FMA chains on the
-// widest vectors the build targets, on every thread. `dsagent bench` reports compute-bound phases
-// (prefill's linears, the indexer's scores at long contexts) as a share of it, as it reports
+// The machine's multiply-add peaks as the CPU kernels see them: independent chains on the widest
+// vectors the build targets, on every thread. `dsagent bench` reports compute-bound phases
+// (prefill's linears, the indexer's scores at long contexts) as a share of them, as it reports
 // memory-bound ones against the measured bandwidth.
 #pragma once
 
 namespace dsa::cpu {
 
-// FLOP/s (a multiply-add counts two) of the best of `passes` runs of about `seconds` each over
-// num_threads() threads.
+// fp32 FMA: FLOP/s (a multiply-add counts two) of the best of `passes` runs of about `seconds`
+// each over num_threads() threads.
 double measure_fma_peak(double seconds = 0.05, int passes = 3);
+
+// The same for bf16 pair dot products (AVX512_BF16), the limit of the FP8 linears where the build
+// uses them (fp8_linear_uses_bf16_dot()); 0 where it does not.
+double measure_bf16_dot_peak(double seconds = 0.05, int passes = 3);
+bool fp8_linear_uses_bf16_dot();
 
 }  // namespace dsa::cpu

@@ -52,6 +52,41 @@ inline vf load_fp8(const uint8_t* p) {
   const __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm512_cvtph_ps(_mm256_and_si256(_mm256_slli_epi16(s, 7), _mm256_set1_epi16(int16_t(0xBF80))));
 }
+// The sums of N <= 16 vectors in one vector: lane 4q + t holds hsum(v[4t + q]) bit for bit (the
+// same additions in the same tree: lanes i and i+8, then i+4, i+2, i+1), with the vectors' lanes
+// interleaved so one shuffle and one add serve two, four, then eight of them at each level. Lanes
+// of vectors past N hold 0.
+template <int N>
+inline vf hsum_transposed(const vf* v) {
+  static_assert(N >= 1 && N <= 16);
+  constexpr int n1 = (N + 1) / 2, n2 = (n1 + 1) / 2, n3 = (n2 + 1) / 2;
+  const auto at = [](const vf* a, int n, int j) { return j < n ? a[j] : zero(); };
+  vf l1[8], l2[4], l3[2];
+  for (int j = 0; j < n1; ++j) {  // lanes i + i+8: [v[2j] (8 lanes), v[2j+1] (8 lanes)]
+    const vf a = v[2 * j], b = at(v, N, 2 * j + 1);
+    l1[j] =
+        add(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  for (int j = 0; j < n2; ++j) {  // + i+4: a quarter (4 lanes) per vector 4j..4j+3
+    const vf a = l1[2 * j], b = at(l1, n1, 2 * j + 1);
+    l2[j] =
+        add(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  for (int j = 0; j < n3; ++j) {  // + i+2: quarter q holds vectors 8j+q and 8j+4+q, two lanes each
+    const vf a = l2[2 * j], b = at(l2, n2, 2 * j + 1);
+    l3[j] = add(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  const vf a = l3[0], b = at(l3, n3, 1);  // + i+1
+  return add(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// out[j] = hsum(v[j]) for j < N <= 16, bit for bit.
+template <int N>
+inline void hsum_many(const vf* v, float* out) {
+  alignas(64) float sums[16];
+  store(sums, hsum_transposed<N>(v));
+  for (int j = 0; j < N; ++j) out[j] = sums[4 * (j % 4) + j / 4];
+}
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 inline constexpr int kWidth = 8;
 using vf = __m256;
@@ -126,6 +161,31 @@ inline vf load_fp8(const uint8_t* p) {
   vf r;
   for (int i = 0; i < 8; ++i) r.v[i] = fp8_e4m3_to_float(p[i]) / kFp8Unscale;
   return r;
+}
+#endif
+
+// BF16 pair dot products (AVX512_BF16): each lane of dot_bf16 adds the products of two adjacent
+// bf16 pairs to an fp32 accumulator, twice the multiply-adds of an fp32 fma per instruction. Used
+// where the operands are exact in bf16 (FP8 codes and values), so only the order of the fp32
+// additions differs from the fp32 path.
+#if defined(__AVX512BF16__)
+inline constexpr bool kBf16Dot = true;
+inline constexpr int kBf16Width = 32;  // bf16 values per dot_bf16
+using vbh = __m512bh;
+inline vbh load_bf16x32(const uint16_t* p) { return vbh(_mm512_loadu_si512(p)); }
+inline void store_bf16x32(uint16_t* p, vbh v) { _mm512_storeu_si512(p, __m512i(v)); }
+// 32 e4m3 codes as bf16 values times 2^-8 (load_fp8's scaling), exactly.
+inline vbh load_fp8_bf16(const uint8_t* p) { return _mm512_cvtne2ps_pbh(load_fp8(p + 16), load_fp8(p)); }
+inline vf dot_bf16(vbh a, vbh b, vf acc) { return _mm512_dpbf16_ps(acc, a, b); }
+#else
+inline constexpr bool kBf16Dot = false;
+#endif
+
+#if !defined(__AVX512F__)
+// out[j] = hsum(v[j]) for j < N.
+template <int N>
+inline void hsum_many(const vf* v, float* out) {
+  for (int j = 0; j < N; ++j) out[j] = hsum(v[j]);
 }
 #endif
 

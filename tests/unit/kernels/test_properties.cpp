@@ -3,9 +3,11 @@
 // naive dense computation, cache records against fp8_roundtrip, and the sampling helpers.
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "kernel_test_support.hpp"
 #include "kernels/cpu/attention.hpp"
@@ -15,6 +17,7 @@
 #include "kernels/cpu/parallel.hpp"
 #include "kernels/cpu/quant.hpp"
 #include "kernels/cpu/sampling.hpp"
+#include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/topk.hpp"
 
 using namespace dsa;
@@ -48,6 +51,34 @@ TEST_CASE("parallel_for covers every index exactly once, also when nested") {
       for (auto& h : hits) once = once && h.load() == 1;
       CHECK(once);
     }
+  }
+}
+
+// Sums of values spread over many binades, so any change in the order of the additions shows.
+template <int N>
+void check_hsum_many(std::mt19937& rng) {
+  constexpr int W = cpu::simd::kWidth;
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> binade(-20, 20);
+  float lanes[N][W];
+  for (auto& row : lanes)
+    for (float& x : row) x = std::ldexp(unit(rng), binade(rng));
+  cpu::simd::vf v[N];
+  for (int j = 0; j < N; ++j) v[j] = cpu::simd::load(lanes[j]);
+  float got[N];
+  cpu::simd::hsum_many<N>(v, got);
+  for (int j = 0; j < N; ++j) {
+    CAPTURE(N);
+    CAPTURE(j);
+    CHECK(std::bit_cast<uint32_t>(got[j]) == std::bit_cast<uint32_t>(cpu::simd::hsum(v[j])));
+  }
+}
+
+TEST_CASE("hsum_many gives hsum of each vector, bit for bit, for 1 to 16 vectors") {
+  std::mt19937 rng(31);
+  for (int trial = 0; trial < 20; ++trial) {
+    [&]<int... N>(std::integer_sequence<int, N...>) { (check_hsum_many<N + 1>(rng), ...); }
+    (std::make_integer_sequence<int, 16>{});
   }
 }
 
@@ -119,6 +150,26 @@ TEST_CASE("matmul_fp8 (vector, threaded) agrees with the scalar reference on ran
       }
     }
   }
+}
+
+TEST_CASE("matmul_fp8: a row's result does not depend on the rows batched with it, bit for bit") {
+  // 70 rows: tiles of 64 and 6 rows, groups of 4 and the rest, the weights converted once per tile
+  // and converted per vector for a row alone; 130 outputs: blocks of 4 rows and a tail of 2.
+  std::mt19937 rng(13);
+  const int64_t m = 70, n = 130, k = 512;
+  const auto x = random_bf16(rng, size_t(m * k), 2.0f);
+  const auto w = random_e4m3(rng, size_t(n * k));
+  std::vector<float> s(size_t(2 * (k / 128)));
+  for (auto& v : s) v = std::ldexp(1.0f + float(rng() % 100) / 100.0f, -10);
+  std::vector<float> all(static_cast<size_t>(m * n)), one(static_cast<size_t>(n)), three(static_cast<size_t>(3 * n));
+  cpu::matmul_fp8(x.data(), m, k, w.data(), s.data(), n, all.data());
+  for (int64_t i = 0; i < m; ++i) {
+    CAPTURE(i);
+    cpu::matmul_fp8(x.data() + i * k, 1, k, w.data(), s.data(), n, one.data());
+    CHECK(std::equal(one.begin(), one.end(), all.begin() + i * n));
+  }
+  cpu::matmul_fp8(x.data() + 5 * k, 3, k, w.data(), s.data(), n, three.data());
+  CHECK(std::equal(three.begin(), three.end(), all.begin() + 5 * n));
 }
 
 TEST_CASE("matmul_fp8 on a row shard equals those rows of the whole product") {
