@@ -8,9 +8,9 @@
 // values. Then --tokens decode steps are timed after one untimed warm-up step.
 //
 // Every line also gives the time per phase (engine/model/phase_times.hpp), and the run measures the
-// fp32 FMA peak (cpu::measure_fma_peak), and the bf16 dot peak where the FP8 linears use bf16 pair
-// products, so that the compute-bound parts (prefill's linears, the indexer at long contexts) are
-// reported as a share of their limit.
+// fp32 FMA peak (cpu::measure_fma_peak), and the bf16 dot peak where the FP8 products (linears,
+// indexer scores) use bf16 pairs, so that the compute-bound parts (prefill's linears, the indexer
+// at long contexts) are reported as a share of their limit.
 //
 // --concurrency N adds the aggregate decode rate of N concurrent requests through the scheduler
 // against one (cli/bench/concurrency.hpp). Last, the three DSA kernels are timed alone on the
@@ -234,9 +234,12 @@ int run_bench(const BenchArgs& args) {
 #endif
   }
 
-  // The prefill linears' limit: the bf16 pair dot products where the FP8 linears run on them, else
-  // the fp32 FMA peak.
-  const bool bf16_linears = cfg.fp8 && cpu::fp8_linear_uses_bf16_dot() && bf16_dot_peak > 0;
+  // The limit of the FP8 products (the FP8 linears, the indexer's scores): the bf16 pair dot
+  // products where they run on them, else the fp32 FMA peak, as every other product.
+  const bool bf16_fp8 = cpu::fp8_products_use_bf16_dot() && bf16_dot_peak > 0;
+  const double fp8_peak = bf16_fp8 ? bf16_dot_peak : fma_peak;
+  const char* fp8_peak_name = bf16_fp8 ? "BF16 dot peak" : "FMA peak";
+  const bool bf16_linears = cfg.fp8 && bf16_fp8;
   const double linear_peak = bf16_linears ? bf16_dot_peak : fma_peak;
   const char* linear_peak_name = bf16_linears ? "BF16 dot peak" : "FMA peak";
   KvCache cache = model.make_cache(fmt, max_batch * ((context + kPageTokens - 1) / kPageTokens));
@@ -375,9 +378,9 @@ int run_bench(const BenchArgs& args) {
                       {"gflop_per_token", l.flops / 1e9},
                       {"gflop_s", l.flops / l.seconds_per_token / 1e9},
                       {"phases_ms_per_token", phase_json(l.phases, l.seconds_per_token)}});
-      if (const double rate = l.indexer_rate(); rate > 0 && fma_peak > 0) {
+      if (const double rate = l.indexer_rate(); rate > 0 && fp8_peak > 0) {
         runs.back()["indexer_gflop_s"] = rate / 1e9;
-        runs.back()["indexer_compute_share"] = rate / fma_peak;
+        runs.back()["indexer_compute_share"] = rate / fp8_peak;
       }
     }
     for (const ConcurrentDecode& c : concurrent) {
@@ -399,21 +402,21 @@ int run_bench(const BenchArgs& args) {
                       {"bandwidth_share", bytes * c.tokens_per_s / bandwidth}});
     }
     out["runs"] = runs;
-    const auto kernel_json = [&](const KernelTime& t) {
+    const auto kernel_json = [&](const KernelTime& t, double peak) {
       json j = {{"us", 1e6 * t.seconds}, {"bytes", t.bytes}, {"gb_s", t.bytes / t.seconds / 1e9},
                 {"bandwidth_share", t.bytes / t.seconds / bandwidth}};
       if (t.flops > 0) {
         j["flops"] = t.flops;
         j["tflop_s"] = t.flops / t.seconds / 1e12;
-        if (fma_peak > 0) j["compute_share"] = t.flops / t.seconds / fma_peak;
+        if (peak > 0) j["compute_share"] = t.flops / t.seconds / peak;
       }
       return j;
     };
     out["kernels"] = {{"keys", kernels.keys},
                       {"selected", kernels.selected},
-                      {"indexer_scores", kernel_json(kernels.indexer)},
-                      {"topk", kernel_json(kernels.topk)},
-                      {"sparse_attention", kernel_json(kernels.attention)}};
+                      {"indexer_scores", kernel_json(kernels.indexer, fp8_peak)},
+                      {"topk", kernel_json(kernels.topk, fma_peak)},
+                      {"sparse_attention", kernel_json(kernels.attention, fma_peak)}};
     out["sampling"] = {{"vocab", cfg.vocab_size},
                        {"greedy_us", 1e6 * sampling.greedy_seconds},
                        {"top_p_0_95_us", 1e6 * sampling.nucleus_seconds},
@@ -432,7 +435,7 @@ int run_bench(const BenchArgs& args) {
     std::printf("fp32 FMA peak (independent chains on every thread): %.1f GFLOP/s\n", fma_peak / 1e9);
     if (bf16_dot_peak > 0)
       std::printf("BF16 dot peak (AVX512_BF16 pair products on every thread): %.1f GFLOP/s%s\n", bf16_dot_peak / 1e9,
-                  bf16_linears ? ", the FP8 linears' limit" : "");
+                  bf16_fp8 ? ", the limit of the FP8 linears and the indexer" : "");
   } else {
     std::printf("device memory bandwidth (device-to-device copy, read + write): %.2f GB/s\n", bandwidth / 1e9);
   }
@@ -456,9 +459,9 @@ int run_bench(const BenchArgs& args) {
                 l.weight_bytes / 1e6, l.cache_bytes / 1e6, gbs, 100.0 * gbs * 1e9 / bandwidth, l.flops / 1e9,
                 l.flops / l.seconds_per_token / 1e9);
     std::printf("  ms/token: %s\n", phase_text(l.phases, l.seconds_per_token).c_str());
-    if (const double rate = l.indexer_rate(); rate > 0 && fma_peak > 0) {
-      std::printf("  indexer: %.3f GFLOP/token at %.2f GFLOP/s = %.0f%% of the FMA peak\n", l.indexer_flops / 1e9,
-                  rate / 1e9, 100.0 * rate / fma_peak);
+    if (const double rate = l.indexer_rate(); rate > 0 && fp8_peak > 0) {
+      std::printf("  indexer: %.3f GFLOP/token at %.2f GFLOP/s = %.0f%% of the %s\n", l.indexer_flops / 1e9, rate / 1e9,
+                  100.0 * rate / fp8_peak, fp8_peak_name);
     }
   }
   const size_t n_pos = positions->size();
@@ -475,23 +478,26 @@ int run_bench(const BenchArgs& args) {
     std::printf("batch %lld / batch %lld @ %lld: %.2fx the tokens/s\n", (long long)many.batch, (long long)one.batch,
                 (long long)one.position, one.seconds_per_token / many.seconds_per_token);
   }
-  const auto kernel_line = [&](const char* what, const KernelTime& t) {
+  const auto kernel_line = [&](const char* what, const KernelTime& t, bool fp8_products) {
     std::printf("  %s: %.1f us", what, 1e6 * t.seconds);
+    const double peak = fp8_products ? fp8_peak : fma_peak;
     if (t.flops > 0) {
       const double rate = t.flops / t.seconds;
       std::printf(", %.3f TFLOP/s", rate / 1e12);
-      if (fma_peak > 0) std::printf(" = %.0f%% of the FMA peak", 100.0 * rate / fma_peak);
+      if (peak > 0) std::printf(" = %.0f%% of the %s", 100.0 * rate / peak, fp8_products ? fp8_peak_name : "FMA peak");
     }
     std::printf(", %.2f GB/s = %.1f%% of bandwidth\n", t.bytes / t.seconds / 1e9, 100.0 * t.bytes / t.seconds / bandwidth);
   };
   std::printf("DSA kernels alone, one query over %lld keys:\n", (long long)kernels.keys);
-  kernel_line(("indexer scores (" + std::to_string(cfg.index_n_heads) + " heads x " +
-               std::to_string(cfg.index_head_dim) + ")").c_str(),
-              kernels.indexer);
-  kernel_line(("top-k (k " + std::to_string(kernels.selected) + ") of the score row").c_str(), kernels.topk);
+  kernel_line(
+      ("indexer scores (" + std::to_string(cfg.index_n_heads) + " heads x " + std::to_string(cfg.index_head_dim) + ")")
+          .c_str(),
+      kernels.indexer, true);
+  kernel_line(("top-k (k " + std::to_string(kernels.selected) + ") of the score row").c_str(), kernels.topk, false);
   kernel_line(("sparse attention (" + std::to_string(cfg.num_attention_heads) + " heads x " +
-               std::to_string(kernels.selected) + " records)").c_str(),
-              kernels.attention);
+               std::to_string(kernels.selected) + " records)")
+                  .c_str(),
+              kernels.attention, false);
   std::printf("sampling one row of %lld logits on the host: greedy %.1f us; temperature 1, top-p 0.95 %.1f us "
               "(nucleus of %lld ids)\n",
               (long long)cfg.vocab_size, 1e6 * sampling.greedy_seconds, 1e6 * sampling.nucleus_seconds,
@@ -516,7 +522,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       "once per step, counted as for one token: a lower bound when the tokens pick different experts).\n"
       "Each line breaks its time down by phase (projections, indexer, topk, attention, moe, mlp,\n"
       "lm_head); compute-bound parts are also given as a share of the measured FMA peak (the FP8\n"
-      "linears: of the BF16 dot peak where they use AVX512_BF16).\n"
+      "linears and the indexer's scores: of the BF16 dot peak where they use AVX512_BF16).\n"
       "Last, the three DSA kernels run alone on the engine's backend (CPU or GPU), one query over the\n"
       "longest position's keys: indexer scores, top-k of the score row, sparse attention over\n"
       "index_topk records, each with its time, TFLOP/s and share of the bandwidth; and the host's\n"

@@ -88,6 +88,6 @@ double measure_bf16_dot_peak(double seconds, int passes) {
 #endif
 }
 
-bool fp8_linear_uses_bf16_dot() { return simd::kBf16Dot; }
+bool fp8_products_use_bf16_dot() { return simd::kBf16Dot; }
 
 }  // namespace dsa::cpu

@@ -10,9 +10,10 @@ namespace dsa::cpu {
 // each over num_threads() threads.
 double measure_fma_peak(double seconds = 0.05, int passes = 3);
 
-// The same for bf16 pair dot products (AVX512_BF16), the limit of the FP8 linears where the build
-// uses them (fp8_linear_uses_bf16_dot()); 0 where it does not.
+// The same for bf16 pair dot products (AVX512_BF16), the limit of the FP8 products (the FP8 linears
+// and the indexer's scores) where the build multiplies them in bf16 pairs
+// (fp8_products_use_bf16_dot()); 0 where it does not.
 double measure_bf16_dot_peak(double seconds = 0.05, int passes = 3);
-bool fp8_linear_uses_bf16_dot();
+bool fp8_products_use_bf16_dot();
 
 }  // namespace dsa::cpu
