@@ -1,7 +1,8 @@
 // Latent cache records and sparse MLA attention (see attention.hpp).
 // sparse_mla_decode splits the heads over threads, one range each; each thread walks the selected
-// keys in tiles of kTile records, decoding a tile into fp32 once per pass: pass 1 computes every
-// score of its heads, then an exact (two-pass) fp32 softmax, pass 2 accumulates the weighted latents.
+// keys in tiles of kTile records, decoding a tile once per pass: pass 1 computes every score of its
+// heads (in bf16 pairs where the CPU has AVX512_BF16, the tile decoded to bf16; else in fp32), then
+// an exact (two-pass) fp32 softmax, pass 2 accumulates the weighted latents (fp32 tile).
 #include "kernels/cpu/attention.hpp"
 #include "kernels/cpu/sampling.hpp"
 
@@ -78,6 +79,51 @@ inline void accumulate_rows(const float* p, int64_t ld_p, const float* v, int64_
 }
 
 constexpr int kHeadBlock = 4;  // heads sharing each key / value load
+
+#if defined(__AVX512BF16__)
+// s[r] = q[r] . k for HB query rows of length n (row stride ld_q) against one key row, all bf16,
+// multiplied in pairs: the key is loaded once for all rows.
+template <int HB>
+inline void dot_rows_bf16(const uint16_t* q, int64_t ld_q, const uint16_t* k, int64_t n, float* s) {
+  using simd::kBf16Width;
+  simd::vf acc[HB];
+  for (int r = 0; r < HB; ++r) acc[r] = simd::zero();
+  int64_t i = 0;
+  for (; i + kBf16Width <= n; i += kBf16Width) {
+    const simd::vbh kv = simd::load_bf16x32(k + i);
+    for (int r = 0; r < HB; ++r) acc[r] = simd::dot_bf16(simd::load_bf16x32(q + r * ld_q + i), kv, acc[r]);
+  }
+  for (int r = 0; r < HB; ++r) {
+    s[r] = simd::hsum(acc[r]);
+    for (int64_t t = i; t < n; ++t) s[r] += bf16_to_float(q[r * ld_q + t]) * bf16_to_float(k[t]);
+  }
+}
+
+// latent_read's values as bf16 (exact: FP8 codes times power-of-two scales, or bf16 already).
+void latent_read_bf16(const LatentCacheView& view, int64_t pos, uint16_t* c_kv, uint16_t* k_pe) {
+  const uint8_t* rec = record_at(view.arena, view.pages, view.record_bytes, pos);
+  const int64_t kv_lora = view.kv_lora;
+  const uint8_t* pe;
+  if (view.fmt == LatentFormat::bf16) {
+    std::memcpy(c_kv, rec, size_t(2 * kv_lora));
+    pe = rec + 2 * kv_lora;
+  } else {
+    const int64_t n_scales = kv_lora / kQuantBlock;
+    for (int64_t blk = 0; blk < n_scales; ++blk) {
+      float scale;
+      std::memcpy(&scale, rec + kv_lora + blk * int64_t(sizeof(float)), sizeof(float));
+      const simd::vf sv = simd::set1(scale * simd::kFp8Unscale);
+      for (int64_t i = blk * kQuantBlock; i < (blk + 1) * kQuantBlock; i += simd::kBf16Width) {
+        const simd::vf lo = simd::mul(simd::load_fp8(rec + i), sv);
+        const simd::vf hi = simd::mul(simd::load_fp8(rec + i + simd::kWidth), sv);
+        simd::store_bf16x32(c_kv + i, _mm512_cvtne2ps_pbh(hi, lo));
+      }
+    }
+    pe = rec + kv_lora + n_scales * int64_t(sizeof(float));
+  }
+  std::memcpy(k_pe, pe, size_t(2 * view.rope_dim));
+}
+#endif
 
 }  // namespace
 
@@ -170,6 +216,39 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
     auto decode = [&](int64_t j0, int64_t n) {
       for (int64_t j = 0; j < n; ++j) latent_read(view, sel[j0 + j], ckv.data() + j * kv_lora, kpe.data() + j * rope);
     };
+#if defined(__AVX512BF16__)
+    // Pass 1 in bf16: this range's queries converted once, each tile of keys decoded to bf16.
+    thread_local std::vector<uint16_t> q16, qpe16, ckv16, kpe16;
+    q16.resize(static_cast<size_t>((h1 - h0) * kv_lora));
+    qpe16.resize(static_cast<size_t>((h1 - h0) * rope));
+    ckv16.resize(static_cast<size_t>(kTile * kv_lora));
+    kpe16.resize(static_cast<size_t>(kTile * rope));
+    for (int64_t i = 0; i < (h1 - h0) * kv_lora; ++i) q16[size_t(i)] = float_to_bf16(q_abs[h0 * kv_lora + i]);
+    for (int64_t i = 0; i < (h1 - h0) * rope; ++i) qpe16[size_t(i)] = float_to_bf16(q_pe[h0 * rope + i]);
+    for (int64_t j0 = 0; j0 < n_sel; j0 += kTile) {
+      const int64_t n = std::min(kTile, n_sel - j0);
+      for (int64_t j = 0; j < n; ++j)
+        latent_read_bf16(view, sel[j0 + j], ckv16.data() + j * kv_lora, kpe16.data() + j * rope);
+      for (int64_t h = h0; h < h1; h += kHeadBlock) {
+        const int hb = int(std::min<int64_t>(kHeadBlock, h1 - h));
+        const uint16_t* qh = q16.data() + (h - h0) * kv_lora;
+        const uint16_t* qpeh = qpe16.data() + (h - h0) * rope;
+        for (int64_t j = 0; j < n; ++j) {
+          float s[kHeadBlock], s_pe[kHeadBlock];
+          if (hb == kHeadBlock) {
+            dot_rows_bf16<kHeadBlock>(qh, kv_lora, ckv16.data() + j * kv_lora, kv_lora, s);
+            dot_rows_bf16<kHeadBlock>(qpeh, rope, kpe16.data() + j * rope, rope, s_pe);
+          } else {
+            for (int r = 0; r < hb; ++r) {
+              dot_rows_bf16<1>(qh + r * kv_lora, kv_lora, ckv16.data() + j * kv_lora, kv_lora, s + r);
+              dot_rows_bf16<1>(qpeh + r * rope, rope, kpe16.data() + j * rope, rope, s_pe + r);
+            }
+          }
+          for (int r = 0; r < hb; ++r) p[(h + r - h0) * n_sel + j0 + j] = (s[r] + s_pe[r]) * softmax_scale;
+        }
+      }
+    }
+#else
     for (int64_t j0 = 0; j0 < n_sel; j0 += kTile) {
       const int64_t n = std::min(kTile, n_sel - j0);
       decode(j0, n);
@@ -190,6 +269,7 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
         }
       }
     }
+#endif
     for (int64_t h = h0; h < h1; ++h) softmax(p.data() + (h - h0) * n_sel, n_sel, p.data() + (h - h0) * n_sel);
     std::fill(o_lat + h0 * kv_lora, o_lat + h1 * kv_lora, 0.0f);
     for (int64_t j0 = 0; j0 < n_sel; j0 += kTile) {

@@ -43,7 +43,9 @@ void latent_read(const LatentCacheView& view, int64_t pos, float* c_kv, float* k
 // Sparse MLA decode, absorbed (MQA) form, one query token:
 //   score[h, j] = (q_abs[h] . c_kv[sel[j]] + q_pe[h] . k_pe[sel[j]]) * softmax_scale   (fp32)
 //   p[h] = softmax_j(score[h]);  o_lat[h] = bf16(sum_j p[h, j] * c_kv[sel[j]])
-// q_abs: [n_heads, kv_lora] f32 (q_nope . W_UK, bf16 values); q_pe: [n_heads, rope_dim] (after RoPE);
+// q_abs: [n_heads, kv_lora] f32 (q_nope . W_UK, bf16 values); q_pe: [n_heads, rope_dim] (after RoPE,
+// bf16 values). With AVX512_BF16 the scores multiply in bf16 pairs, q rounded to bf16 (exact for
+// bf16 values; the latents always are), so only the order of the fp32 additions differs.
 // sel: [n_sel] cached positions (any order, each < the sequence length); o_lat: [n_heads, kv_lora].
 // Touches only the selected records. n_sel == 0 gives zeros.
 void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
