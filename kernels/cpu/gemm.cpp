@@ -172,11 +172,12 @@ inline void dot_tile_fp8(const Fp8Elem* xq, const float* xs, int64_t k, const W&
       const __m128 xs4 =
           _mm_mul_ps(_mm_setr_ps(xs[kb], xs[n_kb + kb], xs[2 * n_kb + kb], xs[3 * n_kb + kb]), _mm_set1_ps(ws[kb]));
       const vf scale = _mm512_broadcast_f32x4(xs4);  // lane 4r + i: xs_i * ws
-      const auto half = [](vf v, int h) {
-        return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), h)));
+      const auto low = [](vf v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); };
+      const auto high = [](vf v) {
+        return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
       };
-      acc_lo = _mm512_fmadd_pd(half(sums, 0), half(scale, 0), acc_lo);
-      acc_hi = _mm512_fmadd_pd(half(sums, 1), half(scale, 1), acc_hi);
+      acc_lo = _mm512_fmadd_pd(low(sums), low(scale), acc_lo);
+      acc_hi = _mm512_fmadd_pd(high(sums), high(scale), acc_hi);
       continue;
     }
 #endif
