@@ -29,21 +29,38 @@ inline Byte* record_at(Byte* arena, const int32_t* pages, size_t record_bytes, i
                      record_bytes;
 }
 
+// The scores' operands: bf16 where the CPU has BF16 dot products (multiplied in pairs, exactly:
+// the queries and latents are bf16 values), else fp32 with fused multiply-adds.
+#if defined(__AVX512BF16__)
+using ScoreElem = uint16_t;  // bf16 bits
+constexpr int64_t kScoreStep = simd::kBf16Width;
+inline ScoreElem to_score_elem(float v) { return float_to_bf16(v); }
+inline float score_value(ScoreElem v) { return bf16_to_float(v); }
+inline simd::vf score_madd(const ScoreElem* q, const ScoreElem* k, simd::vf acc) {
+  return simd::dot_bf16(simd::load_bf16x32(q), simd::load_bf16x32(k), acc);
+}
+#else
+using ScoreElem = float;
+constexpr int64_t kScoreStep = simd::kWidth;
+inline ScoreElem to_score_elem(float v) { return v; }
+inline float score_value(ScoreElem v) { return v; }
+inline simd::vf score_madd(const ScoreElem* q, const ScoreElem* k, simd::vf acc) {
+  return simd::fma(simd::load(q), simd::load(k), acc);
+}
+#endif
+
 // s[r] = q[r] . k for HB query rows of length n (row stride ld_q) against one key row: the key is
-// loaded once for all rows.
+// read once for all rows.
 template <int HB>
-inline void dot_rows(const float* q, int64_t ld_q, const float* k, int64_t n, float* s) {
-  using simd::kWidth;
+inline void dot_rows(const ScoreElem* q, int64_t ld_q, const ScoreElem* k, int64_t n, float* s) {
   simd::vf acc[HB];
   for (int r = 0; r < HB; ++r) acc[r] = simd::zero();
   int64_t i = 0;
-  for (; i + kWidth <= n; i += kWidth) {
-    const simd::vf kv = simd::load(k + i);
-    for (int r = 0; r < HB; ++r) acc[r] = simd::fma(simd::load(q + r * ld_q + i), kv, acc[r]);
-  }
+  for (; i + kScoreStep <= n; i += kScoreStep)
+    for (int r = 0; r < HB; ++r) acc[r] = score_madd(q + r * ld_q + i, k + i, acc[r]);
   for (int r = 0; r < HB; ++r) {
     s[r] = simd::hsum(acc[r]);
-    for (int64_t t = i; t < n; ++t) s[r] += q[r * ld_q + t] * k[t];
+    for (int64_t t = i; t < n; ++t) s[r] += score_value(q[r * ld_q + t]) * score_value(k[t]);
   }
 }
 
@@ -79,51 +96,6 @@ inline void accumulate_rows(const float* p, int64_t ld_p, const float* v, int64_
 }
 
 constexpr int kHeadBlock = 4;  // heads sharing each key / value load
-
-#if defined(__AVX512BF16__)
-// s[r] = q[r] . k for HB query rows of length n (row stride ld_q) against one key row, all bf16,
-// multiplied in pairs: the key is loaded once for all rows.
-template <int HB>
-inline void dot_rows_bf16(const uint16_t* q, int64_t ld_q, const uint16_t* k, int64_t n, float* s) {
-  using simd::kBf16Width;
-  simd::vf acc[HB];
-  for (int r = 0; r < HB; ++r) acc[r] = simd::zero();
-  int64_t i = 0;
-  for (; i + kBf16Width <= n; i += kBf16Width) {
-    const simd::vbh kv = simd::load_bf16x32(k + i);
-    for (int r = 0; r < HB; ++r) acc[r] = simd::dot_bf16(simd::load_bf16x32(q + r * ld_q + i), kv, acc[r]);
-  }
-  for (int r = 0; r < HB; ++r) {
-    s[r] = simd::hsum(acc[r]);
-    for (int64_t t = i; t < n; ++t) s[r] += bf16_to_float(q[r * ld_q + t]) * bf16_to_float(k[t]);
-  }
-}
-
-// latent_read's values as bf16 (exact: FP8 codes times power-of-two scales, or bf16 already).
-void latent_read_bf16(const LatentCacheView& view, int64_t pos, uint16_t* c_kv, uint16_t* k_pe) {
-  const uint8_t* rec = record_at(view.arena, view.pages, view.record_bytes, pos);
-  const int64_t kv_lora = view.kv_lora;
-  const uint8_t* pe;
-  if (view.fmt == LatentFormat::bf16) {
-    std::memcpy(c_kv, rec, size_t(2 * kv_lora));
-    pe = rec + 2 * kv_lora;
-  } else {
-    const int64_t n_scales = kv_lora / kQuantBlock;
-    for (int64_t blk = 0; blk < n_scales; ++blk) {
-      float scale;
-      std::memcpy(&scale, rec + kv_lora + blk * int64_t(sizeof(float)), sizeof(float));
-      const simd::vf sv = simd::set1(scale * simd::kFp8Unscale);
-      for (int64_t i = blk * kQuantBlock; i < (blk + 1) * kQuantBlock; i += simd::kBf16Width) {
-        const simd::vf lo = simd::mul(simd::load_fp8(rec + i), sv);
-        const simd::vf hi = simd::mul(simd::load_fp8(rec + i + simd::kWidth), sv);
-        simd::store_bf16x32(c_kv + i, _mm512_cvtne2ps_pbh(hi, lo));
-      }
-    }
-    pe = rec + kv_lora + n_scales * int64_t(sizeof(float));
-  }
-  std::memcpy(k_pe, pe, size_t(2 * view.rope_dim));
-}
-#endif
 
 }  // namespace
 
@@ -197,6 +169,40 @@ void latent_read(const LatentCacheView& view, int64_t pos, float* c_kv, float* k
   }
 }
 
+namespace {
+
+// latent_read's values as score elements (bf16 exactly: FP8 codes times power-of-two scales, or
+// bf16 already).
+void latent_read_scores(const LatentCacheView& view, int64_t pos, ScoreElem* c_kv, ScoreElem* k_pe) {
+#if defined(__AVX512BF16__)
+  const uint8_t* rec = record_at(view.arena, view.pages, view.record_bytes, pos);
+  const int64_t kv_lora = view.kv_lora;
+  const uint8_t* pe;
+  if (view.fmt == LatentFormat::bf16) {
+    std::memcpy(c_kv, rec, size_t(2 * kv_lora));
+    pe = rec + 2 * kv_lora;
+  } else {
+    const int64_t n_scales = kv_lora / kQuantBlock;
+    for (int64_t blk = 0; blk < n_scales; ++blk) {
+      float scale;
+      std::memcpy(&scale, rec + kv_lora + blk * int64_t(sizeof(float)), sizeof(float));
+      const simd::vf sv = simd::set1(scale * simd::kFp8Unscale);
+      for (int64_t i = blk * kQuantBlock; i < (blk + 1) * kQuantBlock; i += simd::kBf16Width) {
+        const simd::vf lo = simd::mul(simd::load_fp8(rec + i), sv);
+        const simd::vf hi = simd::mul(simd::load_fp8(rec + i + simd::kWidth), sv);
+        simd::store_bf16x32(c_kv + i, _mm512_cvtne2ps_pbh(hi, lo));
+      }
+    }
+    pe = rec + kv_lora + n_scales * int64_t(sizeof(float));
+  }
+  std::memcpy(k_pe, pe, size_t(2 * view.rope_dim));
+#else
+  latent_read(view, pos, c_kv, k_pe);
+#endif
+}
+
+}  // namespace
+
 void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, const LatentCacheView& view,
                        const int32_t* sel, int64_t n_sel, float softmax_scale, float* o_lat) {
   const int64_t kv_lora = view.kv_lora, rope = view.rope_dim;
@@ -216,60 +222,37 @@ void sparse_mla_decode(const float* q_abs, const float* q_pe, int64_t n_heads, c
     auto decode = [&](int64_t j0, int64_t n) {
       for (int64_t j = 0; j < n; ++j) latent_read(view, sel[j0 + j], ckv.data() + j * kv_lora, kpe.data() + j * rope);
     };
-#if defined(__AVX512BF16__)
-    // Pass 1 in bf16: this range's queries converted once, each tile of keys decoded to bf16.
-    thread_local std::vector<uint16_t> q16, qpe16, ckv16, kpe16;
-    q16.resize(static_cast<size_t>((h1 - h0) * kv_lora));
-    qpe16.resize(static_cast<size_t>((h1 - h0) * rope));
-    ckv16.resize(static_cast<size_t>(kTile * kv_lora));
-    kpe16.resize(static_cast<size_t>(kTile * rope));
-    for (int64_t i = 0; i < (h1 - h0) * kv_lora; ++i) q16[size_t(i)] = float_to_bf16(q_abs[h0 * kv_lora + i]);
-    for (int64_t i = 0; i < (h1 - h0) * rope; ++i) qpe16[size_t(i)] = float_to_bf16(q_pe[h0 * rope + i]);
+    // Pass 1: this range's queries converted to score elements once, each tile of keys decoded.
+    thread_local std::vector<ScoreElem> qs, qpes, cks, kpes;
+    qs.resize(static_cast<size_t>((h1 - h0) * kv_lora));
+    qpes.resize(static_cast<size_t>((h1 - h0) * rope));
+    cks.resize(static_cast<size_t>(kTile * kv_lora));
+    kpes.resize(static_cast<size_t>(kTile * rope));
+    for (int64_t i = 0; i < (h1 - h0) * kv_lora; ++i) qs[size_t(i)] = to_score_elem(q_abs[h0 * kv_lora + i]);
+    for (int64_t i = 0; i < (h1 - h0) * rope; ++i) qpes[size_t(i)] = to_score_elem(q_pe[h0 * rope + i]);
     for (int64_t j0 = 0; j0 < n_sel; j0 += kTile) {
       const int64_t n = std::min(kTile, n_sel - j0);
       for (int64_t j = 0; j < n; ++j)
-        latent_read_bf16(view, sel[j0 + j], ckv16.data() + j * kv_lora, kpe16.data() + j * rope);
+        latent_read_scores(view, sel[j0 + j], cks.data() + j * kv_lora, kpes.data() + j * rope);
       for (int64_t h = h0; h < h1; h += kHeadBlock) {
         const int hb = int(std::min<int64_t>(kHeadBlock, h1 - h));
-        const uint16_t* qh = q16.data() + (h - h0) * kv_lora;
-        const uint16_t* qpeh = qpe16.data() + (h - h0) * rope;
+        const ScoreElem* qh = qs.data() + (h - h0) * kv_lora;
+        const ScoreElem* qpeh = qpes.data() + (h - h0) * rope;
         for (int64_t j = 0; j < n; ++j) {
           float s[kHeadBlock], s_pe[kHeadBlock];
           if (hb == kHeadBlock) {
-            dot_rows_bf16<kHeadBlock>(qh, kv_lora, ckv16.data() + j * kv_lora, kv_lora, s);
-            dot_rows_bf16<kHeadBlock>(qpeh, rope, kpe16.data() + j * rope, rope, s_pe);
+            dot_rows<kHeadBlock>(qh, kv_lora, cks.data() + j * kv_lora, kv_lora, s);
+            dot_rows<kHeadBlock>(qpeh, rope, kpes.data() + j * rope, rope, s_pe);
           } else {
             for (int r = 0; r < hb; ++r) {
-              dot_rows_bf16<1>(qh + r * kv_lora, kv_lora, ckv16.data() + j * kv_lora, kv_lora, s + r);
-              dot_rows_bf16<1>(qpeh + r * rope, rope, kpe16.data() + j * rope, rope, s_pe + r);
+              dot_rows<1>(qh + r * kv_lora, kv_lora, cks.data() + j * kv_lora, kv_lora, s + r);
+              dot_rows<1>(qpeh + r * rope, rope, kpes.data() + j * rope, rope, s_pe + r);
             }
           }
           for (int r = 0; r < hb; ++r) p[(h + r - h0) * n_sel + j0 + j] = (s[r] + s_pe[r]) * softmax_scale;
         }
       }
     }
-#else
-    for (int64_t j0 = 0; j0 < n_sel; j0 += kTile) {
-      const int64_t n = std::min(kTile, n_sel - j0);
-      decode(j0, n);
-      for (int64_t h = h0; h < h1; h += kHeadBlock) {
-        const int hb = int(std::min<int64_t>(kHeadBlock, h1 - h));
-        for (int64_t j = 0; j < n; ++j) {
-          float s[kHeadBlock], s_pe[kHeadBlock];
-          if (hb == kHeadBlock) {
-            dot_rows<kHeadBlock>(q_abs + h * kv_lora, kv_lora, ckv.data() + j * kv_lora, kv_lora, s);
-            dot_rows<kHeadBlock>(q_pe + h * rope, rope, kpe.data() + j * rope, rope, s_pe);
-          } else {
-            for (int r = 0; r < hb; ++r) {
-              dot_rows<1>(q_abs + (h + r) * kv_lora, kv_lora, ckv.data() + j * kv_lora, kv_lora, s + r);
-              dot_rows<1>(q_pe + (h + r) * rope, rope, kpe.data() + j * rope, rope, s_pe + r);
-            }
-          }
-          for (int r = 0; r < hb; ++r) p[(h + r - h0) * n_sel + j0 + j] = (s[r] + s_pe[r]) * softmax_scale;
-        }
-      }
-    }
-#endif
     for (int64_t h = h0; h < h1; ++h) softmax(p.data() + (h - h0) * n_sel, n_sel, p.data() + (h - h0) * n_sel);
     std::fill(o_lat + h0 * kv_lora, o_lat + h1 * kv_lora, 0.0f);
     for (int64_t j0 = 0; j0 < n_sel; j0 += kTile) {
