@@ -87,11 +87,16 @@ inline void score_chunk(const QueryElem* q, const float* w, int64_t n_heads, int
 }
 
 // Decodes a page's key codes into kt[d][s] (fp32, or bf16 pairs kt[d / 2][s]; rows s >= keys are
-// zero), scaled by 1 / kTileUnscale. The AVX-512 path gathers four dimensions of 16 keys per load and widens the
-// codes through fp16 (see simd::load_fp8); AVX2 transposes 8 x 8 blocks in registers and widens
-// the same way; elsewhere a table lookup per code.
+// zero), scaled by 1 / kTileUnscale. AVX-512 transposes blocks of 16 keys in registers (or gathers
+// a partial block), then widens the codes through fp16 (see simd::load_fp8) or, with AVX512_BF16,
+// rewrites them as bf16 bits directly; AVX2 transposes 8 x 8 blocks in registers and widens through
+// fp16; elsewhere a table lookup per code.
 #if defined(__AVX512F__)
+#if defined(__AVX512BF16__)
+constexpr float kTileUnscale = 1.0f;  // bf16 holds the codes' values exactly
+#else
 constexpr float kTileUnscale = simd::kFp8Unscale;
+#endif
 
 // r[i] lane j -> r[j] lane i: a 16 x 16 transpose of 32-bit elements in four rounds of interleaves.
 inline void transpose16(__m512i r[16]) {
@@ -117,28 +122,44 @@ inline void transpose16(__m512i r[16]) {
   }
 }
 
-// Dimensions d..d+3 of keys s0..s0+15 into the tile: lane s of g holds key s0 + s's four codes.
+#if defined(__AVX512BF16__)
+// The bf16 bits of the e4m3 code in each 16-bit lane of c (codes 0..255): sign, then the exponent
+// rebiased from 7 to 127 for normals; the seven subnormals m * 2^-9 (and zero) from a table.
+inline __m512i fp8_words_to_bf16(__m512i c) {
+  const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi16(0x7f));
+  const __m512i normal = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), _mm512_set1_epi16(int16_t(120 << 7)));
+  const __m512i subnormals = _mm512_setr_epi32(0x3B000000, 0x3BC03B80, 0x3C203C00, 0x3C603C40, 0, 0, 0, 0, 0, 0, 0, 0,
+                                               0, 0, 0, 0);  // m = 0..7, two per dword
+  const __m512i value =
+      _mm512_mask_permutexvar_epi16(normal, _mm512_cmplt_epu16_mask(mag, _mm512_set1_epi16(8)), mag, subnormals);
+  return _mm512_or_si512(value, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
+}
+
+// Dimensions d..d+3 of keys s0..s0+15 into the tile as bf16 pairs (d, d + 1) and (d + 2, d + 3):
+// lane s of g holds key s0 + s's four codes.
+inline void store_dims(__m512i g, int64_t d, int64_t s0, TileElem* kt) {
+  const __m512i bytes = _mm512_set1_epi32(0x00FF00FF);
+  const __m512i even = fp8_words_to_bf16(_mm512_and_si512(g, bytes));                       // d, d + 2
+  const __m512i odd = fp8_words_to_bf16(_mm512_and_si512(_mm512_srli_epi32(g, 8), bytes));  // d + 1, d + 3
+  const __m512i low = _mm512_set1_epi32(0x0000FFFF);
+  _mm512_storeu_si512(kt + d / 2 * kPage + s0,
+                      _mm512_or_si512(_mm512_and_si512(even, low), _mm512_slli_epi32(odd, 16)));
+  _mm512_storeu_si512(kt + (d / 2 + 1) * kPage + s0,
+                      _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_andnot_si512(low, odd)));
+}
+#else
+// Dimensions d..d+3 of keys s0..s0+15 into the tile: lane s of g holds key s0 + s's four codes,
+// widened through fp16 (see simd::load_fp8).
 inline void store_dims(__m512i g, int64_t d, int64_t s0, TileElem* kt) {
   const __m512i low7 = _mm512_set1_epi32(0x7f), sign = _mm512_set1_epi32(0x80);
-  __m512 f[4];
   for (int j = 0; j < 4; ++j) {
     const __m512i b = _mm512_srli_epi32(g, 8 * j);
     const __m512i h = _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(b, low7), 7),
                                       _mm512_slli_epi32(_mm512_and_si512(b, sign), 8));
-    f[j] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+    _mm512_storeu_ps(kt + (d + j) * kPage + s0, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
   }
-#if defined(__AVX512BF16__)
-  // Pairs (d, d + 1) and (d + 2, d + 3): the high halves of the fp32 values are their bf16.
-  const __m512i high = _mm512_set1_epi32(int(0xFFFF0000u));
-  for (int j = 0; j < 4; j += 2) {
-    const __m512i pair = _mm512_or_si512(_mm512_srli_epi32(_mm512_castps_si512(f[j]), 16),
-                                         _mm512_and_si512(_mm512_castps_si512(f[j + 1]), high));
-    _mm512_storeu_si512(kt + (d + j) / 2 * kPage + s0, pair);
-  }
-#else
-  for (int j = 0; j < 4; ++j) _mm512_storeu_ps(kt + (d + j) * kPage + s0, f[j]);
-#endif
 }
+#endif
 
 // Whole blocks of 16 keys x 64 dimensions are transposed in registers (as dwords of four codes);
 // a partial block of keys, or dimensions not a multiple of 64, gathers four dimensions of 16 keys
