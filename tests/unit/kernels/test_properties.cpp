@@ -83,7 +83,7 @@ TEST_CASE("hsum_many gives hsum of each vector, bit for bit, for 1 to 16 vectors
   }
 }
 
-TEST_CASE("topk_positions on long rows (histogram pre-selection) equals a full sort") {
+TEST_CASE("topk_positions on long rows (sampled threshold, vector pass) equals a full sort, NaN and -0 included") {
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (int iter = 0; iter < 12; ++iter) {
@@ -94,9 +94,20 @@ TEST_CASE("topk_positions on long rows (histogram pre-selection) equals a full s
     for (auto& v : s) v = iter % 2 ? normal(rng) : std::abs(normal(rng)) * 1e-3f;
     for (int64_t i = 0; i < 300; ++i) s[size_t(rng() % n)] = 7.5f;
     for (int64_t i = 0; i < 10; ++i) s[size_t(rng() % n)] = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < 10; ++i) s[size_t(rng() % n)] = std::numeric_limits<float>::quiet_NaN();
+    for (int64_t i = 0; i < 10; ++i) s[size_t(rng() % n)] = iter % 2 ? -0.0f : 0.0f;
     std::vector<int32_t> order(static_cast<size_t>(n));
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return s[a] > s[b]; });
+    // NaN below everything; -0 below +0 (the kernel orders by bits); otherwise by value.
+    const auto rank = [&](int32_t i) {
+      return std::isnan(s[i]) ? -std::numeric_limits<double>::infinity()
+             : s[i] == 0.0f   ? (std::signbit(s[i]) ? -1e-300 : 1e-300)
+                              : double(s[i]);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      if (std::isnan(s[a]) != std::isnan(s[b])) return std::isnan(s[b]);
+      return rank(a) > rank(b);
+    });
     std::vector<int32_t> want(order.begin(), order.begin() + k);
     std::sort(want.begin(), want.end());
     std::vector<int32_t> got(static_cast<size_t>(k));
