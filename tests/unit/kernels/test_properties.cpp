@@ -372,35 +372,39 @@ TEST_CASE("indexer_scores (vector, threaded) agrees with the scalar reference on
 }
 
 TEST_CASE("indexer_scores reads every e4m3 key code exactly (normals, subnormals, zeros, both signs)") {
-  // One page of 64 keys x 64 dimensions whose codes run through all 256 (the NaN codes 0x7f and
-  // 0xff as zero), scale 1. Two heads of weight 1 with queries +e_d and -e_d score key s with
-  // relu(k[s][d]) + relu(-k[s][d]) = |k[s][d]|, exact in fp32.
-  const int64_t dim = 64, keys = 64;
-  std::vector<uint8_t> arena(cpu::indexer_page_bytes(dim));
-  for (int64_t s = 0; s < keys; ++s)
-    for (int64_t d = 0; d < dim; ++d) {
-      const uint8_t code = uint8_t((s * dim + d * 5) % 256);
-      arena[size_t(s * dim + d)] = (code & 0x7f) == 0x7f ? 0 : code;
-    }
-  for (int64_t s = 0; s < keys; ++s) {
-    const float one = 1.0f;
-    std::memcpy(arena.data() + keys * dim + s * int64_t(sizeof(float)), &one, sizeof(float));
-  }
-  const int32_t page = 0;
-  const cpu::IndexerCacheView view{arena.data(), &page, dim, cpu::indexer_page_bytes(dim)};
-  const uint8_t plus_one = float_to_fp8_e4m3(1.0f), minus_one = float_to_fp8_e4m3(-1.0f);
-  const std::vector<float> w = {1.0f, 1.0f};
-  std::vector<float> got(static_cast<size_t>(keys));
-  int64_t wrong = 0;
-  for (int64_t d = 0; d < dim; ++d) {
-    std::vector<uint8_t> q(size_t(2 * dim), 0);
-    q[size_t(d)] = plus_one;
-    q[size_t(dim + d)] = minus_one;
-    cpu::indexer_scores(q.data(), w.data(), 1, 2, view, &keys, got.data(), keys);
+  // One page whose codes run through all 256 (the NaN codes 0x7f and 0xff as zero), scale 1. Two
+  // heads of weight 1 with queries +e_d and -e_d score key s with relu(k[s][d]) + relu(-k[s][d]) =
+  // |k[s][d]|, exact in fp32. Full and partial blocks of keys, widths that are and are not a
+  // multiple of 64 (the transposed and the gathered tiles).
+  for (const auto& [dim, keys] : {std::pair<int64_t, int64_t>{64, 64}, {128, 64}, {64, 40}, {96, 64}, {32, 17}}) {
+    CAPTURE(dim);
+    CAPTURE(keys);
+    std::vector<uint8_t> arena(cpu::indexer_page_bytes(dim));
     for (int64_t s = 0; s < keys; ++s)
-      wrong += got[size_t(s)] != std::fabs(fp8_e4m3_to_float(arena[size_t(s * dim + d)]));
+      for (int64_t d = 0; d < dim; ++d) {
+        const uint8_t code = uint8_t((s * dim + d * 5) % 256);
+        arena[size_t(s * dim + d)] = (code & 0x7f) == 0x7f ? 0 : code;
+      }
+    for (int64_t s = 0; s < keys; ++s) {
+      const float one = 1.0f;
+      std::memcpy(arena.data() + cpu::kIndexerPageTokens * dim + s * int64_t(sizeof(float)), &one, sizeof(float));
+    }
+    const int32_t page = 0;
+    const cpu::IndexerCacheView view{arena.data(), &page, dim, cpu::indexer_page_bytes(dim)};
+    const uint8_t plus_one = float_to_fp8_e4m3(1.0f), minus_one = float_to_fp8_e4m3(-1.0f);
+    const std::vector<float> w = {1.0f, 1.0f};
+    std::vector<float> got(static_cast<size_t>(keys));
+    int64_t wrong = 0;
+    for (int64_t d = 0; d < dim; ++d) {
+      std::vector<uint8_t> q(size_t(2 * dim), 0);
+      q[size_t(d)] = plus_one;
+      q[size_t(dim + d)] = minus_one;
+      cpu::indexer_scores(q.data(), w.data(), 1, 2, view, &keys, got.data(), keys);
+      for (int64_t s = 0; s < keys; ++s)
+        wrong += got[size_t(s)] != std::fabs(fp8_e4m3_to_float(arena[size_t(s * dim + d)]));
+    }
+    CHECK(wrong == 0);
   }
-  CHECK(wrong == 0);
 }
 
 TEST_CASE("latent records: sizes, and both formats read back exactly fp8_roundtrip(c_kv)") {
