@@ -28,12 +28,18 @@ constexpr int64_t kTileM = 64;    // activation rows kept in cache while the wei
 constexpr int kRowsAtOnce = 4;    // activation rows sharing each widened weight vector
 constexpr int kPrefetchMaxRows = 4;  // tiles of up to this many activation rows prefetch weights
 
+// Software prefetch of the weights a GEMV reads next, into L2 (prefetcht1): rows of 1-2 KB are too
+// short for the hardware prefetcher to ramp up. Into L1 (prefetcht0) the requests wait for L1's
+// few miss buffers and stall the loads; into L2 they do not (one-row FP8 7 -> 10 GB/s and bf16 12 ->
+// 26 GB/s on one thread of an AMD EPYC).
+inline void prefetch_l2(const void* p) { __builtin_prefetch(p, 0, 2); }
+
 struct Bf16Rows {
   const uint16_t* w;
   int64_t ld;
   vf load(int64_t r, int64_t c) const { return simd::load_bf16(w + r * ld + c); }
   static constexpr int64_t kLineElems = 64 / sizeof(*w);
-  void prefetch(int64_t r, int64_t c) const { __builtin_prefetch(w + r * ld + c); }
+  void prefetch(int64_t r, int64_t c) const { prefetch_l2(w + r * ld + c); }
   float at(int64_t r, int64_t c) const { return bf16_to_float(w[r * ld + c]); }
 };
 struct F32Rows {
@@ -41,7 +47,7 @@ struct F32Rows {
   int64_t ld;
   vf load(int64_t r, int64_t c) const { return simd::load(w + r * ld + c); }
   static constexpr int64_t kLineElems = 64 / sizeof(*w);
-  void prefetch(int64_t r, int64_t c) const { __builtin_prefetch(w + r * ld + c); }
+  void prefetch(int64_t r, int64_t c) const { prefetch_l2(w + r * ld + c); }
   float at(int64_t r, int64_t c) const { return w[r * ld + c]; }
 };
 
@@ -121,7 +127,7 @@ struct Fp8Codes {
   Fp8Vec load(int r, int64_t c) const { return load_codes(w + r * ld + c); }
   // The same columns of the next block of kRows weight rows, a cache line at a time.
   void prefetch_next(int r, int64_t c0) const {
-    for (int64_t c = c0; c < c0 + kQuantBlock; c += 64) __builtin_prefetch(w + (r + kRows) * ld + c);
+    for (int64_t c = c0; c < c0 + kQuantBlock; c += 64) prefetch_l2(w + (r + kRows) * ld + c);
   }
 };
 struct Fp8Converted {
