@@ -103,6 +103,7 @@ using Fp8Vec = simd::vbh;
 constexpr int kFp8Step = simd::kBf16Width;
 inline Fp8Vec load_elems(const uint16_t* p) { return simd::load_bf16x32(p); }
 inline Fp8Vec load_codes(const uint8_t* p) { return simd::load_fp8_bf16(p); }
+constexpr float kCodesUnscale = 1.0f;  // load_codes gives the codes' values
 inline void store_elems(uint16_t* p, Fp8Vec v) { simd::store_bf16x32(p, v); }
 inline vf multiply_add(Fp8Vec x, Fp8Vec w, vf acc) { return simd::dot_bf16(x, w, acc); }
 inline Fp8Elem to_elem(float v) { return float_to_bf16(v); }  // exact: v is an FP8 value
@@ -112,6 +113,7 @@ using Fp8Vec = vf;
 constexpr int kFp8Step = kWidth;
 inline Fp8Vec load_elems(const float* p) { return simd::load(p); }
 inline Fp8Vec load_codes(const uint8_t* p) { return simd::load_fp8(p); }
+constexpr float kCodesUnscale = simd::kFp8Unscale;  // load_codes gives the values times 2^-8
 inline void store_elems(float* p, Fp8Vec v) { simd::store(p, v); }
 inline vf multiply_add(Fp8Vec x, Fp8Vec w, vf acc) { return simd::fma(x, w, acc); }
 inline Fp8Elem to_elem(float v) { return v; }
@@ -140,7 +142,7 @@ struct Fp8Converted {
 // out[i * R + r] = bf16(sum_kb (xq_i[kb] . w_r[kb]) * xs_i[kb] * ws[kb]) for M activation rows and
 // R weight rows: the FP8 linear's block-scaled dot. As the reference: each block's dot is an fp32
 // sum, scaled and accumulated in fp64. xq: quantised activations (row stride k); xs: their scales
-// times kFp8Unscale (row stride k / 128); w: the R weight rows (Fp8Codes or Fp8Converted), each
+// times kCodesUnscale (row stride k / 128); w: the R weight rows (Fp8Codes or Fp8Converted), each
 // vector used by all M activation rows; ws: the weight scale row of the 128-row group holding these
 // R rows. Every (i, r) gets the same operations in the same order whatever M is and whichever weight
 // source, so a row's result does not depend on which rows it is batched with. k % 128 == 0.
@@ -306,7 +308,7 @@ void matmul_f32(const float* x, int64_t m, int64_t k, const float* w, int64_t n,
 namespace {
 
 // matmul_fp8 of m rows already quantised: xq their e4m3 values (row stride k), xs their scales
-// with the fp8 unscale folded in (row stride k / 128).
+// with kCodesUnscale folded in (row stride k / 128).
 void matmul_fp8_quantised(const Fp8Elem* xq, const float* xs, int64_t m, int64_t k, const uint8_t* w, int64_t ldw,
                           const float* scale_inv, int64_t ld_scale, int64_t n, float* y, int64_t ldy) {
   const int64_t n_kb = k / kQuantBlock;
@@ -348,10 +350,10 @@ void matmul_fp8_quantised(const Fp8Elem* xq, const float* xs, int64_t m, int64_t
 }
 
 // Row i of the quantised rows for matmul_fp8_quantised: its codes' values into xq, its scales times
-// the fp8 unscale into xs.
+// kCodesUnscale into xs.
 void widen_codes(const uint8_t* codes, const float* scales, int64_t k, Fp8Elem* xq, float* xs) {
   for (int64_t c = 0; c < k; ++c) xq[c] = to_elem(fp8_e4m3_to_float(codes[c]));
-  for (int64_t kb = 0; kb < k / kQuantBlock; ++kb) xs[kb] = scales[kb] * simd::kFp8Unscale;
+  for (int64_t kb = 0; kb < k / kQuantBlock; ++kb) xs[kb] = scales[kb] * kCodesUnscale;
 }
 
 }  // namespace

@@ -123,24 +123,12 @@ inline void transpose16(__m512i r[16]) {
 }
 
 #if defined(__AVX512BF16__)
-// The bf16 bits of the e4m3 code in each 16-bit lane of c (codes 0..255): sign, then the exponent
-// rebiased from 7 to 127 for normals; the seven subnormals m * 2^-9 (and zero) from a table.
-inline __m512i fp8_words_to_bf16(__m512i c) {
-  const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi16(0x7f));
-  const __m512i normal = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), _mm512_set1_epi16(int16_t(120 << 7)));
-  const __m512i subnormals = _mm512_setr_epi32(0x3B000000, 0x3BC03B80, 0x3C203C00, 0x3C603C40, 0, 0, 0, 0, 0, 0, 0, 0,
-                                               0, 0, 0, 0);  // m = 0..7, two per dword
-  const __m512i value =
-      _mm512_mask_permutexvar_epi16(normal, _mm512_cmplt_epu16_mask(mag, _mm512_set1_epi16(8)), mag, subnormals);
-  return _mm512_or_si512(value, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
-}
-
 // Dimensions d..d+3 of keys s0..s0+15 into the tile as bf16 pairs (d, d + 1) and (d + 2, d + 3):
 // lane s of g holds key s0 + s's four codes.
 inline void store_dims(__m512i g, int64_t d, int64_t s0, TileElem* kt) {
   const __m512i bytes = _mm512_set1_epi32(0x00FF00FF);
-  const __m512i even = fp8_words_to_bf16(_mm512_and_si512(g, bytes));                       // d, d + 2
-  const __m512i odd = fp8_words_to_bf16(_mm512_and_si512(_mm512_srli_epi32(g, 8), bytes));  // d + 1, d + 3
+  const __m512i even = simd::fp8_words_to_bf16(_mm512_and_si512(g, bytes));                       // d, d + 2
+  const __m512i odd = simd::fp8_words_to_bf16(_mm512_and_si512(_mm512_srli_epi32(g, 8), bytes));  // d + 1, d + 3
   const __m512i low = _mm512_set1_epi32(0x0000FFFF);
   _mm512_storeu_si512(kt + d / 2 * kPage + s0,
                       _mm512_or_si512(_mm512_and_si512(even, low), _mm512_slli_epi32(odd, 16)));

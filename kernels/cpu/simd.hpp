@@ -174,8 +174,22 @@ inline constexpr int kBf16Width = 32;  // bf16 values per dot_bf16
 using vbh = __m512bh;
 inline vbh load_bf16x32(const uint16_t* p) { return vbh(_mm512_loadu_si512(p)); }
 inline void store_bf16x32(uint16_t* p, vbh v) { _mm512_storeu_si512(p, __m512i(v)); }
-// 32 e4m3 codes as bf16 values times 2^-8 (load_fp8's scaling), exactly.
-inline vbh load_fp8_bf16(const uint8_t* p) { return _mm512_cvtne2ps_pbh(load_fp8(p + 16), load_fp8(p)); }
+// The bf16 bits of the e4m3 code in each 16-bit lane of c (codes 0..255), by integer operations:
+// the sign, then the exponent rebiased from 7 to 127 for normals; the seven subnormals m * 2^-9
+// (and zero) from a table. Exact (unscaled, unlike load_fp8).
+inline __m512i fp8_words_to_bf16(__m512i c) {
+  const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi16(0x7f));
+  const __m512i normal = _mm512_add_epi16(_mm512_slli_epi16(mag, 4), _mm512_set1_epi16(int16_t(120 << 7)));
+  const __m512i subnormals = _mm512_setr_epi32(0x3B000000, 0x3BC03B80, 0x3C203C00, 0x3C603C40, 0, 0, 0, 0, 0, 0, 0, 0,
+                                               0, 0, 0, 0);  // m = 0..7, two per dword
+  const __m512i value =
+      _mm512_mask_permutexvar_epi16(normal, _mm512_cmplt_epu16_mask(mag, _mm512_set1_epi16(8)), mag, subnormals);
+  return _mm512_or_si512(value, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
+}
+// 32 e4m3 codes as their bf16 values, exactly.
+inline vbh load_fp8_bf16(const uint8_t* p) {
+  return vbh(fp8_words_to_bf16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))));
+}
 inline vf dot_bf16(vbh a, vbh b, vf acc) { return _mm512_dpbf16_ps(acc, a, b); }
 #else
 inline constexpr bool kBf16Dot = false;
