@@ -131,11 +131,34 @@ void latent_write(uint8_t* arena, const int32_t* pages, LatentFormat fmt, int64_
   }
 }
 
+namespace {
+
+// Calls out(i, v) with c_kv[i, i + kWidth) of an FP8 record, for every i: the codes times their
+// block's ue8m0 scale. code value * scale is exact in fp32 and in bf16 (4 significant bits; the
+// 1e-4 amax floor keeps it normal), so no rounding step is needed to equal fp8_dequant.
+template <class Out>
+inline void fp8_latent_vectors(const uint8_t* rec, int64_t kv_lora, Out&& out) {
+  for (int64_t blk = 0; blk < kv_lora / kQuantBlock; ++blk) {
+    float scale;
+    std::memcpy(&scale, rec + kv_lora + blk * int64_t(sizeof(float)), sizeof(float));
+    const simd::vf sv = simd::set1(scale * simd::kFp8Unscale);
+    for (int64_t i = blk * kQuantBlock; i < (blk + 1) * kQuantBlock; i += simd::kWidth)
+      out(i, simd::mul(simd::load_fp8(rec + i), sv));
+  }
+}
+
+// A record's k_pe (bf16), after c_kv and, for FP8, its scales.
+inline const uint8_t* latent_rope(const uint8_t* rec, const LatentCacheView& view) {
+  return rec + (view.fmt == LatentFormat::bf16 ? 2 * view.kv_lora
+                                               : view.kv_lora + view.kv_lora / kQuantBlock * int64_t(sizeof(float)));
+}
+
+}  // namespace
+
 void latent_read(const LatentCacheView& view, int64_t pos, float* c_kv, float* k_pe) {
   using simd::kWidth;
   const uint8_t* rec = record_at(view.arena, view.pages, view.record_bytes, pos);
   const int64_t kv_lora = view.kv_lora;
-  const uint8_t* pe;
   if (view.fmt == LatentFormat::bf16) {
     int64_t i = 0;
     for (; i + kWidth <= kv_lora; i += kWidth) {
@@ -148,20 +171,10 @@ void latent_read(const LatentCacheView& view, int64_t pos, float* c_kv, float* k
       std::memcpy(&b, rec + 2 * i, 2);
       c_kv[i] = bf16_to_float(b);
     }
-    pe = rec + 2 * kv_lora;
   } else {
-    // code value * ue8m0 scale is exact in fp32 and in bf16 (4 significant bits; the 1e-4 amax
-    // floor keeps it normal), so no rounding step is needed to equal fp8_dequant.
-    const int64_t n_scales = kv_lora / kQuantBlock;
-    for (int64_t blk = 0; blk < n_scales; ++blk) {
-      float scale;
-      std::memcpy(&scale, rec + kv_lora + blk * int64_t(sizeof(float)), sizeof(float));
-      const simd::vf sv = simd::set1(scale * simd::kFp8Unscale);
-      for (int64_t i = blk * kQuantBlock; i < (blk + 1) * kQuantBlock; i += kWidth)
-        simd::store(c_kv + i, simd::mul(simd::load_fp8(rec + i), sv));
-    }
-    pe = rec + kv_lora + n_scales * int64_t(sizeof(float));
+    fp8_latent_vectors(rec, kv_lora, [&](int64_t i, simd::vf v) { simd::store(c_kv + i, v); });
   }
+  const uint8_t* pe = latent_rope(rec, view);
   for (int64_t i = 0; i < view.rope_dim; ++i) {
     uint16_t b;
     std::memcpy(&b, pe + 2 * i, 2);
@@ -176,26 +189,14 @@ namespace {
 void latent_read_scores(const LatentCacheView& view, int64_t pos, ScoreElem* c_kv, ScoreElem* k_pe) {
 #if defined(__AVX512BF16__)
   const uint8_t* rec = record_at(view.arena, view.pages, view.record_bytes, pos);
-  const int64_t kv_lora = view.kv_lora;
-  const uint8_t* pe;
   if (view.fmt == LatentFormat::bf16) {
-    std::memcpy(c_kv, rec, size_t(2 * kv_lora));
-    pe = rec + 2 * kv_lora;
+    std::memcpy(c_kv, rec, size_t(2 * view.kv_lora));
   } else {
-    const int64_t n_scales = kv_lora / kQuantBlock;
-    for (int64_t blk = 0; blk < n_scales; ++blk) {
-      float scale;
-      std::memcpy(&scale, rec + kv_lora + blk * int64_t(sizeof(float)), sizeof(float));
-      const simd::vf sv = simd::set1(scale * simd::kFp8Unscale);
-      for (int64_t i = blk * kQuantBlock; i < (blk + 1) * kQuantBlock; i += simd::kBf16Width) {
-        const simd::vf lo = simd::mul(simd::load_fp8(rec + i), sv);
-        const simd::vf hi = simd::mul(simd::load_fp8(rec + i + simd::kWidth), sv);
-        simd::store_bf16x32(c_kv + i, _mm512_cvtne2ps_pbh(hi, lo));
-      }
-    }
-    pe = rec + kv_lora + n_scales * int64_t(sizeof(float));
+    fp8_latent_vectors(rec, view.kv_lora, [&](int64_t i, simd::vf v) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c_kv + i), __m256i(_mm512_cvtneps_pbh(v)));
+    });
   }
-  std::memcpy(k_pe, pe, size_t(2 * view.rope_dim));
+  std::memcpy(k_pe, latent_rope(rec, view), size_t(2 * view.rope_dim));
 #else
   latent_read(view, pos, c_kv, k_pe);
 #endif
