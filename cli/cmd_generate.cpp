@@ -97,7 +97,7 @@ int run_generate(const GenerateArgs& args) {
     return 2;
   }
   const std::filesystem::path dir(args.model_dir);
-  auto tok = Tokenizer::load(dir / "tokenizer.json");
+  auto tok = load_checked_tokenizer(dir);
   if (!tok.ok()) {
     std::fprintf(stderr, "dsagent generate: %s\n", tok.error().message.c_str());
     return 1;
@@ -126,10 +126,6 @@ int run_generate(const GenerateArgs& args) {
   auto model = open_model(dir, *engine);
   if (!model.ok()) {
     std::fprintf(stderr, "dsagent generate: %s\n", model.error().message.c_str());
-    return 1;
-  }
-  if (auto fits = check_tokenizer_fits(*tok, (*model)->config()); !fits) {
-    std::fprintf(stderr, "dsagent generate: %s: %s\n", dir.c_str(), fits.error().message.c_str());
     return 1;
   }
   LocalLlm llm(dir.filename().string(), std::move(*tok), std::move(*model), context);

@@ -74,13 +74,11 @@ int64_t count_plain(const Tokenizer& tok, const std::vector<Message>& messages) 
 
 Result<std::unique_ptr<LocalLlm>> LocalLlm::open(const std::filesystem::path& dir, AttentionMode mode,
                                                  int64_t max_context, int64_t concurrency, OpenOptions engine) {
-  DSA_TRY(tok, Tokenizer::load(dir / "tokenizer.json"));
+  DSA_TRY(tok, load_checked_tokenizer(dir));
   engine.attention = mode;
   engine.context = max_context;
   engine.sequences = std::max<int64_t>(1, concurrency);
   DSA_TRY(model, open_model(dir, engine));
-  if (auto fits = check_tokenizer_fits(tok, model->config()); !fits)
-    return make_error(dir.string() + ": " + fits.error().message);
   std::string name = dir.filename().string();
   if (name.empty()) name = dir.parent_path().filename().string();
   return std::make_unique<LocalLlm>(std::move(name), std::move(tok), std::move(model), max_context, concurrency);

@@ -27,4 +27,12 @@ Result<void> check_tokenizer_fits(const Tokenizer& tokenizer, const ModelConfig&
   return same(dsv32::eos, config.eos_token_id, "eos_token_id");
 }
 
+Result<Tokenizer> load_checked_tokenizer(const std::filesystem::path& dir) {
+  DSA_TRY(tokenizer, Tokenizer::load(dir / "tokenizer.json"));
+  DSA_TRY(config, load_config(dir / "config.json"));
+  if (auto fits = check_tokenizer_fits(tokenizer, config); !fits)
+    return make_error(dir.string() + ": " + fits.error().message);
+  return tokenizer;
+}
+
 }  // namespace dsa

@@ -59,3 +59,17 @@ TEST_CASE("check_tokenizer_fits: the demo model's tokenizer fits its config, a m
           std::string::npos);
   }
 }
+
+TEST_CASE("load_checked_tokenizer: a checkpoint's pair is checked from its files alone, no weights read") {
+  // Only config.json and tokenizer.json: a misfit is found before any shard would be opened.
+  dsa::test::TempDir dir("dsa-tokcheck");
+  dsa::test::write_text(dir / "tokenizer.json", dsa::test::read_text(kDemo / "tokenizer.json"));
+  auto cfg = nlohmann::json::parse(dsa::test::read_text(kDemo / "config.json"));
+  dsa::test::write_text(dir / "config.json", cfg.dump());
+  CHECK(load_checked_tokenizer(dir.path()).ok());
+  cfg["eos_token_id"] = cfg["eos_token_id"].get<int64_t>() + 1;
+  dsa::test::write_text(dir / "config.json", cfg.dump());
+  const auto r = load_checked_tokenizer(dir.path());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.starts_with(dir.path().string() + ": tokenizer.json does not fit config.json: "));
+}
