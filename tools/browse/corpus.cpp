@@ -55,19 +55,6 @@ Error damaged(const fs::path& file, const std::string& why) {
   return make_error(file.string() + ": damaged corpus: " + why + " (rebuild it with `dsagent index`)");
 }
 
-// Whether s has the byte structure of UTF-8 (a hint for an error: JSON text must be UTF-8).
-bool valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += n;
-  }
-  return true;
-}
-
 // A JSON field as text: strings as they are, numbers (ids are sometimes numbers) printed.
 std::string field(const nlohmann::json& j, const char* a, const char* b = nullptr) {
   for (const char* key : {a, b}) {

@@ -4,13 +4,14 @@
 // whitespace and knows where lines and paragraphs break.
 #include "tools/browse/html_text.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
+
+#include "tools/browse/page.hpp"
 
 namespace dsa {
 
@@ -535,20 +536,6 @@ class HtmlConverter {
   std::vector<List> lists_;
   std::optional<OpenLink> link_;
 };
-
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    i += len;
-  }
-  return true;
-}
 
 std::string latin1_to_utf8(std::string_view s) {
   std::string out;

@@ -34,6 +34,9 @@ std::string url_domain(std::string_view url, std::string_view fallback = "");
 // The longest prefix of `s` of at most `max_bytes` bytes that ends on a UTF-8 character boundary.
 std::string_view utf8_prefix(std::string_view s, size_t max_bytes);
 
+// Whether `s` has the byte structure of UTF-8 (lead bytes and their continuation bytes).
+bool valid_utf8(std::string_view s);
+
 // `【id†title†domain】`
 std::string link_marker(size_t id, std::string_view title, std::string_view domain);
 
