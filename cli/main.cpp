@@ -10,17 +10,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/fault_handler.hpp"
+#include "engine/loader/json_text.hpp"
 #include "kernels/cpu/parallel.hpp"
 
 namespace {
-
-// Text from outside (an environment variable, an exception's message) cut and kept on one line.
-std::string one_line(std::string_view s, size_t max_bytes) {
-  std::string out(s.substr(0, max_bytes));
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
-}
 
 // DSA_THREADS sets the CPU threads (kernels/cpu/parallel.hpp), which ignore a value that is not a
 // thread count; a user who set one means it, so it is an error here rather than the default.
@@ -31,7 +24,7 @@ std::string threads_env_error() {
   const char* end = env + std::strlen(env);
   const auto [p, ec] = std::from_chars(env, end, n);
   if (ec == std::errc() && p == end && n >= 1 && n <= dsa::cpu::kMaxThreads) return {};
-  return "DSA_THREADS=" + one_line(env, 40) + " is not a thread count from 1 to " +
+  return "DSA_THREADS=" + dsa::printable(env, 40) + " is not a thread count from 1 to " +
          std::to_string(dsa::cpu::kMaxThreads);
 }
 
@@ -44,7 +37,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "dsagent 0.1.0");
   // A flag error is one line, like every other error.
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return "dsagent: " + one_line(e.what(), 300) + " (--help shows the usage)\n";
+    return "dsagent: " + dsa::printable(e.what(), 300) + " (--help shows the usage)\n";
   });
   int exit_code = 0;
   dsa::cli::add_run_command(app, exit_code);
@@ -73,7 +66,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dsagent: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dsagent: %s\n", one_line(e.what(), 300).c_str());
+    std::fprintf(stderr, "dsagent: %s\n", dsa::printable(e.what(), 300).c_str());
     return 1;
   }
   return exit_code;
