@@ -155,8 +155,7 @@ void BackendModel::make_resident() {
       } else {
         moe_on_device_ = false;
       }
-      l.runs_shared =
-          cfg_.n_shared_experts > 0 && rank == cfg_.shared_experts_rank(static_cast<int64_t>(layers_.size()), n_ranks);
+      l.runs_shared = rank == cfg_.shared_experts_rank(static_cast<int64_t>(layers_.size()), n_ranks);
       if (l.runs_shared) l.shared_experts = resident(h.shared_experts);
     } else {
       l.mlp = resident(h.mlp);

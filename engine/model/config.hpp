@@ -76,8 +76,10 @@ struct ModelConfig {
   // the logits, then the shares are gathered): the vocabulary splits n_ranks ways.
   bool splits_vocab(int64_t n_ranks) const { return n_ranks > 1 && vocab_size % n_ranks == 0; }
   // Over n_ranks ranks, the rank holding and running a layer's shared experts: layer % n_ranks, so
-  // every rank holds about as many.
-  int shared_experts_rank(int64_t layer, int64_t n_ranks) const { return static_cast<int>(layer % n_ranks); }
+  // every rank holds about as many; -1 (no rank) for a model without shared experts.
+  int shared_experts_rank(int64_t layer, int64_t n_ranks) const {
+    return n_shared_experts > 0 ? static_cast<int>(layer % n_ranks) : -1;
+  }
   bool is_moe_layer(int64_t layer) const {
     return layer >= first_k_dense_replace && (layer - first_k_dense_replace) % moe_layer_freq == 0;
   }

@@ -71,7 +71,7 @@ void Model::moe(int64_t layer, const LayerWeights& lw, const float* x, int64_t S
   // Summed in routing order as the reference, plus the shared expert (if the model has one) on its
   // rank.
   float* shared = nullptr;
-  if (c.n_shared_experts > 0 && rank == c.shared_experts_rank(layer, n_ranks)) {
+  if (rank == c.shared_experts_rank(layer, n_ranks)) {
     shared = shared_out;
     mlp(lw.shared_experts, x, S, shared);
   }
