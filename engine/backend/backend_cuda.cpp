@@ -27,21 +27,9 @@ namespace {
 
 constexpr size_t kHostCopyPiece = size_t(64) << 20;
 
-// An instantiated graph, launched on the backend's stream.
-// A graph's own memory (the scratch its kernels took while it was captured) is allocated when it is
-// instantiated or launched: the device short of it is std::bad_alloc, as a kernel's scratch is
-// (kernels/cuda/check.hpp), which the model answers with a smaller call.
-void check_graph_call(cudaError_t status, const char* what) {
-  if (status == cudaErrorMemoryAllocation) {
-    (void)cudaGetLastError();
-    throw std::bad_alloc();
-  }
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "CUDA error %s: %s (in %s)\n", cudaGetErrorName(status), cudaGetErrorString(status), what);
-    std::abort();
-  }
-}
-
+// An instantiated graph, launched on the backend's stream. A graph's own memory (the scratch its
+// kernels took while it was captured) is allocated when it is instantiated or launched: the device
+// short of it is std::bad_alloc, as a kernel's scratch is (kernels/cuda/check.hpp).
 class CudaRecording final : public Backend::Recording {
  public:
   CudaRecording(cudaGraphExec_t exec, cudaStream_t stream, int device) : exec_(exec), stream_(stream), device_(device) {}
@@ -50,7 +38,7 @@ class CudaRecording final : public Backend::Recording {
   CudaRecording& operator=(const CudaRecording&) = delete;
   void replay() override {
     DSA_CUDA_CHECK(cudaSetDevice(device_));
-    check_graph_call(cudaGraphLaunch(exec_, stream_), "cudaGraphLaunch");
+    DSA_CUDA_CHECK_OR_BAD_ALLOC(cudaGraphLaunch(exec_, stream_));
   }
 
  private:
@@ -109,12 +97,7 @@ void CudaBackend::bind() const { DSA_CUDA_CHECK(cudaSetDevice(device_)); }
 void* CudaBackend::device_malloc(size_t bytes) {
   bind();
   void* p = nullptr;
-  const cudaError_t malloc_status = cudaMalloc(&p, bytes);
-  if (malloc_status == cudaErrorMemoryAllocation) {
-    cudaGetLastError();  // not sticky, but keep it out of the next check
-    throw std::bad_alloc();
-  }
-  DSA_CUDA_CHECK(malloc_status);
+  DSA_CUDA_CHECK_OR_BAD_ALLOC(cudaMalloc(&p, bytes));
   return p;
 }
 
@@ -274,7 +257,7 @@ std::unique_ptr<Backend::Recording> CudaBackend::record(const std::function<void
   cudaGraphExec_t exec = nullptr;
   const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
-  check_graph_call(made, "cudaGraphInstantiate");
+  DSA_CUDA_CHECK_OR_BAD_ALLOC(made);  // cudaGraphInstantiate
   return std::make_unique<CudaRecording>(exec, stream_, device_);
 }
 

@@ -42,12 +42,7 @@ void allow_dynamic_smem(Kernel kernel, size_t bytes) {
 template <class T>
 T* pool_scratch(size_t bytes, cudaStream_t stream) {
   void* p = nullptr;
-  const cudaError_t status = cudaMallocAsync(&p, bytes, stream);
-  if (status == cudaErrorMemoryAllocation) {
-    (void)cudaGetLastError();  // not a sticky error: cleared, and the context goes on
-    throw std::bad_alloc();
-  }
-  DSA_CUDA_CHECK(status);
+  DSA_CUDA_CHECK_OR_BAD_ALLOC(cudaMallocAsync(&p, bytes, stream));
   return static_cast<T*>(p);
 }
 
